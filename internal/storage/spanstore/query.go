@@ -1,0 +1,69 @@
+package spanstore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// TraceQuery selects traces: a trace matches when one of its spans matches
+// every condition given. Zero values mean "any".
+type TraceQuery struct {
+	Service   string
+	Operation string
+	// Attributes must all match on one span, as span or resource attributes,
+	// compared as strings (order_id=1001 matches the int 1001 and the string
+	// "1001"). The keys "error", "span.kind", "otel.status_code" and
+	// "otel.status_description" match the span's status and kind the way
+	// Jaeger presents them.
+	Attributes  map[string]string
+	MinDuration time.Duration
+	MaxDuration time.Duration
+	ErrorsOnly  bool
+	// Start and End bound span start times; zero End means now, zero Start
+	// means End minus the default lookback.
+	Start, End time.Time
+	// Limit caps the number of traces; zero means the default (20).
+	Limit int
+}
+
+// TraceSummary describes one trace found by a search.
+type TraceSummary struct {
+	TraceID       string        `json:"traceID"`
+	RootService   string        `json:"rootService"`
+	RootOperation string        `json:"rootOperation"`
+	Start         time.Time     `json:"start"`
+	Duration      time.Duration `json:"-"`
+	DurationUS    int64         `json:"durationMicros"`
+	SpanCount     int           `json:"spanCount"`
+	ErrorCount    int           `json:"errorCount"`
+	Services      []string      `json:"services"`
+	Error         bool          `json:"error"`
+}
+
+// Operation is a span name seen for a service, with the span kind it was
+// seen with (Jaeger's /api/operations shape).
+type Operation struct {
+	Name     string `json:"name"`
+	SpanKind string `json:"spanKind"`
+}
+
+// ErrNotFound is returned by GetTrace for a trace ID with no stored spans.
+var ErrNotFound = errors.New("trace not found")
+
+// Reader is what the query APIs need from a span store, embedded or remote.
+type Reader interface {
+	// Services lists the service names with spans stored, sorted.
+	Services(ctx context.Context) ([]string, error)
+	// Operations lists the span names of a service, sorted by name.
+	Operations(ctx context.Context, service string) ([]Operation, error)
+	// GetTrace returns every stored span of a trace, or ErrNotFound.
+	GetTrace(ctx context.Context, id pcommon.TraceID) (ptrace.Traces, error)
+	// FindTraceIDs returns the IDs of matching traces, newest first.
+	FindTraceIDs(ctx context.Context, q TraceQuery) ([]pcommon.TraceID, error)
+	// FindTraces returns summaries of matching traces, newest first.
+	FindTraces(ctx context.Context, q TraceQuery) ([]TraceSummary, error)
+}
