@@ -1,0 +1,133 @@
+// Package metricstore keeps SkyTrail's metrics (RED figures, the service
+// map) in an embedded Prometheus TSDB and answers PromQL over it with the
+// Prometheus engine, in-process: the same query language a Prometheus
+// cluster would answer when one machine is not enough.
+package metricstore
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/skytrail/skytrail/internal/selfmetrics"
+)
+
+// DefaultRetention is how long samples are kept unless configured otherwise.
+const DefaultRetention = 15 * 24 * time.Hour
+
+// LookbackDelta is how far back an instant selector looks for a sample.
+// SkyTrail writes one sample a minute per series, stamped at the end of the
+// minute it describes, so a minute's figure is visible for exactly the next
+// minute and not smeared over Prometheus' default five.
+const LookbackDelta = time.Minute
+
+// Store is an open metric store: a TSDB on disk and a PromQL engine over it.
+type Store struct {
+	db     *tsdb.DB
+	engine *promql.Engine
+	dir    string
+}
+
+// Open opens (or creates) the TSDB in dir, keeping samples for retention
+// (DefaultRetention when zero). Samples in the write-ahead log are replayed,
+// so a restart keeps what was written before it.
+func Open(dir string, retention time.Duration) (*Store, error) {
+	if retention <= 0 {
+		retention = DefaultRetention
+	}
+	opts := tsdb.DefaultOptions()
+	opts.RetentionDuration = retention.Milliseconds()
+	// A minute's figures may be flushed a little late (spans arrive late,
+	// joins wait for their partner); accept samples that far behind.
+	opts.OutOfOrderTimeWindow = (10 * time.Minute).Milliseconds()
+	db, err := tsdb.Open(dir, slog.New(slog.DiscardHandler), nil, opts, nil)
+	if err != nil {
+		return nil, fmt.Errorf("opening the metric TSDB in %s: %w", dir, err)
+	}
+	engine := promql.NewEngine(promql.EngineOpts{
+		Logger:               slog.New(slog.DiscardHandler),
+		MaxSamples:           50_000_000,
+		Timeout:              2 * time.Minute,
+		LookbackDelta:        LookbackDelta,
+		EnableAtModifier:     true,
+		EnableNegativeOffset: true,
+	})
+	s := &Store{db: db, engine: engine, dir: dir}
+	openStores.Store(s, struct{}{})
+	return s, nil
+}
+
+// Close writes the in-memory head out (so the next Open finds it without a
+// long replay) and closes the TSDB.
+func (s *Store) Close() error {
+	openStores.Delete(s)
+	return s.db.Close()
+}
+
+// Dir is the directory the store lives in.
+func (s *Store) Dir() string { return s.dir }
+
+// Appender starts a write transaction; Commit makes its samples visible.
+func (s *Store) Appender(ctx context.Context) storage.Appender {
+	return s.db.Appender(ctx)
+}
+
+// Queryable is the store's data for the PromQL engine and for series and
+// label look-ups.
+func (s *Store) Queryable() storage.Queryable { return s.db }
+
+// Engine is the PromQL engine queries over this store run on.
+func (s *Store) Engine() *promql.Engine { return s.engine }
+
+// HeadSeries is the number of series in the in-memory head block.
+func (s *Store) HeadSeries() uint64 { return s.db.Head().NumSeries() }
+
+// InstantQuery runs a PromQL expression at ts.
+func (s *Store) InstantQuery(ctx context.Context, expr string, ts time.Time) (promql.Vector, error) {
+	q, err := s.engine.NewInstantQuery(ctx, s.db, nil, expr, ts)
+	if err != nil {
+		return nil, fmt.Errorf("parsing %q: %w", expr, err)
+	}
+	defer q.Close()
+	res := q.Exec(ctx)
+	if res.Err != nil {
+		return nil, fmt.Errorf("running %q: %w", expr, res.Err)
+	}
+	v, err := res.Vector()
+	if err != nil {
+		return nil, fmt.Errorf("running %q: %w", expr, err)
+	}
+	return v, nil
+}
+
+// openStores lets the /metrics gauges below see every open store.
+var openStores sync.Map
+
+var (
+	headSeries = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "skytrail_metricstore_head_series",
+		Help: "Series in the metric TSDB's in-memory head block.",
+	}, func() float64 {
+		var n uint64
+		openStores.Range(func(k, _ any) bool { n += k.(*Store).HeadSeries(); return true })
+		return float64(n)
+	})
+	// AppendSeconds is the time taken to write one minute's figures.
+	AppendSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:                        "skytrail_metricstore_write_seconds",
+		Help:                        "Time to write one flush of analysis figures into the metric TSDB.",
+		NativeHistogramBucketFactor: 1.1,
+		Buckets:                     prometheus.ExponentialBuckets(0.0001, 4, 9),
+	})
+)
+
+func init() {
+	selfmetrics.Registry.MustRegister(headSeries, AppendSeconds)
+}

@@ -1,0 +1,226 @@
+package spanstore
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// traceBuilder rebuilds ptrace.Traces from span rows, grouping spans under
+// their resource and scope as the SDK sent them.
+type traceBuilder struct {
+	td     ptrace.Traces
+	scopes map[string]ptrace.ScopeSpans
+	count  int
+}
+
+func newTraceBuilder() *traceBuilder {
+	return &traceBuilder{td: ptrace.NewTraces(), scopes: make(map[string]ptrace.ScopeSpans)}
+}
+
+// addBlock decodes every row of a query result block.
+func (b *traceBuilder) addBlock(db *logstorage.DataBlock) {
+	cols := db.GetColumns(true)
+	timestamps, _ := db.GetTimestamps(nil)
+	for row := 0; row < db.RowsCount(); row++ {
+		var ts int64
+		if row < len(timestamps) {
+			ts = timestamps[row]
+		}
+		b.addRow(cols, row, ts)
+	}
+}
+
+func (b *traceBuilder) addRow(cols []logstorage.BlockColumn, row int, startNs int64) {
+	types := map[string]byte{}
+	var service string
+	var resourceKey, scopeKey strings.Builder
+	for _, c := range cols {
+		v := c.Values[row]
+		switch {
+		case c.Name == fieldTypes:
+			for _, t := range strings.Split(v, "\n") {
+				if i := strings.LastIndexByte(t, '='); i > 0 && i == len(t)-2 {
+					types[t[:i]] = t[i+1]
+				}
+			}
+		case c.Name == fieldService:
+			service = v
+		case strings.HasPrefix(c.Name, prefixResource):
+			if v != "" {
+				resourceKey.WriteString(c.Name + "\x00" + v + "\x00")
+			}
+		case strings.HasPrefix(c.Name, prefixScopeAttr), c.Name == fieldScopeName, c.Name == fieldScopeVersion:
+			if v != "" {
+				scopeKey.WriteString(c.Name + "\x00" + v + "\x00")
+			}
+		}
+	}
+	// An empty string attribute is stored as "" and marked in types; pick
+	// those up in the keys too.
+	for name, t := range types {
+		if t == 's' && strings.HasPrefix(name, prefixResource) {
+			resourceKey.WriteString(name + "\x00\x00")
+		}
+	}
+	rKey := service + "\x01" + resourceKey.String()
+	sKey := rKey + "\x02" + scopeKey.String()
+	ss, ok := b.scopes[sKey]
+	if !ok {
+		rs := b.td.ResourceSpans().AppendEmpty()
+		res := rs.Resource()
+		res.Attributes().PutStr("service.name", service)
+		ss = rs.ScopeSpans().AppendEmpty()
+		for _, c := range cols {
+			v := c.Values[row]
+			switch {
+			case strings.HasPrefix(c.Name, prefixResource):
+				putAttr(res.Attributes(), c.Name[len(prefixResource):], v, types[c.Name])
+			case strings.HasPrefix(c.Name, prefixScopeAttr):
+				putAttr(ss.Scope().Attributes(), c.Name[len(prefixScopeAttr):], v, types[c.Name])
+			case c.Name == fieldScopeName:
+				ss.Scope().SetName(v)
+			case c.Name == fieldScopeVersion:
+				ss.Scope().SetVersion(v)
+			}
+		}
+		putEmptyStrings(res.Attributes(), types, prefixResource)
+		putEmptyStrings(ss.Scope().Attributes(), types, prefixScopeAttr)
+		b.scopes[sKey] = ss
+	}
+
+	span := ss.Spans().AppendEmpty()
+	b.count++
+	span.SetStartTimestamp(pcommon.Timestamp(startNs))
+	for _, c := range cols {
+		v := c.Values[row]
+		switch c.Name {
+		case fieldName:
+			span.SetName(v)
+		case fieldTraceID:
+			var id pcommon.TraceID
+			_, _ = hex.Decode(id[:], []byte(v))
+			span.SetTraceID(id)
+		case fieldSpanID:
+			var id pcommon.SpanID
+			_, _ = hex.Decode(id[:], []byte(v))
+			span.SetSpanID(id)
+		case fieldParentSpanID:
+			var id pcommon.SpanID
+			_, _ = hex.Decode(id[:], []byte(v))
+			span.SetParentSpanID(id)
+		case fieldKind:
+			n, _ := strconv.Atoi(v)
+			span.SetKind(ptrace.SpanKind(n))
+		case fieldDuration:
+			n, _ := strconv.ParseInt(v, 10, 64)
+			span.SetEndTimestamp(pcommon.Timestamp(startNs + n))
+		case fieldStatusCode:
+			n, _ := strconv.Atoi(v)
+			span.Status().SetCode(ptrace.StatusCode(n))
+		case fieldStatusMessage:
+			span.Status().SetMessage(v)
+		case fieldTraceState:
+			span.TraceState().FromRaw(v)
+		case fieldFlags:
+			n, _ := strconv.ParseUint(v, 10, 32)
+			span.SetFlags(uint32(n))
+		case fieldExtra:
+			decodeExtra(span, v)
+		default:
+			if strings.HasPrefix(c.Name, prefixAttr) {
+				putAttr(span.Attributes(), c.Name[len(prefixAttr):], v, types[c.Name])
+			}
+		}
+	}
+	putEmptyStrings(span.Attributes(), types, prefixAttr)
+}
+
+// putEmptyStrings restores the empty string attributes under prefix: logstorage
+// keeps no column for an empty value, so only the types entry tells of them.
+func putEmptyStrings(m pcommon.Map, types map[string]byte, prefix string) {
+	for name, t := range types {
+		if t == 's' && strings.HasPrefix(name, prefix) {
+			m.PutStr(name[len(prefix):], "")
+		}
+	}
+}
+
+// putAttr restores one attribute with the type recorded for it; a row of a
+// block that lacks the attribute has "" and no type, and is skipped.
+func putAttr(m pcommon.Map, key, v string, t byte) {
+	switch t {
+	case 0:
+		if v != "" {
+			m.PutStr(key, v)
+		}
+	case 's':
+		m.PutStr(key, v)
+	case 'b':
+		m.PutBool(key, v == "true")
+	case 'i':
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			m.PutStr(key, v)
+			return
+		}
+		m.PutInt(key, n)
+	case 'd':
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			m.PutStr(key, v)
+			return
+		}
+		m.PutDouble(key, f)
+	case 'y':
+		raw, err := base64.StdEncoding.DecodeString(v)
+		if err != nil {
+			m.PutStr(key, v)
+			return
+		}
+		m.PutEmptyBytes(key).FromRaw(raw)
+	case 'a':
+		var items []any
+		if err := json.Unmarshal([]byte(v), &items); err != nil || m.PutEmptySlice(key).FromRaw(items) != nil {
+			m.PutStr(key, v)
+		}
+	case 'm':
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(v), &obj); err != nil || m.PutEmptyMap(key).FromRaw(obj) != nil {
+			m.PutStr(key, v)
+		}
+	case 'e':
+		m.PutEmpty(key)
+	default:
+		m.PutStr(key, v)
+	}
+}
+
+var extraUnmarshaler = &ptrace.ProtoUnmarshaler{}
+
+func decodeExtra(span ptrace.Span, v string) {
+	raw, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		return
+	}
+	td, err := extraUnmarshaler.UnmarshalTraces(raw)
+	if err != nil || td.SpanCount() != 1 {
+		return
+	}
+	src := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+	src.Events().MoveAndAppendTo(span.Events())
+	src.Links().MoveAndAppendTo(span.Links())
+	span.SetDroppedAttributesCount(src.DroppedAttributesCount())
+	span.SetDroppedEventsCount(src.DroppedEventsCount())
+	span.SetDroppedLinksCount(src.DroppedLinksCount())
+}
+
+// nsToTime converts Unix nanoseconds.
+func nsToTime(ns int64) time.Time { return time.Unix(0, ns).UTC() }

@@ -1,0 +1,228 @@
+package spanstore
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"strconv"
+	"unsafe"
+
+	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// rowEncoder turns spans into logstorage fields. It reuses its buffers from
+// span to span: field values are unsafe strings over buf, valid until reset.
+// logstorage copies fields in MustAdd, so they need not outlive a row.
+type rowEncoder struct {
+	buf    []byte
+	fields []logstorage.Field
+	types  []byte
+
+	// resource and scope fields are the same for a run of spans: encode once.
+	resourceFields []logstorage.Field
+	resourceTypes  []byte
+	resourceBuf    []byte
+	service        string
+	scopeFields    []logstorage.Field
+	scopeTypes     []byte
+	scopeBuf       []byte
+
+	extra ptrace.Traces
+}
+
+func newRowEncoder() *rowEncoder {
+	return &rowEncoder{extra: ptrace.NewTraces()}
+}
+
+// unsafeString views b as a string without copying; b must not change while
+// the string is in use.
+func unsafeString(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// setResource encodes the resource fields shared by the spans that follow.
+func (e *rowEncoder) setResource(res pcommon.Resource) {
+	e.resourceFields = e.resourceFields[:0]
+	e.resourceTypes = e.resourceTypes[:0]
+	e.resourceBuf = e.resourceBuf[:0]
+	e.service = ""
+	if v, ok := res.Attributes().Get("service.name"); ok {
+		e.service = v.AsString()
+	}
+	res.Attributes().Range(func(k string, v pcommon.Value) bool {
+		if k == "service.name" && v.Type() == pcommon.ValueTypeStr {
+			return true
+		}
+		e.resourceFields, e.resourceTypes, e.resourceBuf = appendAttr(e.resourceFields, e.resourceTypes, e.resourceBuf, prefixResource, k, v)
+		return true
+	})
+}
+
+// setScope encodes the instrumentation scope fields shared by the spans that follow.
+func (e *rowEncoder) setScope(scope pcommon.InstrumentationScope) {
+	e.scopeFields = e.scopeFields[:0]
+	e.scopeTypes = e.scopeTypes[:0]
+	e.scopeBuf = e.scopeBuf[:0]
+	if n := scope.Name(); n != "" {
+		e.scopeFields = append(e.scopeFields, logstorage.Field{Name: fieldScopeName, Value: n})
+	}
+	if v := scope.Version(); v != "" {
+		e.scopeFields = append(e.scopeFields, logstorage.Field{Name: fieldScopeVersion, Value: v})
+	}
+	scope.Attributes().Range(func(k string, v pcommon.Value) bool {
+		e.scopeFields, e.scopeTypes, e.scopeBuf = appendAttr(e.scopeFields, e.scopeTypes, e.scopeBuf, prefixScopeAttr, k, v)
+		return true
+	})
+}
+
+// appendAttr appends the field for one attribute, and its type entry when it
+// is not a string. Values are written to buf; the returned fields view buf,
+// so the caller must not reset buf while they are in use. When buf grows, the
+// earlier strings keep pointing at the old array, which is left untouched.
+func appendAttr(fields []logstorage.Field, types, buf []byte, prefix, key string, v pcommon.Value) ([]logstorage.Field, []byte, []byte) {
+	start := len(buf)
+	buf = append(buf, prefix...)
+	buf = append(buf, key...)
+	name := unsafeString(buf[start:])
+	start = len(buf)
+	var letter byte
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		fields = append(fields, logstorage.Field{Name: name, Value: v.Str()})
+		if v.Str() == "" {
+			// logstorage does not tell an empty value from a missing one: record it.
+			types = appendType(types, name, 's')
+		}
+		return fields, types, buf
+	case pcommon.ValueTypeBool:
+		letter = 'b'
+		buf = strconv.AppendBool(buf, v.Bool())
+	case pcommon.ValueTypeInt:
+		letter = 'i'
+		buf = strconv.AppendInt(buf, v.Int(), 10)
+	case pcommon.ValueTypeDouble:
+		letter = 'd'
+		buf = strconv.AppendFloat(buf, v.Double(), 'g', -1, 64)
+	case pcommon.ValueTypeBytes:
+		letter = 'y'
+		buf = base64.StdEncoding.AppendEncode(buf, v.Bytes().AsRaw())
+	case pcommon.ValueTypeSlice:
+		letter = 'a'
+		buf = append(buf, v.AsString()...)
+	case pcommon.ValueTypeMap:
+		letter = 'm'
+		buf = append(buf, v.AsString()...)
+	default:
+		letter = 'e'
+	}
+	fields = append(fields, logstorage.Field{Name: name, Value: unsafeString(buf[start:])})
+	return fields, appendType(types, name, letter), buf
+}
+
+// appendType adds "name=letter" to the types list.
+func appendType(types []byte, name string, letter byte) []byte {
+	if len(types) > 0 {
+		types = append(types, '\n')
+	}
+	types = append(types, name...)
+	return append(types, '=', letter)
+}
+
+// encodeSpan returns the fields of one span row, valid until the next call.
+func (e *rowEncoder) encodeSpan(span ptrace.Span) []logstorage.Field {
+	e.buf = e.buf[:0]
+	e.types = e.types[:0]
+	f := e.fields[:0]
+
+	f = append(f, logstorage.Field{Name: fieldService, Value: e.service})
+	f = append(f, logstorage.Field{Name: fieldName, Value: span.Name()})
+
+	tid := span.TraceID()
+	f = append(f, e.hexField(fieldTraceID, tid[:]))
+	sid := span.SpanID()
+	f = append(f, e.hexField(fieldSpanID, sid[:]))
+	if psid := span.ParentSpanID(); !psid.IsEmpty() {
+		f = append(f, e.hexField(fieldParentSpanID, psid[:]))
+	}
+	f = append(f, e.intField(fieldKind, int64(span.Kind())))
+	dur := int64(span.EndTimestamp()) - int64(span.StartTimestamp())
+	f = append(f, e.intField(fieldDuration, dur))
+	if c := span.Status().Code(); c != ptrace.StatusCodeUnset {
+		f = append(f, e.intField(fieldStatusCode, int64(c)))
+	}
+	if m := span.Status().Message(); m != "" {
+		f = append(f, logstorage.Field{Name: fieldStatusMessage, Value: m})
+	}
+	if ts := span.TraceState().AsRaw(); ts != "" {
+		f = append(f, logstorage.Field{Name: fieldTraceState, Value: ts})
+	}
+	if fl := span.Flags(); fl != 0 {
+		f = append(f, e.intField(fieldFlags, int64(fl)))
+	}
+	f = append(f, e.resourceFields...)
+	f = append(f, e.scopeFields...)
+	span.Attributes().Range(func(k string, v pcommon.Value) bool {
+		f, e.types, e.buf = appendAttr(f, e.types, e.buf, prefixAttr, k, v)
+		return true
+	})
+	if len(e.resourceTypes)+len(e.scopeTypes)+len(e.types) > 0 {
+		start := len(e.buf)
+		for _, t := range [][]byte{e.resourceTypes, e.scopeTypes, e.types} {
+			if len(t) == 0 {
+				continue
+			}
+			if len(e.buf) > start {
+				e.buf = append(e.buf, '\n')
+			}
+			e.buf = append(e.buf, t...)
+		}
+		f = append(f, logstorage.Field{Name: fieldTypes, Value: unsafeString(e.buf[start:])})
+	}
+	if hasExtra(span) {
+		f = append(f, logstorage.Field{Name: fieldExtra, Value: e.encodeExtra(span)})
+	}
+	e.fields = f
+	return f
+}
+
+func (e *rowEncoder) hexField(name string, id []byte) logstorage.Field {
+	start := len(e.buf)
+	e.buf = hex.AppendEncode(e.buf, id)
+	return logstorage.Field{Name: name, Value: unsafeString(e.buf[start:])}
+}
+
+func (e *rowEncoder) intField(name string, v int64) logstorage.Field {
+	start := len(e.buf)
+	e.buf = strconv.AppendInt(e.buf, v, 10)
+	return logstorage.Field{Name: name, Value: unsafeString(e.buf[start:])}
+}
+
+func hasExtra(span ptrace.Span) bool {
+	return span.Events().Len() > 0 || span.Links().Len() > 0 ||
+		span.DroppedAttributesCount() > 0 || span.DroppedEventsCount() > 0 || span.DroppedLinksCount() > 0
+}
+
+// encodeExtra packs what is not searched (events, links, dropped counts) as
+// an OTLP-encoded one-span batch: the library's own codec keeps every detail.
+func (e *rowEncoder) encodeExtra(span ptrace.Span) string {
+	rss := e.extra.ResourceSpans()
+	rss.RemoveIf(func(ptrace.ResourceSpans) bool { return true })
+	dst := rss.AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	span.Events().CopyTo(dst.Events())
+	span.Links().CopyTo(dst.Links())
+	dst.SetDroppedAttributesCount(span.DroppedAttributesCount())
+	dst.SetDroppedEventsCount(span.DroppedEventsCount())
+	dst.SetDroppedLinksCount(span.DroppedLinksCount())
+	raw, err := extraMarshaler.MarshalTraces(e.extra)
+	if err != nil {
+		// Marshaling a well-formed in-memory batch cannot fail; keep the span
+		// rather than drop it over its events.
+		return ""
+	}
+	start := len(e.buf)
+	e.buf = base64.StdEncoding.AppendEncode(e.buf, raw)
+	return unsafeString(e.buf[start:])
+}
+
+var extraMarshaler = &ptrace.ProtoMarshaler{}

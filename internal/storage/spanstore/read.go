@@ -1,0 +1,489 @@
+package spanstore
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+const (
+	defaultSearchLimit = 20
+	maxSearchLimit     = 1000
+	// defaultLookback bounds a search given no start.
+	defaultLookback = time.Hour
+	maxOperations   = 10_000
+)
+
+// run executes a LogsQL query and hands each result block to fn, one block
+// at a time. fn must copy any string it keeps.
+func (s *Store) run(ctx context.Context, tenant logstorage.TenantID, q *logstorage.Query, fn func(db *logstorage.DataBlock)) error {
+	qctx := logstorage.NewQueryContext(ctx, &logstorage.QueryStats{}, []logstorage.TenantID{tenant}, q, false, nil)
+	var mu sync.Mutex
+	return s.storage.RunQuery(qctx, func(_ uint, db *logstorage.DataBlock) {
+		mu.Lock()
+		defer mu.Unlock()
+		fn(db)
+	})
+}
+
+func parse(query string) (*logstorage.Query, error) {
+	q, err := logstorage.ParseQuery(query)
+	if err != nil {
+		return nil, fmt.Errorf("build span query %q: %w", query, err)
+	}
+	return q, nil
+}
+
+// quote makes s a LogsQL string literal (LogsQL reads Go-quoted strings).
+func quote(s string) string { return strconv.Quote(s) }
+
+// Services implements Reader.
+func (s *Store) Services(ctx context.Context) ([]string, error) {
+	q, err := parse("*")
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	q.AddTimeFilter(now.Add(-s.retention).UnixNano(), now.Add(24*time.Hour).UnixNano())
+	qctx := logstorage.NewQueryContext(ctx, &logstorage.QueryStats{}, []logstorage.TenantID{tenantSpans}, q, false, nil)
+	values, err := s.storage.GetStreamFieldValues(qctx, fieldService, "", 0)
+	if err != nil {
+		return nil, fmt.Errorf("list services: %w", err)
+	}
+	out := make([]string, 0, len(values))
+	for _, v := range values {
+		out = append(out, v.Value)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Operations implements Reader.
+func (s *Store) Operations(ctx context.Context, service string) ([]Operation, error) {
+	q, err := parse(fmt.Sprintf("_stream:{%s=%s} | uniq by (%s, %s) limit %d", fieldService, quote(service), fieldName, fieldKind, maxOperations))
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	q.AddTimeFilter(now.Add(-s.retention).UnixNano(), now.Add(24*time.Hour).UnixNano())
+	var ops []Operation
+	err = s.run(ctx, tenantSpans, q, func(db *logstorage.DataBlock) {
+		names, kinds := db.GetColumnByName(fieldName), db.GetColumnByName(fieldKind)
+		for i := 0; i < db.RowsCount(); i++ {
+			op := Operation{Name: strings.Clone(names.Values[i])}
+			if kinds != nil {
+				n, _ := strconv.Atoi(kinds.Values[i])
+				op.SpanKind = SpanKindName(ptrace.SpanKind(n))
+			}
+			ops = append(ops, op)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list operations of %q: %w", service, err)
+	}
+	sort.Slice(ops, func(i, j int) bool {
+		if ops[i].Name != ops[j].Name {
+			return ops[i].Name < ops[j].Name
+		}
+		return ops[i].SpanKind < ops[j].SpanKind
+	})
+	return ops, nil
+}
+
+// SpanKindName is the lowercase kind name Jaeger uses ("server", "client", ...).
+func SpanKindName(k ptrace.SpanKind) string {
+	switch k {
+	case ptrace.SpanKindServer:
+		return "server"
+	case ptrace.SpanKindClient:
+		return "client"
+	case ptrace.SpanKindProducer:
+		return "producer"
+	case ptrace.SpanKindConsumer:
+		return "consumer"
+	case ptrace.SpanKindInternal:
+		return "internal"
+	}
+	return ""
+}
+
+func spanKindFromName(name string) (ptrace.SpanKind, bool) {
+	switch strings.ToLower(strings.TrimPrefix(strings.ToLower(name), "span_kind_")) {
+	case "server":
+		return ptrace.SpanKindServer, true
+	case "client":
+		return ptrace.SpanKindClient, true
+	case "producer":
+		return ptrace.SpanKindProducer, true
+	case "consumer":
+		return ptrace.SpanKindConsumer, true
+	case "internal":
+		return ptrace.SpanKindInternal, true
+	case "unspecified", "unset":
+		return ptrace.SpanKindUnspecified, true
+	}
+	return 0, false
+}
+
+// GetTrace implements Reader.
+func (s *Store) GetTrace(ctx context.Context, id pcommon.TraceID) (ptrace.Traces, error) {
+	td, err := s.getTraces(ctx, []pcommon.TraceID{id}, nil)
+	if err != nil {
+		return td, err
+	}
+	if td.SpanCount() == 0 {
+		return td, ErrNotFound
+	}
+	return td, nil
+}
+
+// traceWindows looks the trace IDs up in the trace-ID index: the span-start
+// window of each. Traces not in the index are absent from the result.
+func (s *Store) traceWindows(ctx context.Context, ids []pcommon.TraceID) (map[string]traceWindow, error) {
+	q, err := parse(fieldTraceID + ":in(" + quotedIDs(ids) + ")")
+	if err != nil {
+		return nil, err
+	}
+	windows := make(map[string]traceWindow, len(ids))
+	var ts []int64
+	err = s.run(ctx, tenantTraceIndex, q, func(db *logstorage.DataBlock) {
+		ts, _ = db.GetTimestamps(ts[:0])
+		tids, ends := db.GetColumnByName(fieldTraceID), db.GetColumnByName(fieldEnd)
+		if tids == nil || ends == nil {
+			return
+		}
+		for i := range tids.Values {
+			end, _ := strconv.ParseInt(ends.Values[i], 10, 64)
+			w := traceWindow{start: ts[i], end: end}
+			if known, ok := windows[tids.Values[i]]; ok {
+				w.start, w.end = min(w.start, known.start), max(w.end, known.end)
+			}
+			windows[strings.Clone(tids.Values[i])] = w
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look up trace IDs in the index: %w", err)
+	}
+	return windows, nil
+}
+
+func quotedIDs(ids []pcommon.TraceID) string {
+	var b strings.Builder
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		b.WriteString(hex.EncodeToString(id[:]))
+		b.WriteByte('"')
+	}
+	return b.String()
+}
+
+// getTraces returns the spans of the given traces; fields, when given,
+// limits the columns read (the rest of the span is left empty).
+func (s *Store) getTraces(ctx context.Context, ids []pcommon.TraceID, fields []string) (ptrace.Traces, error) {
+	b := newTraceBuilder()
+	if len(ids) == 0 {
+		return b.td, nil
+	}
+	windows, err := s.traceWindows(ctx, ids)
+	if err != nil || len(windows) == 0 {
+		return b.td, err
+	}
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	found := make([]pcommon.TraceID, 0, len(windows))
+	for _, id := range ids {
+		if w, ok := windows[hex.EncodeToString(id[:])]; ok {
+			lo, hi = min(lo, w.start), max(hi, w.end)
+			found = append(found, id)
+		}
+	}
+	query := fieldTraceID + ":in(" + quotedIDs(found) + ")"
+	if len(fields) > 0 {
+		query += " | fields " + strings.Join(fields, ", ")
+	}
+	q, err := parse(query)
+	if err != nil {
+		return b.td, err
+	}
+	q.AddTimeFilter(lo, hi)
+	if err := s.run(ctx, tenantSpans, q, b.addBlock); err != nil {
+		return b.td, fmt.Errorf("read spans of %d traces: %w", len(found), err)
+	}
+	return b.td, nil
+}
+
+// searchFilter builds the LogsQL filter for a span matching q.
+func searchFilter(q TraceQuery) (string, error) {
+	var parts []string
+	if q.Service != "" {
+		parts = append(parts, fmt.Sprintf("_stream:{%s=%s}", fieldService, quote(q.Service)))
+	}
+	if q.Operation != "" {
+		parts = append(parts, fieldName+":="+quote(q.Operation))
+	}
+	keys := make([]string, 0, len(q.Attributes))
+	for k := range q.Attributes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		f, err := attributeFilter(k, q.Attributes[k])
+		if err != nil {
+			return "", err
+		}
+		parts = append(parts, f)
+	}
+	if q.MinDuration > 0 {
+		parts = append(parts, fmt.Sprintf("%s:>=%d", fieldDuration, q.MinDuration.Nanoseconds()))
+	}
+	if q.MaxDuration > 0 {
+		parts = append(parts, fmt.Sprintf("%s:<=%d", fieldDuration, q.MaxDuration.Nanoseconds()))
+	}
+	if q.ErrorsOnly {
+		parts = append(parts, fieldStatusCode+":=2")
+	}
+	if len(parts) == 0 {
+		return "*", nil
+	}
+	return strings.Join(parts, " "), nil
+}
+
+// attributeFilter matches key=value on a span: the keys Jaeger derives from
+// span fields map to those fields, any other key to a span or resource
+// attribute of that name.
+func attributeFilter(key, value string) (string, error) {
+	switch key {
+	case "error":
+		switch value {
+		case "true":
+			return fieldStatusCode + ":=2", nil
+		case "false":
+			return "-" + fieldStatusCode + ":=2", nil
+		}
+		return "", fmt.Errorf("tag error=%q: want true or false", value)
+	case "span.kind":
+		k, ok := spanKindFromName(value)
+		if !ok {
+			return "", fmt.Errorf("tag span.kind=%q: want server, client, producer, consumer or internal", value)
+		}
+		return fmt.Sprintf("%s:=%d", fieldKind, int(k)), nil
+	case "otel.status_code":
+		switch strings.ToUpper(value) {
+		case "OK":
+			return fieldStatusCode + ":=1", nil
+		case "ERROR":
+			return fieldStatusCode + ":=2", nil
+		case "UNSET":
+			return "-" + fieldStatusCode + ":*", nil
+		}
+		return "", fmt.Errorf("tag otel.status_code=%q: want OK, ERROR or UNSET", value)
+	case "otel.status_description":
+		return fieldStatusMessage + ":=" + quote(value), nil
+	case "service.name":
+		return fmt.Sprintf("_stream:{%s=%s}", fieldService, quote(value)), nil
+	case "otel.scope.name":
+		return quote(fieldScopeName) + ":=" + quote(value), nil
+	}
+	if key == "" || len(key) > MaxAttributeKeyLen {
+		return "", fmt.Errorf("attribute filter key %q: want 1 to %d bytes", key, MaxAttributeKeyLen)
+	}
+	return fmt.Sprintf("(%s:=%s or %s:=%s)", quote(prefixAttr+key), quote(value), quote(prefixResource+key), quote(value)), nil
+}
+
+func (q TraceQuery) bounds() (start, end time.Time, limit int) {
+	end = q.End
+	if end.IsZero() {
+		end = time.Now()
+	}
+	start = q.Start
+	if start.IsZero() {
+		start = end.Add(-defaultLookback)
+	}
+	limit = q.Limit
+	if limit <= 0 {
+		limit = defaultSearchLimit
+	}
+	return start, end, min(limit, maxSearchLimit)
+}
+
+// FindTraceIDs implements Reader: the traces of the newest matching spans.
+func (s *Store) FindTraceIDs(ctx context.Context, tq TraceQuery) ([]pcommon.TraceID, error) {
+	filter, err := searchFilter(tq)
+	if err != nil {
+		return nil, err
+	}
+	start, end, limit := tq.bounds()
+	// Take the newest matching spans, a few per wanted trace, and widen the
+	// window while they fall in too few traces.
+	for rows := limit * 8; ; rows *= 4 {
+		q, err := parse(fmt.Sprintf("%s | sort by (_time desc) limit %d | fields _time, %s", filter, rows, fieldTraceID))
+		if err != nil {
+			return nil, err
+		}
+		q.AddTimeFilter(start.UnixNano(), end.UnixNano())
+		type hit struct {
+			ts int64
+			id string
+		}
+		var hits []hit
+		var ts []int64
+		err = s.run(ctx, tenantSpans, q, func(db *logstorage.DataBlock) {
+			ts, _ = db.GetTimestamps(ts[:0])
+			ids := db.GetColumnByName(fieldTraceID)
+			if ids == nil {
+				return
+			}
+			for i, v := range ids.Values {
+				hits = append(hits, hit{ts[i], strings.Clone(v)})
+			}
+		})
+		if err != nil {
+			return nil, fmt.Errorf("search spans: %w", err)
+		}
+		slices.SortStableFunc(hits, func(a, b hit) int { return -cmpInt(a.ts, b.ts) })
+		seen := map[string]bool{}
+		var out []pcommon.TraceID
+		for _, h := range hits {
+			if seen[h.id] || len(out) == limit {
+				continue
+			}
+			seen[h.id] = true
+			var id pcommon.TraceID
+			if _, err := hex.Decode(id[:], []byte(h.id)); err == nil {
+				out = append(out, id)
+			}
+		}
+		if len(out) == limit || len(hits) < rows || rows >= 1<<20 {
+			return out, nil
+		}
+	}
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// summaryFields are the columns a trace summary needs.
+var summaryFields = []string{"_time", fieldTraceID, fieldSpanID, fieldParentSpanID, fieldService, fieldName, fieldDuration, fieldStatusCode}
+
+// FindTraces implements Reader.
+func (s *Store) FindTraces(ctx context.Context, tq TraceQuery) ([]TraceSummary, error) {
+	ids, err := s.FindTraceIDs(ctx, tq)
+	if err != nil {
+		return nil, err
+	}
+	td, err := s.getTraces(ctx, ids, summaryFields)
+	if err != nil {
+		return nil, err
+	}
+	out := Summarize(td)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Start.After(out[j].Start) })
+	return out, nil
+}
+
+// Summarize describes each trace in td.
+func Summarize(td ptrace.Traces) []TraceSummary {
+	type acc struct {
+		sum      TraceSummary
+		start    int64
+		end      int64
+		root     ptrace.Span
+		rootSvc  string
+		hasRoot  bool
+		spanIDs  map[pcommon.SpanID]bool
+		services map[string]bool
+		orphans  []struct {
+			span ptrace.Span
+			svc  string
+		}
+	}
+	traces := map[pcommon.TraceID]*acc{}
+	var order []pcommon.TraceID
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		svc := ""
+		if v, ok := rss.At(i).Resource().Attributes().Get("service.name"); ok {
+			svc = v.AsString()
+		}
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				sp := spans.At(k)
+				a := traces[sp.TraceID()]
+				if a == nil {
+					a = &acc{start: math.MaxInt64, end: math.MinInt64, spanIDs: map[pcommon.SpanID]bool{}, services: map[string]bool{}}
+					traces[sp.TraceID()] = a
+					order = append(order, sp.TraceID())
+				}
+				a.sum.SpanCount++
+				a.start = min(a.start, int64(sp.StartTimestamp()))
+				a.end = max(a.end, int64(sp.EndTimestamp()))
+				a.services[svc] = true
+				a.spanIDs[sp.SpanID()] = true
+				if sp.Status().Code() == ptrace.StatusCodeError {
+					a.sum.ErrorCount++
+				}
+				if sp.ParentSpanID().IsEmpty() {
+					if !a.hasRoot || sp.StartTimestamp() < a.root.StartTimestamp() {
+						a.root, a.rootSvc, a.hasRoot = sp, svc, true
+					}
+				} else {
+					a.orphans = append(a.orphans, struct {
+						span ptrace.Span
+						svc  string
+					}{sp, svc})
+				}
+			}
+		}
+	}
+	out := make([]TraceSummary, 0, len(order))
+	for _, id := range order {
+		a := traces[id]
+		if !a.hasRoot {
+			// No true root stored (yet): the earliest span whose parent is missing stands in.
+			for _, o := range a.orphans {
+				if a.spanIDs[o.span.ParentSpanID()] {
+					continue
+				}
+				if !a.hasRoot || o.span.StartTimestamp() < a.root.StartTimestamp() {
+					a.root, a.rootSvc, a.hasRoot = o.span, o.svc, true
+				}
+			}
+		}
+		s := a.sum
+		s.TraceID = hex.EncodeToString(id[:])
+		if a.hasRoot {
+			s.RootService, s.RootOperation = a.rootSvc, a.root.Name()
+		}
+		s.Start = nsToTime(a.start)
+		s.Duration = time.Duration(a.end - a.start)
+		s.DurationUS = s.Duration.Microseconds()
+		for svc := range a.services {
+			s.Services = append(s.Services, svc)
+		}
+		sort.Strings(s.Services)
+		s.Error = s.ErrorCount > 0
+		out = append(out, s)
+	}
+	return out
+}

@@ -1,0 +1,161 @@
+// Package spanstore keeps spans in VictoriaLogs' logstorage engine, embedded
+// in the process, and answers trace lookups and searches over them.
+package spanstore
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/skytrail/skytrail/internal/selfmetrics"
+)
+
+// Tenants separate the kinds of rows in one logstorage instance.
+var (
+	tenantSpans      = logstorage.TenantID{AccountID: 0, ProjectID: 0}
+	tenantTraceIndex = logstorage.TenantID{AccountID: 0, ProjectID: 1}
+)
+
+// Config sets up an embedded store.
+type Config struct {
+	// Dir holds the data; created when missing.
+	Dir string
+	// Retention is how long spans are kept; logstorage drops whole days, so
+	// the effective retention is rounded up to a day (minimum one day).
+	Retention time.Duration
+	// FlushInterval is how often buffered rows become searchable on disk
+	// (default 1s, the minimum logstorage allows).
+	FlushInterval time.Duration
+}
+
+// Store is the embedded span store.
+type Store struct {
+	storage   *logstorage.Storage
+	retention time.Duration
+	index     traceIndexFilter
+
+	encoders sync.Pool
+}
+
+var parseFlagsOnce sync.Once
+
+// Open opens (or creates) the store in cfg.Dir.
+func Open(cfg Config) (*Store, error) {
+	if cfg.Dir == "" {
+		return nil, fmt.Errorf("open span store: no data directory given")
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = 7 * 24 * time.Hour
+	}
+	// The VictoriaMetrics libraries under logstorage read settings from Go's
+	// global flag set and expect it parsed; SkyTrail has its own flags, so
+	// parse the (otherwise unused) global set once, empty, here.
+	parseFlagsOnce.Do(func() {
+		if f := flag.Lookup("loggerLevel"); f != nil && !flag.Parsed() {
+			// Its INFO lines (cache sizes and such) mean nothing to a SkyTrail user.
+			_ = f.Value.Set("WARN")
+		}
+		if !flag.Parsed() {
+			_ = flag.CommandLine.Parse(nil)
+		}
+	})
+	s := &Store{
+		storage: logstorage.MustOpenStorage(cfg.Dir, &logstorage.StorageConfig{
+			Retention:     cfg.Retention,
+			FlushInterval: cfg.FlushInterval,
+			// SDKs may send spans from hosts with skewed clocks; accept a day ahead.
+			FutureRetention: 24 * time.Hour,
+		}),
+		retention: max(cfg.Retention, 24*time.Hour),
+	}
+	s.index.init()
+	return s, nil
+}
+
+// Close flushes buffered rows to disk and closes the store.
+func (s *Store) Close() error {
+	s.storage.MustClose()
+	return nil
+}
+
+// Retention is the effective retention (at least a day).
+func (s *Store) Retention() time.Duration { return s.retention }
+
+// ConsumeTraces writes every span of td. Spans must have been validated
+// (see pipeline.Validate): logstorage drops rows it cannot keep with only a
+// log line, so nothing invalid may reach it.
+func (s *Store) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
+	start := time.Now()
+	e, _ := s.encoders.Get().(*rowEncoder)
+	if e == nil {
+		e = newRowEncoder()
+	}
+	lr := logstorage.GetLogRows([]string{fieldService}, nil, nil, nil, "")
+	idx := logstorage.GetLogRows(nil, nil, nil, nil, "")
+	windows := make(map[pcommon.TraceID]traceWindow)
+
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		rs := rss.At(i)
+		e.setResource(rs.Resource())
+		sss := rs.ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			ss := sss.At(j)
+			e.setScope(ss.Scope())
+			spans := ss.Spans()
+			for k := 0; k < spans.Len(); k++ {
+				span := spans.At(k)
+				startNs := int64(span.StartTimestamp())
+				lr.MustAdd(tenantSpans, startNs, e.encodeSpan(span), -1)
+				w, ok := windows[span.TraceID()]
+				endNs := int64(span.EndTimestamp())
+				if !ok {
+					w = traceWindow{start: startNs, end: endNs}
+				} else {
+					w.start = min(w.start, startNs)
+					w.end = max(w.end, endNs)
+				}
+				windows[span.TraceID()] = w
+			}
+		}
+	}
+	s.addIndexRows(idx, windows, e)
+	s.storage.MustAddRows(lr)
+	s.storage.MustAddRows(idx)
+	logstorage.PutLogRows(lr)
+	logstorage.PutLogRows(idx)
+	s.encoders.Put(e)
+	selfmetrics.StorageWriteSeconds.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// addIndexRows adds a trace-ID index row for every trace whose time window
+// the index does not cover yet.
+func (s *Store) addIndexRows(idx *logstorage.LogRows, windows map[pcommon.TraceID]traceWindow, e *rowEncoder) {
+	for id, w := range windows {
+		if !s.index.needsRow(id, w) {
+			continue
+		}
+		e.buf = e.buf[:0]
+		fields := e.fields[:0]
+		fields = append(fields, e.hexField(fieldTraceID, id[:]), e.intField(fieldEnd, w.end))
+		idx.MustAdd(tenantTraceIndex, w.start, fields, 0)
+		e.fields = fields
+	}
+}
+
+// Flush makes everything written so far searchable (tests, shutdown paths).
+func (s *Store) Flush() { s.storage.DebugFlush() }
+
+// Stats reports row counts and disk use.
+func (s *Store) Stats() logstorage.StorageStats {
+	var st logstorage.StorageStats
+	s.storage.UpdateStats(&st)
+	return st
+}

@@ -1,0 +1,213 @@
+package spanstore
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+func openTestStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// sampleTrace builds a two-service trace with every kind of value the OTLP
+// model has.
+func sampleTrace(traceByte byte, start time.Time, failing bool) ptrace.Traces {
+	td := ptrace.NewTraces()
+	tid := pcommon.TraceID{traceByte, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "frontend")
+	rs.Resource().Attributes().PutStr("host.name", "web-1")
+	rs.Resource().Attributes().PutInt("process.pid", 4242)
+	ss := rs.ScopeSpans().AppendEmpty()
+	ss.Scope().SetName("otelhttp")
+	ss.Scope().SetVersion("0.72.0")
+	root := ss.Spans().AppendEmpty()
+	root.SetTraceID(tid)
+	root.SetSpanID(pcommon.SpanID{traceByte, 0, 0, 0, 0, 0, 0, 1})
+	root.SetName("GET /checkout")
+	root.SetKind(ptrace.SpanKindServer)
+	root.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+	root.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(120 * time.Millisecond)))
+	a := root.Attributes()
+	a.PutStr("http.route", "/checkout")
+	a.PutInt("order_id", 1001)
+	a.PutBool("cached", false)
+	a.PutDouble("ratio", 0.25)
+	a.PutEmptyBytes("blob").FromRaw([]byte{0, 1, 2})
+	_ = a.PutEmptySlice("tags").FromRaw([]any{"a", "b"})
+	a.PutStr("empty", "")
+	ev := root.Events().AppendEmpty()
+	ev.SetName("cart loaded")
+	ev.SetTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Millisecond)))
+	ev.Attributes().PutInt("items", 3)
+	link := root.Links().AppendEmpty()
+	link.SetTraceID(pcommon.TraceID{9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9})
+	link.SetSpanID(pcommon.SpanID{8, 8, 8, 8, 8, 8, 8, 8})
+	root.TraceState().FromRaw("th=8")
+
+	rs2 := td.ResourceSpans().AppendEmpty()
+	rs2.Resource().Attributes().PutStr("service.name", "payment")
+	child := rs2.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	child.SetTraceID(tid)
+	child.SetSpanID(pcommon.SpanID{traceByte, 0, 0, 0, 0, 0, 0, 2})
+	child.SetParentSpanID(root.SpanID())
+	child.SetName("charge")
+	child.SetKind(ptrace.SpanKindServer)
+	child.SetStartTimestamp(pcommon.NewTimestampFromTime(start.Add(10 * time.Millisecond)))
+	child.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(60 * time.Millisecond)))
+	if failing {
+		child.Status().SetCode(ptrace.StatusCodeError)
+		child.Status().SetMessage("card declined")
+	}
+	return td
+}
+
+func TestRoundTripKeepsEverything(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	start := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
+	want := sampleTrace(1, start, true)
+	if err := s.ConsumeTraces(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	s.Flush()
+	got, err := s.GetTrace(ctx, pcommon.TraceID{1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.SpanCount() != 2 {
+		t.Fatalf("got %d spans, want 2", got.SpanCount())
+	}
+	for i := 0; i < want.ResourceSpans().Len(); i++ {
+		w := want.ResourceSpans().At(i)
+		svc, _ := w.Resource().Attributes().Get("service.name")
+		var g ptrace.ResourceSpans
+		for j := 0; j < got.ResourceSpans().Len(); j++ {
+			if v, _ := got.ResourceSpans().At(j).Resource().Attributes().Get("service.name"); v.Str() == svc.Str() {
+				g = got.ResourceSpans().At(j)
+			}
+		}
+		if g == (ptrace.ResourceSpans{}) {
+			t.Fatalf("service %s missing", svc.Str())
+		}
+		if !w.Resource().Attributes().Equal(g.Resource().Attributes()) {
+			t.Errorf("%s resource: got %v want %v", svc.Str(), g.Resource().Attributes().AsRaw(), w.Resource().Attributes().AsRaw())
+		}
+		ws, gs := w.ScopeSpans().At(0), g.ScopeSpans().At(0)
+		if ws.Scope().Name() != gs.Scope().Name() || ws.Scope().Version() != gs.Scope().Version() {
+			t.Errorf("scope: got %s/%s", gs.Scope().Name(), gs.Scope().Version())
+		}
+		wsp, gsp := ws.Spans().At(0), gs.Spans().At(0)
+		if !wsp.Attributes().Equal(gsp.Attributes()) {
+			t.Errorf("attributes: got %v want %v", gsp.Attributes().AsRaw(), wsp.Attributes().AsRaw())
+		}
+		// Compare the rest field by field via a copy with equal attributes.
+		cp := ptrace.NewSpan()
+		gsp.CopyTo(cp)
+		wsp.Attributes().CopyTo(cp.Attributes())
+		wcp := ptrace.NewSpan()
+		wsp.CopyTo(wcp)
+		if !spanEqual(wcp, cp) {
+			t.Errorf("span %s differs after the round trip", wsp.Name())
+		}
+	}
+}
+
+func spanEqual(a, b ptrace.Span) bool {
+	return a.TraceID() == b.TraceID() && a.SpanID() == b.SpanID() && a.ParentSpanID() == b.ParentSpanID() &&
+		a.Name() == b.Name() && a.Kind() == b.Kind() && a.StartTimestamp() == b.StartTimestamp() &&
+		a.EndTimestamp() == b.EndTimestamp() && a.Status().Code() == b.Status().Code() &&
+		a.Status().Message() == b.Status().Message() && a.TraceState().AsRaw() == b.TraceState().AsRaw() &&
+		a.Events().Len() == b.Events().Len() && a.Links().Len() == b.Links().Len() &&
+		(a.Events().Len() == 0 || (a.Events().At(0).Name() == b.Events().At(0).Name() &&
+			a.Events().At(0).Attributes().Equal(b.Events().At(0).Attributes()))) &&
+		(a.Links().Len() == 0 || a.Links().At(0).TraceID() == b.Links().At(0).TraceID())
+}
+
+func TestSearch(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	now := time.Now().Add(-time.Minute)
+	for i := byte(1); i <= 5; i++ {
+		if err := s.ConsumeTraces(ctx, sampleTrace(i, now.Add(time.Duration(i)*time.Second), i == 3)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Flush()
+
+	sums, err := s.FindTraces(ctx, TraceQuery{Service: "frontend", Attributes: map[string]string{"order_id": "1001"}, Start: now.Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sums) != 5 {
+		t.Fatalf("attribute search found %d traces, want 5", len(sums))
+	}
+	if sums[0].TraceID[:2] != "05" || sums[0].RootService != "frontend" || sums[0].RootOperation != "GET /checkout" ||
+		sums[0].SpanCount != 2 || len(sums[0].Services) != 2 || sums[0].DurationUS != 120_000 {
+		t.Errorf("newest summary = %+v", sums[0])
+	}
+
+	sums, err = s.FindTraces(ctx, TraceQuery{ErrorsOnly: true, Start: now.Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sums) != 1 || sums[0].TraceID[:2] != "03" || !sums[0].Error {
+		t.Fatalf("errors-only search = %+v", sums)
+	}
+
+	sums, err = s.FindTraces(ctx, TraceQuery{MinDuration: 100 * time.Millisecond, Limit: 2, Start: now.Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sums) != 2 || sums[0].TraceID[:2] != "05" || sums[1].TraceID[:2] != "04" {
+		t.Fatalf("duration search with limit 2 = %+v", sums)
+	}
+	sums, err = s.FindTraces(ctx, TraceQuery{Service: "payment", MaxDuration: 10 * time.Millisecond, Start: now.Add(-time.Hour)})
+	if err != nil || len(sums) != 0 {
+		t.Fatalf("max duration search = %+v, %v", sums, err)
+	}
+
+	svcs, err := s.Services(ctx)
+	if err != nil || len(svcs) != 2 || svcs[0] != "frontend" || svcs[1] != "payment" {
+		t.Fatalf("services = %v, %v", svcs, err)
+	}
+	ops, err := s.Operations(ctx, "frontend")
+	if err != nil || len(ops) != 1 || ops[0] != (Operation{Name: "GET /checkout", SpanKind: "server"}) {
+		t.Fatalf("operations = %v, %v", ops, err)
+	}
+	if _, err := s.GetTrace(ctx, pcommon.TraceID{0xee}); err != ErrNotFound {
+		t.Fatalf("unknown trace: err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ConsumeTraces(context.Background(), sampleTrace(7, time.Now().Add(-time.Minute), false)); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close() // no explicit flush: Close must persist what was acknowledged
+	s, err = Open(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	td, err := s.GetTrace(context.Background(), pcommon.TraceID{7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
+	if err != nil || td.SpanCount() != 2 {
+		t.Fatalf("after restart: %d spans, %v", td.SpanCount(), err)
+	}
+}
