@@ -1,0 +1,419 @@
+package skywalking
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	_ "google.golang.org/grpc/encoding/gzip" // agents may gzip their messages
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	configurationv3 "skywalking.apache.org/repo/goapi/collect/agent/configuration/v3"
+	commonv3 "skywalking.apache.org/repo/goapi/collect/common/v3"
+	eventv3 "skywalking.apache.org/repo/goapi/collect/event/v3"
+	agentv3 "skywalking.apache.org/repo/goapi/collect/language/agent/v3"
+	agentcompat "skywalking.apache.org/repo/goapi/collect/language/agent/v3/compat"
+	profilev3 "skywalking.apache.org/repo/goapi/collect/language/profile/v3"
+	profilecompat "skywalking.apache.org/repo/goapi/collect/language/profile/v3/compat"
+	logv3 "skywalking.apache.org/repo/goapi/collect/logging/v3"
+	managementv3 "skywalking.apache.org/repo/goapi/collect/management/v3"
+	managementcompat "skywalking.apache.org/repo/goapi/collect/management/v3/compat"
+
+	"github.com/skytrail/skytrail/internal/receiver/skywalking/swconv"
+)
+
+// GRPCReceiver is the selfmetrics receiver label of the gRPC listener.
+const GRPCReceiver = "skywalking-grpc"
+
+// authMetadataKey is the metadata the agents put their token in
+// ("Authentication"; gRPC lower-cases keys).
+const authMetadataKey = "authentication"
+
+// NewGRPCServer returns a gRPC server with every service SkyWalking agents
+// call registered, ready for Serve; the caller owns its lifecycle (Serve,
+// GracefulStop). Besides the skywalking.v3 services it registers their
+// unpackaged "compat" twins that agents before 8.x-era protocol changes use.
+//
+// Traces, logs, meters, JVM metrics, events and instance heartbeats are
+// converted and consumed; configuration discovery and profiling answer "no
+// commands"; CLR metrics, browser data, thread snapshots and span-attached
+// events are accepted and discarded, so no agent logs Unimplemented.
+func NewGRPCServer(c Consumers, opts Options) *grpc.Server {
+	in := newIngester(c, GRPCReceiver)
+	a := authenticator{token: opts.Token, in: in}
+	s := grpc.NewServer(
+		grpc.MaxRecvMsgSize(opts.maxRecvMsgSize()),
+		grpc.ChainUnaryInterceptor(a.unary),
+		grpc.ChainStreamInterceptor(a.stream),
+		// Agents keep connections open for hours and some ping; refusing their
+		// pings would cut them off.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	)
+
+	agentv3.RegisterTraceSegmentReportServiceServer(s, &traceService{in: in})
+	agentcompat.RegisterTraceSegmentReportServiceServer(s, &traceServiceCompat{in: in})
+	managementv3.RegisterManagementServiceServer(s, &managementService{in: in})
+	managementcompat.RegisterManagementServiceServer(s, &managementServiceCompat{in: in})
+	agentv3.RegisterMeterReportServiceServer(s, &meterService{in: in})
+	agentcompat.RegisterMeterReportServiceServer(s, &meterServiceCompat{in: in})
+	logv3.RegisterLogReportServiceServer(s, &logService{in: in})
+	eventv3.RegisterEventServiceServer(s, &eventService{in: in})
+	agentv3.RegisterJVMMetricReportServiceServer(s, &jvmService{in: in})
+	agentcompat.RegisterJVMMetricReportServiceServer(s, &jvmServiceCompat{in: in})
+	configurationv3.RegisterConfigurationDiscoveryServiceServer(s, configurationService{})
+	profilev3.RegisterProfileTaskServer(s, profileService{})
+	profilecompat.RegisterProfileTaskServer(s, profileServiceCompat{})
+	agentv3.RegisterCLRMetricReportServiceServer(s, clrService{})
+	agentcompat.RegisterCLRMetricReportServiceServer(s, clrServiceCompat{})
+	agentv3.RegisterBrowserPerfServiceServer(s, browserService{})
+	agentcompat.RegisterBrowserPerfServiceServer(s, browserServiceCompat{})
+	agentv3.RegisterSpanAttachedEventReportServiceServer(s, spanEventService{})
+	return s
+}
+
+// authenticator refuses calls without the configured token.
+type authenticator struct {
+	token string
+	in    *ingester
+}
+
+func (a authenticator) check(ctx context.Context) error {
+	if a.token == "" {
+		return nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, got := range md.Get(authMetadataKey) {
+		if subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) == 1 {
+			return nil
+		}
+	}
+	a.in.unauthenticated.Inc()
+	return status.Error(codes.Unauthenticated, "missing or wrong Authentication token (set the agent's authentication to the server's token)")
+}
+
+func (a authenticator) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+func (a authenticator) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if err := a.check(ss.Context()); err != nil {
+		return err
+	}
+	return handler(srv, ss)
+}
+
+// grpcError turns an ingest error into the status agents and SDKs act on.
+func grpcError(err error) error {
+	var inv *invalidError
+	switch {
+	case err == nil:
+		return nil
+	case isOverload(err):
+		st := status.New(codes.ResourceExhausted, err.Error())
+		if withInfo, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(retryAfter)}); derr == nil {
+			st = withInfo
+		}
+		return st.Err()
+	case errors.As(err, &inv):
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	return status.Error(codes.Internal, err.Error())
+}
+
+var noCommands = &commonv3.Commands{}
+
+// clientStream is a generated client-streaming server side of any of the
+// agents' services.
+type clientStream[T any] interface {
+	Recv() (*T, error)
+	SendAndClose(*commonv3.Commands) error
+	Context() context.Context
+}
+
+// collect drains a client stream, handing each message to handle. A message
+// that is invalid is counted and the stream goes on: the agent cannot resend
+// it and the messages after it are good. Overload ends the stream at once so
+// the agent backs off. The invalid ones are reported when the stream ends.
+func collect[T any](s clientStream[T], what string, handle func(context.Context, *T) error) error {
+	ctx := s.Context()
+	bad := problems{}
+	for {
+		msg, err := s.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		bad.total++
+		if err := handle(ctx, msg); err != nil {
+			if isOverload(err) {
+				return grpcError(err)
+			}
+			bad.add(err)
+		}
+	}
+	if err := bad.err(what); err != nil {
+		return grpcError(err)
+	}
+	return s.SendAndClose(noCommands)
+}
+
+// discard drains a client stream whose data SkyTrail does not keep.
+func discard[T any](s clientStream[T]) error {
+	for {
+		if _, err := s.Recv(); err == io.EOF {
+			return s.SendAndClose(noCommands)
+		} else if err != nil {
+			return err
+		}
+	}
+}
+
+type traceService struct {
+	agentv3.UnimplementedTraceSegmentReportServiceServer
+	in *ingester
+}
+
+func (t *traceService) Collect(s agentv3.TraceSegmentReportService_CollectServer) error {
+	return collect(s, "segments", t.handle)
+}
+
+func (t *traceService) handle(ctx context.Context, seg *agentv3.SegmentObject) error {
+	return t.in.segments(ctx, seg)
+}
+
+func (t *traceService) CollectInSync(ctx context.Context, c *agentv3.SegmentCollection) (*commonv3.Commands, error) {
+	if err := t.in.segments(ctx, c.Segments...); err != nil {
+		return nil, grpcError(err)
+	}
+	return noCommands, nil
+}
+
+type traceServiceCompat struct {
+	agentcompat.UnimplementedTraceSegmentReportServiceServer
+	in *ingester
+}
+
+func (t *traceServiceCompat) Collect(s agentcompat.TraceSegmentReportService_CollectServer) error {
+	return collect(s, "segments", (&traceService{in: t.in}).handle)
+}
+
+func (t *traceServiceCompat) CollectInSync(ctx context.Context, c *agentv3.SegmentCollection) (*commonv3.Commands, error) {
+	return (&traceService{in: t.in}).CollectInSync(ctx, c)
+}
+
+type managementService struct {
+	managementv3.UnimplementedManagementServiceServer
+	in *ingester
+}
+
+func (m *managementService) ReportInstanceProperties(ctx context.Context, p *managementv3.InstanceProperties) (*commonv3.Commands, error) {
+	if err := m.in.properties(ctx, p); err != nil {
+		return nil, grpcError(err)
+	}
+	return noCommands, nil
+}
+
+func (m *managementService) KeepAlive(ctx context.Context, p *managementv3.InstancePingPkg) (*commonv3.Commands, error) {
+	if err := m.in.keepAlive(ctx, p); err != nil {
+		return nil, grpcError(err)
+	}
+	return noCommands, nil
+}
+
+type managementServiceCompat struct {
+	managementcompat.UnimplementedManagementServiceServer
+	in *ingester
+}
+
+func (m *managementServiceCompat) ReportInstanceProperties(ctx context.Context, p *managementv3.InstanceProperties) (*commonv3.Commands, error) {
+	return (&managementService{in: m.in}).ReportInstanceProperties(ctx, p)
+}
+
+func (m *managementServiceCompat) KeepAlive(ctx context.Context, p *managementv3.InstancePingPkg) (*commonv3.Commands, error) {
+	return (&managementService{in: m.in}).KeepAlive(ctx, p)
+}
+
+type meterService struct {
+	agentv3.UnimplementedMeterReportServiceServer
+	in *ingester
+}
+
+func (m *meterService) Collect(s agentv3.MeterReportService_CollectServer) error {
+	return collectMeters(m.in, s)
+}
+
+func (m *meterService) CollectBatch(s agentv3.MeterReportService_CollectBatchServer) error {
+	var stream swconv.MeterStream
+	return collect(s, "meter collections", func(ctx context.Context, c *agentv3.MeterDataCollection) error {
+		return m.in.meters(ctx, &stream, c.MeterData...)
+	})
+}
+
+// collectMeters drains a stream of single meters, only the first of which
+// names the service and instance.
+func collectMeters(in *ingester, s clientStream[agentv3.MeterData]) error {
+	var stream swconv.MeterStream
+	return collect(s, "meters", func(ctx context.Context, m *agentv3.MeterData) error {
+		return in.meters(ctx, &stream, m)
+	})
+}
+
+type meterServiceCompat struct {
+	agentcompat.UnimplementedMeterReportServiceServer
+	in *ingester
+}
+
+func (m *meterServiceCompat) Collect(s agentcompat.MeterReportService_CollectServer) error {
+	return collectMeters(m.in, s)
+}
+
+type logService struct {
+	logv3.UnimplementedLogReportServiceServer
+	in *ingester
+}
+
+func (l *logService) Collect(s logv3.LogReportService_CollectServer) error {
+	return collect(s, "logs", func(ctx context.Context, log *logv3.LogData) error {
+		return l.in.logs(ctx, log)
+	})
+}
+
+type eventService struct {
+	eventv3.UnimplementedEventServiceServer
+	in *ingester
+}
+
+func (e *eventService) Collect(s eventv3.EventService_CollectServer) error {
+	return collect(s, "events", func(ctx context.Context, ev *eventv3.Event) error {
+		return e.in.events(ctx, ev)
+	})
+}
+
+type jvmService struct {
+	agentv3.UnimplementedJVMMetricReportServiceServer
+	in *ingester
+}
+
+func (j *jvmService) Collect(ctx context.Context, c *agentv3.JVMMetricCollection) (*commonv3.Commands, error) {
+	if err := j.in.jvmMetrics(ctx, c); err != nil {
+		return nil, grpcError(err)
+	}
+	return noCommands, nil
+}
+
+type jvmServiceCompat struct {
+	agentcompat.UnimplementedJVMMetricReportServiceServer
+	in *ingester
+}
+
+func (j *jvmServiceCompat) Collect(ctx context.Context, c *agentv3.JVMMetricCollection) (*commonv3.Commands, error) {
+	return (&jvmService{in: j.in}).Collect(ctx, c)
+}
+
+// configurationService answers every poll with "no changes": SkyTrail does
+// not push agent configuration.
+type configurationService struct {
+	configurationv3.UnimplementedConfigurationDiscoveryServiceServer
+}
+
+func (configurationService) FetchConfigurations(context.Context, *configurationv3.ConfigurationSyncRequest) (*commonv3.Commands, error) {
+	return noCommands, nil
+}
+
+// profileService has no profiling tasks to hand out and discards snapshots.
+type profileService struct {
+	profilev3.UnimplementedProfileTaskServer
+}
+
+func (profileService) GetProfileTaskCommands(context.Context, *profilev3.ProfileTaskCommandQuery) (*commonv3.Commands, error) {
+	return noCommands, nil
+}
+
+func (profileService) CollectSnapshot(s profilev3.ProfileTask_CollectSnapshotServer) error {
+	return discard(s)
+}
+
+func (profileService) ReportTaskFinish(context.Context, *profilev3.ProfileTaskFinishReport) (*commonv3.Commands, error) {
+	return noCommands, nil
+}
+
+type profileServiceCompat struct {
+	profilecompat.UnimplementedProfileTaskServer
+}
+
+func (profileServiceCompat) GetProfileTaskCommands(context.Context, *profilev3.ProfileTaskCommandQuery) (*commonv3.Commands, error) {
+	return noCommands, nil
+}
+
+func (profileServiceCompat) CollectSnapshot(s profilecompat.ProfileTask_CollectSnapshotServer) error {
+	return discard(s)
+}
+
+func (profileServiceCompat) ReportTaskFinish(context.Context, *profilev3.ProfileTaskFinishReport) (*commonv3.Commands, error) {
+	return noCommands, nil
+}
+
+// clrService accepts the .NET agent's runtime metrics and discards them.
+type clrService struct {
+	agentv3.UnimplementedCLRMetricReportServiceServer
+}
+
+func (clrService) Collect(context.Context, *agentv3.CLRMetricCollection) (*commonv3.Commands, error) {
+	return noCommands, nil
+}
+
+type clrServiceCompat struct {
+	agentcompat.UnimplementedCLRMetricReportServiceServer
+}
+
+func (clrServiceCompat) Collect(context.Context, *agentv3.CLRMetricCollection) (*commonv3.Commands, error) {
+	return noCommands, nil
+}
+
+// browserService accepts browser performance data and error logs (relayed by
+// skywalking-satellite) and discards them.
+type browserService struct {
+	agentv3.UnimplementedBrowserPerfServiceServer
+}
+
+func (browserService) CollectPerfData(context.Context, *agentv3.BrowserPerfData) (*commonv3.Commands, error) {
+	return noCommands, nil
+}
+
+func (browserService) CollectErrorLogs(s agentv3.BrowserPerfService_CollectErrorLogsServer) error {
+	return discard(s)
+}
+
+type browserServiceCompat struct {
+	agentcompat.UnimplementedBrowserPerfServiceServer
+}
+
+func (browserServiceCompat) CollectPerfData(context.Context, *agentv3.BrowserPerfData) (*commonv3.Commands, error) {
+	return noCommands, nil
+}
+
+func (browserServiceCompat) CollectErrorLogs(s agentcompat.BrowserPerfService_CollectErrorLogsServer) error {
+	return discard(s)
+}
+
+// spanEventService accepts span-attached events (from SkyWalking Rover's
+// eBPF network profiling) and discards them.
+type spanEventService struct {
+	agentv3.UnimplementedSpanAttachedEventReportServiceServer
+}
+
+func (spanEventService) Collect(s agentv3.SpanAttachedEventReportService_CollectServer) error {
+	return discard(s)
+}

@@ -1,0 +1,278 @@
+// Package skywalking accepts what SkyWalking agents (go2sky, skywalking-go,
+// the Java, Python and Node agents) report, over gRPC (NewGRPCServer, port
+// 11800 by convention) and HTTP/JSON (NewHTTPHandler, port 12800), converts
+// it with swconv and hands it to the pipeline's consumers.
+//
+// Errors follow what agents and SDKs retry on: a request the pipeline cannot
+// take now is answered ResourceExhausted / 503 with Retry-After; data that can
+// never be stored is answered InvalidArgument / 400 naming what was wrong,
+// after everything valid in the same request has been stored; a missing or
+// wrong token is Unauthenticated / 401 and nothing from it is stored.
+package skywalking
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	eventv3 "skywalking.apache.org/repo/goapi/collect/event/v3"
+	agentv3 "skywalking.apache.org/repo/goapi/collect/language/agent/v3"
+	logv3 "skywalking.apache.org/repo/goapi/collect/logging/v3"
+	managementv3 "skywalking.apache.org/repo/goapi/collect/management/v3"
+
+	"github.com/skytrail/skytrail/internal/pipeline"
+	"github.com/skytrail/skytrail/internal/receiver/skywalking/swconv"
+	"github.com/skytrail/skytrail/internal/selfmetrics"
+)
+
+// Consumers receive what the agents send. A nil consumer discards its kind of
+// data (after validating it).
+type Consumers struct {
+	Traces     pipeline.TracesConsumer
+	Logs       pipeline.LogsConsumer
+	Metrics    pipeline.MetricsConsumer
+	Heartbeats pipeline.HeartbeatConsumer
+}
+
+// Options configure both listeners.
+type Options struct {
+	// Token, when set, must arrive in the Authentication gRPC metadata / HTTP
+	// header of every request (SW_AGENT_AUTHENTICATION on the agents).
+	Token string
+	// MaxRecvMsgSize bounds one gRPC message or HTTP body, in bytes;
+	// 0 means DefaultMaxRecvMsgSize.
+	MaxRecvMsgSize int
+}
+
+// DefaultMaxRecvMsgSize is the largest message accepted when Options leave it
+// unset: far above any segment an agent builds, low enough that a few
+// concurrent ones cannot exhaust memory.
+const DefaultMaxRecvMsgSize = 16 << 20
+
+// retryAfter is what an overloaded answer asks the client to wait.
+const retryAfter = time.Second
+
+func (o Options) maxRecvMsgSize() int {
+	if o.MaxRecvMsgSize > 0 {
+		return o.MaxRecvMsgSize
+	}
+	return DefaultMaxRecvMsgSize
+}
+
+// invalidError is data that can never be stored; the client must not retry.
+type invalidError struct{ msg string }
+
+func (e *invalidError) Error() string { return e.msg }
+
+// overloadError is a consumer refusing data for now; the client may retry.
+type overloadError struct{ err error }
+
+func (e *overloadError) Error() string {
+	return fmt.Sprintf("pipeline cannot take more data now, retry later: %v", e.err)
+}
+func (e *overloadError) Unwrap() error { return e.err }
+
+func invalidf(format string, args ...any) error {
+	return &invalidError{msg: fmt.Sprintf(format, args...)}
+}
+
+// ingester converts and consumes for one listener; the counters are bound to
+// its receiver label once so the hot path does no label lookups.
+type ingester struct {
+	c                  Consumers
+	received, accepted prometheus.Counter
+	invalid, overload  prometheus.Counter
+	unauthenticated    prometheus.Counter
+	// malformed counts requests whose segments could not be decoded at all.
+	malformed prometheus.Counter
+	now       func() time.Time
+}
+
+func newIngester(c Consumers, receiver string) *ingester {
+	return &ingester{
+		c:               c,
+		received:        selfmetrics.SpansReceived.WithLabelValues(receiver),
+		accepted:        selfmetrics.SpansAccepted.WithLabelValues(receiver),
+		invalid:         selfmetrics.SpansRejected.WithLabelValues(receiver, "invalid"),
+		overload:        selfmetrics.SpansRejected.WithLabelValues(receiver, "overloaded"),
+		unauthenticated: selfmetrics.SpansRejected.WithLabelValues(receiver, "unauthenticated"),
+		malformed:       selfmetrics.SpansRejected.WithLabelValues(receiver, "malformed"),
+		now:             time.Now,
+	}
+}
+
+// maxReportedProblems bounds how many rejected items an error message lists.
+const maxReportedProblems = 3
+
+// problems collects why items of one request were rejected.
+type problems struct {
+	rejected, total int
+	first           []string
+}
+
+func (p *problems) add(err error) {
+	p.rejected++
+	if len(p.first) < maxReportedProblems {
+		p.first = append(p.first, err.Error())
+	}
+}
+
+// err summarises the rejections as an invalidError, or returns nil.
+func (p *problems) err(what string) error {
+	if p.rejected == 0 {
+		return nil
+	}
+	if p.total == 1 {
+		return invalidf("%s", p.first[0])
+	}
+	msg := strings.Join(p.first, "; ")
+	if p.rejected > len(p.first) {
+		msg += fmt.Sprintf("; and %d more", p.rejected-len(p.first))
+	}
+	return invalidf("rejected %d of %d %s: %s", p.rejected, p.total, what, msg)
+}
+
+// segments stores every valid segment of one request in one batch.
+func (in *ingester) segments(ctx context.Context, segs ...*agentv3.SegmentObject) error {
+	td := ptrace.NewTraces()
+	td.ResourceSpans().EnsureCapacity(len(segs))
+	bad := problems{total: len(segs)}
+	var received, spans, rejectedSpans int
+	for _, seg := range segs {
+		received += len(seg.GetSpans())
+		n, err := swconv.AppendSegment(td, seg)
+		if err != nil {
+			bad.add(err)
+			rejectedSpans += len(seg.GetSpans())
+			continue
+		}
+		spans += n
+	}
+	in.received.Add(float64(received))
+	in.invalid.Add(float64(rejectedSpans))
+	if spans > 0 {
+		if in.c.Traces != nil {
+			if err := in.c.Traces.ConsumeTraces(ctx, td); err != nil {
+				in.overload.Add(float64(spans))
+				return &overloadError{err: err}
+			}
+		}
+		in.accepted.Add(float64(spans))
+	}
+	return bad.err("segments")
+}
+
+// logs stores every valid log of one request in one batch.
+func (in *ingester) logs(ctx context.Context, logs ...*logv3.LogData) error {
+	ld := plog.NewLogs()
+	bad := problems{total: len(logs)}
+	now := in.now()
+	for _, l := range logs {
+		if err := swconv.AppendLog(ld, l, now); err != nil {
+			bad.add(err)
+		}
+	}
+	if err := in.consumeLogs(ctx, ld); err != nil {
+		return err
+	}
+	return bad.err("logs")
+}
+
+// events stores every valid EventService event of one request as log records.
+func (in *ingester) events(ctx context.Context, events ...*eventv3.Event) error {
+	ld := plog.NewLogs()
+	bad := problems{total: len(events)}
+	now := in.now()
+	for _, ev := range events {
+		if err := swconv.AppendEvent(ld, ev, now); err != nil {
+			bad.add(err)
+		}
+	}
+	if err := in.consumeLogs(ctx, ld); err != nil {
+		return err
+	}
+	return bad.err("events")
+}
+
+func (in *ingester) consumeLogs(ctx context.Context, ld plog.Logs) error {
+	if ld.LogRecordCount() == 0 || in.c.Logs == nil {
+		return nil
+	}
+	if err := in.c.Logs.ConsumeLogs(ctx, ld); err != nil {
+		return &overloadError{err: err}
+	}
+	return nil
+}
+
+// meters stores every valid meter of one message; s carries the service and
+// instance that only a stream's first meter names.
+func (in *ingester) meters(ctx context.Context, s *swconv.MeterStream, meters ...*agentv3.MeterData) error {
+	md := pmetric.NewMetrics()
+	bad := problems{total: len(meters)}
+	now := in.now()
+	for _, m := range meters {
+		if err := s.Append(md, m, now); err != nil {
+			bad.add(err)
+		}
+	}
+	if err := in.consumeMetrics(ctx, md); err != nil {
+		return err
+	}
+	return bad.err("meters")
+}
+
+func (in *ingester) jvmMetrics(ctx context.Context, c *agentv3.JVMMetricCollection) error {
+	md := pmetric.NewMetrics()
+	if err := swconv.AppendJVMMetrics(md, c, in.now()); err != nil {
+		return &invalidError{msg: err.Error()}
+	}
+	return in.consumeMetrics(ctx, md)
+}
+
+func (in *ingester) consumeMetrics(ctx context.Context, md pmetric.Metrics) error {
+	if md.DataPointCount() == 0 || in.c.Metrics == nil {
+		return nil
+	}
+	if err := in.c.Metrics.ConsumeMetrics(ctx, md); err != nil {
+		return &overloadError{err: err}
+	}
+	return nil
+}
+
+func (in *ingester) properties(ctx context.Context, p *managementv3.InstanceProperties) error {
+	hb, err := swconv.PropertiesHeartbeat(p, in.now())
+	if err != nil {
+		return &invalidError{msg: err.Error()}
+	}
+	return in.heartbeat(ctx, hb)
+}
+
+func (in *ingester) keepAlive(ctx context.Context, p *managementv3.InstancePingPkg) error {
+	hb, err := swconv.KeepAliveHeartbeat(p, in.now())
+	if err != nil {
+		return &invalidError{msg: err.Error()}
+	}
+	return in.heartbeat(ctx, hb)
+}
+
+func (in *ingester) heartbeat(ctx context.Context, hb pipeline.Heartbeat) error {
+	if in.c.Heartbeats == nil {
+		return nil
+	}
+	if err := in.c.Heartbeats.ConsumeHeartbeat(ctx, hb); err != nil {
+		return &overloadError{err: err}
+	}
+	return nil
+}
+
+// isOverload tells whether err asks the client to retry later.
+func isOverload(err error) bool {
+	var o *overloadError
+	return errors.As(err, &o)
+}
