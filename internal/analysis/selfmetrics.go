@@ -1,0 +1,48 @@
+package analysis
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/skytrail/skytrail/internal/selfmetrics"
+)
+
+// The analysis' own health, served on /metrics.
+var (
+	spansAnalysed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "skytrail_analysis_spans_total",
+		Help: "Spans the analysis looked at.",
+	})
+	spansSkipped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "skytrail_analysis_spans_skipped_total",
+		Help: "Spans not counted because the agent asked (SkyWalking skipAnalysis).",
+	})
+	spansLate = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "skytrail_analysis_late_spans_total",
+		Help: "Spans (or joined edges) that arrived after their minute was written; counted into the oldest open minute.",
+	})
+	overflow = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "skytrail_analysis_overflow_total",
+		Help: "Spans counted under <overflow> or resolved early because a cap was reached, by what was capped: service, instance, endpoint, edge, join, registry.",
+	}, []string{"kind"})
+	endpointOverflow = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "skytrail_analysis_endpoint_overflow_total",
+		Help: "Entry spans counted as endpoint <overflow> because their service reached its endpoint cap.",
+	}, []string{"service"})
+	waitingSpans = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "skytrail_analysis_waiting_spans",
+		Help: "Client and server spans waiting for their partner to draw a service-map edge.",
+	})
+	trackedSeries = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "skytrail_analysis_tracked",
+		Help: "Names the analysis keeps under its caps, by kind: service, endpoint, instance, registry_instance.",
+	}, []string{"kind"})
+	flushErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "skytrail_analysis_flush_errors_total",
+		Help: "Minutes whose figures could not be written to the metric store.",
+	})
+)
+
+func init() {
+	selfmetrics.Registry.MustRegister(spansAnalysed, spansSkipped, spansLate, overflow, endpointOverflow,
+		waitingSpans, trackedSeries, flushErrors)
+}
