@@ -25,9 +25,10 @@ func newTraceBuilder() *traceBuilder {
 	return &traceBuilder{td: ptrace.NewTraces(), scopes: make(map[string]ptrace.ScopeSpans)}
 }
 
-// addBlock decodes every row of a query result block.
+// addBlock decodes every row of a query result block. The block's strings
+// are reused by logstorage after the callback: decode from a copy.
 func (b *traceBuilder) addBlock(db *logstorage.DataBlock) {
-	cols := db.GetColumns(true)
+	cols := cloneColumns(db.GetColumns(true))
 	timestamps, _ := db.GetTimestamps(nil)
 	for row := 0; row < db.RowsCount(); row++ {
 		var ts int64
@@ -36,6 +37,26 @@ func (b *traceBuilder) addBlock(db *logstorage.DataBlock) {
 		}
 		b.addRow(cols, row, ts)
 	}
+}
+
+// cloneColumns copies the column values into one fresh buffer each.
+func cloneColumns(cols []logstorage.BlockColumn) []logstorage.BlockColumn {
+	out := make([]logstorage.BlockColumn, len(cols))
+	for i, c := range cols {
+		n := 0
+		for _, v := range c.Values {
+			n += len(v)
+		}
+		buf := make([]byte, 0, n)
+		values := make([]string, len(c.Values))
+		for j, v := range c.Values {
+			start := len(buf)
+			buf = append(buf, v...)
+			values[j] = unsafeString(buf[start:len(buf):len(buf)])
+		}
+		out[i] = logstorage.BlockColumn{Name: strings.Clone(c.Name), Values: values}
+	}
+	return out
 }
 
 func (b *traceBuilder) addRow(cols []logstorage.BlockColumn, row int, startNs int64) {

@@ -1,0 +1,245 @@
+// Package query serves SkyTrail's native JSON API, /api/v1, over a span store.
+package query
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/skytrail/skytrail/internal/storage/spanstore"
+	"github.com/skytrail/skytrail/internal/traceid"
+)
+
+// API is the /api/v1 handler set.
+type API struct {
+	spans spanstore.Reader
+}
+
+// NewAPI returns the native API over r.
+func NewAPI(r spanstore.Reader) *API { return &API{spans: r} }
+
+// Routes registers the API's endpoints on mux.
+func (a *API) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/services", a.services)
+	mux.HandleFunc("GET /api/v1/services/{service}/operations", a.operations)
+	mux.HandleFunc("GET /api/v1/traces", a.searchTraces)
+	mux.HandleFunc("GET /api/v1/traces/{traceID}", a.getTrace)
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, err error) {
+	writeJSON(w, status, errorBody{Error: err.Error()})
+}
+
+// ServiceInfo is one entry of /api/v1/services.
+type ServiceInfo struct {
+	Name string `json:"name"`
+}
+
+func (a *API) services(w http.ResponseWriter, r *http.Request) {
+	names, err := a.spans.Services(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	out := make([]ServiceInfo, len(names))
+	for i, n := range names {
+		out[i] = ServiceInfo{Name: n}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"services": out})
+}
+
+func (a *API) operations(w http.ResponseWriter, r *http.Request) {
+	ops, err := a.spans.Operations(r.Context(), r.PathValue("service"))
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	if ops == nil {
+		ops = []spanstore.Operation{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"operations": ops})
+}
+
+// ParseTraceID accepts a trace ID as 32 hex characters, as shorter hex
+// (64-bit IDs, left-padded), or as any other string an agent reports
+// (SkyWalking's), mapped as internal/traceid does on ingest.
+func ParseTraceID(s string) (pcommon.TraceID, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return pcommon.TraceID{}, errors.New("empty trace ID")
+	}
+	if len(s) < 32 && len(s)%2 == 0 {
+		if _, err := hex.DecodeString(s); err == nil {
+			s = strings.Repeat("0", 32-len(s)) + s
+		}
+	}
+	id, ok := traceid.FromString(strings.ToLower(s))
+	if !ok {
+		return id, fmt.Errorf("trace ID %q is all zero", s)
+	}
+	return id, nil
+}
+
+func (a *API) getTrace(w http.ResponseWriter, r *http.Request) {
+	raw := r.PathValue("traceID")
+	id, err := ParseTraceID(raw)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	td, err := a.spans.GetTrace(r.Context(), id)
+	if errors.Is(err, spanstore.ErrNotFound) {
+		writeError(w, http.StatusNotFound, fmt.Errorf("trace %s not found", raw))
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	if r.URL.Query().Get("format") == "otlp" {
+		body, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+		return
+	}
+	sums := spanstore.Summarize(td)
+	out := Trace{TraceID: hex.EncodeToString(id[:]), Spans: Spans(td)}
+	if len(sums) > 0 {
+		out.Summary = sums[0]
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// ParseSearch reads a trace search from URL parameters: service, operation,
+// repeated tag=key=value (or key:value), tags as a JSON object, minDuration /
+// maxDuration (Go durations), errors=true, start / end (RFC 3339 or Unix
+// milliseconds), lookback (a duration before end), limit.
+func ParseSearch(v map[string][]string) (spanstore.TraceQuery, error) {
+	get := func(k string) string {
+		if len(v[k]) > 0 {
+			return v[k][0]
+		}
+		return ""
+	}
+	q := spanstore.TraceQuery{Service: get("service"), Operation: get("operation"), Attributes: map[string]string{}}
+	for _, t := range v["tag"] {
+		k, val, ok := strings.Cut(t, "=")
+		if !ok {
+			k, val, ok = strings.Cut(t, ":")
+		}
+		if !ok || k == "" {
+			return q, fmt.Errorf("tag %q: want key=value", t)
+		}
+		q.Attributes[k] = val
+	}
+	if tags := get("tags"); tags != "" {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(tags), &m); err != nil {
+			return q, fmt.Errorf("tags %q: want a JSON object of key to value: %v", tags, err)
+		}
+		for k, val := range m {
+			q.Attributes[k] = fmt.Sprint(val)
+		}
+	}
+	var err error
+	for _, d := range []struct {
+		key string
+		dst *time.Duration
+	}{{"minDuration", &q.MinDuration}, {"maxDuration", &q.MaxDuration}} {
+		if s := get(d.key); s != "" {
+			if *d.dst, err = time.ParseDuration(s); err != nil || *d.dst < 0 {
+				return q, fmt.Errorf("%s %q: want a duration such as 250ms or 1.5s", d.key, s)
+			}
+		}
+	}
+	if q.MinDuration > 0 && q.MaxDuration > 0 && q.MaxDuration < q.MinDuration {
+		return q, fmt.Errorf("maxDuration %s is below minDuration %s", q.MaxDuration, q.MinDuration)
+	}
+	if s := get("errors"); s != "" {
+		if q.ErrorsOnly, err = strconv.ParseBool(s); err != nil {
+			return q, fmt.Errorf("errors %q: want true or false", s)
+		}
+	}
+	for _, t := range []struct {
+		key string
+		dst *time.Time
+	}{{"start", &q.Start}, {"end", &q.End}} {
+		if s := get(t.key); s != "" {
+			if *t.dst, err = parseTime(s); err != nil {
+				return q, fmt.Errorf("%s %q: %v", t.key, s, err)
+			}
+		}
+	}
+	if s := get("lookback"); s != "" && q.Start.IsZero() {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return q, fmt.Errorf("lookback %q: want a duration such as 1h", s)
+		}
+		end := q.End
+		if end.IsZero() {
+			end = time.Now()
+		}
+		q.Start = end.Add(-d)
+	}
+	if !q.Start.IsZero() && !q.End.IsZero() && q.End.Before(q.Start) {
+		return q, errors.New("end is before start")
+	}
+	if s := get("limit"); s != "" {
+		if q.Limit, err = strconv.Atoi(s); err != nil || q.Limit < 0 {
+			return q, fmt.Errorf("limit %q: want a positive number", s)
+		}
+	}
+	return q, nil
+}
+
+// parseTime reads RFC 3339 or Unix milliseconds.
+func parseTime(s string) (time.Time, error) {
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.UnixMilli(ms), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return t, errors.New("want RFC 3339 (2026-01-02T15:04:05Z) or Unix milliseconds")
+	}
+	return t, nil
+}
+
+func (a *API) searchTraces(w http.ResponseWriter, r *http.Request) {
+	q, err := ParseSearch(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	sums, err := a.spans.FindTraces(r.Context(), q)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	if sums == nil {
+		sums = []spanstore.TraceSummary{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"traces": sums})
+}

@@ -1,0 +1,228 @@
+// Package server assembles SkyTrail: storage, pipeline, receivers and query
+// APIs, each listener on its own address, started and stopped together.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	_ "google.golang.org/grpc/encoding/gzip" // OTLP exporters may gzip their requests
+
+	"github.com/skytrail/skytrail/internal/pipeline"
+	"github.com/skytrail/skytrail/internal/query"
+	"github.com/skytrail/skytrail/internal/query/jaeger"
+	"github.com/skytrail/skytrail/internal/receiver/otlp"
+	"github.com/skytrail/skytrail/internal/receiver/skywalking"
+	"github.com/skytrail/skytrail/internal/selfmetrics"
+	"github.com/skytrail/skytrail/internal/storage/spanstore"
+)
+
+// Config is everything `skytrail server` takes. An empty address turns
+// that listener off.
+type Config struct {
+	DataDir       string
+	HTTPAddr      string // query API, UI and /metrics
+	OTLPGRPCAddr  string
+	OTLPHTTPAddr  string
+	SWGRPCAddr    string
+	SWHTTPAddr    string
+	SWToken       string
+	Retention     time.Duration
+	MaxRequest    int   // bytes per request, after decompression
+	MaxInFlight   int64 // bytes of requests being processed at once
+	Limits        pipeline.Limits
+	FlushInterval time.Duration
+	Logger        *slog.Logger
+}
+
+// Defaults are the documented defaults (docs/configuration.md).
+func Defaults() Config {
+	return Config{
+		DataDir:      "data",
+		HTTPAddr:     ":8080",
+		OTLPGRPCAddr: ":4317",
+		OTLPHTTPAddr: ":4318",
+		SWGRPCAddr:   ":11800",
+		SWHTTPAddr:   ":12800",
+		Retention:    7 * 24 * time.Hour,
+		MaxRequest:   16 << 20,
+		MaxInFlight:  128 << 20,
+	}
+}
+
+// Server is a running SkyTrail.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	Spans *spanstore.Store
+
+	grpcServers []*grpc.Server
+	httpServers []*http.Server
+	// Addrs maps listener names to the address each is bound to (useful
+	// when the configuration asked for port 0).
+	Addrs map[string]string
+	wg    sync.WaitGroup
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start opens storage and starts every configured listener.
+func Start(cfg Config) (*Server, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = Defaults().MaxInFlight
+	}
+	if cfg.MaxRequest <= 0 {
+		cfg.MaxRequest = Defaults().MaxRequest
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = Defaults().Retention
+	}
+	cfg.Limits.MaxAge = cfg.Retention
+	spansDir := filepath.Join(cfg.DataDir, "spans")
+	store, err := spanstore.Open(spanstore.Config{Dir: spansDir, Retention: cfg.Retention, FlushInterval: cfg.FlushInterval})
+	if err != nil {
+		return nil, err
+	}
+	abs, _ := filepath.Abs(spansDir)
+	log.Info("span storage open", "dir", abs, "retention", store.Retention().String())
+
+	s := &Server{cfg: cfg, log: log, Spans: store, Addrs: map[string]string{}}
+	p := pipeline.New(cfg.MaxInFlight, store)
+	otlpRecv := otlp.New(p, otlp.Config{MaxRequestBytes: cfg.MaxRequest, Limits: cfg.Limits})
+
+	swConsumers := skywalking.Consumers{
+		Traces: pipeline.Checked{Pipeline: p, Limits: cfg.Limits, Receiver: "skywalking"},
+	}
+	swOpts := skywalking.Options{Token: cfg.SWToken, MaxRecvMsgSize: cfg.MaxRequest}
+
+	mux := http.NewServeMux()
+	query.NewAPI(store).Routes(mux)
+	mux.Handle("/jaeger/", http.StripPrefix("/jaeger", jaeger.NewHandler(store, nil)))
+	mux.Handle("GET /metrics", selfmetrics.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+
+	start := func() error {
+		if err := s.serveHTTP("query API", cfg.HTTPAddr, mux); err != nil {
+			return err
+		}
+		if cfg.OTLPGRPCAddr != "" {
+			gs := grpc.NewServer(grpc.MaxRecvMsgSize(cfg.MaxRequest))
+			otlpRecv.RegisterGRPC(gs)
+			if err := s.serveGRPC("OTLP gRPC", cfg.OTLPGRPCAddr, gs); err != nil {
+				return err
+			}
+		}
+		if err := s.serveHTTP("OTLP HTTP", cfg.OTLPHTTPAddr, otlpRecv.HTTPHandler()); err != nil {
+			return err
+		}
+		if cfg.SWGRPCAddr != "" {
+			if err := s.serveGRPC("SkyWalking gRPC", cfg.SWGRPCAddr, skywalking.NewGRPCServer(swConsumers, swOpts)); err != nil {
+				return err
+			}
+		}
+		return s.serveHTTP("SkyWalking HTTP", cfg.SWHTTPAddr, skywalking.NewHTTPHandler(swConsumers, swOpts))
+	}
+	if err := start(); err != nil {
+		_ = s.Shutdown(context.Background())
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) listen(name, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listen on %s: %w", name, addr, err)
+	}
+	s.Addrs[name] = ln.Addr().String()
+	s.log.Info("listening", "listener", name, "addr", ln.Addr().String())
+	return ln, nil
+}
+
+func (s *Server) serveHTTP(name, addr string, h http.Handler) error {
+	if addr == "" {
+		return nil
+	}
+	ln, err := s.listen(name, addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	s.httpServers = append(s.httpServers, hs)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("listener stopped", "listener", name, "err", err)
+		}
+	}()
+	return nil
+}
+
+func (s *Server) serveGRPC(name, addr string, gs *grpc.Server) error {
+	ln, err := s.listen(name, addr)
+	if err != nil {
+		return err
+	}
+	s.grpcServers = append(s.grpcServers, gs)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := gs.Serve(ln); err != nil {
+			s.log.Error("listener stopped", "listener", name, "err", err)
+		}
+	}()
+	return nil
+}
+
+// Shutdown stops accepting requests, lets in-flight ones finish (until ctx
+// ends), then flushes and closes storage: what was acknowledged is on disk.
+// Calling it again returns the first call's result.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() { s.stopErr = s.shutdown(ctx) })
+	return s.stopErr
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, gs := range s.grpcServers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			done := make(chan struct{})
+			go func() { gs.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-ctx.Done():
+				gs.Stop()
+			}
+		}()
+	}
+	for _, hs := range s.httpServers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := hs.Shutdown(ctx); err != nil {
+				_ = hs.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	s.wg.Wait()
+	err := s.Spans.Close()
+	s.log.Info("storage flushed and closed")
+	return err
+}
