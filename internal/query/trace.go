@@ -115,7 +115,7 @@ func spanJSON(sp ptrace.Span, service string, resource map[string]any, scope Sco
 	return s
 }
 
-func hexID(id pcommon.TraceID) string { return hex.EncodeToString(id[:]) }
+func hexID(id pcommon.TraceID) string  { return hex.EncodeToString(id[:]) }
 func idBytes(id pcommon.SpanID) []byte { return id[:] }
 
 func statusName(c ptrace.StatusCode) string {
