@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/skytrail/skytrail/internal/loadgen"
+)
+
+// runLoadgen is `skytrail loadgen`: realistic multi-service traces over OTLP
+// or SkyWalking gRPC, with a progress line on stderr and a summary on stdout.
+// It fails when any request failed for good or nothing was acknowledged.
+func runLoadgen(ctx context.Context, args []string) error {
+	var cfg loadgen.Config
+	var protocol string
+	insecure, asJSON, quiet := true, false, false
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.StringVar(&cfg.Endpoint, "endpoint", "", "server address host:port (default 127.0.0.1:4317 for otlp, 127.0.0.1:11800 for skywalking)")
+	fs.StringVar(&protocol, "protocol", "otlp", "otlp (TraceService/Export) or skywalking (TraceSegmentReportService/collectInSync)")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "target spans per second (0: as fast as the server acknowledges)")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to send (0: until --spans or Ctrl-C)")
+	fs.Int64Var(&cfg.Spans, "spans", 0, "stop after issuing this many spans, rounded up to whole requests (0: no limit)")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 4, "requests in flight at once")
+	fs.IntVar(&cfg.Batch, "batch", 1000, "spans per request (whole traces of about 10 spans)")
+	fs.IntVar(&cfg.Services, "services", 4, "distinct services: frontend, order, inventory, payment, then copies named frontend-2, ...")
+	fs.IntVar(&cfg.PoolSize, "pool", 64, "distinct pre-encoded requests to cycle through (IDs and times are fresh on every send)")
+	fs.BoolVar(&insecure, "insecure", true, "plaintext gRPC; --insecure=false uses TLS with the system's roots")
+	fs.StringVar(&cfg.Token, "token", "", "SkyWalking agent token, sent as Authentication metadata")
+	fs.BoolVar(&asJSON, "json", false, "print the summary as JSON on stdout (the summary line then goes to stderr)")
+	fs.BoolVar(&quiet, "quiet", false, "no progress line")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("loadgen: unexpected argument %q", fs.Arg(0))
+	}
+	if cfg.Duration == 0 && cfg.Spans == 0 {
+		fmt.Fprintln(os.Stderr, "loadgen: no --duration or --spans limit: sending until Ctrl-C")
+	}
+	cfg.Protocol = loadgen.Protocol(protocol)
+	cfg.TLS = !insecure
+	if !quiet {
+		cfg.Progress = os.Stderr
+		if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			cfg.ProgressTTY = true
+		}
+	}
+
+	res, err := loadgen.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		fmt.Fprintln(os.Stderr, res.Summary())
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			return fmt.Errorf("loadgen: writing JSON summary: %w", err)
+		}
+	} else {
+		fmt.Println(res.Summary())
+	}
+	switch {
+	case len(res.Errors) > 0:
+		return fmt.Errorf("loadgen: %d spans in failed requests (last error: %s)", res.FailedSpans, res.LastError)
+	case res.Spans == 0:
+		return fmt.Errorf("loadgen: the server acknowledged no spans")
+	}
+	return nil
+}
