@@ -1,0 +1,169 @@
+package analysis
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+
+	"github.com/skytrail/skytrail/internal/pipeline"
+	"github.com/skytrail/skytrail/internal/query/promapi"
+	"github.com/skytrail/skytrail/internal/storage/metricstore"
+)
+
+// otlpReceiver is the smallest OTLP gRPC trace service: it hands each
+// request to a consumer, as the real receiver does.
+type otlpReceiver struct {
+	ptraceotlp.UnimplementedGRPCServer
+	next pipeline.TracesConsumer
+}
+
+func (r *otlpReceiver) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
+	return ptraceotlp.NewExportResponse(), r.next.ConsumeTraces(ctx, req.Traces())
+}
+
+// harness is an analyser on a real store behind a real OTLP gRPC server,
+// with the PromQL API and the JSON routes served over HTTP.
+type harness struct {
+	t        *testing.T
+	analyser *Analyser
+	store    *metricstore.Store
+	otlpAddr string
+	api      *httptest.Server
+}
+
+func newHarness(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	store, err := metricstore.Open(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	a := New(cfg, store)
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Shutdown(context.Background()) })
+
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	ptraceotlp.RegisterGRPCServer(srv, &otlpReceiver{next: a})
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+
+	mux := http.NewServeMux()
+	mux.Handle("/prometheus/", http.StripPrefix("/prometheus", promapi.NewHandler(store)))
+	a.Routes(mux)
+	api := httptest.NewServer(mux)
+	t.Cleanup(api.Close)
+	return &harness{t: t, analyser: a, store: store, otlpAddr: lis.Addr().String(), api: api}
+}
+
+// tracer returns a tracer for one service instance exporting over OTLP
+// gRPC, and a function that flushes and shuts it down.
+func (h *harness) tracer(service string, attrs ...attribute.KeyValue) (trace.Tracer, func()) {
+	h.t.Helper()
+	ctx := context.Background()
+	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(h.otlpAddr), otlptracegrpc.WithInsecure())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	res := resource.NewSchemaless(append([]attribute.KeyValue{attribute.String("service.name", service)}, attrs...)...)
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	done := false
+	finish := func() {
+		if done {
+			return
+		}
+		done = true
+		if err := tp.Shutdown(ctx); err != nil {
+			h.t.Errorf("exporting %s's spans: %v", service, err)
+		}
+	}
+	h.t.Cleanup(finish)
+	return tp.Tracer("skytrail-test"), finish
+}
+
+// flush writes everything the analyser holds into the store.
+func (h *harness) flush() {
+	h.t.Helper()
+	if err := h.analyser.Flush(context.Background()); err != nil {
+		h.t.Fatalf("flushing the analysis: %v", err)
+	}
+}
+
+// get fetches path from the API and decodes the JSON answer into v.
+func (h *harness) get(path string, v any) {
+	h.t.Helper()
+	resp, err := http.Get(h.api.URL + path)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		h.t.Fatalf("GET %s: %s: %s", path, resp.Status, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		h.t.Fatalf("GET %s: decoding %s: %v", path, body, err)
+	}
+}
+
+// promResponse is the Prometheus API's answer to an instant query.
+type promResponse struct {
+	Status string `json:"status"`
+	Data   struct {
+		ResultType string `json:"resultType"`
+		Result     []struct {
+			Metric    map[string]string `json:"metric"`
+			Value     []any             `json:"value"`
+			Histogram []any             `json:"histogram"`
+		} `json:"result"`
+	} `json:"data"`
+}
+
+// scalar runs an instant PromQL query through the HTTP API and returns its
+// single value.
+func (h *harness) scalar(query string) float64 {
+	h.t.Helper()
+	var r promResponse
+	h.get("/prometheus/api/v1/query?"+url.Values{"query": {query}, "time": {strconv.FormatInt(time.Now().Unix(), 10)}}.Encode(), &r)
+	if r.Status != "success" || len(r.Data.Result) != 1 || len(r.Data.Result[0].Value) != 2 {
+		h.t.Fatalf("query %s: want one float result, got %+v", query, r)
+	}
+	v, err := strconv.ParseFloat(r.Data.Result[0].Value[1].(string), 64)
+	if err != nil {
+		h.t.Fatalf("query %s: %v", query, err)
+	}
+	return v
+}
+
+// pastMinute is the start of a whole minute that has ended, so spans put
+// in it are counted together.
+func pastMinute() time.Time { return time.Now().Truncate(time.Minute).Add(-2 * time.Minute) }
+
+func within(t *testing.T, what string, got, want, relTol float64) {
+	t.Helper()
+	if got < want*(1-relTol) || got > want*(1+relTol) {
+		t.Errorf("%s = %g, want %g within %.0f%%", what, got, want, relTol*100)
+	}
+}
+
+func ms(d float64) time.Duration { return time.Duration(d * float64(time.Millisecond)) }
