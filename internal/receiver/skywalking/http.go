@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -193,11 +194,19 @@ func writeHTTPError(w http.ResponseWriter, err error) {
 	}
 }
 
-var jsonOptions = protojson.UnmarshalOptions{DiscardUnknown: true}
-
 // unmarshalJSON decodes one message, reporting malformed input as invalid.
+//
+// Fields this protocol version does not know (a newer agent's) are skipped,
+// but an enum name it does not know is an error: protojson's DiscardUnknown
+// would silently turn "spanType": "Sideways" into Entry. So the strict decoder
+// runs first and the lenient one only when the strict one met an unknown
+// field.
 func unmarshalJSON(body []byte, m proto.Message) error {
-	if err := jsonOptions.Unmarshal(body, m); err != nil {
+	err := protojson.Unmarshal(body, m)
+	if err != nil && strings.Contains(err.Error(), "unknown field") {
+		err = protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(body, m)
+	}
+	if err != nil {
 		return invalidf("decoding %s JSON: %v", m.ProtoReflect().Descriptor().Name(), err)
 	}
 	return nil
@@ -212,8 +221,8 @@ func unmarshalJSONArray[T proto.Message](body []byte, newMsg func() T) ([]T, err
 	out := make([]T, 0, len(raw))
 	for i, r := range raw {
 		m := newMsg()
-		if err := jsonOptions.Unmarshal(r, m); err != nil {
-			return nil, invalidf("decoding element %d of the %s array: %v", i, m.ProtoReflect().Descriptor().Name(), err)
+		if err := unmarshalJSON(r, m); err != nil {
+			return nil, invalidf("element %d of the %s array: %v", i, m.ProtoReflect().Descriptor().Name(), err)
 		}
 		out = append(out, m)
 	}
