@@ -40,6 +40,7 @@ type config struct {
 	propagator      propagation.TextMapPropagator
 	batchTimeout    time.Duration
 	processors      []sdktrace.SpanProcessor
+	exporter        sdktrace.SpanExporter
 
 	startupCheck time.Duration
 	logger       *slog.Logger
@@ -116,6 +117,10 @@ func WithBatchTimeout(d time.Duration) Option { return func(c *config) { c.batch
 func WithSpanProcessor(p sdktrace.SpanProcessor) Option {
 	return func(c *config) { c.processors = append(c.processors, p) }
 }
+
+// WithExporter replaces the OTLP exporter, e.g. with a stdout one while
+// developing; the endpoint options and the start-up check then do not apply.
+func WithExporter(e sdktrace.SpanExporter) Option { return func(c *config) { c.exporter = e } }
 
 // WithStartupCheck bounds how long Start waits to learn whether the endpoint
 // is reachable (default DefaultStartupCheck); 0 or less skips the check.

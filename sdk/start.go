@@ -58,12 +58,16 @@ func Start(ctx context.Context, opts ...Option) (shutdown func(context.Context) 
 		}
 		sampler = sdktrace.ParentBased(adaptive)
 	}
-	exp, err := newExporter(ctx, c, t)
-	if err != nil {
-		return nil, err
-	}
-	if c.startupCheck > 0 {
-		checkReachable(ctx, t, c.startupCheck, c.logger)
+	exp := c.exporter
+	if exp == nil {
+		otlp, err := newExporter(ctx, c, t)
+		if err != nil {
+			return nil, err
+		}
+		if c.startupCheck > 0 {
+			checkReachable(ctx, t, c.startupCheck, c.logger)
+		}
+		exp = otlp
 	}
 
 	var batchOpts []sdktrace.BatchSpanProcessorOption

@@ -14,8 +14,18 @@ import (
 
 	"go.opentelemetry.io/otel"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/skytrail/skytrail/sdk"
 )
+
+// onEnd is a span processor calling f for each ended span.
+type onEnd func(sdktrace.ReadOnlySpan)
+
+func (f onEnd) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (f onEnd) OnEnd(s sdktrace.ReadOnlySpan)                   { f(s) }
+func (f onEnd) Shutdown(context.Context) error                  { return nil }
+func (f onEnd) ForceFlush(context.Context) error                { return nil }
 
 // syncBuffer collects log output written from the test and the SDK.
 type syncBuffer struct {
@@ -176,7 +186,13 @@ func TestStartRejectsBadConfiguration(t *testing.T) {
 func TestGoKeepsParentSpan(t *testing.T) {
 	col, addr := startGRPCCollector(t)
 	logger, _ := textLogger()
-	flush := start(t, sdk.WithServiceName("svc"), sdk.WithEndpoint("http://"+addr), sdk.WithLogger(logger))
+	ended := make(chan struct{})
+	flush := start(t, sdk.WithServiceName("svc"), sdk.WithEndpoint("http://"+addr), sdk.WithLogger(logger),
+		sdk.WithSpanProcessor(onEnd(func(s sdktrace.ReadOnlySpan) {
+			if s.Name() == "send receipt" {
+				close(ended)
+			}
+		})))
 
 	parentCtx, cancel := context.WithCancel(context.Background())
 	parentCtx, parent := otel.Tracer("test").Start(parentCtx, "request")
@@ -190,6 +206,7 @@ func TestGoKeepsParentSpan(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("background context was cancelled with its parent: %v", err)
 	}
+	<-ended
 	flush()
 
 	child := col.span(t, "send receipt")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -184,5 +186,36 @@ func TestAdaptiveUnderParentBased(t *testing.T) {
 	}
 	if !child.SpanContext().IsSampled() || child.SpanContext().TraceState().String() != "ot=th:0" {
 		t.Errorf("child: sampled=%v tracestate %q", child.SpanContext().IsSampled(), child.SpanContext().TraceState())
+	}
+}
+
+// TestAdaptiveConcurrent exercises the window roll and re-estimate from many
+// goroutines on the real clock (run with -race).
+func TestAdaptiveConcurrent(t *testing.T) {
+	s, err := NewAdaptive(50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var kept atomic.Int64
+	began := time.Now()
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 9))
+			for time.Since(began) < 300*time.Millisecond {
+				var id trace.TraceID
+				binary.BigEndian.PutUint64(id[8:], rng.Uint64())
+				if s.ShouldSample(sdktrace.SamplingParameters{TraceID: id}).Decision == sdktrace.RecordAndSample {
+					kept.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// 0.3 s at 50/s is 15; the first window's reaction adds a few dozen.
+	if k := kept.Load(); k > 60 {
+		t.Errorf("kept %d traces in 0.3 s at a limit of 50/s", k)
 	}
 }

@@ -18,10 +18,10 @@ func ServerOptions(opts ...otelgrpc.Option) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.StatsHandler(otelgrpc.NewServerHandler(opts...)),
 		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			return h(sw8.ContextWithEndpoint(ctx, info.FullMethod), req)
+			return h(sw8.ContextWithEndpoint(ctx, endpoint(info.FullMethod)), req)
 		}),
 		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-			return h(srv, endpointStream{ServerStream: ss, ctx: sw8.ContextWithEndpoint(ss.Context(), info.FullMethod)})
+			return h(srv, endpointStream{ServerStream: ss, ctx: sw8.ContextWithEndpoint(ss.Context(), endpoint(info.FullMethod))})
 		}),
 	}
 }
@@ -38,6 +38,10 @@ func DialOptions(opts ...otelgrpc.Option) []grpc.DialOption {
 		}),
 	}
 }
+
+// endpoint is the span name otelgrpc gives a method ("pkg.Service/Method"),
+// so sw8 names the caller's endpoint as SkyTrail shows it.
+func endpoint(fullMethod string) string { return strings.TrimPrefix(fullMethod, "/") }
 
 // peer turns a dial target ("dns:///orders:50051", "passthrough:///x:1")
 // into the address part SkyWalking records.
