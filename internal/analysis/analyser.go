@@ -187,7 +187,11 @@ func (a *Analyser) write(ctx context.Context, due []*red.Window) error {
 	defer func() { metricstore.AppendSeconds.Observe(time.Since(start).Seconds()) }()
 	app := a.store.Appender(ctx)
 	for _, w := range due {
-		if _, err := w.Append(app); err != nil {
+		_, refused, err := w.Append(app)
+		if refused > 0 {
+			samplesRefused.Add(float64(refused))
+		}
+		if err != nil {
 			flushErrors.Inc()
 			_ = app.Rollback()
 			return fmt.Errorf("writing the figures of the minute ending %s: %w", time.UnixMilli(w.End).UTC().Format(time.RFC3339), err)

@@ -36,6 +36,10 @@ var (
 		Name: "skytrail_analysis_tracked",
 		Help: "Names the analysis keeps under its caps, by kind: service, endpoint, instance, registry_instance.",
 	}, []string{"kind"})
+	samplesRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "skytrail_analysis_samples_refused_total",
+		Help: "Samples the metric store refused as out of order or already written (a minute written at shutdown and seen again after a restart).",
+	})
 	flushErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "skytrail_analysis_flush_errors_total",
 		Help: "Minutes whose figures could not be written to the metric store.",
@@ -44,5 +48,5 @@ var (
 
 func init() {
 	selfmetrics.Registry.MustRegister(spansAnalysed, spansSkipped, spansLate, overflow, endpointOverflow,
-		waitingSpans, trackedSeries, flushErrors)
+		waitingSpans, trackedSeries, samplesRefused, flushErrors)
 }

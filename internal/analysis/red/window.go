@@ -1,6 +1,7 @@
 package red
 
 import (
+	"errors"
 	"sort"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -108,10 +109,23 @@ const (
 	prefixEdgeServer = "skytrail_edge_server_"
 )
 
-// Append writes the window's series into app (not committed) and returns
-// how many series it wrote.
-func (w *Window) Append(app storage.Appender) (int, error) {
-	n := 0
+// Append writes the window's series into app (not committed). It returns
+// how many samples it wrote and how many the TSDB refused as out of order
+// or already written (a minute flushed at shutdown and seen again after a
+// restart); those are skipped, any other error stops the write.
+func (w *Window) Append(app storage.Appender) (written, refused int, err error) {
+	check := func(err error) error {
+		switch {
+		case err == nil:
+			written++
+		case errors.Is(err, storage.ErrOutOfOrderSample), errors.Is(err, storage.ErrDuplicateSampleForTimestamp),
+			errors.Is(err, storage.ErrOutOfBounds), errors.Is(err, storage.ErrTooOldSample):
+			refused++
+		default:
+			return err
+		}
+		return nil
+	}
 	put := func(prefix string, s *Stats, apdex bool, kv ...string) error {
 		series := []struct {
 			name string
@@ -121,42 +135,39 @@ func (w *Window) Append(app storage.Appender) (int, error) {
 			series = series[:2]
 		}
 		for _, f := range series {
-			if _, err := app.Append(0, seriesLabels(prefix+f.name, kv), w.End, float64(f.v)); err != nil {
+			if _, err := app.Append(0, seriesLabels(prefix+f.name, kv), w.End, float64(f.v)); check(err) != nil {
 				return err
 			}
 		}
-		if _, err := app.AppendHistogram(0, seriesLabels(prefix+"duration_seconds", kv), w.End, nil, s.Latency.Float()); err != nil {
-			return err
-		}
-		n += len(series) + 1
-		return nil
+		_, err := app.AppendHistogram(0, seriesLabels(prefix+"duration_seconds", kv), w.End, nil, s.Latency.Float())
+		return check(err)
 	}
 	for name, s := range w.Services {
 		if err := put(prefixService, s, true, "service", name); err != nil {
-			return n, err
+			return written, refused, err
 		}
 	}
 	for k, s := range w.Instances {
 		if err := put(prefixInstance, s, true, "service", k.Service, "instance", k.Name); err != nil {
-			return n, err
+			return written, refused, err
 		}
 	}
 	for k, s := range w.Endpoints {
 		if err := put(prefixEndpoint, s, true, "service", k.Service, "endpoint", k.Name); err != nil {
-			return n, err
+			return written, refused, err
 		}
 	}
 	for k, s := range w.ClientEdges {
 		if err := put(prefixEdgeClient, s, false, edgeLabels(k)...); err != nil {
-			return n, err
+			return written, refused, err
 		}
 	}
 	for k, s := range w.ServerEdges {
 		if err := put(prefixEdgeServer, s, false, edgeLabels(k)...); err != nil {
-			return n, err
+			return written, refused, err
 		}
 	}
-	return n, nil
+	return written, refused, nil
 }
 
 func edgeLabels(k Edge) []string {
