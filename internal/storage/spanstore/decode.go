@@ -30,13 +30,50 @@ func newTraceBuilder() *traceBuilder {
 func (b *traceBuilder) addBlock(db *logstorage.DataBlock) {
 	cols := cloneColumns(db.GetColumns(true))
 	timestamps, _ := db.GetTimestamps(nil)
+	var overflow []string
+	for _, c := range cols {
+		if c.Name == fieldOverflow {
+			overflow = c.Values
+		}
+	}
 	for row := 0; row < db.RowsCount(); row++ {
 		var ts int64
 		if row < len(timestamps) {
 			ts = timestamps[row]
 		}
+		if overflow != nil && overflow[row] != "" {
+			b.addRow(withOverflow(cols, row, overflow[row]), 0, ts)
+			continue
+		}
 		b.addRow(cols, row, ts)
 	}
+}
+
+// withOverflow returns the one row as columns, with the fields kept in the
+// overflow field (over the service's column budget) as columns of their own.
+func withOverflow(cols []logstorage.BlockColumn, row int, overflow string) []logstorage.BlockColumn {
+	out := make([]logstorage.BlockColumn, 0, len(cols)+8)
+	for _, c := range cols {
+		if c.Name != fieldOverflow {
+			out = append(out, logstorage.BlockColumn{Name: c.Name, Values: []string{c.Values[row]}})
+		}
+	}
+	for rest := overflow; rest != ""; {
+		name, err := strconv.QuotedPrefix(rest)
+		if err != nil {
+			break
+		}
+		rest = strings.TrimPrefix(rest[len(name):], " ")
+		value, err := strconv.QuotedPrefix(rest)
+		if err != nil {
+			break
+		}
+		rest = strings.TrimPrefix(rest[len(value):], " ")
+		n, _ := strconv.Unquote(name)
+		v, _ := strconv.Unquote(value)
+		out = append(out, logstorage.BlockColumn{Name: n, Values: []string{v}})
+	}
+	return out
 }
 
 // cloneColumns copies the column values into one fresh buffer each.

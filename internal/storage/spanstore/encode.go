@@ -29,10 +29,16 @@ type rowEncoder struct {
 	scopeBuf       []byte
 
 	extra ptrace.Traces
+
+	budget   *columnBudget
+	admitted admittedCache
+	// overflow collects, per span, the attributes over the service's column
+	// budget, as a JSON object of field name to stored string.
+	overflow []byte
 }
 
-func newRowEncoder() *rowEncoder {
-	return &rowEncoder{extra: ptrace.NewTraces()}
+func newRowEncoder(budget *columnBudget) *rowEncoder {
+	return &rowEncoder{extra: ptrace.NewTraces(), budget: budget, admitted: admittedCache{}}
 }
 
 // unsafeString views b as a string without copying; b must not change while
@@ -162,10 +168,12 @@ func (e *rowEncoder) encodeSpan(span ptrace.Span) []logstorage.Field {
 	}
 	f = append(f, e.resourceFields...)
 	f = append(f, e.scopeFields...)
+	attrsFrom := len(f) - len(e.resourceFields) - len(e.scopeFields)
 	span.Attributes().Range(func(k string, v pcommon.Value) bool {
 		f, e.types, e.buf = appendAttr(f, e.types, e.buf, prefixAttr, k, v)
 		return true
 	})
+	f = e.spillOverBudget(f, attrsFrom)
 	if len(e.resourceTypes)+len(e.scopeTypes)+len(e.types) > 0 {
 		start := len(e.buf)
 		for _, t := range [][]byte{e.resourceTypes, e.scopeTypes, e.types} {
@@ -184,6 +192,29 @@ func (e *rowEncoder) encodeSpan(span ptrace.Span) []logstorage.Field {
 	}
 	e.fields = f
 	return f
+}
+
+// spillOverBudget moves the attribute fields (f[from:]) that the service's
+// column budget does not admit into one "overflow" field.
+func (e *rowEncoder) spillOverBudget(f []logstorage.Field, from int) []logstorage.Field {
+	e.overflow = e.overflow[:0]
+	kept := f[:from]
+	for _, fld := range f[from:] {
+		if e.admitted.admit(e.budget, e.service, fld.Name) {
+			kept = append(kept, fld)
+			continue
+		}
+		if len(e.overflow) > 0 {
+			e.overflow = append(e.overflow, ' ')
+		}
+		e.overflow = strconv.AppendQuote(e.overflow, fld.Name)
+		e.overflow = append(e.overflow, ' ')
+		e.overflow = strconv.AppendQuote(e.overflow, fld.Value)
+	}
+	if len(e.overflow) > 0 {
+		kept = append(kept, logstorage.Field{Name: fieldOverflow, Value: unsafeString(e.overflow)})
+	}
+	return kept
 }
 
 func (e *rowEncoder) hexField(name string, id []byte) logstorage.Field {

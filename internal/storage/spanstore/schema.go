@@ -17,6 +17,9 @@ package spanstore
 //	scope_attr.<key>     instrumentation scope attribute
 //	types                the OTLP type of each attribute that is not a string:
 //	                     "<prefix><key>=<letter>" joined by "\n" (see typeLetter)
+//	overflow             attributes beyond the service's column budget (see
+//	                     columns.go): Go-quoted field names and values,
+//	                     alternating, separated by spaces
 //	extra                events, links, dropped counts and schema URLs: base64
 //	                     of an OTLP-encoded span holding just those, so nothing
 //	                     the SDK sent is lost
@@ -39,6 +42,7 @@ const (
 	fieldScopeVersion  = "scope.version"
 	fieldTypes         = "types"
 	fieldExtra         = "extra"
+	fieldOverflow      = "overflow"
 	fieldEnd           = "end"
 	fieldTime          = "_time"
 

@@ -39,6 +39,7 @@ type Store struct {
 	storage   *logstorage.Storage
 	retention time.Duration
 	index     traceIndexFilter
+	columns   *columnBudget
 
 	encoders sync.Pool
 }
@@ -73,6 +74,7 @@ func Open(cfg Config) (*Store, error) {
 			FutureRetention: 24 * time.Hour,
 		}),
 		retention: max(cfg.Retention, 24*time.Hour),
+		columns:   newColumnBudget(),
 	}
 	s.index.init()
 	return s, nil
@@ -94,7 +96,7 @@ func (s *Store) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
 	start := time.Now()
 	e, _ := s.encoders.Get().(*rowEncoder)
 	if e == nil {
-		e = newRowEncoder()
+		e = newRowEncoder(s.columns)
 	}
 	lr := logstorage.GetLogRows([]string{fieldService}, nil, nil, nil, "")
 	idx := logstorage.GetLogRows(nil, nil, nil, nil, "")

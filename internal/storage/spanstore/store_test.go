@@ -2,6 +2,7 @@ package spanstore
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -209,5 +210,42 @@ func TestSurvivesRestart(t *testing.T) {
 	td, err := s.GetTrace(context.Background(), pcommon.TraceID{7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
 	if err != nil || td.SpanCount() != 2 {
 		t.Fatalf("after restart: %d spans, %v", td.SpanCount(), err)
+	}
+}
+
+// A service whose attribute keys never repeat (IDs in keys) must not push
+// logstorage past its column limit, where it would drop rows: the keys over
+// the budget are kept in the overflow field and read back like any other.
+func TestAttributeKeyExplosionLosesNothing(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	start := time.Now().Add(-time.Minute)
+	const spans = 3000
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "exploding")
+	ss := rs.ScopeSpans().AppendEmpty()
+	for i := 0; i < spans; i++ {
+		sp := ss.Spans().AppendEmpty()
+		sp.SetTraceID(pcommon.TraceID{0xab, byte(i >> 8), byte(i)})
+		sp.SetSpanID(pcommon.SpanID{1, byte(i >> 8), byte(i)})
+		sp.SetName("op")
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Millisecond)))
+		sp.Attributes().PutInt("request."+strconv.Itoa(i), int64(i))
+	}
+	if err := s.ConsumeTraces(ctx, td); err != nil {
+		t.Fatal(err)
+	}
+	s.Flush()
+	for _, i := range []int{0, 899, 900, 2999} {
+		got, err := s.GetTrace(ctx, pcommon.TraceID{0xab, byte(i >> 8), byte(i)})
+		if err != nil {
+			t.Fatalf("span %d lost: %v", i, err)
+		}
+		v, ok := got.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes().Get("request." + strconv.Itoa(i))
+		if !ok || v.Int() != int64(i) {
+			t.Errorf("span %d: attribute = %v (%v)", i, v.AsRaw(), ok)
+		}
 	}
 }
