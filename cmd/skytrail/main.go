@@ -1,0 +1,138 @@
+// Command skytrail is the SkyTrail server and its tools.
+//
+//	skytrail [server] [flags]   run the server (the default)
+//	skytrail loadgen [flags]    send load over OTLP or SkyWalking
+//	skytrail version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/skytrail/skytrail/internal/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	args := os.Args[1:]
+	cmd := "server"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "server":
+		err = runServer(ctx, args)
+	case "loadgen":
+		err = runLoadgen(ctx, args)
+	case "version":
+		fmt.Println("skytrail", version)
+	default:
+		err = fmt.Errorf("unknown command %q: want server, loadgen or version", cmd)
+	}
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "skytrail:", err)
+		os.Exit(1)
+	}
+}
+
+func runServer(ctx context.Context, args []string) error {
+	cfg := server.Defaults()
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	configFile := fs.String("config", "", "optional YAML file of settings, keys named as the flags (env SKYTRAIL_CONFIG)")
+	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "directory for embedded storage")
+	fs.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "query API, UI and /metrics address (empty: off)")
+	fs.StringVar(&cfg.OTLPGRPCAddr, "otlp-grpc", cfg.OTLPGRPCAddr, "OTLP gRPC address (empty: off)")
+	fs.StringVar(&cfg.OTLPHTTPAddr, "otlp-http", cfg.OTLPHTTPAddr, "OTLP HTTP address (empty: off)")
+	fs.StringVar(&cfg.SWGRPCAddr, "sw-grpc", cfg.SWGRPCAddr, "SkyWalking agent gRPC address (empty: off)")
+	fs.StringVar(&cfg.SWHTTPAddr, "sw-http", cfg.SWHTTPAddr, "SkyWalking agent HTTP address (empty: off)")
+	fs.StringVar(&cfg.SWToken, "sw-token", "", "token SkyWalking agents must send as Authentication (empty: none)")
+	fs.DurationVar(&cfg.Retention, "retention", cfg.Retention, "how long spans are kept (whole days)")
+	fs.IntVar(&cfg.MaxRequest, "max-request-bytes", cfg.MaxRequest, "largest request accepted, after decompression")
+	fs.Int64Var(&cfg.MaxInFlight, "max-inflight-bytes", cfg.MaxInFlight, "request bytes processed at once before clients are asked to retry")
+	fs.IntVar(&cfg.Limits.MaxAttributes, "max-attributes", 256, "most attributes on one span (or resource)")
+	fs.IntVar(&cfg.Limits.MaxValueBytes, "max-attribute-bytes", 64<<10, "largest attribute value")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := applyEnvAndFile(fs, *configFile); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: %w", *logLevel, err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(cfg.Logger)
+
+	srv, err := server.Start(cfg)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	cfg.Logger.Info("shutting down: finishing in-flight requests, then flushing storage")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdownCtx)
+}
+
+// applyEnvAndFile fills every flag not given on the command line from its
+// environment twin (SKYTRAIL_ + the name in upper case, dashes as
+// underscores), else from the YAML file: flags win over the environment,
+// which wins over the file.
+func applyEnvAndFile(fs *flag.FlagSet, file string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if file == "" && !given["config"] {
+		file = os.Getenv("SKYTRAIL_CONFIG")
+	}
+	fromFile := map[string]any{}
+	if file != "" {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("read config file: %w", err)
+		}
+		if err := yaml.Unmarshal(raw, &fromFile); err != nil {
+			return fmt.Errorf("parse config file %s: %w", file, err)
+		}
+		for k := range fromFile {
+			if fs.Lookup(k) == nil {
+				return fmt.Errorf("config file %s: unknown setting %q", file, k)
+			}
+		}
+	}
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || f.Name == "config" {
+			return
+		}
+		env := "SKYTRAIL_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
+			}
+			return
+		}
+		if v, ok := fromFile[f.Name]; ok {
+			if err := f.Value.Set(fmt.Sprint(v)); err != nil {
+				errs = append(errs, fmt.Errorf("config %s: %q: %w", f.Name, v, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
