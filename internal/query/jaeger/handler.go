@@ -110,10 +110,10 @@ func (h *handler) operations(w http.ResponseWriter, r *http.Request) {
 		internalError(w, r, "listing operations", err)
 		return
 	}
-	data := make([]Operation, 0, len(ops))
+	data := make([]spanstore.Operation, 0, len(ops))
 	for _, op := range ops {
 		if kind == "" || op.SpanKind == kind {
-			data = append(data, Operation{Name: op.Name, SpanKind: op.SpanKind})
+			data = append(data, op)
 		}
 	}
 	writeJSON(w, r, http.StatusOK, response{Data: data, Total: len(data)})

@@ -201,6 +201,36 @@ func TestHandlerSearch(t *testing.T) {
 	}
 }
 
+// TestHandlerSearchManyTraces reads more traces than fetchConcurrency and
+// checks they come back whole, newest first, cut at the limit.
+func TestHandlerSearchManyTraces(t *testing.T) {
+	store, err := spanstore.Open(spanstore.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	base := time.Now().Add(-30 * time.Minute)
+	var newestFirst []string
+	for i := range 30 {
+		id := pcommon.TraceID{0x7e, byte(i), 15: 1}
+		if err := store.ConsumeTraces(context.Background(), handOverSpan(id, "many", "op", base.Add(time.Duration(i)*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+		newestFirst = append([]string{traceIDHex(id)}, newestFirst...)
+	}
+	store.Flush()
+	srv := httptest.NewServer(NewHandler(store, nil))
+	defer srv.Close()
+	f := fixture{srv: srv}
+	for _, limit := range []int{1, 20, 100} {
+		got := f.traceIDs(t, fmt.Sprintf("/api/traces?service=many&lookback=1h&limit=%d", limit))
+		want := newestFirst[:min(limit, len(newestFirst))]
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("limit %d: got %v\nwant %v", limit, got, want)
+		}
+	}
+}
+
 func TestHandlerGetTrace(t *testing.T) {
 	f := newFixture(t, nil)
 	id := f.sc.root.TraceID().String()

@@ -74,12 +74,6 @@ type KeyValue struct {
 	Value any    `json:"value"`
 }
 
-// Operation is one entry of /api/operations.
-type Operation struct {
-	Name     string `json:"name"`
-	SpanKind string `json:"spanKind"`
-}
-
 // Dependency is one edge of the service graph served by /api/dependencies.
 type Dependency struct {
 	Parent    string `json:"parent"`
