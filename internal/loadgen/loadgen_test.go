@@ -24,15 +24,21 @@ import (
 // serve starts a gRPC server on 127.0.0.1:0 and stops it when the test ends.
 func serve(t *testing.T, register func(*grpc.Server)) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	lis, addr := listen(t)
 	s := grpc.NewServer()
 	register(s)
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)
-	return lis.Addr().String()
+	return addr
+}
+
+func listen(tb testing.TB) (net.Listener, string) {
+	tb.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return lis, lis.Addr().String()
 }
 
 // otlpSink is a real OTLP trace receiver that decodes every request with
