@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
 
@@ -47,7 +48,8 @@ type located struct {
 // FromTraces converts spans into Jaeger's UI model: one Trace per trace ID,
 // in order of first appearance. Spans within a trace are sorted by start
 // time, and processes (resources) are deduplicated by service name and tags
-// and keyed p1, p2, ... in the order the sorted spans first use them.
+// and keyed p1, p2, ... in the order the sorted spans first use them. A span
+// stored twice with identical content appears once.
 func FromTraces(td ptrace.Traces) []Trace {
 	var order []pcommon.TraceID
 	byTrace := map[pcommon.TraceID][]located{}
@@ -92,6 +94,8 @@ func FromTraces(td ptrace.Traces) []Trace {
 			Processes: map[string]Process{},
 		}
 		idByProcess := map[string]string{}
+		bySpanID := map[string][]int{} // indexes into t.Spans
+	nextSpan:
 		for _, l := range spans {
 			p, key := processOf(l.resource)
 			pid, ok := idByProcess[key]
@@ -100,7 +104,17 @@ func FromTraces(td ptrace.Traces) []Trace {
 				idByProcess[key] = pid
 				t.Processes[pid] = p
 			}
-			t.Spans = append(t.Spans, spanFromOTLP(l.span, l.scope, pid))
+			s := spanFromOTLP(l.span, l.scope, pid)
+			// A span stored twice (an exporter retrying after a lost
+			// answer) is shown once, as Jaeger's deduplicating adjuster does;
+			// spans that share an ID but differ all stay.
+			for _, i := range bySpanID[s.SpanID] {
+				if reflect.DeepEqual(t.Spans[i], s) {
+					continue nextSpan
+				}
+			}
+			bySpanID[s.SpanID] = append(bySpanID[s.SpanID], len(t.Spans))
+			t.Spans = append(t.Spans, s)
 		}
 		traces = append(traces, t)
 	}

@@ -290,6 +290,17 @@ func TestFromTracesSplitsTraces(t *testing.T) {
 	if traces[0].Spans[0].SpanID != "0300000000000000" {
 		t.Errorf("spans not in start order: %+v", traces[0].Spans)
 	}
+	// The same span again (an exporter's retry) is shown once; a different
+	// span reusing the ID stays.
+	spans.At(0).CopyTo(spans.AppendEmpty())
+	clash := spans.AppendEmpty()
+	spans.At(0).CopyTo(clash)
+	clash.SetName("other")
+	traces = FromTraces(td)
+	if got := len(traces[0].Spans); got != 3 {
+		t.Errorf("with a duplicate and a clashing span: %d spans, want 3: %+v", got, traces[0].Spans)
+	}
+
 	if got := FromTraces(ptrace.NewTraces()); len(got) != 0 {
 		t.Errorf("no spans gave %d traces", len(got))
 	}
