@@ -123,8 +123,11 @@ type Result struct {
 	// is the spans they carried.
 	Errors      map[string]int `json:"errors"`
 	FailedSpans int64          `json:"failed_spans"`
+	// UnsentSpans were in requests still waiting to be retried when the run
+	// ended; they are neither sent nor failed.
+	UnsentSpans int64 `json:"unsent_spans"`
 	// Retries counts attempts that failed with a retryable code
-	// (Unavailable, ResourceExhausted) and were tried again.
+	// (Unavailable, ResourceExhausted but for "message larger than max").
 	Retries   map[string]int `json:"retries"`
 	LastError string         `json:"last_error,omitempty"`
 

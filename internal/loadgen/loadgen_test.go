@@ -398,3 +398,38 @@ func TestConfigErrorsSayWhatIsWrong(t *testing.T) {
 		}
 	}
 }
+
+func TestOversizedRequestsAreNotRetried(t *testing.T) {
+	lis, addr := listen(t)
+	s := grpc.NewServer(grpc.MaxRecvMsgSize(1000))
+	ptraceotlp.RegisterGRPCServer(s, newOTLPSink(t))
+	go func() { _ = s.Serve(lis) }()
+	t.Cleanup(s.Stop)
+
+	start := time.Now()
+	res, err := Run(t.Context(), Config{Endpoint: addr, Spans: 1, Batch: 100, PoolSize: 1, Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors["ResourceExhausted"] != 1 || len(res.Retries) != 0 || time.Since(start) > 5*time.Second {
+		t.Errorf("errors %v, retries %v after %v: want one ResourceExhausted, no retries",
+			res.Errors, res.Retries, time.Since(start))
+	}
+	if !strings.Contains(res.LastError, "larger than max") {
+		t.Errorf("last error %q", res.LastError)
+	}
+}
+
+func TestRunEndingDuringBackpressureLeavesSpansUnsentNotFailed(t *testing.T) {
+	sink := newOTLPSink(t)
+	sink.fail = func(int) error { return status.Error(codes.ResourceExhausted, "queue full") }
+	addr := startOTLP(t, sink)
+	res, err := Run(t.Context(), Config{Endpoint: addr, Duration: 300 * time.Millisecond, Batch: 100, PoolSize: 2, Concurrency: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Errors) != 0 || res.Retries["ResourceExhausted"] == 0 || res.UnsentSpans == 0 || res.Spans != 0 {
+		t.Errorf("errors %v, retries %v, unsent %d, sent %d: want retries and unsent spans only",
+			res.Errors, res.Retries, res.UnsentSpans, res.Spans)
+	}
+}

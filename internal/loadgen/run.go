@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -194,7 +195,8 @@ const (
 
 // send delivers one batch, retrying retryable failures with exponential
 // backoff (or the server's RetryInfo delay) until MaxRetryTime or the end of
-// the run. Only an acknowledged request counts as sent.
+// the run. Only an acknowledged request counts as sent; one still waiting to
+// be retried when the run ends counts as unsent.
 func (r *runner) send(runCtx context.Context, b *batch) error {
 	first := time.Now()
 	backoff := firstBackoff
@@ -215,22 +217,38 @@ func (r *runner) send(runCtx context.Context, b *batch) error {
 			return nil
 		}
 		code := status.Code(err)
-		if code != codes.Unavailable && code != codes.ResourceExhausted {
+		if !retryable(err) {
 			r.stats.failed(code, b.spans, err)
 			return nil
 		}
 		r.stats.retried(code, err)
-		if runCtx.Err() != nil || time.Since(first) > r.cfg.MaxRetryTime {
+		if time.Since(first) > r.cfg.MaxRetryTime {
 			r.stats.failed(code, b.spans, err)
 			return nil
 		}
 		delay := retryDelay(err, backoff)
 		backoff = min(2*backoff, maxBackoff)
 		if sleep(runCtx, delay) != nil {
-			r.stats.failed(code, b.spans, err)
+			// The run ended while the server was pushing back: that is
+			// backpressure doing its job, not a failure.
+			r.stats.unsent.Add(int64(b.spans))
 			return nil
 		}
 	}
+}
+
+// retryable reports whether a failed attempt may succeed later. gRPC servers
+// refuse an oversized request with ResourceExhausted too, but that one will
+// never pass, so it is not retried.
+func retryable(err error) bool {
+	st := status.Convert(err)
+	switch st.Code() {
+	case codes.Unavailable:
+		return true
+	case codes.ResourceExhausted:
+		return !strings.Contains(st.Message(), "larger than max")
+	}
+	return false
 }
 
 // retryDelay is the server's RetryInfo delay if it sent one, else backoff

@@ -16,7 +16,7 @@ import (
 // stats counts outcomes; the hot counters are atomics, the per-code maps
 // are touched only on failures.
 type stats struct {
-	spans, requests, rejected, failedSpans atomic.Int64
+	spans, requests, rejected, failedSpans, unsent atomic.Int64
 
 	mu      sync.Mutex
 	errors  map[string]int
@@ -57,6 +57,7 @@ func (s *stats) result(d time.Duration) Result {
 		Requests:      s.requests.Load(),
 		RejectedSpans: s.rejected.Load(),
 		FailedSpans:   s.failedSpans.Load(),
+		UnsentSpans:   s.unsent.Load(),
 		Errors:        maps.Clone(s.errors),
 		Retries:       maps.Clone(s.retries),
 		LastError:     s.lastErr,
@@ -126,6 +127,9 @@ func (res Result) Summary() string {
 		byCode(res.Retries), byCode(res.Errors), thousands(res.FailedSpans))
 	if res.RejectedSpans > 0 {
 		s += fmt.Sprintf("; %s spans rejected by the server", thousands(res.RejectedSpans))
+	}
+	if res.UnsentSpans > 0 {
+		s += fmt.Sprintf("; %s spans still waiting to be retried at the end", thousands(res.UnsentSpans))
 	}
 	if res.LastError != "" {
 		s += "; last error: " + res.LastError
