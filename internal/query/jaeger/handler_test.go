@@ -289,6 +289,7 @@ func TestHandlerBadParameters(t *testing.T) {
 		{"/jaeger/api/traces?service=a&tag=novalue", "malformed 'tag' parameter"},
 		{"/jaeger/api/traces?service=a&tag=" + strings.Repeat("k", 200) + ":v", "tag key"},
 		{"/jaeger/api/traces?traceID=", "empty trace ID"},
+		{"/jaeger/api/traces?" + strings.Repeat("traceID=1&", 1501), "1501 traceID parameters, at most 1500"},
 		{"/jaeger/api/traces/" + strings.Repeat("x", 300), "longer than 256"},
 		{"/jaeger/api/operations", "parameter 'service' is required"},
 		{"/jaeger/api/operations?service=a&spanKind=sideways", "unsupported span kind"},

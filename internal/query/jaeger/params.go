@@ -18,8 +18,8 @@ import (
 const (
 	// defaultLimit is Jaeger's own default; Grafana always sends limit.
 	defaultLimit = 100
-	// maxLimit bounds the traces one search fetches whole (Jaeger UI's own
-	// maximum is 1500).
+	// maxLimit bounds the traces one search fetches whole, found or named by
+	// traceID parameters (Jaeger UI's own maximum is 1500).
 	maxLimit = 1500
 	// maxTraceIDLength bounds a trace ID string; SkyWalking's longest forms
 	// are well under 100 characters.
@@ -54,6 +54,9 @@ func parseError(param string, err error) error {
 // given without an end.
 func parseSearchParams(v url.Values, now time.Time) (searchParams, error) {
 	var p searchParams
+	if n := len(v["traceID"]); n > maxLimit {
+		return p, fmt.Errorf("%d traceID parameters, at most %d", n, maxLimit)
+	}
 	for _, raw := range v["traceID"] {
 		t, err := parseTraceID(raw)
 		if err != nil {

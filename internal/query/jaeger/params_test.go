@@ -125,6 +125,9 @@ func FuzzParseSearchParams(f *testing.F) {
 				t.Fatalf("tag key %q accepted", k)
 			}
 		}
+		if len(p.traces) > maxLimit {
+			t.Fatalf("%d trace IDs accepted", len(p.traces))
+		}
 		for _, tr := range p.traces {
 			if len(tr.candidates) == 0 {
 				t.Fatalf("trace ID %q accepted with nothing to look up", tr.raw)
