@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"path/filepath"
 	"sync"
 	"time"
@@ -112,6 +113,9 @@ func Start(cfg Config) (*Server, error) {
 	query.NewAPI(store).Routes(mux)
 	mux.Handle("/jaeger/", http.StripPrefix("/jaeger", jaeger.NewHandler(store, nil)))
 	mux.Handle("GET /metrics", selfmetrics.Handler())
+	// Profiles of a running server, for "profile before you optimise".
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 
 	start := func() error {
