@@ -2,6 +2,7 @@ package skywalking
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -25,6 +27,7 @@ import (
 	logv3 "skywalking.apache.org/repo/goapi/collect/logging/v3"
 	managementv3 "skywalking.apache.org/repo/goapi/collect/management/v3"
 
+	"github.com/skytrail/skytrail/internal/pipeline"
 	"github.com/skytrail/skytrail/internal/selfmetrics"
 	"github.com/skytrail/skytrail/internal/traceid"
 )
@@ -288,4 +291,21 @@ func TestServicesAgentsPollAnswerWithoutCommands(t *testing.T) {
 	if _, err := agentv3.NewCLRMetricReportServiceClient(conn).Collect(ctx, &agentv3.CLRMetricCollection{Service: "net"}); err != nil {
 		t.Fatalf("CLR metrics: %v", err)
 	}
+}
+
+// refusing is a consumer that turns every batch away with err.
+type refusing struct{ err error }
+
+func (r refusing) ConsumeTraces(context.Context, ptrace.Traces) error { return r.err }
+
+func TestPipelineRefusalsMapToRetryableOrNot(t *testing.T) {
+	// The real validating pipeline: spans from long ago cannot be stored.
+	checked := pipeline.Checked{Pipeline: pipeline.New(1<<20, &sink{}), Receiver: GRPCReceiver}
+	conn := dial(t, startGRPC(t, Consumers{Traces: checked}, Options{}))
+	_, err := agentv3.NewTraceSegmentReportServiceClient(conn).CollectInSync(testContext(t), &agentv3.SegmentCollection{Segments: []*agentv3.SegmentObject{segment("t1", "s1", "a")}})
+	wantCode(t, err, codes.InvalidArgument, "older than the retention allows")
+
+	conn = dial(t, startGRPC(t, Consumers{Traces: refusing{fmt.Errorf("admit: %w", pipeline.ErrOverloaded)}}, Options{}))
+	_, err = agentv3.NewTraceSegmentReportServiceClient(conn).CollectInSync(testContext(t), &agentv3.SegmentCollection{Segments: []*agentv3.SegmentObject{segment("t1", "s1", "a")}})
+	wantCode(t, err, codes.ResourceExhausted, "server overloaded")
 }

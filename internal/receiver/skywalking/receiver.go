@@ -87,11 +87,13 @@ func invalidf(format string, args ...any) error {
 type ingester struct {
 	c                  Consumers
 	received, accepted prometheus.Counter
-	invalid, overload  prometheus.Counter
+	invalid            prometheus.Counter
 	unauthenticated    prometheus.Counter
 	// malformed counts requests whose segments could not be decoded at all.
 	malformed prometheus.Counter
-	now       func() time.Time
+	// storage counts spans a consumer failed for a reason of its own.
+	storage prometheus.Counter
+	now     func() time.Time
 }
 
 func newIngester(c Consumers, receiver string) *ingester {
@@ -100,9 +102,9 @@ func newIngester(c Consumers, receiver string) *ingester {
 		received:        selfmetrics.SpansReceived.WithLabelValues(receiver),
 		accepted:        selfmetrics.SpansAccepted.WithLabelValues(receiver),
 		invalid:         selfmetrics.SpansRejected.WithLabelValues(receiver, "invalid"),
-		overload:        selfmetrics.SpansRejected.WithLabelValues(receiver, "overloaded"),
 		unauthenticated: selfmetrics.SpansRejected.WithLabelValues(receiver, "unauthenticated"),
 		malformed:       selfmetrics.SpansRejected.WithLabelValues(receiver, "malformed"),
+		storage:         selfmetrics.SpansRejected.WithLabelValues(receiver, "storage"),
 		now:             time.Now,
 	}
 }
@@ -156,15 +158,19 @@ func (in *ingester) segments(ctx context.Context, segs ...*agentv3.SegmentObject
 	}
 	in.received.Add(float64(received))
 	in.invalid.Add(float64(rejectedSpans))
-	if spans > 0 {
-		if in.c.Traces != nil {
-			if err := in.c.Traces.ConsumeTraces(ctx, td); err != nil {
-				in.overload.Add(float64(spans))
-				return &overloadError{err: err}
+	if spans > 0 && in.c.Traces != nil {
+		if err := in.c.Traces.ConsumeTraces(ctx, td); err != nil {
+			if !errors.Is(err, pipeline.ErrOverloaded) && !errors.Is(err, pipeline.ErrInvalid) {
+				// pipeline.Checked counts the rejections it decides itself.
+				in.storage.Add(float64(spans))
 			}
+			return consumerError(err)
 		}
-		in.accepted.Add(float64(spans))
+		// A validating consumer (pipeline.Checked) removes what storage
+		// cannot keep; what is left was accepted.
+		spans = td.SpanCount()
 	}
+	in.accepted.Add(float64(spans))
 	return bad.err("segments")
 }
 
@@ -205,7 +211,7 @@ func (in *ingester) consumeLogs(ctx context.Context, ld plog.Logs) error {
 		return nil
 	}
 	if err := in.c.Logs.ConsumeLogs(ctx, ld); err != nil {
-		return &overloadError{err: err}
+		return consumerError(err)
 	}
 	return nil
 }
@@ -240,7 +246,7 @@ func (in *ingester) consumeMetrics(ctx context.Context, md pmetric.Metrics) erro
 		return nil
 	}
 	if err := in.c.Metrics.ConsumeMetrics(ctx, md); err != nil {
-		return &overloadError{err: err}
+		return consumerError(err)
 	}
 	return nil
 }
@@ -266,9 +272,19 @@ func (in *ingester) heartbeat(ctx context.Context, hb pipeline.Heartbeat) error 
 		return nil
 	}
 	if err := in.c.Heartbeats.ConsumeHeartbeat(ctx, hb); err != nil {
-		return &overloadError{err: err}
+		return consumerError(err)
 	}
 	return nil
+}
+
+// consumerError classifies a consumer's refusal: data the pipeline found
+// unstorable (pipeline.ErrInvalid) must not be retried; anything else
+// (pipeline.ErrOverloaded, a storage hiccup) may succeed later.
+func consumerError(err error) error {
+	if errors.Is(err, pipeline.ErrInvalid) {
+		return &invalidError{msg: err.Error()}
+	}
+	return &overloadError{err: err}
 }
 
 // isOverload tells whether err asks the client to retry later.

@@ -3,6 +3,7 @@ package swconv
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -47,7 +48,11 @@ func AppendLog(ld plog.Logs, log *logv3.LogData, observed time.Time) error {
 	attrs := rec.Attributes()
 	if log.Tags != nil {
 		attrs.EnsureCapacity(len(log.Tags.Data) + 6)
-		putTags(attrs, log.Tags.Data)
+		var problems []string
+		putTags(attrs, log.Tags.Data, &problems)
+		if len(problems) > 0 {
+			attrs.PutStr(AttrProblem, strings.Join(problems, "; "))
+		}
 		if v, ok := attrs.Get(logLevelTag); ok {
 			rec.SetSeverityText(v.AsString())
 		}

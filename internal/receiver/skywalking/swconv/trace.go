@@ -174,6 +174,11 @@ func (c *segmentConverter) convertSpan(i int, span *agentv3.SpanObject, out ptra
 	}
 
 	start, end := span.StartTime, span.EndTime
+	if start <= 0 && end > 0 {
+		// Storage needs a start; the end is the best one known.
+		problems = append(problems, fmt.Sprintf("startTime %d not positive, set to endTime", start))
+		start = end
+	}
 	if start < 0 {
 		problems = append(problems, fmt.Sprintf("negative startTime %d, set to 0", start))
 		start = 0
@@ -187,7 +192,7 @@ func (c *segmentConverter) convertSpan(i int, span *agentv3.SpanObject, out ptra
 
 	attrs := out.Attributes()
 	attrs.EnsureCapacity(len(span.Tags) + 12)
-	putTags(attrs, span.Tags)
+	putTags(attrs, span.Tags, &problems)
 
 	var parentRef *agentv3.SegmentReference
 	if p := span.ParentSpanId; p >= 0 {
@@ -305,9 +310,14 @@ func putRef(attrs pcommon.Map, ref *agentv3.SegmentReference) {
 // putTags writes key/value pairs as string attributes. SkyWalking allows a
 // key more than once (say, several sql.params); the values are joined so none
 // is lost.
-func putTags(attrs pcommon.Map, tags []*commonv3.KeyStringValuePair) {
+// An attribute needs a key: a pair without one is recorded as a problem.
+func putTags(attrs pcommon.Map, tags []*commonv3.KeyStringValuePair, problems *[]string) {
 	for _, kv := range tags {
 		if kv == nil {
+			continue
+		}
+		if kv.Key == "" {
+			*problems = append(*problems, fmt.Sprintf("pair without a key dropped (value %q)", kv.Value))
 			continue
 		}
 		v, existed := attrs.GetOrPutEmpty(kv.Key)
@@ -344,7 +354,7 @@ func putLogs(events ptrace.SpanEventSlice, logs []*agentv3.Log, problems *[]stri
 				name = kv.Value
 			}
 		}
-		putTags(attrs, log.Data)
+		putTags(attrs, log.Data, problems)
 		ev.SetName(name)
 	}
 }

@@ -239,7 +239,7 @@ func TestAppendSegmentKeepsOddSpansWithTheProblemRecorded(t *testing.T) {
 		TraceId: "t1", TraceSegmentId: "s1", Service: "a", IsSizeLimited: true,
 		Spans: []*agentv3.SpanObject{
 			{SpanId: 0, ParentSpanId: -1, OperationName: "reversed", StartTime: 200, EndTime: 100, SpanType: 7, SpanLayer: 42, ComponentId: 99999},
-			{SpanId: 1, ParentSpanId: 5, OperationName: "orphan", StartTime: -5, EndTime: 10},
+			{SpanId: 1, ParentSpanId: 5, OperationName: "orphan", StartTime: -5, EndTime: 10, Tags: []*commonv3.KeyStringValuePair{{Key: "", Value: "v"}}},
 			{SpanId: 2, ParentSpanId: 2, OperationName: "self", StartTime: 1, EndTime: 1 << 62},
 			nil,
 		},
@@ -269,10 +269,13 @@ func TestAppendSegmentKeepsOddSpansWithTheProblemRecorded(t *testing.T) {
 	}
 
 	orphan := spans["orphan"]
-	if orphan.ParentSpanID() != traceid.SpanIDFromSegment("s1", 5) || orphan.StartTimestamp() != 0 {
-		t.Errorf("orphan parent %v start %d", orphan.ParentSpanID(), orphan.StartTimestamp())
+	if orphan.ParentSpanID() != traceid.SpanIDFromSegment("s1", 5) || orphan.StartTimestamp() != orphan.EndTimestamp() {
+		t.Errorf("orphan parent %v start %d end %d: want start set to end", orphan.ParentSpanID(), orphan.StartTimestamp(), orphan.EndTimestamp())
 	}
-	if p := attr(t, orphan.Attributes(), "sw.problem"); !strings.Contains(p, "parent span 5 is not in segment") || !strings.Contains(p, "negative startTime") {
+	if _, ok := orphan.Attributes().Get(""); ok {
+		t.Error("a tag without a key became an attribute with an empty key")
+	}
+	if p := attr(t, orphan.Attributes(), "sw.problem"); !strings.Contains(p, "parent span 5 is not in segment") || !strings.Contains(p, "startTime -5 not positive") || !strings.Contains(p, `pair without a key dropped (value "v")`) {
 		t.Errorf("orphan sw.problem = %q", p)
 	}
 
