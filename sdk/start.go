@@ -50,14 +50,6 @@ func Start(ctx context.Context, opts ...Option) (shutdown func(context.Context) 
 	if err != nil {
 		return nil, err
 	}
-	sampler := c.sampler
-	if sampler == nil {
-		adaptive, err := sampling.NewAdaptive(c.tracesPerSecond)
-		if err != nil {
-			return nil, fmt.Errorf("skytrail sdk: %w", err)
-		}
-		sampler = sdktrace.ParentBased(adaptive)
-	}
 	exp := c.exporter
 	if exp == nil {
 		otlp, err := newExporter(ctx, c, t)
@@ -68,6 +60,15 @@ func Start(ctx context.Context, opts ...Option) (shutdown func(context.Context) 
 			checkReachable(ctx, t, c.startupCheck, c.logger)
 		}
 		exp = otlp
+	}
+	sampler, stopSampler := c.sampler, func() {}
+	if sampler == nil {
+		adaptive, err := sampling.NewAdaptive(c.tracesPerSecond)
+		if err != nil {
+			_ = exp.Shutdown(ctx)
+			return nil, fmt.Errorf("skytrail sdk: %w", err)
+		}
+		sampler, stopSampler = sdktrace.ParentBased(adaptive), adaptive.Stop
 	}
 
 	var batchOpts []sdktrace.BatchSpanProcessorOption
@@ -90,7 +91,10 @@ func Start(ctx context.Context, opts ...Option) (shutdown func(context.Context) 
 	}
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(prop)
-	return tp.Shutdown, nil
+	return func(ctx context.Context) error {
+		defer stopSampler()
+		return tp.Shutdown(ctx)
+	}, nil
 }
 
 // DefaultPropagator is the propagation Start installs: it extracts either sw8

@@ -40,6 +40,9 @@ const (
 // probability sampling specifies; the threshold used is written into the
 // sampled span's tracestate as ot=th:<hex>.
 //
+// The measuring happens on a ticker in its own goroutine, so deciding costs a
+// few atomic operations and no clock read; call Stop when done with it.
+//
 // Adaptive decides only whether to start a trace: use it as the root of
 // sdktrace.ParentBased (sdk.Start does) so spans with a parent follow it.
 type Adaptive struct {
@@ -48,11 +51,14 @@ type Adaptive struct {
 
 	clock func() int64 // nanoseconds, monotonic; replaced in tests
 	epoch time.Time
+	stop  chan struct{}
+	once  sync.Once
 
 	windowStart atomic.Int64
-	seen        atomic.Int64 // root spans seen in the current window
-	kept        atomic.Int64 // root spans kept in the current window
-	state       atomic.Pointer[decision]
+	// counts holds the current window's root spans seen (high 32 bits) and
+	// kept (low 32 bits), so that deciding costs one atomic add.
+	counts atomic.Uint64
+	state  atomic.Pointer[decision]
 
 	mu   sync.Mutex // serialises re-estimates
 	rate float64    // estimated root spans per second, under mu
@@ -71,6 +77,17 @@ var _ sdktrace.Sampler = (*Adaptive)(nil)
 // NewAdaptive returns a sampler keeping at most perSecond traces per second.
 // perSecond must be positive.
 func NewAdaptive(perSecond float64) (*Adaptive, error) {
+	s, err := newAdaptive(perSecond)
+	if err != nil {
+		return nil, err
+	}
+	go s.measure()
+	return s, nil
+}
+
+// newAdaptive returns the sampler without its ticker, for tests that drive
+// roll on a clock of their own.
+func newAdaptive(perSecond float64) (*Adaptive, error) {
 	if !(perSecond > 0) || math.IsInf(perSecond, 0) {
 		return nil, fmt.Errorf("sampling: traces per second must be a positive number, got %v", perSecond)
 	}
@@ -78,6 +95,7 @@ func NewAdaptive(perSecond float64) (*Adaptive, error) {
 		limit:      perSecond,
 		burstLimit: max(2, int64(math.Ceil(2*perSecond*window.Seconds()))),
 		epoch:      time.Now(),
+		stop:       make(chan struct{}),
 	}
 	s.clock = func() int64 { return int64(time.Since(s.epoch)) }
 	s.windowStart.Store(s.clock())
@@ -85,22 +103,34 @@ func NewAdaptive(perSecond float64) (*Adaptive, error) {
 	return s, nil
 }
 
+// Stop ends the measuring; the probability stays where it was.
+func (s *Adaptive) Stop() { s.once.Do(func() { close(s.stop) }) }
+
+func (s *Adaptive) measure() {
+	t := time.NewTicker(window)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.roll(s.clock())
+		case <-s.stop:
+			return
+		}
+	}
+}
+
 // ShouldSample implements sdktrace.Sampler.
 func (s *Adaptive) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
-	now := s.clock()
-	if now-s.windowStart.Load() >= int64(window) {
-		s.roll(now)
-	}
-	s.seen.Add(1)
 	r := randomness(p.TraceID)
 	d := s.state.Load()
 	if r < d.threshold {
+		s.counts.Add(seenOne)
 		return sdktrace.SamplingResult{Decision: sdktrace.Drop}
 	}
-	if s.kept.Add(1) > s.burstLimit {
+	if kept(s.counts.Add(seenOne|1)) > s.burstLimit {
 		// A burst inside the window: re-estimate now rather than keep
 		// sampling at the old probability until the window ends.
-		d = s.tighten(now)
+		d = s.tighten(s.clock())
 		if r < d.threshold {
 			return sdktrace.SamplingResult{Decision: sdktrace.Drop}
 		}
@@ -120,14 +150,13 @@ func (s *Adaptive) Probability() float64 { return s.state.Load().probability }
 // measured rate at once (a burst must not get through) and decays towards a
 // lower one (quiet windows are noisy).
 func (s *Adaptive) roll(now int64) {
-	start := s.windowStart.Load()
-	if now-start < int64(window) || !s.windowStart.CompareAndSwap(start, now) {
-		return // another goroutine rolled it
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	seen := s.seen.Swap(0)
-	s.kept.Store(0)
+	start := s.windowStart.Swap(now)
+	if now <= start {
+		return
+	}
+	seen := seen(s.counts.Swap(0))
 	elapsed := time.Duration(now - start).Seconds()
 	measured := float64(seen) / elapsed
 	if measured >= s.rate {
@@ -145,12 +174,17 @@ func (s *Adaptive) tighten(now int64) *decision {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	elapsed := max(time.Duration(now-s.windowStart.Load()), time.Millisecond).Seconds()
-	if measured := float64(s.seen.Load()) / elapsed; measured > s.rate {
+	if measured := float64(seen(s.counts.Load())) / elapsed; measured > s.rate {
 		s.rate = measured
 		s.publish()
 	}
 	return s.state.Load()
 }
+
+const seenOne = uint64(1) << 32
+
+func seen(counts uint64) int64 { return int64(counts >> 32) }
+func kept(counts uint64) int64 { return int64(counts & (seenOne - 1)) }
 
 // publish stores the decision for the current rate estimate, under mu.
 func (s *Adaptive) publish() {

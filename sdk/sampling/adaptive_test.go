@@ -26,7 +26,7 @@ type simulation struct {
 }
 
 func newSimulation(t *testing.T, perSecond float64) *simulation {
-	s, err := NewAdaptive(perSecond)
+	s, err := newAdaptive(perSecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +42,9 @@ func (sim *simulation) run(rate float64, d time.Duration) {
 	gap := int64(float64(time.Second) / rate)
 	end := sim.now + int64(d)
 	for ; sim.now < end; sim.now += gap {
+		if sim.now-sim.s.windowStart.Load() >= int64(window) {
+			sim.s.roll(sim.now) // what the ticker does
+		}
 		var id trace.TraceID
 		binary.BigEndian.PutUint64(id[:8], sim.rng.Uint64())
 		binary.BigEndian.PutUint64(id[8:], sim.rng.Uint64())
@@ -127,7 +130,8 @@ func TestAdaptiveRecoversAfterIdle(t *testing.T) {
 	if p := sim.s.Probability(); p > 0.05 {
 		t.Fatalf("probability %.3f under 100x the limit", p)
 	}
-	sim.now += int64(30 * time.Second) // nothing for 30 s
+	sim.now += int64(30 * time.Second) // nothing for 30 s...
+	sim.s.roll(sim.now)                // ...but the ticker's last tick
 	sim.run(5, time.Second)
 	if p := sim.s.Probability(); p != 1 {
 		t.Errorf("probability %.3f after 30 s idle, want 1", p)
@@ -175,6 +179,7 @@ func TestAdaptiveUnderParentBased(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(s.Stop)
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(s)))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	ctx, root := tp.Tracer("t").Start(context.Background(), "root")
@@ -196,6 +201,7 @@ func TestAdaptiveConcurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(s.Stop)
 	var wg sync.WaitGroup
 	var kept atomic.Int64
 	began := time.Now()

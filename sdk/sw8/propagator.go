@@ -126,12 +126,16 @@ func (p Propagator) Inject(ctx context.Context, carrier propagation.TextMapCarri
 // baggage. A malformed sw8 is ignored, leaving ctx as it was: the request then
 // starts a new trace rather than failing.
 func (Propagator) Extract(ctx context.Context, carrier propagation.TextMapCarrier) context.Context {
-	if v := getHeader(carrier, HeaderName, canonicalHeader); v != "" {
-		if h, err := Parse(v); err == nil {
-			if sc, ok := h.SpanContext(); ok {
-				ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
-				ctx = context.WithValue(ctx, extractedKey{}, &h)
-			}
+	v := getHeader(carrier, HeaderName, canonicalHeader)
+	if v == "" {
+		// Agents send sw8-correlation only beside sw8, so a request without
+		// sw8 costs one header lookup.
+		return ctx
+	}
+	if h, err := Parse(v); err == nil {
+		if sc, ok := h.SpanContext(); ok {
+			ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+			ctx = context.WithValue(ctx, extractedKey{}, &h)
 		}
 	}
 	if v := getHeader(carrier, CorrelationHeaderName, canonicalCorrelation); v != "" {
