@@ -47,7 +47,7 @@ type Config struct {
 	Batch       int // spans per request (whole traces, so about); default 1000
 	Services    int // distinct services; default 4 (frontend, order, inventory, payment)
 	PoolSize    int // pre-encoded requests to cycle through; default 64
-	Seed        uint64
+	Seed        uint64 // 0 = random; a fixed seed repeats the same trace IDs in every run
 
 	RequestTimeout time.Duration // per attempt; default 10s
 	MaxRetryTime   time.Duration // give up on a request retried this long; default 30s
