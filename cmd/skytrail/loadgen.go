@@ -22,7 +22,7 @@ func runLoadgen(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Endpoint, "endpoint", "", "server address host:port (default 127.0.0.1:4317 for otlp, 127.0.0.1:11800 for skywalking)")
 	fs.StringVar(&protocol, "protocol", "otlp", "otlp (TraceService/Export) or skywalking (TraceSegmentReportService/collectInSync)")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "target spans per second (0: as fast as the server acknowledges)")
-	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to send (0: until --spans or Ctrl-C)")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to send (0: until --spans or Ctrl-C; no limit when only --spans is given)")
 	fs.Int64Var(&cfg.Spans, "spans", 0, "stop after issuing this many spans, rounded up to whole requests (0: no limit)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 4, "requests in flight at once")
 	fs.IntVar(&cfg.Batch, "batch", 1000, "spans per request (whole traces of about 10 spans)")
@@ -37,6 +37,11 @@ func runLoadgen(ctx context.Context, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("loadgen: unexpected argument %q", fs.Arg(0))
+	}
+	durationGiven := false
+	fs.Visit(func(f *flag.Flag) { durationGiven = durationGiven || f.Name == "duration" })
+	if cfg.Spans > 0 && !durationGiven {
+		cfg.Duration = 0 // --spans alone means "this many", however long it takes
 	}
 	if cfg.Duration == 0 && cfg.Spans == 0 {
 		fmt.Fprintln(os.Stderr, "loadgen: no --duration or --spans limit: sending until Ctrl-C")
