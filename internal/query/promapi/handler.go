@@ -209,40 +209,39 @@ func withTimeout(r *http.Request) (context.Context, context.CancelFunc, error) {
 }
 
 // selection reads start, end and match[] for the series and label calls.
-func (h *handler) selection(r *http.Request) (storage.Querier, [][]*labels.Matcher, error) {
+func (h *handler) selection(r *http.Request) (storage.Querier, *storage.SelectHints, [][]*labels.Matcher, error) {
 	start, err := parseTimeParam(r, "start", time.Unix(0, 0))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	end, err := parseTimeParam(r, "end", time.Now().Add(24*time.Hour))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var sets [][]*labels.Matcher
 	for _, m := range r.Form["match[]"] {
 		ms, err := h.parser.ParseMetricSelector(m)
 		if err != nil {
-			return nil, nil, badData("invalid parameter \"match[]\": %v", err)
+			return nil, nil, nil, badData("invalid parameter \"match[]\": %v", err)
 		}
 		sets = append(sets, ms)
 	}
 	q, err := h.store.Queryable().Querier(start.UnixMilli(), end.UnixMilli())
 	if err != nil {
-		return nil, nil, fmt.Errorf("opening a querier: %w", err)
+		return nil, nil, nil, fmt.Errorf("opening a querier: %w", err)
 	}
-	return q, sets, nil
+	return q, &storage.SelectHints{Start: start.UnixMilli(), End: end.UnixMilli(), Func: "series"}, sets, nil
 }
 
 func (h *handler) series(r *http.Request) (any, error) {
 	if len(r.Form["match[]"]) == 0 {
 		return nil, badData("no match[] parameter provided")
 	}
-	q, sets, err := h.selection(r)
+	q, hints, sets, err := h.selection(r)
 	if err != nil {
 		return nil, err
 	}
 	defer q.Close()
-	hints := &storage.SelectHints{Func: "series"}
 	var all []storage.SeriesSet
 	for _, ms := range sets {
 		all = append(all, q.Select(r.Context(), len(sets) > 1, hints, ms...))
@@ -259,7 +258,7 @@ func (h *handler) series(r *http.Request) (any, error) {
 }
 
 func (h *handler) labelNames(r *http.Request) (any, error) {
-	q, sets, err := h.selection(r)
+	q, _, sets, err := h.selection(r)
 	if err != nil {
 		return nil, err
 	}
@@ -274,7 +273,7 @@ func (h *handler) labelValues(r *http.Request) (any, error) {
 	if !model.LabelName(name).IsValid() {
 		return nil, badData("invalid label name: %q", name)
 	}
-	q, sets, err := h.selection(r)
+	q, _, sets, err := h.selection(r)
 	if err != nil {
 		return nil, err
 	}

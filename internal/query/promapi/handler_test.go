@@ -1,0 +1,136 @@
+package promapi
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/skytrail/skytrail/internal/storage/metricstore"
+)
+
+// newServer opens a store with a float series and a histogram series,
+// one sample a minute for ten minutes ending at end, behind the API.
+func newServer(t *testing.T, end time.Time) *httptest.Server {
+	t.Helper()
+	store, err := metricstore.Open(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	app := store.Appender(context.Background())
+	for i := range 10 {
+		ts := end.Add(-time.Duration(i) * time.Minute).UnixMilli()
+		if _, err := app.Append(0, labels.FromStrings("__name__", "skytrail_service_calls", "service", "checkout"), ts, 12); err != nil {
+			t.Fatal(err)
+		}
+		h := &histogram.FloatHistogram{CounterResetHint: histogram.GaugeType, Schema: 3, Count: 4, Sum: 0.4,
+			PositiveSpans: []histogram.Span{{Offset: -26, Length: 1}}, PositiveBuckets: []float64{4}}
+		if _, err := app.AppendHistogram(0, labels.FromStrings("__name__", "skytrail_service_duration_seconds", "service", "checkout"), ts, nil, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(NewHandler(store))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func get(t *testing.T, srv *httptest.Server, path string, params url.Values) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Get(srv.URL + path + "?" + params.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var v map[string]any
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatalf("GET %s: %v in %s", path, err, body)
+	}
+	return resp.StatusCode, v
+}
+
+func TestQueries(t *testing.T) {
+	end := time.Now().Truncate(time.Minute)
+	srv := newServer(t, end)
+	at := strconv.FormatInt(end.Unix(), 10)
+
+	code, v := get(t, srv, "/api/v1/query", url.Values{"query": {`sum_over_time(skytrail_service_calls[10m])`}, "time": {at}})
+	res := v["data"].(map[string]any)["result"].([]any)
+	if code != 200 || v["status"] != "success" || len(res) != 1 || res[0].(map[string]any)["value"].([]any)[1] != "120" {
+		t.Errorf("instant query: %d %v", code, v)
+	}
+
+	code, v = get(t, srv, "/api/v1/query", url.Values{"query": {`skytrail_service_duration_seconds`}, "time": {at}})
+	res = v["data"].(map[string]any)["result"].([]any)
+	if code != 200 || len(res) != 1 {
+		t.Fatalf("histogram query: %d %v", code, v)
+	}
+	hist := res[0].(map[string]any)["histogram"].([]any)[1].(map[string]any)
+	if hist["count"] != "4" || hist["sum"] != "0.4" || len(hist["buckets"].([]any)) != 1 {
+		t.Errorf("histogram JSON: %v", hist)
+	}
+
+	code, v = get(t, srv, "/api/v1/query_range", url.Values{"query": {`skytrail_service_calls`},
+		"start": {strconv.FormatInt(end.Add(-5*time.Minute).Unix(), 10)}, "end": {at}, "step": {"60"}})
+	data := v["data"].(map[string]any)
+	if code != 200 || data["resultType"] != "matrix" || len(data["result"].([]any)[0].(map[string]any)["values"].([]any)) != 6 {
+		t.Errorf("range query: %d %v", code, v)
+	}
+
+	code, v = get(t, srv, "/api/v1/series", url.Values{"match[]": {`{service="checkout"}`}})
+	if code != 200 || len(v["data"].([]any)) != 2 {
+		t.Errorf("series: %d %v", code, v)
+	}
+	code, v = get(t, srv, "/api/v1/labels", nil)
+	if code != 200 || strings.Join(toStrings(v["data"]), ",") != "__name__,service" {
+		t.Errorf("labels: %d %v", code, v)
+	}
+	code, v = get(t, srv, "/api/v1/label/__name__/values", url.Values{"match[]": {`{service="checkout"}`}})
+	if code != 200 || strings.Join(toStrings(v["data"]), ",") != "skytrail_service_calls,skytrail_service_duration_seconds" {
+		t.Errorf("label values: %d %v", code, v)
+	}
+}
+
+func toStrings(v any) []string {
+	var out []string
+	for _, s := range v.([]any) {
+		out = append(out, s.(string))
+	}
+	return out
+}
+
+func TestBadRequests(t *testing.T) {
+	srv := newServer(t, time.Now().Truncate(time.Minute))
+	for _, c := range []struct {
+		path   string
+		params url.Values
+		want   string
+	}{
+		{"/api/v1/query", url.Values{"query": {"sum("}}, `invalid parameter "query"`},
+		{"/api/v1/query", url.Values{"query": {"up"}, "time": {"yesterday"}}, `invalid parameter "time"`},
+		{"/api/v1/query_range", url.Values{"query": {"up"}, "start": {"10"}, "end": {"5"}, "step": {"1"}}, "end timestamp must not be before start"},
+		{"/api/v1/query_range", url.Values{"query": {"up"}, "start": {"0"}, "end": {"100000"}, "step": {"1"}}, "exceeded maximum resolution"},
+		{"/api/v1/query_range", url.Values{"query": {"up"}, "start": {"0"}, "end": {"10"}, "step": {"0"}}, "zero or negative"},
+		{"/api/v1/series", nil, "no match[]"},
+		{"/api/v1/series", url.Values{"match[]": {"{"}}, `invalid parameter "match[]"`},
+		{"/api/v1/label/%FF/values", nil, "invalid label name"},
+	} {
+		code, v := get(t, srv, c.path, c.params)
+		if code != http.StatusBadRequest || v["errorType"] != "bad_data" || !strings.Contains(v["error"].(string), c.want) {
+			t.Errorf("GET %s %v: %d %v, want 400 bad_data mentioning %q", c.path, c.params, code, v, c.want)
+		}
+	}
+}
