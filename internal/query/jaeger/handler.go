@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/skytrail/skytrail/internal/storage/spanstore"
 )
@@ -137,21 +136,23 @@ func (h *handler) search(w http.ResponseWriter, r *http.Request) {
 	if len(ids) > p.query.Limit {
 		ids = ids[:p.query.Limit]
 	}
-	requests := make([]requestedTrace, len(ids))
-	for i, id := range ids {
-		requests[i] = requestedTrace{candidates: []pcommon.TraceID{id}}
-	}
-	found, err := h.fetchTraces(r.Context(), requests)
+	// One read for all found traces: a lookup each would cost a trace-index
+	// query and a span query per trace.
+	td, err := h.reader.GetTraces(r.Context(), ids)
 	if err != nil {
 		internalError(w, r, "reading found traces", err)
 		return
 	}
-	// A trace found by the search but gone by the time it was read (expired
+	byID := map[string]Trace{}
+	for _, t := range FromTraces(td) {
+		byID[t.TraceID] = t
+	}
+	// Newest first, as found; a trace gone by the time it was read (expired
 	// between the two calls) is left out.
-	data := make([]Trace, 0, len(found))
-	for _, t := range found {
-		if t != nil {
-			data = append(data, *t)
+	data := make([]Trace, 0, len(ids))
+	for _, id := range ids {
+		if t, ok := byID[traceIDHex(id)]; ok {
+			data = append(data, t)
 		}
 	}
 	writeJSON(w, r, http.StatusOK, response{Data: data})

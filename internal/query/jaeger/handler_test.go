@@ -374,6 +374,9 @@ func (brokenReader) Operations(context.Context, string) ([]spanstore.Operation, 
 func (brokenReader) GetTrace(context.Context, pcommon.TraceID) (ptrace.Traces, error) {
 	return ptrace.Traces{}, errBroken
 }
+func (brokenReader) GetTraces(context.Context, []pcommon.TraceID) (ptrace.Traces, error) {
+	return ptrace.Traces{}, errBroken
+}
 func (brokenReader) FindTraceIDs(context.Context, spanstore.TraceQuery) ([]pcommon.TraceID, error) {
 	return nil, errBroken
 }

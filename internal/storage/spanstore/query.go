@@ -62,6 +62,9 @@ type Reader interface {
 	Operations(ctx context.Context, service string) ([]Operation, error)
 	// GetTrace returns every stored span of a trace, or ErrNotFound.
 	GetTrace(ctx context.Context, id pcommon.TraceID) (ptrace.Traces, error)
+	// GetTraces returns every stored span of the given traces in one read;
+	// traces with no stored span are simply absent.
+	GetTraces(ctx context.Context, ids []pcommon.TraceID) (ptrace.Traces, error)
 	// FindTraceIDs returns the IDs of matching traces, newest first.
 	FindTraceIDs(ctx context.Context, q TraceQuery) ([]pcommon.TraceID, error)
 	// FindTraces returns summaries of matching traces, newest first.

@@ -148,6 +148,11 @@ func (s *Store) GetTrace(ctx context.Context, id pcommon.TraceID) (ptrace.Traces
 	return td, nil
 }
 
+// GetTraces implements Reader.
+func (s *Store) GetTraces(ctx context.Context, ids []pcommon.TraceID) (ptrace.Traces, error) {
+	return s.getTraces(ctx, ids, nil)
+}
+
 // traceWindows looks the trace IDs up in the trace-ID index: the span-start
 // window of each. Traces not in the index are absent from the result.
 func (s *Store) traceWindows(ctx context.Context, ids []pcommon.TraceID) (map[string]traceWindow, error) {
