@@ -2,6 +2,7 @@
 package query
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -18,13 +19,19 @@ import (
 	"github.com/skytrail/skytrail/internal/traceid"
 )
 
+// LogReader reads stored agent logs.
+type LogReader interface {
+	Logs(ctx context.Context, q spanstore.LogQuery) ([]spanstore.LogEntry, error)
+}
+
 // API is the /api/v1 handler set.
 type API struct {
 	spans spanstore.Reader
+	logs  LogReader
 }
 
-// NewAPI returns the native API over r.
-func NewAPI(r spanstore.Reader) *API { return &API{spans: r} }
+// NewAPI returns the native API over span and log storage.
+func NewAPI(r spanstore.Reader, logs LogReader) *API { return &API{spans: r, logs: logs} }
 
 // Routes registers the API's endpoints on mux.
 func (a *API) Routes(mux *http.ServeMux) {
@@ -32,6 +39,46 @@ func (a *API) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/services/{service}/operations", a.operations)
 	mux.HandleFunc("GET /api/v1/traces", a.searchTraces)
 	mux.HandleFunc("GET /api/v1/traces/{traceID}", a.getTrace)
+	mux.HandleFunc("GET /api/v1/logs", a.searchLogs)
+}
+
+// searchLogs serves agent logs: service, traceID, start, end, limit.
+func (a *API) searchLogs(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	q := spanstore.LogQuery{Service: v.Get("service")}
+	var err error
+	if s := v.Get("traceID"); s != "" {
+		if q.TraceID, err = ParseTraceID(s); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+	}
+	for _, t := range []struct {
+		key string
+		dst *time.Time
+	}{{"start", &q.Start}, {"end", &q.End}} {
+		if s := v.Get(t.key); s != "" {
+			if *t.dst, err = parseTime(s); err != nil {
+				writeError(w, http.StatusBadRequest, fmt.Errorf("%s %q: %v", t.key, s, err))
+				return
+			}
+		}
+	}
+	if s := v.Get("limit"); s != "" {
+		if q.Limit, err = strconv.Atoi(s); err != nil || q.Limit < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("limit %q: want a positive number", s))
+			return
+		}
+	}
+	logs, err := a.logs.Logs(r.Context(), q)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	if logs == nil {
+		logs = []spanstore.LogEntry{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"logs": logs})
 }
 
 type errorBody struct {

@@ -106,11 +106,12 @@ func Start(cfg Config) (*Server, error) {
 
 	swConsumers := skywalking.Consumers{
 		Traces: pipeline.Checked{Pipeline: p, Limits: cfg.Limits, Receiver: "skywalking"},
+		Logs:   store,
 	}
 	swOpts := skywalking.Options{Token: cfg.SWToken, MaxRecvMsgSize: cfg.MaxRequest}
 
 	mux := http.NewServeMux()
-	query.NewAPI(store).Routes(mux)
+	query.NewAPI(store, store).Routes(mux)
 	mux.Handle("/jaeger/", http.StripPrefix("/jaeger", jaeger.NewHandler(store, nil)))
 	mux.Handle("GET /metrics", selfmetrics.Handler())
 	// Profiles of a running server, for "profile before you optimise".
