@@ -102,7 +102,9 @@ func TestGo2skyTraceThroughTheServer(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("POST /v3/logs: HTTP %d", resp.StatusCode)
 	}
-	var logs struct{ Logs []struct{ Body, Service string } }
+	var logs struct {
+		Logs []struct{ Body, Service string }
+	}
 	eventually(t, "the agent log", func() bool {
 		getJSON(t, api, "/api/v1/logs?traceID="+url.QueryEscape(swTraceID), &logs)
 		return len(logs.Logs) == 1
