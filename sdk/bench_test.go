@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -126,8 +127,9 @@ func BenchmarkInject(b *testing.B) {
 			prop.Inject(ctx, carrier)
 		}
 	}
+	res := resource.NewSchemaless(attribute.String("service.name", "orders"), attribute.String("service.instance.id", "orders-1"))
 	b.Run("bare-otel", func(b *testing.B) { run(b, bareProp()) })
-	b.Run("skytrail", func(b *testing.B) { run(b, sdk.DefaultPropagator(nil)) })
+	b.Run("skytrail", func(b *testing.B) { run(b, sdk.DefaultPropagator(res)) })
 }
 
 // BenchmarkClock is the cost of the one clock read the sampler makes per root span.

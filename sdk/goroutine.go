@@ -20,11 +20,10 @@ func Go(ctx context.Context, name string, fn func(ctx context.Context)) {
 	ctx, span := otel.Tracer(instrumentationName).Start(context.WithoutCancel(ctx), name,
 		trace.WithSpanKind(trace.SpanKindInternal))
 	go func() {
-		defer span.End()
+		defer span.End() // runs during a panic too
 		defer func() {
 			if r := recover(); r != nil {
 				span.SetStatus(codes.Error, fmt.Sprint("panic: ", r))
-				span.End()
 				panic(r)
 			}
 		}()

@@ -39,7 +39,9 @@ func WithOtelhttpOptions(opts ...otelhttp.Option) Option {
 
 // NewHandler traces the requests h serves. Spans are named "METHOD route":
 // the route comes from WithRoute, or from h's pattern when h is an
-// *http.ServeMux; a request no route matches is named by its method alone.
+// *http.ServeMux (read before serving, so calls made while serving name it
+// in sw8), or from the pattern a ServeMux behind middleware records (known
+// only once served); a request no route matches is named by its method alone.
 func NewHandler(h http.Handler, opts ...Option) http.Handler {
 	var c config
 	for _, o := range opts {
@@ -69,12 +71,20 @@ func NewHandler(h http.Handler, opts ...Option) http.Handler {
 		}
 	}
 	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ro, ok := trace.SpanFromContext(r.Context()).(sdktrace.ReadOnlySpan)
+		if !ok { // not recording: nothing to name, nothing sw8 would send
+			h.ServeHTTP(w, r)
+			return
+		}
 		// Calls made while serving carry this endpoint in sw8, as
 		// SkyWalking agents send their entry endpoint.
-		if ro, ok := trace.SpanFromContext(r.Context()).(sdktrace.ReadOnlySpan); ok {
-			r = r.WithContext(sw8.ContextWithEndpoint(r.Context(), ro.Name()))
+		r2 := r.WithContext(sw8.ContextWithEndpoint(r.Context(), ro.Name()))
+		h.ServeHTTP(w, r2)
+		// A ServeMux behind middleware records its pattern on the request
+		// it was given: name the span by it when nothing better was known.
+		if r2.Pattern != "" && ro.Name() == r.Method {
+			trace.SpanFromContext(r.Context()).SetName(name("", r2))
 		}
-		h.ServeHTTP(w, r)
 	})
 	o := append([]otelhttp.Option{otelhttp.WithSpanNameFormatter(name)}, c.otel...)
 	return otelhttp.NewHandler(inner, "", o...)

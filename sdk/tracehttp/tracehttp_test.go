@@ -74,6 +74,19 @@ func TestServerSpansNamedByRouteTemplate(t *testing.T) {
 	}
 }
 
+func TestServerMuxBehindMiddleware(t *testing.T) {
+	rec := setup(t)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /items/{id}", func(http.ResponseWriter, *http.Request) {})
+	logging := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mux.ServeHTTP(w, r) })
+	srv := httptest.NewServer(NewHandler(logging))
+	t.Cleanup(srv.Close)
+	get(t, srv.URL+"/items/5")
+	if got := names(rec); len(got) != 1 || got[0] != "GET /items/{id}" {
+		t.Errorf("spans %q", got)
+	}
+}
+
 func TestServerWithRouteFunc(t *testing.T) {
 	rec := setup(t)
 	h := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
