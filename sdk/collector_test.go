@@ -2,9 +2,11 @@ package sdk_test
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 
@@ -63,7 +65,25 @@ func startHTTPCollector(t *testing.T) (*collector, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := &http.Server{Handler: c.httpHandler()}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return c, lis.Addr().String()
+}
+
+// startHTTPSCollector serves OTLP/HTTP over TLS with a self-signed
+// certificate and returns its host:port and a client TLS config trusting it.
+func startHTTPSCollector(t *testing.T) (*collector, string, *tls.Config) {
+	t.Helper()
+	c := &collector{}
+	srv := httptest.NewUnstartedServer(c.httpHandler())
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return c, srv.Listener.Addr().String(), srv.Client().Transport.(*http.Transport).TLSClientConfig
+}
+
+func (c *collector) httpHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		var req coltracepb.ExportTraceServiceRequest
 		if err == nil {
@@ -77,10 +97,7 @@ func startHTTPCollector(t *testing.T) (*collector, string) {
 		out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		_, _ = w.Write(out)
-	})}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return c, lis.Addr().String()
+	})
 }
 
 // exported is one received span with its resource attributes.

@@ -57,7 +57,7 @@ func Start(ctx context.Context, opts ...Option) (shutdown func(context.Context) 
 			return nil, err
 		}
 		if c.startupCheck > 0 {
-			checkReachable(ctx, t, c.startupCheck, c.logger)
+			checkReachable(ctx, t, c.tlsConfig, c.startupCheck, c.logger)
 		}
 		exp = otlp
 	}

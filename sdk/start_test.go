@@ -148,6 +148,32 @@ func TestStartFromEnvironment(t *testing.T) {
 	}
 }
 
+func TestStartHTTPSWithTLSConfig(t *testing.T) {
+	col, addr, tlsConfig := startHTTPSCollector(t)
+	logger, logs := textLogger()
+	flush := start(t, sdk.WithServiceName("tls"), sdk.WithProtocol(sdk.ProtocolHTTP), sdk.WithEndpoint(addr),
+		sdk.WithTLSConfig(tlsConfig), sdk.WithLogger(logger), sdk.WithTimeout(5*time.Second))
+	_, span := otel.Tracer("test").Start(context.Background(), "over tls")
+	span.End()
+	flush()
+	col.span(t, "over tls")
+	if want := "exporting traces to https://" + addr + "/v1/traces (OTLP/HTTP)"; !strings.Contains(logs.String(), want) {
+		t.Errorf("log %q does not say %q", logs, want)
+	}
+}
+
+// TestStartupCheckNamesTLSProblem points at a TLS endpoint whose certificate
+// the service does not trust.
+func TestStartupCheckNamesTLSProblem(t *testing.T) {
+	_, addr, _ := startHTTPSCollector(t)
+	logger, logs := textLogger()
+	start(t, sdk.WithServiceName("tls"), sdk.WithProtocol(sdk.ProtocolHTTP), sdk.WithEndpoint("https://"+addr), sdk.WithLogger(logger))
+	want := "cannot reach https://" + addr + "/v1/traces (OTLP/HTTP): tls: failed to verify certificate: x509: certificate signed by unknown authority"
+	if !strings.Contains(logs.String(), want) {
+		t.Errorf("log %q does not say %q", logs, want)
+	}
+}
+
 func TestStartupCheckNamesClosedPort(t *testing.T) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
