@@ -204,17 +204,24 @@ func NewMinutes() *Minutes { return &Minutes{open: map[int64]*Window{}} }
 
 const minuteMs = 60_000
 
+// MaxLate is how far behind the current minute a span may start and still
+// count in its own minute; the metric store accepts samples that far out of
+// order. Older spans count in the oldest minute allowed.
+const MaxLate = 10 * minuteMs
+
 // For returns the window for a span that started at startMs, seen at nowMs.
 // Spans from the future (clock skew beyond a minute) count into the current
-// minute; spans for an already written minute into the oldest open one.
+// minute; spans for a minute already written, or older than MaxLate, into
+// the oldest one still allowed.
 func (m *Minutes) For(startMs, nowMs int64) *Window {
 	end := (startMs/minuteMs + 1) * minuteMs
-	if limit := (nowMs/minuteMs + 2) * minuteMs; end > limit {
-		end = (nowMs/minuteMs + 1) * minuteMs
+	current := (nowMs/minuteMs + 1) * minuteMs
+	if end > current+minuteMs {
+		end = current
 	}
-	if end <= m.flushedThrough {
+	if floor := max(m.flushedThrough+minuteMs, current-MaxLate); end < floor {
 		m.Late++
-		end = m.flushedThrough + minuteMs
+		end = floor
 	}
 	w := m.open[end]
 	if w == nil {
@@ -228,11 +235,15 @@ func (m *Minutes) For(startMs, nowMs int64) *Window {
 // delayMs before nowMs, or all of them when all is set.
 func (m *Minutes) Due(nowMs, delayMs int64, all bool) []*Window {
 	var due []*Window
+	current := (nowMs/minuteMs + 1) * minuteMs
 	for end, w := range m.open {
 		if all || end+delayMs <= nowMs {
 			due = append(due, w)
 			delete(m.open, end)
-			m.flushedThrough = max(m.flushedThrough, end)
+			// A forced flush writes the current minute early; spans still
+			// arriving for it stay in it (their samples are refused as
+			// already written) rather than push later ones into the future.
+			m.flushedThrough = max(m.flushedThrough, min(end, current-minuteMs))
 		}
 	}
 	sort.Slice(due, func(i, j int) bool { return due[i].End < due[j].End })
