@@ -1,0 +1,234 @@
+// Command ingest measures SkyTrail end to end on this machine: it starts a
+// `skytrail server` in a fresh data directory, drives `loadgen` at it over
+// OTLP (or SkyWalking) gRPC, then measures what a user gets: the ingest rate
+// (acknowledged spans per second), bytes per span on disk, trace-by-ID and
+// attribute-search latency at that size, and the server's peak RSS.
+//
+//	go build -o /tmp/skytrail ./cmd/skytrail
+//	go run ./bench/ingest --bin /tmp/skytrail --spans 10000000
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/skytrail/skytrail/internal/loadgen"
+)
+
+func main() {
+	bin := flag.String("bin", "skytrail", "skytrail binary to measure")
+	spans := flag.Int("spans", 2_000_000, "spans to ingest")
+	rate := flag.Float64("rate", 0, "target spans/s (0: flat out)")
+	protocol := flag.String("protocol", "otlp", "otlp or skywalking")
+	concurrency := flag.Int("concurrency", 8, "loadgen requests in flight")
+	queries := flag.Int("queries", 200, "lookups and searches to time")
+	keep := flag.String("data", "", "data directory (default: a temporary one, removed after)")
+	flag.Parse()
+	if err := run(*bin, *spans, *rate, loadgen.Protocol(*protocol), *concurrency, *queries, *keep); err != nil {
+		fmt.Fprintln(os.Stderr, "ingest:", err)
+		os.Exit(1)
+	}
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func run(bin string, spans int, rate float64, protocol loadgen.Protocol, concurrency, queries int, dataDir string) error {
+	if dataDir == "" {
+		dir, err := os.MkdirTemp("", "skytrail-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		dataDir = dir
+	}
+	httpAddr, otlpAddr, swAddr := freeAddr(), freeAddr(), freeAddr()
+	srv := exec.Command(bin, "server", "--data", dataDir, "--http", httpAddr, "--otlp-grpc", otlpAddr,
+		"--otlp-http=", "--sw-grpc", swAddr, "--sw-http=", "--log-level", "warn")
+	srv.Stdout, srv.Stderr = os.Stderr, os.Stderr
+	if err := srv.Start(); err != nil {
+		return fmt.Errorf("start server: %w", err)
+	}
+	defer func() {
+		_ = srv.Process.Signal(os.Interrupt)
+		_ = srv.Wait()
+	}()
+	api := "http://" + httpAddr
+	if err := waitHealthy(api); err != nil {
+		return err
+	}
+
+	endpoint := otlpAddr
+	if protocol == loadgen.ProtocolSkyWalking {
+		endpoint = swAddr
+	}
+	cpuBefore := processCPU(srv.Process.Pid)
+	res, err := loadgen.Run(context.Background(), loadgen.Config{
+		Endpoint: endpoint, Protocol: protocol, Spans: int64(spans), Rate: rate, Concurrency: concurrency,
+		Progress: os.Stderr,
+	})
+	if err != nil {
+		return err
+	}
+	cpu := processCPU(srv.Process.Pid) - cpuBefore
+	fmt.Printf("ingest (%s): %s\n", protocol, res.Summary())
+	fmt.Printf("server CPU during ingest: %.1f s, %.0f spans per CPU-second\n", cpu, float64(res.Spans)/cpu)
+
+	// Let the last flush and merges settle, then weigh the data directory.
+	time.Sleep(5 * time.Second)
+	size := dirSize(dataDir)
+	fmt.Printf("disk: %.1f MiB for %d spans = %.1f bytes/span (trace-ID index included)\n",
+		float64(size)/(1<<20), res.Spans, float64(size)/float64(res.Spans))
+
+	ids, orderIDs, err := sampleTraces(api)
+	if err != nil {
+		return err
+	}
+	lookup := timeQueries(queries, func(i int) string { return api + "/api/v1/traces/" + ids[i%len(ids)] })
+	fmt.Printf("trace by ID (%d lookups): p50 %s, p99 %s\n", queries, lookup[0], lookup[1])
+	search := timeQueries(queries, func(i int) string {
+		q := url.Values{"service": {"order"}, "tag": {"order_id=" + orderIDs[i%len(orderIDs)]}, "lookback": {"24h"}, "limit": {"20"}}
+		return api + "/api/v1/traces?" + q.Encode()
+	})
+	fmt.Printf("attribute search order_id=... (%d searches, limit 20): p50 %s, p99 %s\n", queries, search[0], search[1])
+	fmt.Printf("server peak RSS: %.0f MiB\n", float64(peakRSS(srv.Process.Pid))/(1<<10))
+	return nil
+}
+
+func waitHealthy(api string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(api + "/healthz"); err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("server at %s never became healthy", api)
+}
+
+// sampleTraces picks stored trace IDs and order IDs to query for.
+func sampleTraces(api string) (ids, orderIDs []string, err error) {
+	var out struct {
+		Traces []struct{ TraceID string } `json:"traces"`
+	}
+	if err := getJSON(api+"/api/v1/traces?service=frontend&limit=1000&lookback=24h", &out); err != nil {
+		return nil, nil, err
+	}
+	for _, t := range out.Traces {
+		ids = append(ids, t.TraceID)
+	}
+	if len(ids) == 0 {
+		return nil, nil, fmt.Errorf("no traces found after ingest")
+	}
+	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	for _, id := range ids[:min(50, len(ids))] {
+		var tr struct {
+			Spans []struct{ Attributes map[string]any } `json:"spans"`
+		}
+		if err := getJSON(api+"/api/v1/traces/"+id, &tr); err != nil {
+			return nil, nil, err
+		}
+		for _, sp := range tr.Spans {
+			if v, ok := sp.Attributes["order_id"]; ok {
+				orderIDs = append(orderIDs, fmt.Sprint(v))
+				break
+			}
+		}
+	}
+	if len(orderIDs) == 0 {
+		return nil, nil, fmt.Errorf("no order_id attribute in the sampled traces")
+	}
+	return ids, orderIDs, nil
+}
+
+func getJSON(u string, out any) error {
+	resp, err := http.Get(u)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: HTTP %d: %s", u, resp.StatusCode, body)
+	}
+	return json.Unmarshal(body, out)
+}
+
+// timeQueries runs n GETs one after another and returns p50 and p99.
+func timeQueries(n int, url func(i int) string) [2]time.Duration {
+	var took []time.Duration
+	for i := 0; i < n; i++ {
+		start := time.Now()
+		resp, err := http.Get(url(i))
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		took = append(took, time.Since(start))
+	}
+	slices.Sort(took)
+	return [2]time.Duration{took[len(took)/2].Round(10 * time.Microsecond), took[len(took)*99/100].Round(10 * time.Microsecond)}
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// peakRSS reads VmHWM (KiB) from /proc.
+func peakRSS(pid int) int64 {
+	raw, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:")), "%d", &kb)
+			return kb
+		}
+	}
+	return 0
+}
+
+// processCPU reads user+system CPU seconds of pid from /proc.
+func processCPU(pid int) float64 {
+	raw, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	s := string(raw)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		f := strings.Fields(s[i+1:])
+		if len(f) > 12 {
+			var utime, stime float64
+			fmt.Sscan(f[11], &utime)
+			fmt.Sscan(f[12], &stime)
+			return (utime + stime) / 100 // USER_HZ
+		}
+	}
+	return 0
+}
