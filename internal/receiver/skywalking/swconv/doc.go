@@ -34,29 +34,34 @@
 //
 //	<tag key>          every tag, key as sent, string value (a repeated key's values
 //	                   are joined with ", ")
-//	sw.trace_id        the trace ID string as the agent reported it
+//	sw.trace_id        the trace ID string as the agent reported it, when it is not
+//	                   32 lower-case hex digits (go2sky's form: then it is exactly the
+//	                   span's trace ID in hex, and is not stored twice)
 //	sw.segment_id      traceSegmentId
 //	sw.span_id         spanId (int)
-//	sw.parent_span_id  parentSpanId (int, -1 for the segment's first span)
-//	sw.layer           Unknown, Database, RPCFramework, Http, MQ, Cache, FAAS (an
-//	                   unknown value keeps its number, as a string)
+//	sw.parent_span_id  parentSpanId (int); absent for the segment's first span (-1)
+//	sw.layer           Database, RPCFramework, Http, MQ, Cache, FAAS (an unknown value
+//	                   keeps its number, as a string); absent for Unknown (0)
 //	sw.span_type       only for a spanType outside Entry/Exit/Local: its number
-//	sw.component_id    componentId (int)
+//	sw.component_id    componentId (int); absent, like sw.component, for 0 (Unknown)
 //	sw.component       the component's name from SkyWalking's component-libraries.yml
 //	                   (absent for an ID the list does not know)
 //	sw.peer            peer (the address an Exit span called), when set
 //	db.system          on the Database layer, the db.type tag lower-cased
 //	sw.skip_analysis   true when the agent asked the backend to skip analysis
 //	sw.is_size_limited true when the agent dropped spans from this segment
-//	sw.ref.type        CrossProcess or CrossThread (of the ref used as the parent)
-//	sw.ref.parent_segment_id, sw.ref.parent_span_id, sw.ref.parent_service,
-//	sw.ref.parent_service_instance, sw.ref.parent_endpoint,
-//	sw.ref.network_address (networkAddressUsedAtPeer)
+//	sw.ref.type        CrossProcess or CrossThread, for the ref used as the parent
+//	sw.ref.parent_service, sw.ref.parent_service_instance, sw.ref.parent_endpoint,
+//	sw.ref.network_address (networkAddressUsedAtPeer): the same ref, when set
 //	sw.problem         what was wrong with the span and what was done about it
 //	                   (negative or reversed times, a parent not in the segment, ...)
 //
-// A link carries sw.ref.* too, and sw.ref.trace_id when the ref names another
-// trace.
+// A link carries sw.ref.* too, plus sw.ref.parent_segment_id and
+// sw.ref.parent_span_id (the parent span may never arrive), and
+// sw.ref.trace_id when the ref names another trace.
+//
+// Storage pays for every attribute of every span, so nothing the span's own
+// fields already say is repeated; the omissions above lose nothing.
 //
 // A segment without a service, trace ID, segment ID or spans cannot be placed
 // and is rejected with an error naming what is missing; every other oddity is

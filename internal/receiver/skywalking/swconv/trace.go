@@ -86,7 +86,7 @@ func AppendSegment(td ptrace.Traces, seg *agentv3.SegmentObject) (int, error) {
 	// the whole converter to the heap.
 	var idsBuf [smallSegment]pcommon.SpanID
 	var posBuf [smallSegment]int32
-	c := segmentConverter{seg: seg, traceID: traceID}
+	c := segmentConverter{seg: seg, traceID: traceID, traceIDIsHex: isLowerHex32(seg.TraceId)}
 	if n := len(seg.Spans); n <= smallSegment {
 		c.ids, c.pos = idsBuf[:n], posBuf[:n]
 	} else {
@@ -127,6 +127,9 @@ func checkSegment(seg *agentv3.SegmentObject) error {
 type segmentConverter struct {
 	seg     *agentv3.SegmentObject
 	traceID pcommon.TraceID
+	// traceIDIsHex is whether seg.TraceId is exactly traceID in lower-case
+	// hex (go2sky's form), so the string need not be stored again.
+	traceIDIsHex bool
 	// ids[i] is the span ID of seg.Spans[i].
 	ids []pcommon.SpanID
 	// pos[n] is the index in seg.Spans of span number n, or -1; span numbers
@@ -209,24 +212,35 @@ func (c *segmentConverter) convertSpan(i int, span *agentv3.SpanObject, out ptra
 		parentRef = c.parentRef(span.Refs)
 		if parentRef != nil {
 			out.SetParentSpanID(traceid.SpanIDFromSegment(parentRef.ParentTraceSegmentId, parentRef.ParentSpanId))
-			putRef(attrs, parentRef)
+			putRef(attrs, parentRef, false)
 		}
 	}
 	c.putLinks(out, span.Refs, parentRef, &problems)
 
-	attrs.PutStr(AttrTraceID, c.seg.TraceId)
+	// Storage pays for every attribute on every span, so what the span's own
+	// fields already say is left out: the trace ID string when it is the
+	// trace ID's hex, parentSpanId -1, the Unknown layer and component.
+	if !c.traceIDIsHex {
+		attrs.PutStr(AttrTraceID, c.seg.TraceId)
+	}
 	attrs.PutStr(AttrSegmentID, c.seg.TraceSegmentId)
 	attrs.PutInt(AttrSpanID, int64(span.SpanId))
-	attrs.PutInt(AttrParentSpanID, int64(span.ParentSpanId))
-	attrs.PutStr(AttrLayer, layerName(span.SpanLayer))
+	if span.ParentSpanId >= 0 {
+		attrs.PutInt(AttrParentSpanID, int64(span.ParentSpanId))
+	}
+	if span.SpanLayer != agentv3.SpanLayer_Unknown {
+		attrs.PutStr(AttrLayer, layerName(span.SpanLayer))
+	}
 	switch span.SpanType {
 	case agentv3.SpanType_Entry, agentv3.SpanType_Exit, agentv3.SpanType_Local:
 	default:
 		attrs.PutStr(AttrSpanType, strconv.Itoa(int(span.SpanType)))
 	}
-	attrs.PutInt(AttrComponentID, int64(span.ComponentId))
-	if name := componentNames[span.ComponentId]; name != "" {
-		attrs.PutStr(AttrComponent, name)
+	if span.ComponentId != 0 {
+		attrs.PutInt(AttrComponentID, int64(span.ComponentId))
+		if name := componentNames[span.ComponentId]; name != "" {
+			attrs.PutStr(AttrComponent, name)
+		}
 	}
 	if span.Peer != "" {
 		attrs.PutStr(AttrPeer, span.Peer)
@@ -284,15 +298,18 @@ func (c *segmentConverter) putLinks(out ptrace.Span, refs []*agentv3.SegmentRefe
 		}
 		link.SetTraceID(linkTrace)
 		link.SetSpanID(traceid.SpanIDFromSegment(ref.ParentTraceSegmentId, ref.ParentSpanId))
-		putRef(link.Attributes(), ref)
+		putRef(link.Attributes(), ref, true)
 	}
 }
 
-// putRef records where a ref points and how the caller was reached.
-func putRef(attrs pcommon.Map, ref *agentv3.SegmentReference) {
+// putRef records how the caller was reached and, for a link (whose span
+// may never arrive), where the ref points; a parent span says that itself.
+func putRef(attrs pcommon.Map, ref *agentv3.SegmentReference, link bool) {
 	attrs.PutStr(AttrRefType, refTypeName(ref.RefType))
-	attrs.PutStr(AttrRefParentSegmentID, ref.ParentTraceSegmentId)
-	attrs.PutInt(AttrRefParentSpanID, int64(ref.ParentSpanId))
+	if link {
+		attrs.PutStr(AttrRefParentSegmentID, ref.ParentTraceSegmentId)
+		attrs.PutInt(AttrRefParentSpanID, int64(ref.ParentSpanId))
+	}
 	if ref.ParentService != "" {
 		attrs.PutStr(AttrRefParentService, ref.ParentService)
 	}
@@ -415,4 +432,18 @@ func refTypeName(t agentv3.RefType) string {
 		return "CrossThread"
 	}
 	return strconv.Itoa(int(t))
+}
+
+// isLowerHex32 reports whether s is 32 lower-case hex digits: the form in
+// which traceid.FromString keeps the bytes and pcommon.TraceID prints back.
+func isLowerHex32(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -131,12 +131,18 @@ func TestAppendSegmentMapsIDsParentsAndAttributes(t *testing.T) {
 	ea := entry.Attributes()
 	for key, want := range map[string]string{
 		"sw.ref.type": "CrossProcess", "sw.ref.parent_service": "checkout", "sw.ref.parent_service_instance": "checkout-1",
-		"sw.ref.parent_endpoint": "/checkout", "sw.ref.network_address": "kafka:9092", "sw.ref.parent_segment_id": "parent-seg",
-		"sw.ref.parent_span_id": "3", "sw.layer": "MQ", "sw.component": "kafka-consumer", "sw.component_id": "41",
-		"sw.skip_analysis": "true", "sw.trace_id": testTrace, "sw.segment_id": testSegment, "sw.span_id": "0", "sw.parent_span_id": "-1",
+		"sw.ref.parent_endpoint": "/checkout", "sw.ref.network_address": "kafka:9092",
+		"sw.layer": "MQ", "sw.component": "kafka-consumer", "sw.component_id": "41",
+		"sw.skip_analysis": "true", "sw.trace_id": testTrace, "sw.segment_id": testSegment, "sw.span_id": "0",
 	} {
 		if got := attr(t, ea, key); got != want {
 			t.Errorf("entry %s = %q, want %q", key, got, want)
+		}
+	}
+	// What the parent span ID already says is not repeated.
+	for _, key := range []string{"sw.parent_span_id", "sw.ref.parent_segment_id", "sw.ref.parent_span_id"} {
+		if v, ok := ea.Get(key); ok {
+			t.Errorf("entry carries %s = %v", key, v.AsString())
 		}
 	}
 	if entry.Links().Len() != 1 {
@@ -147,7 +153,7 @@ func TestAppendSegmentMapsIDsParentsAndAttributes(t *testing.T) {
 	if link.TraceID() != otherTrace || link.SpanID() != traceid.SpanIDFromSegment("other-seg", 1) {
 		t.Errorf("link = %v/%v", link.TraceID(), link.SpanID())
 	}
-	if attr(t, link.Attributes(), "sw.ref.trace_id") != "other-trace" {
+	if attr(t, link.Attributes(), "sw.ref.trace_id") != "other-trace" || attr(t, link.Attributes(), "sw.ref.parent_segment_id") != "other-seg" || attr(t, link.Attributes(), "sw.ref.parent_span_id") != "1" {
 		t.Errorf("link attributes = %v", link.Attributes().AsRaw())
 	}
 
@@ -206,6 +212,11 @@ func TestAppendSegmentCrossThreadAndMQProducer(t *testing.T) {
 	want, _ := traceid.FromString("0af7651916cd43dd8448eb211c80319c")
 	if span.TraceID() != want || span.TraceID().String() != "0af7651916cd43dd8448eb211c80319c" {
 		t.Errorf("hex trace ID not kept as bytes: %v", span.TraceID())
+	}
+	for _, key := range []string{"sw.trace_id", "sw.component_id", "sw.component"} {
+		if v, ok := span.Attributes().Get(key); ok {
+			t.Errorf("%s = %q stored though the span says it", key, v.AsString())
+		}
 	}
 }
 
