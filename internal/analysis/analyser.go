@@ -461,7 +461,9 @@ func (a *Analyser) joined(c servicemap.Call, e servicemap.Entry, nowMs int64) {
 	var counts batchCounts
 	a.edge(a.minutes.For(c.StartMs, nowMs), true, k, c.Seconds, c.Failed, &counts)
 	a.edge(a.minutes.For(e.StartMs, nowMs), false, k, e.Seconds, e.Failed, &counts)
-	overflow.WithLabelValues("edge").Add(float64(counts.edgeOverflow))
+	if counts.edgeOverflow > 0 {
+		overflow.WithLabelValues("edge").Add(float64(counts.edgeOverflow))
+	}
 }
 
 // resolveCall records a client span no server span answered: an edge to a
