@@ -2,6 +2,8 @@ package sw8
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/SkyAPM/go2sky/propagation"
@@ -25,6 +27,22 @@ func FuzzParse(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, v, _ string) {
 		h, err := Parse(v)
+		// Differential check: what go2sky decodes with a 0/1 flag, a plain
+		// decimal span ID and both IDs present, we decode alike.
+		var g2 propagation.SpanContext
+		if len(v) <= MaxHeaderLen && g2.DecodeSW8(v) == nil && g2.TraceID != "" && g2.ParentSegmentID != "" && g2.ParentSpanID >= 0 {
+			parts := strings.Split(v, "-")
+			if (parts[0] == "0" || parts[0] == "1") && strconv.Itoa(int(g2.ParentSpanID)) == parts[3] {
+				if err != nil {
+					t.Fatalf("go2sky accepts %q, Parse says %v", v, err)
+				}
+				if h.TraceID != g2.TraceID || h.ParentSegmentID != g2.ParentSegmentID || h.ParentService != g2.ParentService ||
+					h.ParentServiceInstance != g2.ParentServiceInstance || h.ParentEndpoint != g2.ParentEndpoint ||
+					h.AddressUsedAtClient != g2.AddressUsedAtClient || h.ParentSpanID != g2.ParentSpanID || h.Sampled != (g2.Sample == 1) {
+					t.Fatalf("%q: Parse %+v, go2sky %+v", v, h, g2)
+				}
+			}
+		}
 		if err != nil {
 			return
 		}
