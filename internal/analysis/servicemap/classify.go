@@ -39,7 +39,8 @@ type Attrs struct {
 	URL, PeerService, RPCService                        string
 	SWLayer, SWPeer, SWComponent                        string
 	// SWRefParentService and SWRefNetworkAddress come from a SkyWalking
-	// entry span's cross-process ref; SWRef is set when it has one.
+	// entry span's ref; SWRef is set when the ref crosses processes (a
+	// cross-thread ref continues the same process).
 	SWRef                                   bool
 	SWRefParentService, SWRefNetworkAddress string
 	SWSpan, SkipAnalysis                    bool
@@ -87,7 +88,7 @@ func (a *Attrs) Read(attrs pcommon.Map) {
 		case "sw.span_id":
 			a.SWSpan = true
 		case "sw.ref.type":
-			a.SWRef = true
+			a.SWRef = v.Str() == "CrossProcess"
 		case "sw.ref.parent_service":
 			a.SWRefParentService = v.Str()
 		case "sw.ref.network_address":
