@@ -13,6 +13,7 @@ package sw8
 import (
 	"context"
 	"encoding/hex"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
@@ -27,6 +28,24 @@ const (
 	canonicalHeader      = "Sw8"
 	canonicalCorrelation = "Sw8-Correlation"
 )
+
+// Inject limits, in bytes before base64, so that a header stays under
+// MaxHeaderLen (4 names of 256 and a trace ID of 128 encode to about 1.6 KB).
+const (
+	maxNameLen       = 256
+	maxResentTraceID = 128
+)
+
+// clip shortens s to at most n bytes without splitting a UTF-8 sequence.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
 
 // Propagator injects and extracts sw8 and sw8-correlation. The zero value is
 // usable: it takes the parent service and instance from the span's resource.
@@ -76,7 +95,9 @@ func (p Propagator) Inject(ctx context.Context, carrier propagation.TextMapCarri
 	if up, ok := ctx.Value(extractedKey{}).(*Header); ok {
 		// Keep the caller's own string (skywalking-go's are not hex) so
 		// SkyWalking agents downstream show the trace under the ID it began with.
-		if id, ok := TraceIDFromString(up.TraceID); ok && id == sc.TraceID() {
+		// An ID too long to resend is replaced by its hex mapping, which
+		// maps to the same trace.
+		if id, ok := TraceIDFromString(up.TraceID); ok && id == sc.TraceID() && len(up.TraceID) <= maxResentTraceID {
 			traceID = up.TraceID
 		}
 	}
@@ -107,6 +128,11 @@ func (p Propagator) Inject(ctx context.Context, carrier propagation.TextMapCarri
 			}
 		}
 	}
+	// Keep the header well inside MaxHeaderLen whatever the names are.
+	h.ParentService = clip(h.ParentService, maxNameLen)
+	h.ParentServiceInstance = clip(h.ParentServiceInstance, maxNameLen)
+	h.ParentEndpoint = clip(h.ParentEndpoint, maxNameLen)
+	h.AddressUsedAtClient = clip(h.AddressUsedAtClient, maxNameLen)
 	var buf [512]byte
 	setHeader(carrier, HeaderName, canonicalHeader, string(h.appendTo(buf[:0])))
 

@@ -85,6 +85,22 @@ func TestInjectDefaultsAndUnsampled(t *testing.T) {
 }
 
 // TestExtractFromGo2sky feeds a header encoded by go2sky.
+func TestInjectKeepsHeaderShort(t *testing.T) {
+	ctx, span := newProvider(t).Tracer("t").Start(context.Background(), "x")
+	defer span.End()
+	long := strings.Repeat("é", 2000)
+	ctx = ContextWithEndpoint(ContextWithPeer(ctx, long), long)
+	m := otelprop.MapCarrier{}
+	New(WithService(long, long)).Inject(ctx, m)
+	h, err := Parse(m["sw8"])
+	if err != nil {
+		t.Fatalf("%d-byte header: %v", len(m["sw8"]), err)
+	}
+	if len(h.ParentEndpoint) != 256 || h.ParentEndpoint != strings.Repeat("é", 128) {
+		t.Errorf("endpoint clipped to %d bytes", len(h.ParentEndpoint))
+	}
+}
+
 func TestExtractFromGo2sky(t *testing.T) {
 	in := propagation.SpanContext{
 		Sample: 1, TraceID: "6e4a083be8da11f1918c9e2254654e93.28.40073696306070001",
