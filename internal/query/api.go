@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/skytrail/skytrail/internal/analysis"
 	"github.com/skytrail/skytrail/internal/storage/spanstore"
 	"github.com/skytrail/skytrail/internal/traceid"
 )
@@ -24,14 +25,23 @@ type LogReader interface {
 	Logs(ctx context.Context, q spanstore.LogQuery) ([]spanstore.LogEntry, error)
 }
 
-// API is the /api/v1 handler set.
-type API struct {
-	spans spanstore.Reader
-	logs  LogReader
+// FiguresReader gives each service's current RED figures.
+type FiguresReader interface {
+	ServiceFigures(ctx context.Context, start, end time.Time) (map[string]analysis.Figures, error)
 }
 
-// NewAPI returns the native API over span and log storage.
-func NewAPI(r spanstore.Reader, logs LogReader) *API { return &API{spans: r, logs: logs} }
+// API is the /api/v1 handler set.
+type API struct {
+	spans   spanstore.Reader
+	logs    LogReader
+	figures FiguresReader
+}
+
+// NewAPI returns the native API over span and log storage and the
+// analysis' figures (nil: services are listed without figures).
+func NewAPI(r spanstore.Reader, logs LogReader, figures FiguresReader) *API {
+	return &API{spans: r, logs: logs, figures: figures}
+}
 
 // Routes registers the API's endpoints on mux.
 func (a *API) Routes(mux *http.ServeMux) {
@@ -99,19 +109,74 @@ func writeError(w http.ResponseWriter, status int, err error) {
 // ServiceInfo is one entry of /api/v1/services.
 type ServiceInfo struct {
 	Name string `json:"name"`
+	// Figures over the requested window; absent when the service had no
+	// calls in it.
+	Figures *analysis.Figures `json:"figures,omitempty"`
 }
 
+// services lists every service with stored spans, with its figures over
+// start..end (default: the last 15 minutes; lookback= sets another window).
 func (a *API) services(w http.ResponseWriter, r *http.Request) {
+	start, end, err := window(r.URL.Query(), 15*time.Minute)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
 	names, err := a.spans.Services(r.Context())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
+	var figures map[string]analysis.Figures
+	if a.figures != nil {
+		if figures, err = a.figures.ServiceFigures(r.Context(), start, end); err != nil {
+			writeError(w, http.StatusInternalServerError, err)
+			return
+		}
+	}
 	out := make([]ServiceInfo, len(names))
 	for i, n := range names {
 		out[i] = ServiceInfo{Name: n}
+		if f, ok := figures[n]; ok {
+			out[i].Figures = &f
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"services": out})
+	writeJSON(w, http.StatusOK, map[string]any{"services": out, "start": start, "end": end})
+}
+
+// window reads start, end and lookback (default def before end). The
+// default end is the end of the current minute: analysis stamps each
+// minute's figures at the minute's end.
+func window(v map[string][]string, def time.Duration) (start, end time.Time, err error) {
+	get := func(k string) string {
+		if len(v[k]) > 0 {
+			return v[k][0]
+		}
+		return ""
+	}
+	end = time.Now().Truncate(time.Minute).Add(time.Minute)
+	if s := get("end"); s != "" {
+		if end, err = parseTime(s); err != nil {
+			return start, end, fmt.Errorf("end %q: %v", s, err)
+		}
+	}
+	start = end.Add(-def)
+	if s := get("lookback"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return start, end, fmt.Errorf("lookback %q: want a duration such as 1h", s)
+		}
+		start = end.Add(-d)
+	}
+	if s := get("start"); s != "" {
+		if start, err = parseTime(s); err != nil {
+			return start, end, fmt.Errorf("start %q: %v", s, err)
+		}
+	}
+	if end.Before(start) {
+		return start, end, errors.New("end is before start")
+	}
+	return start, end, nil
 }
 
 func (a *API) operations(w http.ResponseWriter, r *http.Request) {

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
@@ -55,7 +56,11 @@ func checkoutTrace(t *testing.T, frontend, payment *sdktrace.TracerProvider, ord
 		trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(attribute.Int("order_id", orderID), attribute.String("http.route", "/checkout")))
 	cctx, call := frontend.Tracer("shop").Start(ctx, "POST payment", trace.WithSpanKind(trace.SpanKindClient))
-	_, charge := payment.Tracer("pay").Start(cctx, "charge", trace.WithSpanKind(trace.SpanKindServer),
+	// The context crosses to payment as it would over HTTP: in a traceparent header.
+	headers := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(cctx, headers)
+	pctx := propagation.TraceContext{}.Extract(context.Background(), headers)
+	_, charge := payment.Tracer("pay").Start(pctx, "charge", trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(attribute.Bool("retry", false), attribute.Float64("amount", 12.5)))
 	time.Sleep(30 * time.Millisecond)
 	charge.AddEvent("card checked", trace.WithAttributes(attribute.String("card.brand", "visa")))

@@ -17,12 +17,15 @@ import (
 	"google.golang.org/grpc"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP exporters may gzip their requests
 
+	"github.com/skytrail/skytrail/internal/analysis"
 	"github.com/skytrail/skytrail/internal/pipeline"
 	"github.com/skytrail/skytrail/internal/query"
 	"github.com/skytrail/skytrail/internal/query/jaeger"
+	"github.com/skytrail/skytrail/internal/query/promapi"
 	"github.com/skytrail/skytrail/internal/receiver/otlp"
 	"github.com/skytrail/skytrail/internal/receiver/skywalking"
 	"github.com/skytrail/skytrail/internal/selfmetrics"
+	"github.com/skytrail/skytrail/internal/storage/metricstore"
 	"github.com/skytrail/skytrail/internal/storage/spanstore"
 )
 
@@ -37,6 +40,9 @@ type Config struct {
 	SWHTTPAddr    string
 	SWToken       string
 	Retention     time.Duration
+	// MetricsRetention is how long the metric store keeps RED metrics.
+	MetricsRetention time.Duration
+	Analysis         analysis.Config
 	MaxRequest    int   // bytes per request, after decompression
 	MaxInFlight   int64 // bytes of requests being processed at once
 	Limits        pipeline.Limits
@@ -54,6 +60,7 @@ func Defaults() Config {
 		SWGRPCAddr:   ":11800",
 		SWHTTPAddr:   ":12800",
 		Retention:    7 * 24 * time.Hour,
+		MetricsRetention: 15 * 24 * time.Hour,
 		MaxRequest:   16 << 20,
 		MaxInFlight:  128 << 20,
 	}
@@ -63,7 +70,9 @@ func Defaults() Config {
 type Server struct {
 	cfg   Config
 	log   *slog.Logger
-	Spans *spanstore.Store
+	Spans    *spanstore.Store
+	Metrics  *metricstore.Store
+	Analyser *analysis.Analyser
 
 	grpcServers []*grpc.Server
 	httpServers []*http.Server
@@ -99,20 +108,47 @@ func Start(cfg Config) (*Server, error) {
 	}
 	abs, _ := filepath.Abs(spansDir)
 	log.Info("span storage open", "dir", abs, "retention", store.Retention().String())
-
 	s := &Server{cfg: cfg, log: log, Spans: store, Addrs: map[string]string{}}
-	p := pipeline.New(cfg.MaxInFlight, store)
+
+	metricsDir := filepath.Join(cfg.DataDir, "metrics")
+	if cfg.MetricsRetention <= 0 {
+		cfg.MetricsRetention = Defaults().MetricsRetention
+	}
+	s.Metrics, err = metricstore.Open(metricsDir, cfg.MetricsRetention)
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	abs, _ = filepath.Abs(metricsDir)
+	log.Info("metric storage open", "dir", abs, "retention", cfg.MetricsRetention.String())
+	if cfg.Analysis.RegistryFile == "" {
+		cfg.Analysis.RegistryFile = filepath.Join(cfg.DataDir, "instances.json")
+	}
+	s.Analyser = analysis.New(cfg.Analysis, s.Metrics)
+	if err := s.Analyser.Start(context.Background()); err != nil {
+		_ = s.Metrics.Close()
+		_ = store.Close()
+		return nil, fmt.Errorf("start analysis: %w", err)
+	}
+
+	// Storage first: a request is acknowledged once its spans are stored;
+	// analysis only aggregates in memory and cannot fail a request.
+	p := pipeline.New(cfg.MaxInFlight, store, s.Analyser)
 	otlpRecv := otlp.New(p, otlp.Config{MaxRequestBytes: cfg.MaxRequest, Limits: cfg.Limits})
 
 	swConsumers := skywalking.Consumers{
-		Traces: pipeline.Checked{Pipeline: p, Limits: cfg.Limits, Receiver: "skywalking"},
-		Logs:   store,
+		Traces:     pipeline.Checked{Pipeline: p, Limits: cfg.Limits, Receiver: "skywalking"},
+		Logs:       store,
+		Metrics:    s.Metrics,
+		Heartbeats: s.Analyser,
 	}
 	swOpts := skywalking.Options{Token: cfg.SWToken, MaxRecvMsgSize: cfg.MaxRequest}
 
 	mux := http.NewServeMux()
-	query.NewAPI(store, store).Routes(mux)
-	mux.Handle("/jaeger/", http.StripPrefix("/jaeger", jaeger.NewHandler(store, nil)))
+	query.NewAPI(store, store, s.Analyser).Routes(mux)
+	s.Analyser.Routes(mux)
+	mux.Handle("/jaeger/", http.StripPrefix("/jaeger", jaeger.NewHandler(store, dependencies{s.Analyser})))
+	mux.Handle("/prometheus/", http.StripPrefix("/prometheus", promapi.NewHandler(s.Metrics)))
 	mux.Handle("GET /metrics", selfmetrics.Handler())
 	// Profiles of a running server, for "profile before you optimise".
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -227,7 +263,26 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 	wg.Wait()
 	s.wg.Wait()
-	err := s.Spans.Close()
+	var errs []error
+	if s.Analyser != nil {
+		errs = append(errs, s.Analyser.Shutdown(ctx))
+	}
+	if s.Metrics != nil {
+		errs = append(errs, s.Metrics.Close())
+	}
+	errs = append(errs, s.Spans.Close())
 	s.log.Info("storage flushed and closed")
-	return err
+	return errors.Join(errs...)
+}
+
+// dependencies serves the Jaeger API's dependency links from the analysis.
+type dependencies struct{ a *analysis.Analyser }
+
+func (d dependencies) Dependencies(ctx context.Context, end time.Time, lookback time.Duration) ([]jaeger.Dependency, error) {
+	links, err := d.a.Dependencies(ctx, end, lookback)
+	out := make([]jaeger.Dependency, len(links))
+	for i, l := range links {
+		out[i] = jaeger.Dependency{Parent: l.Parent, Child: l.Child, CallCount: l.CallCount}
+	}
+	return out, err
 }
