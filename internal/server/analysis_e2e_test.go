@@ -73,7 +73,9 @@ func TestAnalysisThroughTheServer(t *testing.T) {
 		t.Errorf("topology lacks frontend -> payment: %+v", topo.Edges)
 	}
 
-	var deps struct{ Data []struct{ Parent, Child string } }
+	var deps struct {
+		Data []struct{ Parent, Child string }
+	}
 	getJSON(t, api, "/jaeger/api/dependencies?lookback=3600000&endTs="+strconv.FormatInt(end.UnixMilli(), 10), &deps)
 	if len(deps.Data) == 0 {
 		t.Errorf("jaeger dependencies empty")

@@ -32,44 +32,44 @@ import (
 // Config is everything `skytrail server` takes. An empty address turns
 // that listener off.
 type Config struct {
-	DataDir       string
-	HTTPAddr      string // query API, UI and /metrics
-	OTLPGRPCAddr  string
-	OTLPHTTPAddr  string
-	SWGRPCAddr    string
-	SWHTTPAddr    string
-	SWToken       string
-	Retention     time.Duration
+	DataDir      string
+	HTTPAddr     string // query API, UI and /metrics
+	OTLPGRPCAddr string
+	OTLPHTTPAddr string
+	SWGRPCAddr   string
+	SWHTTPAddr   string
+	SWToken      string
+	Retention    time.Duration
 	// MetricsRetention is how long the metric store keeps RED metrics.
 	MetricsRetention time.Duration
 	Analysis         analysis.Config
-	MaxRequest    int   // bytes per request, after decompression
-	MaxInFlight   int64 // bytes of requests being processed at once
-	Limits        pipeline.Limits
-	FlushInterval time.Duration
-	Logger        *slog.Logger
+	MaxRequest       int   // bytes per request, after decompression
+	MaxInFlight      int64 // bytes of requests being processed at once
+	Limits           pipeline.Limits
+	FlushInterval    time.Duration
+	Logger           *slog.Logger
 }
 
 // Defaults are the documented defaults (docs/configuration.md).
 func Defaults() Config {
 	return Config{
-		DataDir:      "data",
-		HTTPAddr:     ":8080",
-		OTLPGRPCAddr: ":4317",
-		OTLPHTTPAddr: ":4318",
-		SWGRPCAddr:   ":11800",
-		SWHTTPAddr:   ":12800",
-		Retention:    7 * 24 * time.Hour,
+		DataDir:          "data",
+		HTTPAddr:         ":8080",
+		OTLPGRPCAddr:     ":4317",
+		OTLPHTTPAddr:     ":4318",
+		SWGRPCAddr:       ":11800",
+		SWHTTPAddr:       ":12800",
+		Retention:        7 * 24 * time.Hour,
 		MetricsRetention: 15 * 24 * time.Hour,
-		MaxRequest:   16 << 20,
-		MaxInFlight:  128 << 20,
+		MaxRequest:       16 << 20,
+		MaxInFlight:      128 << 20,
 	}
 }
 
 // Server is a running SkyTrail.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
+	cfg      Config
+	log      *slog.Logger
 	Spans    *spanstore.Store
 	Metrics  *metricstore.Store
 	Analyser *analysis.Analyser

@@ -148,4 +148,3 @@ func sanitize(s string) string {
 	}
 	return b.String()
 }
-
