@@ -114,17 +114,22 @@ func (a authenticator) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServe
 
 // grpcError turns an ingest error into the status agents and SDKs act on.
 func grpcError(err error) error {
-	var inv *invalidError
-	switch {
-	case err == nil:
+	if err == nil {
 		return nil
-	case isOverload(err):
-		st := status.New(codes.ResourceExhausted, err.Error())
+	}
+	if o := asOverload(err); o != nil {
+		code := codes.Unavailable
+		if o.budgetExceeded() {
+			code = codes.ResourceExhausted
+		}
+		st := status.New(code, err.Error())
 		if withInfo, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(retryAfter)}); derr == nil {
 			st = withInfo
 		}
 		return st.Err()
-	case errors.As(err, &inv):
+	}
+	var inv *invalidError
+	if errors.As(err, &inv) {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
 	return status.Error(codes.Internal, err.Error())
@@ -157,7 +162,7 @@ func collect[T any](s clientStream[T], what string, handle func(context.Context,
 		}
 		bad.total++
 		if err := handle(ctx, msg); err != nil {
-			if isOverload(err) {
+			if asOverload(err) != nil {
 				return grpcError(err)
 			}
 			bad.add(err)

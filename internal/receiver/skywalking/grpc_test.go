@@ -2,6 +2,7 @@ package skywalking
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -132,6 +133,11 @@ func TestOverloadIsRetryable(t *testing.T) {
 
 	_, err = managementv3.NewManagementServiceClient(conn).KeepAlive(testContext(t), &managementv3.InstancePingPkg{Service: "a", ServiceInstance: "a-1"})
 	wantCode(t, err, codes.ResourceExhausted, "retry later")
+
+	// A consumer failing for its own reasons (storage) is worth a retry too.
+	conn = dial(t, startGRPC(t, Consumers{Traces: refusing{errors.New("disk full")}}, Options{}))
+	_, err = agentv3.NewTraceSegmentReportServiceClient(conn).CollectInSync(testContext(t), &agentv3.SegmentCollection{Segments: []*agentv3.SegmentObject{segment("t1", "s1", "a")}})
+	wantCode(t, err, codes.Unavailable, "disk full")
 }
 
 func TestGzipAndCompatServices(t *testing.T) {

@@ -180,18 +180,21 @@ func (h *httpHandler) readBody(w http.ResponseWriter, r *http.Request, buf *byte
 }
 
 func writeHTTPError(w http.ResponseWriter, err error) {
-	switch {
-	case isOverload(err):
+	if o := asOverload(err); o != nil {
 		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
-	default:
-		var inv *invalidError
-		if errors.As(err, &inv) {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
+		code := http.StatusServiceUnavailable
+		if o.budgetExceeded() {
+			code = http.StatusTooManyRequests
 		}
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		http.Error(w, err.Error(), code)
+		return
 	}
+	var inv *invalidError
+	if errors.As(err, &inv) {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	http.Error(w, err.Error(), http.StatusInternalServerError)
 }
 
 // unmarshalJSON decodes one message, reporting malformed input as invalid.

@@ -4,7 +4,8 @@
 // it with swconv and hands it to the pipeline's consumers.
 //
 // Errors follow what agents and SDKs retry on: a request the pipeline cannot
-// take now is answered ResourceExhausted / 503 with Retry-After; data that can
+// take now is answered ResourceExhausted / 429 (over the in-flight budget) or
+// Unavailable / 503 (storage failing) with a retry delay; data that can
 // never be stored is answered InvalidArgument / 400 naming what was wrong,
 // after everything valid in the same request has been stored; a missing or
 // wrong token is Unauthenticated / 401 and nothing from it is stored.
@@ -74,9 +75,13 @@ func (e *invalidError) Error() string { return e.msg }
 type overloadError struct{ err error }
 
 func (e *overloadError) Error() string {
-	return fmt.Sprintf("pipeline cannot take more data now, retry later: %v", e.err)
+	return fmt.Sprintf("server cannot take the data now, retry later: %v", e.err)
 }
-func (e *overloadError) Unwrap() error { return e.err }
+
+// budgetExceeded tells an overloaded pipeline (the client should slow down)
+// from a failing consumer (the client should try again later).
+func (e *overloadError) budgetExceeded() bool { return errors.Is(e.err, pipeline.ErrOverloaded) }
+func (e *overloadError) Unwrap() error        { return e.err }
 
 func invalidf(format string, args ...any) error {
 	return &invalidError{msg: fmt.Sprintf(format, args...)}
@@ -287,8 +292,11 @@ func consumerError(err error) error {
 	return &overloadError{err: err}
 }
 
-// isOverload tells whether err asks the client to retry later.
-func isOverload(err error) bool {
+// asOverload returns err's overloadError, or nil when err is not retryable.
+func asOverload(err error) *overloadError {
 	var o *overloadError
-	return errors.As(err, &o)
+	if errors.As(err, &o) {
+		return o
+	}
+	return nil
 }

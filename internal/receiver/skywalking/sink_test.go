@@ -2,7 +2,7 @@ package skywalking
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"net"
 	"net/http/httptest"
 	"sync"
@@ -27,7 +27,8 @@ type sink struct {
 	full       bool
 }
 
-var errFull = errors.New("queue full")
+// errFull is what the pipeline answers when its in-flight budget is spent.
+var errFull = fmt.Errorf("queue full: %w", pipeline.ErrOverloaded)
 
 func (s *sink) consumers() Consumers {
 	return Consumers{Traces: s, Logs: s, Metrics: s, Heartbeats: s}

@@ -70,10 +70,10 @@ func ComponentName(id int32) string { return componentNames[id] }
 // service, trace ID, segment ID or spans) is rejected with an error and
 // leaves td unchanged.
 func AppendSegment(td ptrace.Traces, seg *agentv3.SegmentObject) (int, error) {
-	if err := checkSegment(seg); err != nil {
+	traceID, err := checkSegment(seg)
+	if err != nil {
 		return 0, err
 	}
-	traceID, _ := traceid.FromString(seg.TraceId)
 
 	rs := td.ResourceSpans().AppendEmpty()
 	putResource(rs.Resource().Attributes(), seg.Service, seg.ServiceInstance)
@@ -104,22 +104,23 @@ func AppendSegment(td ptrace.Traces, seg *agentv3.SegmentObject) (int, error) {
 	return n, nil
 }
 
-// checkSegment reports what makes seg impossible to place, or nil.
-func checkSegment(seg *agentv3.SegmentObject) error {
+// checkSegment returns seg's trace ID, or what makes seg impossible to place.
+func checkSegment(seg *agentv3.SegmentObject) (pcommon.TraceID, error) {
 	switch {
 	case seg == nil:
-		return errors.New("empty segment")
+		return pcommon.TraceID{}, errors.New("empty segment")
 	case seg.Service == "":
-		return fmt.Errorf("segment %q of trace %q has no service", seg.TraceSegmentId, seg.TraceId)
+		return pcommon.TraceID{}, fmt.Errorf("segment %q of trace %q has no service", seg.TraceSegmentId, seg.TraceId)
 	case seg.TraceSegmentId == "":
-		return fmt.Errorf("segment of trace %q from service %q has no traceSegmentId", seg.TraceId, seg.Service)
+		return pcommon.TraceID{}, fmt.Errorf("segment of trace %q from service %q has no traceSegmentId", seg.TraceId, seg.Service)
 	case len(seg.Spans) == 0:
-		return fmt.Errorf("segment %q from service %q has no spans", seg.TraceSegmentId, seg.Service)
+		return pcommon.TraceID{}, fmt.Errorf("segment %q from service %q has no spans", seg.TraceSegmentId, seg.Service)
 	}
-	if _, ok := traceid.FromString(seg.TraceId); !ok {
-		return fmt.Errorf("segment %q from service %q has no usable traceId (%q)", seg.TraceSegmentId, seg.Service, seg.TraceId)
+	id, ok := traceid.FromString(seg.TraceId)
+	if !ok {
+		return id, fmt.Errorf("segment %q from service %q has no usable traceId (%q)", seg.TraceSegmentId, seg.Service, seg.TraceId)
 	}
-	return nil
+	return id, nil
 }
 
 // segmentConverter holds what converting one segment's spans shares: the
@@ -194,7 +195,7 @@ func (c *segmentConverter) convertSpan(i int, span *agentv3.SpanObject, out ptra
 	out.SetEndTimestamp(millisToTimestamp(end, &problems))
 
 	attrs := out.Attributes()
-	attrs.EnsureCapacity(len(span.Tags) + 12)
+	attrs.EnsureCapacity(len(span.Tags) + 10)
 	putTags(attrs, span.Tags, &problems)
 
 	var parentRef *agentv3.SegmentReference
