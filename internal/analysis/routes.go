@@ -108,8 +108,10 @@ func (a *Analyser) serveEndpoints(w http.ResponseWriter, r *http.Request) {
 }
 
 // timeRange reads start and end, defaulting to the last 15 minutes.
+// The default end is the end of the current minute, where that minute's
+// figures are stamped, as /api/v1/services does.
 func timeRange(r *http.Request) (time.Time, time.Time, error) {
-	end := time.Now()
+	end := time.Now().Truncate(time.Minute).Add(time.Minute)
 	if s := r.FormValue("end"); s != "" {
 		t, err := parseTime(s)
 		if err != nil {
