@@ -41,8 +41,9 @@ const authMetadataKey = "authentication"
 // GracefulStop). Besides the skywalking.v3 services it registers their
 // unpackaged "compat" twins that agents before 8.x-era protocol changes use.
 //
-// Traces, logs, meters, JVM metrics, events and instance heartbeats are
-// converted and consumed; configuration discovery and profiling answer "no
+// Traces, logs, meters, JVM and Go runtime metrics, events and instance
+// heartbeats are converted and consumed; configuration discovery and the
+// profiling pollers (ProfileTask, AsyncProfilerTask, PprofTask) answer "no
 // commands"; CLR metrics, browser data, thread snapshots and span-attached
 // events are accepted and discarded, so no agent logs Unimplemented.
 func NewGRPCServer(c Consumers, opts Options) *grpc.Server {
@@ -75,6 +76,7 @@ func NewGRPCServer(c Consumers, opts Options) *grpc.Server {
 	agentv3.RegisterBrowserPerfServiceServer(s, browserService{})
 	agentcompat.RegisterBrowserPerfServiceServer(s, browserServiceCompat{})
 	agentv3.RegisterSpanAttachedEventReportServiceServer(s, spanEventService{})
+	registerNewer(s, in)
 	return s
 }
 

@@ -63,8 +63,8 @@ func TestHeartbeats(t *testing.T) {
 	}
 }
 
-// FuzzConvertSignals feeds arbitrary bytes as a log and as a meter
-// collection: the conversion must reject or convert, never panic.
+// FuzzConvertSignals feeds arbitrary bytes as a log, a meter collection and a
+// Go runtime report: the conversion must reject or convert, never panic.
 func FuzzConvertSignals(f *testing.F) {
 	for _, m := range []proto.Message{
 		&logv3.LogData{Service: "a", Body: &logv3.LogDataBody{Content: &logv3.LogDataBody_Yaml{Yaml: &logv3.YAMLLog{Yaml: "a: 1"}}}, TraceContext: &logv3.TraceContext{TraceId: "t", TraceSegmentId: "s", SpanId: -1}},
@@ -78,6 +78,9 @@ func FuzzConvertSignals(f *testing.F) {
 	}
 	now := time.Unix(1700000000, 0)
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if md, err := GolangMetrics(b, now); err == nil && md.ResourceMetrics().Len() != 1 {
+			t.Fatalf("Go runtime metrics in %d resources", md.ResourceMetrics().Len())
+		}
 		log := &logv3.LogData{}
 		if proto.Unmarshal(b, log) == nil {
 			_ = AppendLog(plog.NewLogs(), log, now)
