@@ -80,3 +80,31 @@ func BenchmarkConsumeTraces(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "spans/s")
 }
+
+// BenchmarkGetTrace looks traces up by ID in a store of 1M spans (100k
+// traces); bench/ingest measures the same through the HTTP API at 10M.
+func BenchmarkGetTrace(b *testing.B) {
+	s, err := Open(Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now().Add(-time.Hour)
+	const batches = 1000
+	for i := 0; i < batches; i++ {
+		if err := s.ConsumeTraces(context.Background(), benchBatch(uint64(i+1), now.Add(time.Duration(i)*100*time.Millisecond))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s.Flush()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var id pcommon.TraceID
+		binary.BigEndian.PutUint64(id[:8], uint64(i*7919%batches+1))
+		binary.BigEndian.PutUint64(id[8:], uint64(i%100+1))
+		td, err := s.GetTrace(context.Background(), id)
+		if err != nil || td.SpanCount() != 10 {
+			b.Fatalf("trace %x: %d spans, %v", id, td.SpanCount(), err)
+		}
+	}
+}
