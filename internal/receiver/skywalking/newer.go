@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -92,7 +93,7 @@ func discardStream(_ any, stream grpc.ServerStream) error {
 
 // golangMetrics stores a GolangMetricCollection as gauges.
 func (in *ingester) golangMetrics(ctx context.Context, raw []byte) error {
-	md, err := swconv.GolangMetrics(raw, in.now())
+	md, err := swconv.GolangMetrics(raw, time.Now())
 	if err != nil {
 		return &invalidError{msg: err.Error()}
 	}

@@ -98,7 +98,6 @@ type ingester struct {
 	malformed prometheus.Counter
 	// storage counts spans a consumer failed for a reason of its own.
 	storage prometheus.Counter
-	now     func() time.Time
 }
 
 func newIngester(c Consumers, receiver string) *ingester {
@@ -110,7 +109,6 @@ func newIngester(c Consumers, receiver string) *ingester {
 		unauthenticated: selfmetrics.SpansRejected.WithLabelValues(receiver, "unauthenticated"),
 		malformed:       selfmetrics.SpansRejected.WithLabelValues(receiver, "malformed"),
 		storage:         selfmetrics.SpansRejected.WithLabelValues(receiver, "storage"),
-		now:             time.Now,
 	}
 }
 
@@ -183,7 +181,7 @@ func (in *ingester) segments(ctx context.Context, segs ...*agentv3.SegmentObject
 func (in *ingester) logs(ctx context.Context, logs ...*logv3.LogData) error {
 	ld := plog.NewLogs()
 	bad := problems{total: len(logs)}
-	now := in.now()
+	now := time.Now()
 	for _, l := range logs {
 		if err := swconv.AppendLog(ld, l, now); err != nil {
 			bad.add(err)
@@ -199,7 +197,7 @@ func (in *ingester) logs(ctx context.Context, logs ...*logv3.LogData) error {
 func (in *ingester) events(ctx context.Context, events ...*eventv3.Event) error {
 	ld := plog.NewLogs()
 	bad := problems{total: len(events)}
-	now := in.now()
+	now := time.Now()
 	for _, ev := range events {
 		if err := swconv.AppendEvent(ld, ev, now); err != nil {
 			bad.add(err)
@@ -226,7 +224,7 @@ func (in *ingester) consumeLogs(ctx context.Context, ld plog.Logs) error {
 func (in *ingester) meters(ctx context.Context, s *swconv.MeterStream, meters ...*agentv3.MeterData) error {
 	md := pmetric.NewMetrics()
 	bad := problems{total: len(meters)}
-	now := in.now()
+	now := time.Now()
 	for _, m := range meters {
 		if err := s.Append(md, m, now); err != nil {
 			bad.add(err)
@@ -240,7 +238,7 @@ func (in *ingester) meters(ctx context.Context, s *swconv.MeterStream, meters ..
 
 func (in *ingester) jvmMetrics(ctx context.Context, c *agentv3.JVMMetricCollection) error {
 	md := pmetric.NewMetrics()
-	if err := swconv.AppendJVMMetrics(md, c, in.now()); err != nil {
+	if err := swconv.AppendJVMMetrics(md, c, time.Now()); err != nil {
 		return &invalidError{msg: err.Error()}
 	}
 	return in.consumeMetrics(ctx, md)
@@ -257,7 +255,7 @@ func (in *ingester) consumeMetrics(ctx context.Context, md pmetric.Metrics) erro
 }
 
 func (in *ingester) properties(ctx context.Context, p *managementv3.InstanceProperties) error {
-	hb, err := swconv.PropertiesHeartbeat(p, in.now())
+	hb, err := swconv.PropertiesHeartbeat(p, time.Now())
 	if err != nil {
 		return &invalidError{msg: err.Error()}
 	}
@@ -265,7 +263,7 @@ func (in *ingester) properties(ctx context.Context, p *managementv3.InstanceProp
 }
 
 func (in *ingester) keepAlive(ctx context.Context, p *managementv3.InstancePingPkg) error {
-	hb, err := swconv.KeepAliveHeartbeat(p, in.now())
+	hb, err := swconv.KeepAliveHeartbeat(p, time.Now())
 	if err != nil {
 		return &invalidError{msg: err.Error()}
 	}
