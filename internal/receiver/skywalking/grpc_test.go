@@ -311,6 +311,19 @@ func TestPipelineRefusalsMapToRetryableOrNot(t *testing.T) {
 	_, err := agentv3.NewTraceSegmentReportServiceClient(conn).CollectInSync(testContext(t), &agentv3.SegmentCollection{Segments: []*agentv3.SegmentObject{segment("t1", "s1", "a")}})
 	wantCode(t, err, codes.InvalidArgument, "older than the retention allows")
 
+	// Part of a segment too old: the rest is stored, the client told.
+	store := &sink{}
+	checked = pipeline.Checked{Pipeline: pipeline.New(1<<20, store), Receiver: GRPCReceiver}
+	conn = dial(t, startGRPC(t, Consumers{Traces: checked}, Options{}))
+	seg := segment("t1", "s1", "a")
+	now := time.Now().UnixMilli()
+	seg.Spans = append(seg.Spans, &agentv3.SpanObject{SpanId: 1, ParentSpanId: 0, StartTime: now, EndTime: now + 1, OperationName: "fresh"})
+	_, err = agentv3.NewTraceSegmentReportServiceClient(conn).CollectInSync(testContext(t), &agentv3.SegmentCollection{Segments: []*agentv3.SegmentObject{seg}})
+	wantCode(t, err, codes.InvalidArgument, "1 of 2 spans refused by the server's storage limits")
+	if spans := store.spans(); len(spans) != 1 || spans[0].Name() != "fresh" {
+		t.Errorf("stored %d spans, want the fresh one", len(spans))
+	}
+
 	conn = dial(t, startGRPC(t, Consumers{Traces: refusing{fmt.Errorf("admit: %w", pipeline.ErrOverloaded)}}, Options{}))
 	_, err = agentv3.NewTraceSegmentReportServiceClient(conn).CollectInSync(testContext(t), &agentv3.SegmentCollection{Segments: []*agentv3.SegmentObject{segment("t1", "s1", "a")}})
 	wantCode(t, err, codes.ResourceExhausted, "server overloaded")

@@ -119,7 +119,11 @@ const maxReportedProblems = 3
 type problems struct {
 	rejected, total int
 	first           []string
+	// later is what went wrong after conversion, told after the rest.
+	later string
 }
+
+func (p *problems) note(msg string) { p.later = msg }
 
 func (p *problems) add(err error) {
 	p.rejected++
@@ -130,17 +134,26 @@ func (p *problems) add(err error) {
 
 // err summarises the rejections as an invalidError, or returns nil.
 func (p *problems) err(what string) error {
-	if p.rejected == 0 {
+	var msg string
+	switch {
+	case p.rejected == 0:
+	case p.total == 1:
+		msg = p.first[0]
+	default:
+		msg = fmt.Sprintf("rejected %d of %d %s: %s", p.rejected, p.total, what, strings.Join(p.first, "; "))
+		if p.rejected > len(p.first) {
+			msg += fmt.Sprintf("; and %d more", p.rejected-len(p.first))
+		}
+	}
+	switch {
+	case p.later == "" && msg == "":
 		return nil
+	case p.later == "":
+		return &invalidError{msg: msg}
+	case msg == "":
+		return &invalidError{msg: p.later}
 	}
-	if p.total == 1 {
-		return invalidf("%s", p.first[0])
-	}
-	msg := strings.Join(p.first, "; ")
-	if p.rejected > len(p.first) {
-		msg += fmt.Sprintf("; and %d more", p.rejected-len(p.first))
-	}
-	return invalidf("rejected %d of %d %s: %s", p.rejected, p.total, what, msg)
+	return &invalidError{msg: msg + "; " + p.later}
 }
 
 // segments stores every valid segment of one request in one batch.
@@ -170,8 +183,11 @@ func (in *ingester) segments(ctx context.Context, segs ...*agentv3.SegmentObject
 			return consumerError(err)
 		}
 		// A validating consumer (pipeline.Checked) removes what storage
-		// cannot keep; what is left was accepted.
-		spans = td.SpanCount()
+		// cannot keep; what is left was accepted, the rest is reported.
+		if kept := td.SpanCount(); kept < spans {
+			bad.note(fmt.Sprintf("%d of %d spans refused by the server's storage limits (times, sizes; see skytrail_receiver_spans_rejected_total)", spans-kept, spans))
+			spans = kept
+		}
 	}
 	in.accepted.Add(float64(spans))
 	return bad.err("segments")
