@@ -2,6 +2,7 @@ package sdk_test
 
 import (
 	"context"
+	"github.com/skytrail/skytrail/sdk/internal/benchcpu"
 	"net/http"
 	"testing"
 	"time"
@@ -56,10 +57,12 @@ func benchRootSpans(b *testing.B, tp *sdktrace.TracerProvider) {
 	tracer := tp.Tracer("bench")
 	ctx := context.Background()
 	b.ReportAllocs()
+	stop := benchcpu.Start(b)
 	for b.Loop() {
 		_, span := tracer.Start(ctx, "GET /orders/{id}")
 		span.End()
 	}
+	stop()
 }
 
 // BenchmarkRootSpan starts and ends root spans: where the head sampler runs.
@@ -88,11 +91,13 @@ func benchServerSpans(b *testing.B, tp *sdktrace.TracerProvider, prop propagatio
 	tracer := tp.Tracer("bench")
 	carrier := propagation.HeaderCarrier(h)
 	b.ReportAllocs()
+	stop := benchcpu.Start(b)
 	for b.Loop() {
 		ctx := prop.Extract(context.Background(), carrier)
 		_, span := tracer.Start(ctx, "GET /orders/{id}", trace.WithSpanKind(trace.SpanKindServer))
 		span.End()
 	}
+	stop()
 }
 
 func bareProp() propagation.TextMapPropagator {
@@ -123,9 +128,11 @@ func BenchmarkInject(b *testing.B) {
 		h := http.Header{}
 		carrier := propagation.HeaderCarrier(h)
 		b.ReportAllocs()
+		stop := benchcpu.Start(b)
 		for b.Loop() {
 			prop.Inject(ctx, carrier)
 		}
+		stop()
 	}
 	res := resource.NewSchemaless(attribute.String("service.name", "orders"), attribute.String("service.instance.id", "orders-1"))
 	b.Run("bare-otel", func(b *testing.B) { run(b, bareProp()) })

@@ -2,6 +2,7 @@ package sampling
 
 import (
 	"context"
+	"github.com/skytrail/skytrail/sdk/internal/benchcpu"
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -15,11 +16,13 @@ func BenchmarkShouldSample(b *testing.B) {
 	run := func(b *testing.B, s sdktrace.Sampler) {
 		p := sdktrace.SamplingParameters{ParentContext: context.Background(), TraceID: trace.TraceID{0: 1, 15: 1}, Name: "GET /x"}
 		b.ReportAllocs()
+		stop := benchcpu.Start(b)
 		for b.Loop() {
 			if s.ShouldSample(p).Decision != sdktrace.RecordAndSample {
 				b.Fatal("dropped")
 			}
 		}
+		stop()
 	}
 	b.Run("always-sample", func(b *testing.B) { run(b, sdktrace.AlwaysSample()) })
 	b.Run("adaptive", func(b *testing.B) {

@@ -2,6 +2,7 @@ package sw8
 
 import (
 	"context"
+	"github.com/skytrail/skytrail/sdk/internal/benchcpu"
 	"net/http"
 	"testing"
 
@@ -18,9 +19,11 @@ func BenchmarkExtractWithoutSW8(b *testing.B) {
 	p := New()
 	ctx := context.Background()
 	b.ReportAllocs()
+	stop := benchcpu.Start(b)
 	for b.Loop() {
 		_ = p.Extract(ctx, carrier)
 	}
+	stop()
 }
 
 func BenchmarkExtract(b *testing.B) {
@@ -30,9 +33,11 @@ func BenchmarkExtract(b *testing.B) {
 	p := New()
 	ctx := context.Background()
 	b.ReportAllocs()
+	stop := benchcpu.Start(b)
 	for b.Loop() {
 		_ = p.Extract(ctx, carrier)
 	}
+	stop()
 }
 
 func BenchmarkInject(b *testing.B) {
@@ -45,7 +50,9 @@ func BenchmarkInject(b *testing.B) {
 	h := http.Header{}
 	carrier := propagation.HeaderCarrier(h)
 	b.ReportAllocs()
+	stop := benchcpu.Start(b)
 	for b.Loop() {
 		p.Inject(ctx, carrier)
 	}
+	stop()
 }
