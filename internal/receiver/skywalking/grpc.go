@@ -47,7 +47,7 @@ const authMetadataKey = "authentication"
 // commands"; CLR metrics, browser data, thread snapshots and span-attached
 // events are accepted and discarded, so no agent logs Unimplemented.
 func NewGRPCServer(c Consumers, opts Options) *grpc.Server {
-	in := newIngester(c, GRPCReceiver)
+	in := newIngester(c, opts, GRPCReceiver)
 	a := authenticator{token: opts.Token, in: in}
 	s := grpc.NewServer(
 		grpc.MaxRecvMsgSize(opts.maxRecvMsgSize()),
@@ -150,8 +150,10 @@ type clientStream[T any] interface {
 // collect drains a client stream, handing each message to handle. A message
 // that is invalid is counted and the stream goes on: the agent cannot resend
 // it and the messages after it are good. Overload ends the stream at once so
-// the agent backs off. The invalid ones are reported when the stream ends.
-func collect[T any](s clientStream[T], what string, handle func(context.Context, *T) error) error {
+// the agent backs off. The invalid ones are reported to the agent when the
+// stream ends, which for an agent's long-lived stream may be hours away, so
+// they are logged on the server as they come.
+func collect[T any](in *ingester, s clientStream[T], what string, handle func(context.Context, *T) error) error {
 	ctx := s.Context()
 	bad := problems{}
 	for {
@@ -168,6 +170,7 @@ func collect[T any](s clientStream[T], what string, handle func(context.Context,
 				return grpcError(err)
 			}
 			bad.add(err)
+			in.warnRejected(what, err)
 		}
 	}
 	if err := bad.err(what); err != nil {
@@ -193,7 +196,7 @@ type traceService struct {
 }
 
 func (t *traceService) Collect(s agentv3.TraceSegmentReportService_CollectServer) error {
-	return collect(s, "segments", t.handle)
+	return collect(t.in, s, "segments", t.handle)
 }
 
 func (t *traceService) handle(ctx context.Context, seg *agentv3.SegmentObject) error {
@@ -213,7 +216,7 @@ type traceServiceCompat struct {
 }
 
 func (t *traceServiceCompat) Collect(s agentcompat.TraceSegmentReportService_CollectServer) error {
-	return collect(s, "segments", (&traceService{in: t.in}).handle)
+	return collect(t.in, s, "segments", (&traceService{in: t.in}).handle)
 }
 
 func (t *traceServiceCompat) CollectInSync(ctx context.Context, c *agentv3.SegmentCollection) (*commonv3.Commands, error) {
@@ -263,7 +266,7 @@ func (m *meterService) Collect(s agentv3.MeterReportService_CollectServer) error
 
 func (m *meterService) CollectBatch(s agentv3.MeterReportService_CollectBatchServer) error {
 	var stream swconv.MeterStream
-	return collect(s, "meter collections", func(ctx context.Context, c *agentv3.MeterDataCollection) error {
+	return collect(m.in, s, "meter collections", func(ctx context.Context, c *agentv3.MeterDataCollection) error {
 		return m.in.meters(ctx, &stream, c.MeterData...)
 	})
 }
@@ -272,7 +275,7 @@ func (m *meterService) CollectBatch(s agentv3.MeterReportService_CollectBatchSer
 // names the service and instance.
 func collectMeters(in *ingester, s clientStream[agentv3.MeterData]) error {
 	var stream swconv.MeterStream
-	return collect(s, "meters", func(ctx context.Context, m *agentv3.MeterData) error {
+	return collect(in, s, "meters", func(ctx context.Context, m *agentv3.MeterData) error {
 		return in.meters(ctx, &stream, m)
 	})
 }
@@ -292,7 +295,7 @@ type logService struct {
 }
 
 func (l *logService) Collect(s logv3.LogReportService_CollectServer) error {
-	return collect(s, "logs", func(ctx context.Context, log *logv3.LogData) error {
+	return collect(l.in, s, "logs", func(ctx context.Context, log *logv3.LogData) error {
 		return l.in.logs(ctx, log)
 	})
 }
@@ -303,7 +306,7 @@ type eventService struct {
 }
 
 func (e *eventService) Collect(s eventv3.EventService_CollectServer) error {
-	return collect(s, "events", func(ctx context.Context, ev *eventv3.Event) error {
+	return collect(e.in, s, "events", func(ctx context.Context, ev *eventv3.Event) error {
 		return e.in.events(ctx, ev)
 	})
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,9 +89,28 @@ func TestCollectInSyncStoresValidAndNamesInvalid(t *testing.T) {
 	}
 }
 
+// lockedBuffer is a log destination the server goroutines and the test share.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 func TestCollectStreamGoesOnPastInvalidSegments(t *testing.T) {
 	s := &sink{}
-	conn := dial(t, startGRPC(t, s.consumers(), Options{}))
+	var logged lockedBuffer
+	conn := dial(t, startGRPC(t, s.consumers(), Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))}))
 	stream, err := agentv3.NewTraceSegmentReportServiceClient(conn).Collect(testContext(t))
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +124,10 @@ func TestCollectStreamGoesOnPastInvalidSegments(t *testing.T) {
 	wantCode(t, err, codes.InvalidArgument, "rejected 1 of 3 segments")
 	if n := len(s.spans()); n != 2 {
 		t.Errorf("stored %d spans, want the 2 valid ones", n)
+	}
+	// The agent hears about it only when its stream ends; the operator at once.
+	if got := logged.String(); !strings.Contains(got, "rejected data from a SkyWalking agent") || !strings.Contains(got, `has no usable traceId`) {
+		t.Errorf("server log = %q", got)
 	}
 }
 

@@ -42,7 +42,7 @@ const authHeader = "Authentication"
 // string), optionally gzip-compressed (Content-Encoding: gzip). A success
 // answers 200 with an empty Commands object, {}.
 func NewHTTPHandler(c Consumers, opts Options) http.Handler {
-	h := &httpHandler{in: newIngester(c, HTTPReceiver), token: opts.Token, maxBody: int64(opts.maxRecvMsgSize())}
+	h := &httpHandler{in: newIngester(c, opts, HTTPReceiver), token: opts.Token, maxBody: int64(opts.maxRecvMsgSize())}
 	mux := http.NewServeMux()
 	mux.Handle("POST /v3/segment", h.route(func(r *http.Request, body []byte) error {
 		seg := &agentv3.SegmentObject{}

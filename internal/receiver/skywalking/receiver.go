@@ -15,7 +15,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,7 +51,15 @@ type Options struct {
 	// MaxRecvMsgSize bounds one gRPC message or HTTP body, in bytes;
 	// 0 means DefaultMaxRecvMsgSize.
 	MaxRecvMsgSize int
+	// Logger receives warnings about data rejected on agents' long-lived
+	// streams, at most one every RejectLogInterval; nil means slog.Default().
+	Logger *slog.Logger
 }
+
+// RejectLogInterval is the least time between two warnings about rejected
+// stream data: enough to tell an operator which agent sends what, without a
+// line per segment.
+const RejectLogInterval = 10 * time.Second
 
 // DefaultMaxRecvMsgSize is the largest message accepted when Options leave it
 // unset: far above any segment an agent builds, low enough that a few
@@ -98,11 +108,22 @@ type ingester struct {
 	malformed prometheus.Counter
 	// storage counts spans a consumer failed for a reason of its own.
 	storage prometheus.Counter
+
+	log      *slog.Logger
+	receiver string
+	// lastWarn is when (UnixNano) a rejection was last logged.
+	lastWarn atomic.Int64
 }
 
-func newIngester(c Consumers, receiver string) *ingester {
+func newIngester(c Consumers, opts Options, receiver string) *ingester {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
 	return &ingester{
 		c:               c,
+		log:             log,
+		receiver:        receiver,
 		received:        selfmetrics.SpansReceived.WithLabelValues(receiver),
 		accepted:        selfmetrics.SpansAccepted.WithLabelValues(receiver),
 		invalid:         selfmetrics.SpansRejected.WithLabelValues(receiver, "invalid"),
@@ -110,6 +131,17 @@ func newIngester(c Consumers, receiver string) *ingester {
 		malformed:       selfmetrics.SpansRejected.WithLabelValues(receiver, "malformed"),
 		storage:         selfmetrics.SpansRejected.WithLabelValues(receiver, "storage"),
 	}
+}
+
+// warnRejected logs why a streamed item was rejected, unless another
+// rejection was logged less than RejectLogInterval ago.
+func (in *ingester) warnRejected(what string, err error) {
+	now := time.Now().UnixNano()
+	last := in.lastWarn.Load()
+	if now-last < int64(RejectLogInterval) || !in.lastWarn.CompareAndSwap(last, now) {
+		return
+	}
+	in.log.Warn("rejected data from a SkyWalking agent", "receiver", in.receiver, "kind", what, "reason", err.Error())
 }
 
 // maxReportedProblems bounds how many rejected items an error message lists.
