@@ -111,21 +111,12 @@ func (b *traceBuilder) addRow(cols []logstorage.BlockColumn, row int, startNs in
 			}
 		case c.Name == fieldService:
 			service = v
-		case strings.HasPrefix(c.Name, prefixResource):
-			if v != "" {
-				resourceKey.WriteString(c.Name + "\x00" + v + "\x00")
-			}
+		case c.Name == fieldResource:
+			resourceKey.WriteString(v)
 		case strings.HasPrefix(c.Name, prefixScopeAttr), c.Name == fieldScopeName, c.Name == fieldScopeVersion:
 			if v != "" {
 				scopeKey.WriteString(c.Name + "\x00" + v + "\x00")
 			}
-		}
-	}
-	// An empty string attribute is stored as "" and marked in types; pick
-	// those up in the keys too.
-	for name, t := range types {
-		if t == 's' && strings.HasPrefix(name, prefixResource) {
-			resourceKey.WriteString(name + "\x00\x00")
 		}
 	}
 	rKey := service + "\x01" + resourceKey.String()
@@ -139,8 +130,10 @@ func (b *traceBuilder) addRow(cols []logstorage.BlockColumn, row int, startNs in
 		for _, c := range cols {
 			v := c.Values[row]
 			switch {
-			case strings.HasPrefix(c.Name, prefixResource):
-				putAttr(res.Attributes(), c.Name[len(prefixResource):], v, types[c.Name])
+			case c.Name == fieldResource:
+				forEachResourcePair(v, func(k, v string) {
+					putAttr(res.Attributes(), k, v, types[prefixResource+k])
+				})
 			case strings.HasPrefix(c.Name, prefixScopeAttr):
 				putAttr(ss.Scope().Attributes(), c.Name[len(prefixScopeAttr):], v, types[c.Name])
 			case c.Name == fieldScopeName:
@@ -199,6 +192,30 @@ func (b *traceBuilder) addRow(cols []logstorage.BlockColumn, row int, startNs in
 		}
 	}
 	putEmptyStrings(span.Attributes(), types, prefixAttr)
+}
+
+// forEachResourcePair calls fn for each attribute packed in a resource
+// field; it stops at the first malformed pair.
+func forEachResourcePair(packed string, fn func(key, value string)) {
+	for rest := packed; rest != ""; {
+		qk, err := strconv.QuotedPrefix(rest)
+		if err != nil {
+			return
+		}
+		rest = rest[len(qk):]
+		if !strings.HasPrefix(rest, "=") {
+			return
+		}
+		rest = rest[1:]
+		qv, err := strconv.QuotedPrefix(rest)
+		if err != nil {
+			return
+		}
+		rest = strings.TrimPrefix(rest[len(qv):], " ")
+		k, _ := strconv.Unquote(qk)
+		v, _ := strconv.Unquote(qv)
+		fn(k, v)
+	}
 }
 
 // putEmptyStrings restores the empty string attributes under prefix: logstorage

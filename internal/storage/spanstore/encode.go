@@ -3,7 +3,9 @@ package spanstore
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"slices"
 	"strconv"
+	"strings"
 	"unsafe"
 
 	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
@@ -47,7 +49,8 @@ func unsafeString(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
-// setResource encodes the resource fields shared by the spans that follow.
+// setResource encodes the resource fields shared by the spans that follow:
+// service.name as the service, the other attributes packed in one field.
 func (e *rowEncoder) setResource(res pcommon.Resource) {
 	e.resourceFields = e.resourceFields[:0]
 	e.resourceTypes = e.resourceTypes[:0]
@@ -56,13 +59,33 @@ func (e *rowEncoder) setResource(res pcommon.Resource) {
 	if v, ok := res.Attributes().Get("service.name"); ok {
 		e.service = v.AsString()
 	}
+	var fields []logstorage.Field
 	res.Attributes().Range(func(k string, v pcommon.Value) bool {
 		if k == "service.name" && v.Type() == pcommon.ValueTypeStr {
 			return true
 		}
-		e.resourceFields, e.resourceTypes, e.resourceBuf = appendAttr(e.resourceFields, e.resourceTypes, e.resourceBuf, prefixResource, k, v)
+		fields, e.resourceTypes, e.resourceBuf = appendAttr(fields, e.resourceTypes, e.resourceBuf, prefixResource, k, v)
 		return true
 	})
+	if len(fields) == 0 {
+		return
+	}
+	slices.SortFunc(fields, func(a, b logstorage.Field) int { return strings.Compare(a.Name, b.Name) })
+	start := len(e.resourceBuf)
+	for i, f := range fields {
+		if i > 0 {
+			e.resourceBuf = append(e.resourceBuf, ' ')
+		}
+		e.resourceBuf = appendResourcePair(e.resourceBuf, f.Name[len(prefixResource):], f.Value)
+	}
+	e.resourceFields = append(e.resourceFields, logstorage.Field{Name: fieldResource, Value: unsafeString(e.resourceBuf[start:])})
+}
+
+// appendResourcePair appends one packed resource attribute: "key"="value".
+func appendResourcePair(dst []byte, key, value string) []byte {
+	dst = strconv.AppendQuote(dst, key)
+	dst = append(dst, '=')
+	return strconv.AppendQuote(dst, value)
 }
 
 // setScope encodes the instrumentation scope fields shared by the spans that follow.

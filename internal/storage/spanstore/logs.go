@@ -185,8 +185,8 @@ func (s *Store) Logs(ctx context.Context, lq LogQuery) ([]LogEntry, error) {
 					}
 				case strings.HasPrefix(c.Name, prefixAttr):
 					le.Attributes[c.Name[len(prefixAttr):]] = v
-				case strings.HasPrefix(c.Name, prefixResource):
-					le.Resource[c.Name[len(prefixResource):]] = v
+				case c.Name == fieldResource:
+					forEachResourcePair(v, func(k, v string) { le.Resource[k] = v })
 				}
 			}
 			out = append(out, le)

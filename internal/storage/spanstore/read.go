@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -305,7 +306,9 @@ func attributeFilter(key, value string) (string, error) {
 	if key == "" || len(key) > MaxAttributeKeyLen {
 		return "", fmt.Errorf("attribute filter key %q: want 1 to %d bytes", key, MaxAttributeKeyLen)
 	}
-	return fmt.Sprintf("(%s:=%s or %s:=%s)", quote(prefixAttr+key), quote(value), quote(prefixResource+key), quote(value)), nil
+	// The resource's attributes are packed in one field: match the pair.
+	pair := regexp.QuoteMeta(string(appendResourcePair(nil, key, value)))
+	return fmt.Sprintf("(%s:=%s or %s:~%s)", quote(prefixAttr+key), quote(value), fieldResource, quote(pair)), nil
 }
 
 func (q TraceQuery) bounds() (start, end time.Time, limit int) {

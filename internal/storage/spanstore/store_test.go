@@ -159,6 +159,16 @@ func TestSearch(t *testing.T) {
 		t.Errorf("newest summary = %+v", sums[0])
 	}
 
+	// A resource attribute, typed int, matches as text; a wrong value does not.
+	sums, err = s.FindTraces(ctx, TraceQuery{Attributes: map[string]string{"process.pid": "4242", "host.name": "web-1"}, Start: now.Add(-time.Hour)})
+	if err != nil || len(sums) != 5 {
+		t.Fatalf("resource attribute search found %d traces (%v), want 5", len(sums), err)
+	}
+	sums, err = s.FindTraces(ctx, TraceQuery{Attributes: map[string]string{"host.name": "web-"}, Start: now.Add(-time.Hour)})
+	if err != nil || len(sums) != 0 {
+		t.Fatalf("a prefix of a resource attribute value matched %d traces (%v)", len(sums), err)
+	}
+
 	sums, err = s.FindTraces(ctx, TraceQuery{ErrorsOnly: true, Start: now.Add(-time.Hour)})
 	if err != nil {
 		t.Fatal(err)
