@@ -142,7 +142,7 @@ func Start(cfg Config) (*Server, error) {
 		Metrics:    s.Metrics,
 		Heartbeats: s.Analyser,
 	}
-	swOpts := skywalking.Options{Token: cfg.SWToken, MaxRecvMsgSize: cfg.MaxRequest}
+	swOpts := skywalking.Options{Token: cfg.SWToken, MaxRecvMsgSize: cfg.MaxRequest, Logger: log}
 
 	mux := http.NewServeMux()
 	query.NewAPI(store, store, s.Analyser).Routes(mux)
