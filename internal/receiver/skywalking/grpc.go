@@ -41,11 +41,11 @@ const authMetadataKey = "authentication"
 // GracefulStop). Besides the skywalking.v3 services it registers their
 // unpackaged "compat" twins that agents before 8.x-era protocol changes use.
 //
-// Traces, logs, meters, JVM and Go runtime metrics, events and instance
+// Traces, logs, meters, JVM, CLR and Go runtime metrics, events and instance
 // heartbeats are converted and consumed; configuration discovery and the
 // profiling pollers (ProfileTask, AsyncProfilerTask, PprofTask) answer "no
-// commands"; CLR metrics, browser data, thread snapshots and span-attached
-// events are accepted and discarded, so no agent logs Unimplemented.
+// commands"; browser data, thread snapshots and span-attached events are
+// accepted and discarded, so no agent logs Unimplemented.
 func NewGRPCServer(c Consumers, opts Options) *grpc.Server {
 	in := newIngester(c, opts, GRPCReceiver)
 	a := authenticator{token: opts.Token, in: in}
@@ -71,8 +71,8 @@ func NewGRPCServer(c Consumers, opts Options) *grpc.Server {
 	configurationv3.RegisterConfigurationDiscoveryServiceServer(s, configurationService{})
 	profilev3.RegisterProfileTaskServer(s, profileService{})
 	profilecompat.RegisterProfileTaskServer(s, profileServiceCompat{})
-	agentv3.RegisterCLRMetricReportServiceServer(s, clrService{})
-	agentcompat.RegisterCLRMetricReportServiceServer(s, clrServiceCompat{})
+	agentv3.RegisterCLRMetricReportServiceServer(s, &clrService{in: in})
+	agentcompat.RegisterCLRMetricReportServiceServer(s, &clrServiceCompat{in: in})
 	agentv3.RegisterBrowserPerfServiceServer(s, browserService{})
 	agentcompat.RegisterBrowserPerfServiceServer(s, browserServiceCompat{})
 	agentv3.RegisterSpanAttachedEventReportServiceServer(s, spanEventService{})
@@ -375,21 +375,26 @@ func (profileServiceCompat) ReportTaskFinish(context.Context, *profilev3.Profile
 	return noCommands, nil
 }
 
-// clrService accepts the .NET agent's runtime metrics and discards them.
+// clrService takes the .NET agent's runtime metrics.
 type clrService struct {
 	agentv3.UnimplementedCLRMetricReportServiceServer
+	in *ingester
 }
 
-func (clrService) Collect(context.Context, *agentv3.CLRMetricCollection) (*commonv3.Commands, error) {
+func (c *clrService) Collect(ctx context.Context, m *agentv3.CLRMetricCollection) (*commonv3.Commands, error) {
+	if err := c.in.clrMetrics(ctx, m); err != nil {
+		return nil, grpcError(err)
+	}
 	return noCommands, nil
 }
 
 type clrServiceCompat struct {
 	agentcompat.UnimplementedCLRMetricReportServiceServer
+	in *ingester
 }
 
-func (clrServiceCompat) Collect(context.Context, *agentv3.CLRMetricCollection) (*commonv3.Commands, error) {
-	return noCommands, nil
+func (c *clrServiceCompat) Collect(ctx context.Context, m *agentv3.CLRMetricCollection) (*commonv3.Commands, error) {
+	return (&clrService{in: c.in}).Collect(ctx, m)
 }
 
 // browserService accepts browser performance data and error logs (relayed by

@@ -298,6 +298,18 @@ func TestMetersLogsEventsAndJVMMetrics(t *testing.T) {
 	if len(s.metrics) != 2 || s.metrics[1].DataPointCount() != 5 {
 		t.Fatalf("JVM metrics converted to %d points, want 5 (cpu + 4 heap)", s.metrics[len(s.metrics)-1].DataPointCount())
 	}
+
+	if _, err := agentv3.NewCLRMetricReportServiceClient(conn).Collect(ctx, &agentv3.CLRMetricCollection{
+		Service: "net", ServiceInstance: "net-1",
+		Metrics: []*agentv3.CLRMetric{{Time: 1700000000004, Gc: &agentv3.ClrGC{Gen0CollectCount: 3, HeapMemory: 1 << 20}}},
+	}); err != nil {
+		t.Fatalf("CLR metrics: %v", err)
+	}
+	if len(s.metrics) != 3 || s.metrics[2].DataPointCount() != 4 {
+		t.Fatalf("CLR metrics converted to %d points, want 4 (3 generations + heap)", s.metrics[len(s.metrics)-1].DataPointCount())
+	}
+	_, err = agentv3.NewCLRMetricReportServiceClient(conn).Collect(ctx, &agentv3.CLRMetricCollection{ServiceInstance: "net-1"})
+	wantCode(t, err, codes.InvalidArgument, "have no service")
 }
 
 func TestServicesAgentsPollAnswerWithoutCommands(t *testing.T) {
@@ -319,8 +331,8 @@ func TestServicesAgentsPollAnswerWithoutCommands(t *testing.T) {
 	if _, err := snap.CloseAndRecv(); err != nil {
 		t.Fatalf("CollectSnapshot: %v", err)
 	}
-	if _, err := agentv3.NewCLRMetricReportServiceClient(conn).Collect(ctx, &agentv3.CLRMetricCollection{Service: "net"}); err != nil {
-		t.Fatalf("CLR metrics: %v", err)
+	if _, err := agentv3.NewBrowserPerfServiceClient(conn).CollectPerfData(ctx, &agentv3.BrowserPerfData{Service: "web"}); err != nil {
+		t.Fatalf("browser data: %v", err)
 	}
 }
 

@@ -292,6 +292,14 @@ func (in *ingester) jvmMetrics(ctx context.Context, c *agentv3.JVMMetricCollecti
 	return in.consumeMetrics(ctx, md)
 }
 
+func (in *ingester) clrMetrics(ctx context.Context, c *agentv3.CLRMetricCollection) error {
+	md := pmetric.NewMetrics()
+	if err := swconv.AppendCLRMetrics(md, c, time.Now()); err != nil {
+		return &invalidError{msg: err.Error()}
+	}
+	return in.consumeMetrics(ctx, md)
+}
+
 func (in *ingester) consumeMetrics(ctx context.Context, md pmetric.Metrics) error {
 	if md.DataPointCount() == 0 || in.c.Metrics == nil {
 		return nil

@@ -99,3 +99,44 @@ func (g gaugeWriter) putUsage(prefix, key, value string, init, maxBytes, used, c
 	g.put(prefix+"used_bytes", float64(used), key, value)
 	g.put(prefix+"committed_bytes", float64(committed), key, value)
 }
+
+// AppendCLRMetrics appends the .NET agent's periodic CLR report as gauges:
+//
+//	clr_cpu_usage_percent
+//	clr_gc_count {generation=0|1|2}
+//	clr_heap_memory_bytes
+//	clr_threads {kind=available_completion_port|available_worker|max_completion_port|max_worker}
+//
+// A collection without a service is rejected.
+func AppendCLRMetrics(md pmetric.Metrics, c *agentv3.CLRMetricCollection, observed time.Time) error {
+	if c.GetService() == "" {
+		return fmt.Errorf("CLR metrics from instance %q have no service", c.GetServiceInstance())
+	}
+	metrics := resourceMetrics(md, c.Service, c.ServiceInstance)
+	for _, m := range c.Metrics {
+		if m == nil {
+			continue
+		}
+		ts := pcommon.NewTimestampFromTime(observed)
+		if m.Time > 0 && m.Time <= maxMillis {
+			ts = pcommon.Timestamp(uint64(m.Time) * 1e6)
+		}
+		g := gaugeWriter{metrics: metrics, ts: ts}
+		if m.Cpu != nil {
+			g.put("clr_cpu_usage_percent", m.Cpu.UsagePercent, "", "")
+		}
+		if gc := m.Gc; gc != nil {
+			g.put("clr_gc_count", float64(gc.Gen0CollectCount), "generation", "0")
+			g.put("clr_gc_count", float64(gc.Gen1CollectCount), "generation", "1")
+			g.put("clr_gc_count", float64(gc.Gen2CollectCount), "generation", "2")
+			g.put("clr_heap_memory_bytes", float64(gc.HeapMemory), "", "")
+		}
+		if t := m.Thread; t != nil {
+			g.put("clr_threads", float64(t.AvailableCompletionPortThreads), "kind", "available_completion_port")
+			g.put("clr_threads", float64(t.AvailableWorkerThreads), "kind", "available_worker")
+			g.put("clr_threads", float64(t.MaxCompletionPortThreads), "kind", "max_completion_port")
+			g.put("clr_threads", float64(t.MaxWorkerThreads), "kind", "max_worker")
+		}
+	}
+	return nil
+}
