@@ -328,24 +328,51 @@ func (q TraceQuery) bounds() (start, end time.Time, limit int) {
 }
 
 // FindTraceIDs implements Reader: the traces of the newest matching spans.
+//
+// It searches backwards in windows that grow eightfold, starting with the
+// last five minutes: a search that matches plenty of recent spans (the
+// common case: "the latest traces of this service") never touches older
+// data, and one that matches little still covers the whole range.
 func (s *Store) FindTraceIDs(ctx context.Context, tq TraceQuery) ([]pcommon.TraceID, error) {
 	filter, err := searchFilter(tq)
 	if err != nil {
 		return nil, err
 	}
 	start, end, limit := tq.bounds()
-	// Take the newest matching spans, a few per wanted trace, and widen the
-	// window while they fall in too few traces.
-	for rows := limit * 8; ; rows *= 4 {
-		q, err := parse(fmt.Sprintf("%s | sort by (_time desc) limit %d | fields _time, %s", filter, rows, fieldTraceID))
-		if err != nil {
+	seen := map[string]bool{}
+	var out []pcommon.TraceID
+	for window, winEnd := firstSearchWindow, end; winEnd.After(start) && len(out) < limit; window *= 8 {
+		winStart := winEnd.Add(-window)
+		if winStart.Before(start) {
+			winStart = start
+		}
+		if out, err = s.findInWindow(ctx, filter, winStart, winEnd, limit, seen, out); err != nil {
 			return nil, err
 		}
-		q.AddTimeFilter(start.UnixNano(), end.UnixNano())
-		type hit struct {
-			ts int64
-			id string
+		winEnd = winStart
+	}
+	return out, nil
+}
+
+// firstSearchWindow is the most recent stretch FindTraceIDs searches first.
+const firstSearchWindow = 5 * time.Minute
+
+// findInWindow appends to out, newest first, the traces of the newest spans
+// matching filter in [start, end) that are not in seen, until out holds
+// limit traces or the window is exhausted.
+func (s *Store) findInWindow(ctx context.Context, filter string, start, end time.Time, limit int, seen map[string]bool, out []pcommon.TraceID) ([]pcommon.TraceID, error) {
+	type hit struct {
+		ts int64
+		id string
+	}
+	// Take the newest matching spans, a few per wanted trace, and take more
+	// while they fall in too few traces.
+	for rows := (limit - len(out)) * 8; ; rows *= 4 {
+		q, err := parse(fmt.Sprintf("%s | sort by (_time desc) limit %d | fields _time, %s", filter, rows, fieldTraceID))
+		if err != nil {
+			return out, err
 		}
+		q.AddTimeFilter(start.UnixNano(), end.UnixNano()-1)
 		var hits []hit
 		var ts []int64
 		err = s.run(ctx, tenantSpans, q, func(db *logstorage.DataBlock) {
@@ -359,23 +386,29 @@ func (s *Store) FindTraceIDs(ctx context.Context, tq TraceQuery) ([]pcommon.Trac
 			}
 		})
 		if err != nil {
-			return nil, fmt.Errorf("search spans: %w", err)
+			return out, fmt.Errorf("search spans: %w", err)
 		}
 		slices.SortStableFunc(hits, func(a, b hit) int { return -cmpInt(a.ts, b.ts) })
-		seen := map[string]bool{}
-		var out []pcommon.TraceID
+		found := out
+		taken := map[string]bool{}
 		for _, h := range hits {
-			if seen[h.id] || len(out) == limit {
+			if len(found) == limit {
+				break
+			}
+			if seen[h.id] || taken[h.id] {
 				continue
 			}
-			seen[h.id] = true
 			var id pcommon.TraceID
 			if _, err := hex.Decode(id[:], []byte(h.id)); err == nil {
-				out = append(out, id)
+				taken[h.id] = true
+				found = append(found, id)
 			}
 		}
-		if len(out) == limit || len(hits) < rows || rows >= 1<<20 {
-			return out, nil
+		if len(found) == limit || len(hits) < rows || rows >= 1<<20 {
+			for id := range taken {
+				seen[id] = true
+			}
+			return found, nil
 		}
 	}
 }

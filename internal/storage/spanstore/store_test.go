@@ -3,6 +3,7 @@ package spanstore
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -257,5 +258,30 @@ func TestAttributeKeyExplosionLosesNothing(t *testing.T) {
 		if !ok || v.Int() != int64(i) {
 			t.Errorf("span %d: attribute = %v (%v)", i, v.AsRaw(), ok)
 		}
+	}
+}
+
+// A search that the newest window cannot satisfy goes on into older data,
+// keeping newest-first order across windows.
+func TestSearchWidensIntoOlderData(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	for i, age := range []time.Duration{3 * time.Hour, 2 * time.Hour, 30 * time.Minute, time.Minute} {
+		if err := s.ConsumeTraces(ctx, sampleTrace(byte(i+1), now.Add(-age), false)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Flush()
+	sums, err := s.FindTraces(ctx, TraceQuery{Service: "frontend", Start: now.Add(-4 * time.Hour), Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, sum := range sums {
+		got = append(got, sum.TraceID[:2])
+	}
+	if strings.Join(got, ",") != "04,03,02" {
+		t.Fatalf("found %v, want the three newest traces 04,03,02", got)
 	}
 }
