@@ -37,6 +37,8 @@ func main() {
 	switch cmd {
 	case "server":
 		err = runServer(ctx, args)
+	case "demo":
+		err = runDemo(ctx, args)
 	case "loadgen":
 		err = runLoadgen(ctx, args)
 	case "version":
@@ -53,23 +55,7 @@ func main() {
 func runServer(ctx context.Context, args []string) error {
 	cfg := server.Defaults()
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	configFile := fs.String("config", "", "optional YAML file of settings, keys named as the flags (env SKYTRAIL_CONFIG)")
-	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "directory for embedded storage")
-	fs.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "query API, UI and /metrics address (empty: off)")
-	fs.StringVar(&cfg.OTLPGRPCAddr, "otlp-grpc", cfg.OTLPGRPCAddr, "OTLP gRPC address (empty: off)")
-	fs.StringVar(&cfg.OTLPHTTPAddr, "otlp-http", cfg.OTLPHTTPAddr, "OTLP HTTP address (empty: off)")
-	fs.StringVar(&cfg.SWGRPCAddr, "sw-grpc", cfg.SWGRPCAddr, "SkyWalking agent gRPC address (empty: off)")
-	fs.StringVar(&cfg.SWHTTPAddr, "sw-http", cfg.SWHTTPAddr, "SkyWalking agent HTTP address (empty: off)")
-	fs.StringVar(&cfg.SWToken, "sw-token", "", "token SkyWalking agents must send as Authentication (empty: none)")
-	fs.DurationVar(&cfg.Retention, "retention", cfg.Retention, "how long spans are kept (whole days)")
-	fs.DurationVar(&cfg.MetricsRetention, "metrics-retention", cfg.MetricsRetention, "how long service, instance, endpoint and edge metrics are kept")
-	fs.DurationVar(&cfg.Analysis.ApdexThreshold, "apdex-threshold", 500*time.Millisecond, "apdex T: calls at most this long satisfy, up to 4T tolerate")
-	fs.DurationVar(&cfg.Analysis.Instances.AliveTimeout, "instance-alive-timeout", 90*time.Second, "an instance silent this long is shown as not alive")
-	fs.IntVar(&cfg.MaxRequest, "max-request-bytes", cfg.MaxRequest, "largest request accepted, after decompression")
-	fs.Int64Var(&cfg.MaxInFlight, "max-inflight-bytes", cfg.MaxInFlight, "request bytes processed at once before clients are asked to retry")
-	fs.IntVar(&cfg.Limits.MaxAttributes, "max-attributes", 256, "most attributes on one span (or resource)")
-	fs.IntVar(&cfg.Limits.MaxValueBytes, "max-attribute-bytes", 64<<10, "largest attribute value")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	configFile, logLevel := serverFlags(fs, &cfg)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/skytrail/skytrail/internal/demo"
+	"github.com/skytrail/skytrail/internal/server"
+)
+
+// runDemo runs `skytrail demo`: the server, with the server's flags, and the
+// example shop sending it traces until Ctrl-C. Its data goes to a directory
+// of its own under the system's temporary directory unless --data says
+// otherwise, and it logs warnings only, so the guide it prints stays
+// readable.
+func runDemo(ctx context.Context, args []string) error {
+	cfg := server.Defaults()
+	cfg.DataDir = filepath.Join(os.TempDir(), "skytrail-demo")
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	configFile, logLevel := serverFlags(fs, &cfg)
+	fs.Lookup("log-level").DefValue = "warn"
+	*logLevel = "warn"
+	rps := fs.Float64("rps", 5, "checkouts a second the demo's customers start, on average")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := applyEnvAndFile(fs, *configFile); err != nil {
+		return err
+	}
+	if *rps <= 0 || *rps > 1000 {
+		return fmt.Errorf("--rps %g: want more than 0 and at most 1000", *rps)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: %w", *logLevel, err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(cfg.Logger)
+	return demo.Run(ctx, demo.Config{Server: cfg, RPS: *rps, Out: os.Stdout})
+}

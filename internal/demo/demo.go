@@ -1,0 +1,127 @@
+// Package demo runs `skytrail demo`: the server with embedded storage and,
+// beside it in the same process, the example shop (examples/shop) under
+// steady customer traffic.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/skytrail/skytrail/examples/shop"
+	"github.com/skytrail/skytrail/internal/server"
+)
+
+// Config is the server's configuration plus the traffic's.
+type Config struct {
+	Server server.Config
+	// RPS is how many checkouts a second customers start, on average
+	// (default 5).
+	RPS float64
+	// Out gets the guide and progress lines (default: discarded).
+	Out io.Writer
+}
+
+// Demo is a running server with the shop sending it traces.
+type Demo struct {
+	Server *server.Server
+	Shop   *shop.Shop
+
+	out         io.Writer
+	log         *slog.Logger
+	stopTraffic context.CancelFunc
+	traffic     sync.WaitGroup
+	stats       stats
+}
+
+// Start starts the server, then the shop reporting to it over loopback,
+// then the traffic.
+func Start(ctx context.Context, cfg Config) (*Demo, error) {
+	if cfg.RPS <= 0 {
+		cfg.RPS = 5
+	}
+	if cfg.Out == nil {
+		cfg.Out = io.Discard
+	}
+	if cfg.Server.Logger == nil {
+		cfg.Server.Logger = slog.Default()
+	}
+	if cfg.Server.OTLPGRPCAddr == "" || cfg.Server.SWGRPCAddr == "" {
+		return nil, errors.New("the demo's services report over OTLP gRPC and SkyWalking gRPC: --otlp-grpc and --sw-grpc must not be empty")
+	}
+	srv, err := server.Start(cfg.Server)
+	if err != nil {
+		return nil, err
+	}
+	d := &Demo{Server: srv, out: cfg.Out, log: cfg.Server.Logger}
+	d.Shop, err = shop.Start(ctx, shop.Config{
+		OTLPEndpoint:   dialAddr(srv.Addrs["OTLP gRPC"]),
+		SkyWalkingAddr: dialAddr(srv.Addrs["SkyWalking gRPC"]),
+		BatchTimeout:   500 * time.Millisecond,
+		Logger:         cfg.Server.Logger,
+	})
+	if err != nil {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return nil, errors.Join(fmt.Errorf("starting the shop: %w", err), srv.Shutdown(shutdownCtx))
+	}
+	trafficCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	d.stopTraffic = stop
+	d.traffic.Go(func() { d.drive(trafficCtx, d.Shop.URLs["frontend"]+"/checkout", cfg.RPS) })
+	return d, nil
+}
+
+// Stop stops the traffic, lets the shop finish and send its last spans,
+// then shuts the server down, flushing storage.
+func (d *Demo) Stop(ctx context.Context) error {
+	d.stopTraffic()
+	d.traffic.Wait()
+	shopErr := d.Shop.Shutdown(ctx)
+	if shopErr != nil {
+		shopErr = fmt.Errorf("stopping the shop: %w", shopErr)
+	}
+	// The server's graceful stop waits for the go2sky reporter to finish
+	// the segment stream it is closing.
+	return errors.Join(shopErr, d.Server.Shutdown(ctx))
+}
+
+// Run runs the demo until ctx ends (Ctrl-C), printing where to look.
+func Run(ctx context.Context, cfg Config) error {
+	d, err := Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	d.printGuide(cfg.RPS, cfg.Server.DataDir)
+	<-ctx.Done()
+	fmt.Fprintln(d.out, "\nStopping: traffic, then the shop (its agents send their last spans), then the server.")
+	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = d.Stop(stopCtx)
+	sent, failed := d.stats.totals()
+	fmt.Fprintf(d.out, "Sent %d checkouts, %d failed. Data stays in %s.\n", sent, failed, cfg.Server.DataDir)
+	return err
+}
+
+// dialAddr turns a listener's bound address into one to dial: a wildcard
+// host (":4317" binds "[::]:4317") becomes localhost.
+func dialAddr(bound string) string {
+	host, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return bound
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// baseURL is the http:// URL of a bound listener.
+func baseURL(bound string) string {
+	return (&url.URL{Scheme: "http", Host: dialAddr(bound)}).String()
+}

@@ -1,0 +1,277 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/skytrail/skytrail/internal/server"
+)
+
+// lockedBuffer collects the demo's output, written from the traffic's
+// goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func startDemo(t *testing.T) (*Demo, *lockedBuffer) {
+	t.Helper()
+	cfg := server.Defaults()
+	cfg.DataDir = t.TempDir()
+	cfg.HTTPAddr, cfg.OTLPGRPCAddr, cfg.OTLPHTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.SWGRPCAddr, cfg.SWHTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	out := &lockedBuffer{}
+	d, err := Start(t.Context(), Config{Server: cfg, RPS: 30, Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, out
+}
+
+// The demo, run for a few seconds, shows in the query API the four
+// services, checkouts as single traces through OpenTelemetry and go2sky
+// services with every parent present, the queue joining the trace, failed
+// checkouts, the deliberate propagation bug, and the service map; then it
+// stops cleanly.
+func TestDemo(t *testing.T) {
+	d, out := startDemo(t)
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_ = d.Stop(ctx)
+		}
+	})
+	api := "http://" + d.Server.Addrs["query API"]
+	deadline := time.Now().Add(20 * time.Second)
+
+	var services struct{ Services []struct{ Name string } }
+	eventually(t, deadline, "the four services", func() bool {
+		getJSON(t, api+"/api/v1/services", &services)
+		var names []string
+		for _, s := range services.Services {
+			names = append(names, s.Name)
+		}
+		return containsAll(names, "frontend", "order", "inventory", "payment")
+	})
+
+	// A whole checkout: frontend's root, order, inventory, payment (go2sky),
+	// and inventory's consumer, which ends last.
+	var checkout trace
+	eventually(t, deadline, "a checkout trace through all four services and the queue", func() bool {
+		for _, sum := range search(t, api, url.Values{"service": {"payment"}, "lookback": {"5m"}, "limit": {"50"}}) {
+			if !containsAll(sum.Services, "frontend", "order", "inventory", "payment") || sum.Error {
+				continue
+			}
+			checkout = trace{} // decoding into a used value would merge the two
+			getJSON(t, api+"/api/v1/traces/"+sum.TraceID, &checkout)
+			if checkout.find("inventory", "process orders") != nil && checkout.find("frontend", "GET /checkout") != nil {
+				return true
+			}
+		}
+		return false
+	})
+	sdks := map[string]string{}
+	for _, sp := range checkout.Spans {
+		sdks[sp.Service], _ = sp.Resource["telemetry.sdk.name"].(string)
+	}
+	for service, want := range map[string]string{"frontend": "opentelemetry", "order": "opentelemetry", "inventory": "opentelemetry", "payment": "skywalking"} {
+		if sdks[service] != want {
+			t.Errorf("%s's spans came from telemetry.sdk.name %q, want %q", service, sdks[service], want)
+		}
+	}
+	byID := map[string]span{}
+	for _, sp := range checkout.Spans {
+		byID[sp.SpanID] = sp
+	}
+	for _, sp := range checkout.Spans {
+		if sp.ParentSpanID == "" {
+			if sp.Service != "frontend" || sp.Name != "GET /checkout" {
+				t.Errorf("a second root in the checkout: %s %q", sp.Service, sp.Name)
+			}
+			continue
+		}
+		if _, ok := byID[sp.ParentSpanID]; !ok {
+			t.Errorf("%s %q: parent %s is not in the trace", sp.Service, sp.Name, sp.ParentSpanID)
+		}
+	}
+	if charge := checkout.find("payment", "POST /charges"); charge == nil {
+		t.Error("no payment entry span POST /charges")
+	} else if parent := byID[charge.ParentSpanID]; parent.Service != "order" || parent.Kind != "client" {
+		t.Errorf("payment's entry span's parent is %s %s %q, want order's client span", parent.Service, parent.Kind, parent.Name)
+	} else if charge.Attributes["order_id"] == nil {
+		t.Errorf("payment's entry span has no order_id: %v", charge.Attributes)
+	}
+	if consumer := checkout.find("inventory", "process orders"); consumer != nil {
+		if parent := byID[consumer.ParentSpanID]; parent.Service != "order" || parent.Kind != "producer" {
+			t.Errorf("the consumer's parent is %s %s %q, want order's producer span", parent.Service, parent.Kind, parent.Name)
+		}
+	}
+	root := checkout.find("frontend", "GET /checkout")
+	orderID, _ := root.Attributes["order_id"].(string)
+	if !strings.HasPrefix(orderID, "ord-") || root.Attributes["user_id"] == nil {
+		t.Errorf("frontend's span lacks order_id or user_id: %v", root.Attributes)
+	} else {
+		// The checkout, and its confirmation e-mail, a trace of its own
+		// because of the deliberate bug.
+		found := search(t, api, url.Values{"tag": {"order_id=" + orderID}, "lookback": {"5m"}})
+		ids := []string{}
+		for _, sum := range found {
+			ids = append(ids, sum.TraceID)
+		}
+		if !slices.Contains(ids, checkout.TraceID) {
+			t.Errorf("search by order_id=%s found %v, not the checkout %s", orderID, found, checkout.TraceID)
+		}
+	}
+
+	eventually(t, deadline, "a failed checkout", func() bool {
+		return len(search(t, api, url.Values{"service": {"frontend"}, "errors": {"true"}, "lookback": {"5m"}})) > 0
+	})
+	// The deliberate bug: confirmation e-mails are traces of their own.
+	eventually(t, deadline, "confirmation e-mails as traces of their own", func() bool {
+		found := search(t, api, url.Values{"service": {"order"}, "operation": {"send confirmation email"}, "lookback": {"5m"}})
+		return len(found) > 0 && found[0].RootService == "order" && found[0].RootOperation == "send confirmation email" && found[0].SpanCount == 2
+	})
+
+	// The service map: the analysis writes figures per minute, so make it
+	// write the open minute now.
+	if err := d.Server.Analyser.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var topo struct {
+		Edges []struct{ Client, Server string }
+	}
+	if code := getJSON(t, api+"/api/v1/topology", &topo); code == http.StatusNotFound {
+		t.Log("no /api/v1/topology on this server: service map not checked")
+	} else {
+		var edges []string
+		for _, e := range topo.Edges {
+			edges = append(edges, e.Client+"->"+e.Server)
+		}
+		t.Logf("service map: %v", edges)
+		if !containsAll(edges, "frontend->order", "order->inventory", "order->payment", "order->mysql:3306", "payment->mysql:3306", "frontend->redis:6379") {
+			t.Errorf("service map edges %v lack some of the shop's", edges)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	stopped = true
+	if err := d.Stop(ctx); err != nil {
+		t.Errorf("stop: %v", err)
+	}
+	t.Logf("stopped in %v", time.Since(start).Round(time.Millisecond))
+	sent, failed := d.stats.totals()
+	if sent == 0 || failed*5 > sent {
+		t.Errorf("%d checkouts sent, %d failed: want most to succeed", sent, failed)
+	}
+	if !strings.Contains(out.String(), "First order placed, ord-") {
+		t.Errorf("the output does not point at the first order:\n%s", out)
+	}
+}
+
+type summary struct {
+	TraceID       string
+	RootService   string
+	RootOperation string
+	SpanCount     int
+	Services      []string
+	Error         bool
+}
+
+type span struct {
+	SpanID, ParentSpanID, Name, Kind, Service string
+	Attributes, Resource                      map[string]any
+}
+
+type trace struct {
+	TraceID string
+	Spans   []span
+}
+
+func (tr *trace) find(service, name string) *span {
+	for i, sp := range tr.Spans {
+		if sp.Service == service && sp.Name == name {
+			return &tr.Spans[i]
+		}
+	}
+	return nil
+}
+
+func search(t *testing.T, api string, q url.Values) []summary {
+	t.Helper()
+	var res struct{ Traces []summary }
+	if code := getJSON(t, api+"/api/v1/traces?"+q.Encode(), &res); code != http.StatusOK {
+		t.Fatalf("search %v: status %d", q, code)
+	}
+	return res.Traces
+}
+
+func getJSON(t *testing.T, u string, v any) int {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatalf("GET %s: decoding: %v", u, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func containsAll(have []string, want ...string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
+}
+
+func eventually(t *testing.T, deadline time.Time, what string, ok func() bool) {
+	t.Helper()
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// The demo refuses to start without the listeners its services report to.
+func TestDemoNeedsItsReceivers(t *testing.T) {
+	cfg := server.Defaults()
+	cfg.DataDir = t.TempDir()
+	cfg.SWGRPCAddr = ""
+	_, err := Start(t.Context(), Config{Server: cfg})
+	if err == nil || !strings.Contains(err.Error(), "--sw-grpc") {
+		t.Fatalf("got %v, want an error naming --sw-grpc", err)
+	}
+}

@@ -1,0 +1,65 @@
+package demo
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+// printGuide tells the newcomer where everything is and what to look at.
+func (d *Demo) printGuide(rps float64, dataDir string) {
+	a := d.Server.Addrs
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nSkyTrail demo: the server, and a shop of four services sending it traces (%g checkouts/s).\n\n", rps)
+	api := ""
+	if addr, ok := a["query API"]; ok {
+		api = baseURL(addr)
+		fmt.Fprintf(&b, "  UI and query API   %s/\n", api)
+	}
+	fmt.Fprintf(&b, "  OTLP               gRPC %s%s\n", dialAddr(a["OTLP gRPC"]), orNone(", HTTP ", a["OTLP HTTP"]))
+	fmt.Fprintf(&b, "  SkyWalking         gRPC %s%s\n", dialAddr(a["SkyWalking gRPC"]), orNone(", HTTP ", a["SkyWalking HTTP"]))
+	if dir, err := filepath.Abs(dataDir); err == nil {
+		fmt.Fprintf(&b, "  Data               %s\n", dir)
+	}
+	b.WriteString(`
+The shop (its code: examples/shop in the SkyTrail repository):
+  frontend -> order -> inventory, payment; order -> kafka "orders" -> inventory
+  frontend, order, inventory: OpenTelemetry Go SDK + otelhttp, over OTLP
+  payment:                    go2sky, over SkyWalking's protocol; order calls it with traceparent and sw8
+  simulated MySQL, Redis and Kafka calls; ~3% of checkouts fail, ~3% take the slow path
+`)
+	if api != "" {
+		fmt.Fprintf(&b, `
+What to look at:
+  services       curl -s %[1]s/api/v1/services
+  checkouts      curl -s '%[1]s/api/v1/traces?service=frontend&lookback=5m&limit=5'
+  one trace      curl -s %[1]s/api/v1/traces/<traceID>      (spans of OTel and go2sky services, one tree)
+  failures       curl -s '%[1]s/api/v1/traces?service=order&errors=true&lookback=5m'
+  the slow path  curl -s '%[1]s/api/v1/traces?service=inventory&minDuration=300ms&lookback=5m'
+  service map    curl -s %[1]s/api/v1/topology              (figures are per minute: give it a minute or two)
+  the bug        order e-mails confirmations from a goroutine given context.Background(), so each
+                 e-mail is a trace of its own (examples/shop/order.go):
+                 curl -s '%[1]s/api/v1/traces?service=order&operation=send+confirmation+email&lookback=5m'
+`, api)
+	}
+	b.WriteString("\nCtrl-C stops it.\n")
+	fmt.Fprint(d.out, b.String())
+}
+
+// printFirstOrder points at the trace of the first order placed.
+func (d *Demo) printFirstOrder(orderID string) {
+	addr, ok := d.Server.Addrs["query API"]
+	if !ok {
+		return
+	}
+	// Order IDs are "ord-" and hex: nothing to escape.
+	fmt.Fprintf(d.out, "\nFirst order placed, %s; its trace: curl -s '%s/api/v1/traces?tag=order_id=%s&lookback=5m'\n", orderID, baseURL(addr), orderID)
+}
+
+// orNone is prefix+dialAddr(addr), or "" for a listener that is off.
+func orNone(prefix, addr string) string {
+	if addr == "" {
+		return ""
+	}
+	return prefix + dialAddr(addr)
+}
