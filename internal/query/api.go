@@ -204,7 +204,9 @@ func ParseTraceID(s string) (pcommon.TraceID, error) {
 			s = strings.Repeat("0", 32-len(s)) + s
 		}
 	}
-	id, ok := traceid.FromString(strings.ToLower(s))
+	// No case folding: hex decodes either case, and any other form (a
+	// SkyWalking ID) must hash exactly as the agent reported it.
+	id, ok := traceid.FromString(s)
 	if !ok {
 		return id, fmt.Errorf("trace ID %q is all zero", s)
 	}

@@ -136,11 +136,13 @@ func Start(cfg Config) (*Server, error) {
 	p := pipeline.New(cfg.MaxInFlight, store, s.Analyser)
 	otlpRecv := otlp.New(p, otlp.Config{MaxRequestBytes: cfg.MaxRequest, Limits: cfg.Limits})
 
-	swConsumers := skywalking.Consumers{
-		Traces:     pipeline.Checked{Pipeline: p, Limits: cfg.Limits, Receiver: "skywalking"},
-		Logs:       store,
-		Metrics:    s.Metrics,
-		Heartbeats: s.Analyser,
+	swConsumers := func(receiver string) skywalking.Consumers {
+		return skywalking.Consumers{
+			Traces:     pipeline.Checked{Pipeline: p, Limits: cfg.Limits, Receiver: receiver},
+			Logs:       store,
+			Metrics:    s.Metrics,
+			Heartbeats: s.Analyser,
+		}
 	}
 	swOpts := skywalking.Options{Token: cfg.SWToken, MaxRecvMsgSize: cfg.MaxRequest, Logger: log}
 
@@ -170,11 +172,11 @@ func Start(cfg Config) (*Server, error) {
 			return err
 		}
 		if cfg.SWGRPCAddr != "" {
-			if err := s.serveGRPC("SkyWalking gRPC", cfg.SWGRPCAddr, skywalking.NewGRPCServer(swConsumers, swOpts)); err != nil {
+			if err := s.serveGRPC("SkyWalking gRPC", cfg.SWGRPCAddr, skywalking.NewGRPCServer(swConsumers(skywalking.GRPCReceiver), swOpts)); err != nil {
 				return err
 			}
 		}
-		return s.serveHTTP("SkyWalking HTTP", cfg.SWHTTPAddr, skywalking.NewHTTPHandler(swConsumers, swOpts))
+		return s.serveHTTP("SkyWalking HTTP", cfg.SWHTTPAddr, skywalking.NewHTTPHandler(swConsumers(skywalking.HTTPReceiver), swOpts))
 	}
 	if err := start(); err != nil {
 		_ = s.Shutdown(context.Background())

@@ -50,8 +50,8 @@ func SpanIDFromSegment(segmentID string, spanID int32) pcommon.SpanID {
 		}
 		id = pcommon.SpanID{}
 	}
-	buf := make([]byte, 0, len(segmentID)+12)
-	buf = append(buf, segmentID...)
+	var stack [96]byte // segment IDs are short: hash without a heap allocation
+	buf := append(stack[:0], segmentID...)
 	buf = append(buf, '-')
 	buf = strconv.AppendInt(buf, int64(spanID), 10)
 	sum := sha256.Sum256(buf)
