@@ -24,7 +24,7 @@ func runDemo(ctx context.Context, args []string) error {
 	configFile, logLevel := serverFlags(fs, &cfg)
 	fs.Lookup("log-level").DefValue = "warn"
 	*logLevel = "warn"
-	rps := fs.Float64("rps", 5, "checkouts a second the demo's customers start, on average")
+	rps := fs.Float64("rps", 5, "requests a second the demo's customers send, on average (two product pages for each checkout)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -4,18 +4,21 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 )
 
-// frontend serves the shop's pages. A checkout looks the user's session up
-// in Redis and places the order with the order service.
+// frontend serves the shop's pages. A product page comes from the Redis
+// cache or, on a miss, from inventory; a checkout looks the user's session
+// up in Redis and places the order with the order service.
 type frontend struct {
-	tel      *telemetry
-	client   *http.Client
-	orderURL string
+	tel          *telemetry
+	client       *http.Client
+	orderURL     string
+	inventoryURL string
 }
 
 // CheckoutResponse is what GET /checkout answers.
@@ -25,8 +28,32 @@ type CheckoutResponse struct {
 
 func (f *frontend) routes() http.Handler {
 	mux := http.NewServeMux()
+	// Spans are named by route ("GET /products/{item}"), not by path: one
+	// endpoint, however many products.
+	mux.HandleFunc("GET /products/{item}", f.product)
 	mux.HandleFunc("GET /checkout", f.checkout)
 	return f.tel.handler(mux)
+}
+
+// product serves GET /products/{item}.
+func (f *frontend) product(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	item := r.PathValue("item")
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String("item", item))
+	s := stock{Item: item, Available: 12} // the cached page's figure
+	if !f.tel.cacheGet(ctx, "product:"+item, 0.2) {
+		status, err := getJSON(ctx, f.client, f.inventoryURL+"/stock/"+url.PathEscape(item), &s)
+		if err == nil && status != http.StatusOK {
+			err = errors.New("inventory answered " + http.StatusText(status))
+		}
+		if err != nil {
+			fail(ctx, err)
+			http.Error(w, "looking the product up: "+err.Error(), http.StatusBadGateway)
+			return
+		}
+	}
+	pause(ctx, 4*time.Millisecond) // render the page
+	writeJSON(w, http.StatusOK, s)
 }
 
 // checkout serves GET /checkout?user_id=&item=&quantity=.

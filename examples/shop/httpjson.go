@@ -23,6 +23,12 @@ func postJSON(ctx context.Context, client *http.Client, url string, in, out any)
 		return 0, fmt.Errorf("building the request to %s: %w", url, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	return send(client, req, out)
+}
+
+// send sends req and decodes a 2xx answer into out.
+func send(client *http.Client, req *http.Request, out any) (status int, err error) {
+	url := req.URL.String()
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
@@ -35,6 +41,16 @@ func postJSON(ctx context.Context, client *http.Client, url string, in, out any)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body) // lets the connection be reused
 	return resp.StatusCode, nil
+}
+
+// getJSON fetches url and decodes a 200 answer into out; like postJSON, it
+// is made with ctx so the trace goes along.
+func getJSON(ctx context.Context, client *http.Client, url string, out any) (status int, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, fmt.Errorf("building the request to %s: %w", url, err)
+	}
+	return send(client, req, out)
 }
 
 // readJSON decodes r's body into v, answering 400 when it cannot.

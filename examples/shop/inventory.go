@@ -33,13 +33,29 @@ type paidOrder struct {
 	Quantity int    `json:"quantity"`
 }
 
+// stock is what GET /stock/{item} answers.
+type stock struct {
+	Item      string `json:"item"`
+	Available int    `json:"available"`
+}
+
 // warehouses are checked in parallel for stock.
 var warehouses = []string{"eu-west", "eu-central"}
 
 func (inv *inventory) routes() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /stock/{item}", inv.stock)
 	mux.HandleFunc("POST /reservations", inv.reserve)
 	return inv.tel.handler(mux)
+}
+
+// stock serves GET /stock/{item}.
+func (inv *inventory) stock(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	item := r.PathValue("item")
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String("item", item))
+	inv.tel.query(ctx, "SELECT", "stock", "SELECT SUM(available - reserved) FROM stock WHERE item = ?", 5*time.Millisecond)
+	writeJSON(w, http.StatusOK, stock{Item: item, Available: 1 + len(item)*7%40})
 }
 
 // reserve serves POST /reservations.

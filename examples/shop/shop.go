@@ -41,6 +41,7 @@ type Shop struct {
 
 // Start starts payment, inventory, order and frontend, in that order, so
 // each knows the address of those it calls. Customers call the frontend:
+// GET URLs["frontend"]/products/{item} and
 // GET URLs["frontend"]/checkout?user_id=...&item=....
 func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 	if cfg.BatchTimeout <= 0 {
@@ -88,7 +89,7 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 	if tel, err = s.newTelemetry(ctx, "frontend", cfg); err != nil {
 		return nil, err
 	}
-	f := &frontend{tel: tel, client: tel.client(), orderURL: s.URLs["order"]}
+	f := &frontend{tel: tel, client: tel.client(), orderURL: s.URLs["order"], inventoryURL: s.URLs["inventory"]}
 	if err := s.serve("frontend", f.routes()); err != nil {
 		return nil, err
 	}

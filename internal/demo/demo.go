@@ -21,8 +21,8 @@ import (
 // Config is the server's configuration plus the traffic's.
 type Config struct {
 	Server server.Config
-	// RPS is how many checkouts a second customers start, on average
-	// (default 5).
+	// RPS is how many requests a second customers send to the frontend,
+	// on average (default 5): two product pages for each checkout.
 	RPS float64
 	// Out gets the guide and progress lines (default: discarded).
 	Out io.Writer
@@ -73,7 +73,7 @@ func Start(ctx context.Context, cfg Config) (*Demo, error) {
 	}
 	trafficCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	d.stopTraffic = stop
-	d.traffic.Go(func() { d.drive(trafficCtx, d.Shop.URLs["frontend"]+"/checkout", cfg.RPS) })
+	d.traffic.Go(func() { d.drive(trafficCtx, d.Shop.URLs["frontend"], cfg.RPS) })
 	return d, nil
 }
 
@@ -104,7 +104,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 	err = d.Stop(stopCtx)
 	sent, failed := d.stats.totals()
-	fmt.Fprintf(d.out, "Sent %d checkouts, %d failed. Data stays in %s.\n", sent, failed, cfg.Server.DataDir)
+	fmt.Fprintf(d.out, "Customers sent %d requests, %d failed. The data stays in %s.\n", sent, failed, cfg.Server.DataDir)
 	return err
 }
 

@@ -43,7 +43,7 @@ func startDemo(t *testing.T) (*Demo, *lockedBuffer) {
 	cfg.SWGRPCAddr, cfg.SWHTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	out := &lockedBuffer{}
-	d, err := Start(t.Context(), Config{Server: cfg, RPS: 30, Out: out})
+	d, err := Start(t.Context(), Config{Server: cfg, RPS: 40, Out: out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,6 +147,17 @@ func TestDemo(t *testing.T) {
 		}
 	}
 
+	// Product pages are one endpoint, named by route, however many products.
+	eventually(t, deadline, "the frontend's endpoints", func() bool {
+		var ops struct{ Operations []struct{ Name string } }
+		getJSON(t, api+"/api/v1/services/frontend/operations", &ops)
+		var names []string
+		for _, op := range ops.Operations {
+			names = append(names, op.Name)
+		}
+		return containsAll(names, "GET /products/{item}", "GET /checkout")
+	})
+
 	eventually(t, deadline, "a failed checkout", func() bool {
 		return len(search(t, api, url.Values{"service": {"frontend"}, "errors": {"true"}, "lookback": {"5m"}})) > 0
 	})
@@ -172,7 +183,7 @@ func TestDemo(t *testing.T) {
 			edges = append(edges, e.Client+"->"+e.Server)
 		}
 		t.Logf("service map: %v", edges)
-		if !containsAll(edges, "frontend->order", "order->inventory", "order->payment", "order->mysql:3306", "payment->mysql:3306", "frontend->redis:6379") {
+		if !containsAll(edges, "frontend->order", "frontend->inventory", "order->inventory", "order->payment", "order->mysql:3306", "payment->mysql:3306", "frontend->redis:6379") {
 			t.Errorf("service map edges %v lack some of the shop's", edges)
 		}
 	}

@@ -10,7 +10,7 @@ import (
 func (d *Demo) printGuide(rps float64, dataDir string) {
 	a := d.Server.Addrs
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nSkyTrail demo: the server, and a shop of four services sending it traces (%g checkouts/s).\n\n", rps)
+	fmt.Fprintf(&b, "\nSkyTrail demo: the server, and a shop of four services sending it traces (customers: %g requests/s).\n\n", rps)
 	api := ""
 	if addr, ok := a["query API"]; ok {
 		api = baseURL(addr)
@@ -26,7 +26,7 @@ The shop (its code: examples/shop in the SkyTrail repository):
   frontend -> order -> inventory, payment; order -> kafka "orders" -> inventory
   frontend, order, inventory: OpenTelemetry Go SDK + otelhttp, over OTLP
   payment:                    go2sky, over SkyWalking's protocol; order calls it with traceparent and sw8
-  simulated MySQL, Redis and Kafka calls; ~3% of checkouts fail, ~3% take the slow path
+  simulated MySQL, Redis and Kafka calls; ~3% of checkouts fail, ~3% take a slow path
 `)
 	if api != "" {
 		fmt.Fprintf(&b, `
