@@ -58,10 +58,12 @@ func (a *API) searchLogs(w http.ResponseWriter, r *http.Request) {
 	q := spanstore.LogQuery{Service: v.Get("service")}
 	var err error
 	if s := v.Get("traceID"); s != "" {
-		if q.TraceID, err = ParseTraceID(s); err != nil {
-			writeError(w, http.StatusBadRequest, err)
+		ids, err := traceid.Candidates(s)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("traceID %q: %w", s, err))
 			return
 		}
+		q.TraceID = ids[0]
 	}
 	for _, t := range []struct {
 		key string
@@ -191,37 +193,21 @@ func (a *API) operations(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"operations": ops})
 }
 
-// ParseTraceID accepts a trace ID as 32 hex characters, as shorter hex
-// (64-bit IDs, left-padded), or as any other string an agent reports
-// (SkyWalking's), mapped as internal/traceid does on ingest.
-func ParseTraceID(s string) (pcommon.TraceID, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return pcommon.TraceID{}, errors.New("empty trace ID")
-	}
-	if len(s) < 32 && len(s)%2 == 0 {
-		if _, err := hex.DecodeString(s); err == nil {
-			s = strings.Repeat("0", 32-len(s)) + s
-		}
-	}
-	// No case folding: hex decodes either case, and any other form (a
-	// SkyWalking ID) must hash exactly as the agent reported it.
-	id, ok := traceid.FromString(s)
-	if !ok {
-		return id, fmt.Errorf("trace ID %q is all zero", s)
-	}
-	return id, nil
-}
-
 func (a *API) getTrace(w http.ResponseWriter, r *http.Request) {
 	raw := r.PathValue("traceID")
-	id, err := ParseTraceID(raw)
+	candidates, err := traceid.Candidates(raw)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		writeError(w, http.StatusBadRequest, fmt.Errorf("trace ID %q: %w", raw, err))
 		return
 	}
-	td, err := a.spans.GetTrace(r.Context(), id)
-	if errors.Is(err, spanstore.ErrNotFound) {
+	var id pcommon.TraceID
+	var td ptrace.Traces
+	for _, id = range candidates {
+		if td, err = a.spans.GetTrace(r.Context(), id); !errors.Is(err, spanstore.ErrNotFound) {
+			break
+		}
+	}
+	if errors.Is(err, spanstore.ErrNotFound) || len(candidates) == 0 {
 		writeError(w, http.StatusNotFound, fmt.Errorf("trace %s not found", raw))
 		return
 	}

@@ -13,7 +13,10 @@ package traceid
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 )
@@ -57,4 +60,49 @@ func SpanIDFromSegment(segmentID string, spanID int32) pcommon.SpanID {
 	sum := sha256.Sum256(buf)
 	copy(id[:], sum[:8])
 	return id
+}
+
+// MaxInputLen bounds a trace ID string a user may ask for; SkyWalking's
+// longest forms are well under it.
+const MaxInputLen = 256
+
+// Candidates maps a trace ID as a user gives it to the IDs it may be
+// stored under, most likely first. Hex up to 32 digits is an OpenTelemetry
+// or Jaeger ID, left-padded with zeros as Jaeger does for 64-bit IDs;
+// anything else is a SkyWalking trace ID, mapped as FromString maps it on
+// ingest. Short hex may also be a SkyWalking ID, so its mapped form comes
+// second. There is no case folding: hex decodes in either case, and a
+// SkyWalking ID must hash exactly as its agent reported it.
+func Candidates(s string) ([]pcommon.TraceID, error) {
+	switch {
+	case s == "":
+		return nil, errors.New("empty trace ID")
+	case len(s) > MaxInputLen:
+		return nil, fmt.Errorf("trace ID of %d characters is longer than %d", len(s), MaxInputLen)
+	}
+	var out []pcommon.TraceID
+	if len(s) <= 32 && isHex(s) {
+		id, ok := FromString(strings.Repeat("0", 32-len(s)) + s)
+		if !ok {
+			return nil, errors.New("trace ID is all zeros")
+		}
+		out = append(out, id)
+		if len(s) == 32 {
+			return out, nil
+		}
+	}
+	if id, ok := FromString(s); ok {
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }

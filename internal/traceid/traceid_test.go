@@ -37,3 +37,27 @@ func TestSpanIDFromSegment(t *testing.T) {
 		t.Error("span 1 of a 16-hex segment collides with span 0")
 	}
 }
+
+func TestCandidates(t *testing.T) {
+	ids, err := Candidates("00F067AA0BA902B7")
+	if err != nil || len(ids) != 2 || hex.EncodeToString(ids[0][:]) != "000000000000000000f067aa0ba902b7" {
+		t.Errorf("64-bit hex: %x, %v", ids, err)
+	}
+	sw := "6e4a083be8da11f1918c9e2254654e93.28.40073696306070001"
+	if ids, err := Candidates(sw); err != nil || len(ids) != 1 {
+		t.Errorf("SkyWalking ID: %x, %v", ids, err)
+	} else if want, _ := FromString(sw); ids[0] != want {
+		t.Errorf("SkyWalking ID maps to %x, want %x", ids[0], want)
+	}
+	upper := "AbC.1.2"
+	if ids, _ := Candidates(upper); len(ids) != 1 {
+		t.Errorf("mixed-case SkyWalking ID: %x", ids)
+	} else if lower, _ := FromString("abc.1.2"); ids[0] == lower {
+		t.Error("a SkyWalking ID was case-folded")
+	}
+	for _, bad := range []string{"", "00000000000000000000000000000000", string(make([]byte, 300))} {
+		if _, err := Candidates(bad); err == nil {
+			t.Errorf("Candidates(%.20q) accepted", bad)
+		}
+	}
+}

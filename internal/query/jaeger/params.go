@@ -237,44 +237,11 @@ func parseLookback(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// parseTraceID maps a trace ID string to the IDs it may be stored under.
-// Hex up to 32 digits is an OpenTelemetry/Jaeger ID, left-padded with zeros
-// as Jaeger does for 64-bit IDs; anything else is a SkyWalking trace ID,
-// mapped as the receivers map it (traceid.FromString). Short hex may also be
-// a SkyWalking ID, so its mapped form is the second candidate.
+// parseTraceID maps a trace ID string to the IDs it may be stored under
+// (traceid.Candidates).
 func parseTraceID(s string) (requestedTrace, error) {
-	t := requestedTrace{raw: s}
-	switch {
-	case s == "":
-		return t, errors.New("empty trace ID")
-	case len(s) > maxTraceIDLength:
-		return t, fmt.Errorf("trace ID of %d characters is longer than %d", len(s), maxTraceIDLength)
-	}
-	if len(s) <= 32 && isHex(s) {
-		padded := strings.Repeat("0", 32-len(s)) + s
-		id, ok := traceid.FromString(padded)
-		if !ok {
-			return t, errors.New("trace ID is all zeros")
-		}
-		t.candidates = append(t.candidates, id)
-		if len(s) == 32 {
-			return t, nil
-		}
-	}
-	if id, ok := traceid.FromString(s); ok {
-		t.candidates = append(t.candidates, id)
-	}
-	return t, nil
-}
-
-func isHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return true
+	ids, err := traceid.Candidates(s)
+	return requestedTrace{raw: s, candidates: ids}, err
 }
 
 // parseDependenciesParams reads endTs and lookback, both in milliseconds, as
