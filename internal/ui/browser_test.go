@@ -1,0 +1,323 @@
+package ui
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/skytrail/skytrail/internal/server"
+)
+
+const chromium = "/usr/bin/chromium"
+
+// browserPrereqs skips the test when chromium or the npm packages are
+// missing on a developer's machine; under CI (CI set) they must be there.
+func browserPrereqs(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("testdata", "browser"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var missing []string
+	if _, err := os.Stat(chromium); err != nil {
+		missing = append(missing, chromium+" (apt-get install -y chromium)")
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		missing = append(missing, "node")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
+		missing = append(missing, "playwright-core (npm ci in internal/ui/testdata/browser)")
+	}
+	if len(missing) > 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("browser tests need %s", strings.Join(missing, ", "))
+		}
+		t.Skipf("browser tests need %s", strings.Join(missing, ", "))
+	}
+	return dir
+}
+
+// startSkyTrail runs a real server on loopback ports and returns it with
+// the URL the UI is reached at: the server itself once it serves the UI,
+// else a front that serves Handler and passes the APIs through.
+func startSkyTrail(t *testing.T) (*server.Server, string) {
+	t.Helper()
+	cfg := server.Defaults()
+	cfg.DataDir = t.TempDir()
+	cfg.HTTPAddr, cfg.OTLPGRPCAddr, cfg.OTLPHTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.SWGRPCAddr, cfg.SWHTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.FlushInterval = 200 * time.Millisecond
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := server.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	api := "http://" + s.Addrs["query API"]
+	if resp, err := http.Get(api + "/traces/0af7651916cd43dd8448eb211c80319c"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+			return s, api
+		}
+	}
+	target, _ := url.Parse(api)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	mux := http.NewServeMux()
+	for _, p := range []string{"/api/", "/jaeger/", "/prometheus/", "/metrics", "/healthz"} {
+		mux.Handle(p, proxy)
+	}
+	mux.Handle("/", Handler())
+	front := httptest.NewServer(mux)
+	t.Cleanup(front.Close)
+	t.Logf("the server does not serve the UI yet; testing it behind a front at %s", front.URL)
+	return s, front.URL
+}
+
+// feeder sends spans to SkyTrail over OTLP/gRPC with the real
+// OpenTelemetry SDK, one tracer provider (resource) per service.
+type feeder struct {
+	t    *testing.T
+	addr string
+	tps  map[string]*sdktrace.TracerProvider
+}
+
+// tracer returns the tracer of a service.
+func (f *feeder) tracer(service string) trace.Tracer {
+	tp := f.tps[service]
+	if tp == nil {
+		exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(f.addr), otlptracegrpc.WithInsecure())
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(service),
+			attribute.String("host.name", "host-"+service), attribute.Int("process.pid", 4242),
+			attribute.String("service.instance.id", service+"-1"))
+		tp = sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(50*time.Millisecond)))
+		f.tps[service] = tp
+	}
+	return tp.Tracer("skytrail-ui-test")
+}
+
+func (f *feeder) flush() {
+	for _, tp := range f.tps {
+		if err := tp.ForceFlush(context.Background()); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+}
+
+func (f *feeder) shutdown() {
+	for _, tp := range f.tps {
+		_ = tp.Shutdown(context.Background())
+	}
+}
+
+// span starts a span at start lasting d; the SDK takes explicit times, so
+// the tree's shape and order do not depend on the machine's speed.
+func span(ctx context.Context, tr trace.Tracer, name string, kind trace.SpanKind, start time.Time, d time.Duration, attrs ...attribute.KeyValue) (context.Context, func(...trace.SpanEndOption)) {
+	ctx, sp := tr.Start(ctx, name, trace.WithSpanKind(kind), trace.WithTimestamp(start), trace.WithAttributes(attrs...))
+	return ctx, func(opts ...trace.SpanEndOption) { sp.End(append(opts, trace.WithTimestamp(start.Add(d)))...) }
+}
+
+// remote carries ctx's span to another service as HTTP headers would
+// (W3C traceparent), so the callee's parent is remote as in production.
+func remote(ctx context.Context) context.Context {
+	carrier := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, carrier)
+	return propagation.TraceContext{}.Extract(context.Background(), carrier)
+}
+
+// row is one waterfall row the browser must show: depth, service, operation.
+type row struct {
+	Depth   int    `json:"depth"`
+	Service string `json:"service"`
+	Name    string `json:"name"`
+}
+
+// checkoutTrace records the trace the browser test searches for by tag and
+// returns its ID and the waterfall it must show.
+func checkoutTrace(f *feeder, base time.Time, orderID int) (string, []row) {
+	ctx := context.Background()
+	fe, orders, pay := f.tracer("frontend"), f.tracer("orders"), f.tracer("payment")
+	ctx, endRoot := span(ctx, fe, "GET /checkout", trace.SpanKindServer, base, 180*time.Millisecond,
+		attribute.Int("order_id", orderID), attribute.String("http.route", "/checkout"), attribute.String("http.request.method", "GET"))
+	octx, endCall := span(ctx, fe, "POST /orders", trace.SpanKindClient, base.Add(5*time.Millisecond), 90*time.Millisecond, attribute.String("server.address", "orders"))
+	sctx, endServe := span(remote(octx), orders, "POST /orders", trace.SpanKindServer, base.Add(8*time.Millisecond), 80*time.Millisecond, attribute.Int("order_id", orderID))
+	_, endDB := span(sctx, orders, "INSERT orders", trace.SpanKindClient, base.Add(10*time.Millisecond), 30*time.Millisecond,
+		attribute.String("db.system", "postgresql"), attribute.String("db.statement", "INSERT INTO orders VALUES ($1)"), attribute.String("server.address", "pg-main"))
+	endDB()
+	_, endPub := span(sctx, orders, "order.created publish", trace.SpanKindProducer, base.Add(45*time.Millisecond), 12*time.Millisecond,
+		attribute.String("messaging.system", "kafka"), attribute.String("messaging.destination.name", "order.created"))
+	endPub()
+	endServe()
+	endCall()
+	pctx, endPayCall := span(ctx, fe, "POST payment", trace.SpanKindClient, base.Add(100*time.Millisecond), 70*time.Millisecond)
+	cctx, charge := pay.Start(remote(pctx), "charge", trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(base.Add(104*time.Millisecond)),
+		trace.WithAttributes(attribute.Float64("amount", 12.5), attribute.String("card.brand", "visa")))
+	_ = cctx
+	charge.AddEvent("card checked", trace.WithTimestamp(base.Add(120*time.Millisecond)), trace.WithAttributes(attribute.String("result", "declined")))
+	charge.SetStatus(codes.Error, "card declined")
+	charge.End(trace.WithTimestamp(base.Add(160 * time.Millisecond)))
+	endPayCall()
+	endRoot()
+	id := trace.SpanContextFromContext(ctx).TraceID().String()
+	return id, []row{
+		{0, "frontend", "GET /checkout"},
+		{1, "frontend", "POST /orders"},
+		{2, "orders", "POST /orders"},
+		{3, "orders", "INSERT orders"},
+		{3, "orders", "order.created publish"},
+		{1, "frontend", "POST payment"},
+		{2, "payment", "charge"},
+	}
+}
+
+// bigTrace records a trace of n spans: a root with chains under it, for
+// the 2,000-span rendering and scrolling check.
+func bigTrace(f *feeder, base time.Time, n int) string {
+	tr := f.tracer("batch")
+	ctx, endRoot := span(context.Background(), tr, "nightly import", trace.SpanKindServer, base, 20*time.Second)
+	parent := ctx
+	for i := 1; i < n; i++ {
+		if i%20 == 1 {
+			parent = ctx
+		}
+		c, end := span(parent, tr, fmt.Sprintf("import row %d", i), trace.SpanKindInternal, base.Add(time.Duration(i)*9*time.Millisecond), 8*time.Millisecond,
+			attribute.Int("row", i))
+		end()
+		parent = c
+	}
+	endRoot()
+	return trace.SpanContextFromContext(ctx).TraceID().String()
+}
+
+func waitFor(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func traceSpans(api, id string) int {
+	resp, err := http.Get(api + "/api/v1/traces/" + id)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Spans []json.RawMessage `json:"spans"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&body) != nil {
+		return 0
+	}
+	return len(body.Spans)
+}
+
+// missingAPIs lists the APIs the UI calls that the server does not serve
+// yet, as path patterns (* is one segment); the browser script tolerates their 404s (and only theirs) in the
+// console, and the pages show what they have instead.
+func missingAPIs(t *testing.T, base string) []string {
+	var missing []string
+	for _, api := range []struct{ probe, pattern string }{
+		{"/api/v1/topology", "/api/v1/topology"},
+		{"/api/v1/services/frontend/instances", "/api/v1/services/*/instances"},
+		{"/api/v1/services/frontend/endpoints", "/api/v1/services/*/endpoints"},
+		{"/prometheus/api/v1/query?query=1", "/prometheus"},
+		{"/api/v1/logs", "/api/v1/logs"},
+	} {
+		resp, err := http.Get(base + api.probe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusNotFound {
+			missing = append(missing, api.pattern)
+		}
+	}
+	if len(missing) > 0 {
+		t.Logf("APIs not served yet (the UI degrades): %s", strings.Join(missing, ", "))
+	}
+	return missing
+}
+
+// TestBrowser drives Debian's chromium with playwright-core through every
+// page against a real SkyTrail fed by the OpenTelemetry SDK.
+func TestBrowser(t *testing.T) {
+	dir := browserPrereqs(t)
+	s, base := startSkyTrail(t)
+	api := "http://" + s.Addrs["query API"]
+	_, emptyBase := startSkyTrail(t)
+
+	f := &feeder{t: t, addr: s.Addrs["OTLP gRPC"], tps: map[string]*sdktrace.TracerProvider{}}
+	defer f.shutdown()
+	now := time.Now()
+	// Other orders first, so the tag search has traces to tell apart.
+	for i := range 5 {
+		checkoutTrace(f, now.Add(-time.Duration(10-i)*time.Minute), 2000+i)
+	}
+	traceID, tree := checkoutTrace(f, now.Add(-2*time.Minute), 1001)
+	// A hundred more services, for the services page's rendering time.
+	for i := range 100 {
+		_, end := span(context.Background(), f.tracer(fmt.Sprintf("svc-%03d", i)), "GET /health", trace.SpanKindServer, now.Add(-time.Minute), time.Duration(i+1)*time.Millisecond)
+		end()
+	}
+	const bigSpans = 2000
+	bigID := bigTrace(f, now.Add(-5*time.Minute), bigSpans)
+	f.flush()
+	waitFor(t, "the checkout trace", func() bool { return traceSpans(api, traceID) == len(tree) })
+	waitFor(t, "the 2,000-span trace", func() bool { return traceSpans(api, bigID) == bigSpans })
+	if s.Analyser != nil {
+		// Write the figures of the open minutes now rather than a minute later.
+		if err := s.Analyser.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	want, _ := json.Marshal(tree)
+	if hold, _ := time.ParseDuration(os.Getenv("UI_DEV")); hold > 0 {
+		// UI_DEV=20m: keep the fed servers up for a person (or ui.mjs run
+		// by hand with these variables) instead of running the checks.
+		t.Logf("BASE_URL=%s EMPTY_BASE_URL=%s TRACE_ID=%s BIG_TRACE_ID=%s TREE='%s'", base, emptyBase, traceID, bigID, want)
+		time.Sleep(hold)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "ui.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"BASE_URL="+base, "EMPTY_BASE_URL="+emptyBase, "TRACE_ID="+traceID, "BIG_TRACE_ID="+bigID,
+		"TREE="+string(want), "ALLOW_MISSING="+strings.Join(missingAPIs(t, base), ","), "CHROMIUM="+chromium,
+		// UI_SCREENSHOTS=/some/dir keeps a screenshot of every page, light and dark.
+		"SCREENSHOTS="+os.Getenv("UI_SCREENSHOTS"))
+	out, err := cmd.CombinedOutput()
+	t.Logf("browser:\n%s", out)
+	if err != nil {
+		t.Fatalf("browser checks failed: %v", err)
+	}
+}

@@ -1,0 +1,108 @@
+// Calls to SkyTrail's HTTP APIs (docs/api.md, docs/metrics.md).
+
+export class APIError extends Error {
+  constructor(status, msg, url) {
+    super(msg);
+    this.status = status;
+    this.url = url;
+  }
+}
+
+async function getJSON(url, signal) {
+  const resp = await fetch(url, {signal, headers: {Accept: 'application/json'}});
+  if (!resp.ok) {
+    let msg = `${resp.status} ${resp.statusText}`;
+    try {
+      const body = await resp.json();
+      msg = body.error || (body.errors && body.errors[0] && body.errors[0].msg) || msg;
+    } catch { /* not JSON: keep the status line */ }
+    throw new APIError(resp.status, msg, url);
+  }
+  return resp.json();
+}
+
+// optional answers null when the API is not served (404 on the route
+// itself), so a page can show what it has instead of failing.
+async function optional(url, signal) {
+  try {
+    return await getJSON(url, signal);
+  } catch (e) {
+    if (e instanceof APIError && e.status === 404) return null;
+    throw e;
+  }
+}
+
+function qs(params) {
+  const u = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v === undefined || v === null || v === '') continue;
+    if (Array.isArray(v)) v.forEach((x) => u.append(k, x));
+    else u.set(k, v);
+  }
+  const s = u.toString();
+  return s ? '?' + s : '';
+}
+
+const seg = encodeURIComponent;
+
+export const api = {
+  services: (r, signal) => getJSON('/api/v1/services' + qs({start: r.start, end: r.end}), signal),
+  operations: (service, signal) => getJSON(`/api/v1/services/${seg(service)}/operations`, signal),
+  traces: (params, signal) => getJSON('/api/v1/traces' + qs(params), signal),
+  trace: (id, signal) => getJSON(`/api/v1/traces/${seg(id)}`, signal),
+  logs: (traceID, signal) => optional('/api/v1/logs' + qs({traceID, limit: 1000}), signal),
+  topology: (r, signal) => optional('/api/v1/topology' + qs({start: r.start, end: r.end}), signal),
+  instances: (service, r, signal) => optional(`/api/v1/services/${seg(service)}/instances` + qs({start: r.start, end: r.end}), signal),
+  endpoints: (service, r, signal) => optional(`/api/v1/services/${seg(service)}/endpoints` + qs({start: r.start, end: r.end}), signal),
+  // PromQL over the embedded metric store; null when it is not served.
+  promInstant: async (query, time, signal) => {
+    const body = await optional('/prometheus/api/v1/query' + qs({query, time: time / 1000}), signal);
+    return body && body.data.result;
+  },
+  promRange: async (query, r, step, signal) => {
+    const start = Math.ceil(r.start / step) * step;
+    const body = await optional('/prometheus/api/v1/query_range' +
+      qs({query, start: start / 1000, end: r.end / 1000, step: step / 1000}), signal);
+    return body && body.data.result;
+  },
+};
+
+// stepFor picks the chart resolution for a range: whole minutes (the
+// metrics are per minute), about 60 points.
+export function stepFor(r) {
+  const minutes = Math.max(1, Math.ceil((r.end - r.start) / 60000 / 60));
+  return minutes * 60000;
+}
+
+// matrixBy turns a range query result into label value → [[ms, value]].
+export function matrixBy(result, label) {
+  const out = new Map();
+  for (const series of result || []) {
+    const pts = [];
+    for (const [t, v] of series.values || []) {
+      const f = parseFloat(v);
+      if (Number.isFinite(f)) pts.push([t * 1000, f]);
+    }
+    out.set(series.metric[label] || '', pts);
+  }
+  return out;
+}
+
+// vectorBy turns an instant query result into label value → number.
+export function vectorBy(result, label) {
+  const out = new Map();
+  for (const s of result || []) {
+    const f = parseFloat(s.value[1]);
+    if (Number.isFinite(f)) out.set(s.metric[label] || '', f);
+  }
+  return out;
+}
+
+export function promString(s) {
+  return JSON.stringify(s);
+}
+
+// promRangeLit renders a duration in ms as a PromQL range, e.g. 3600000 → "60m".
+export function promRangeLit(ms) {
+  return Math.max(1, Math.round(ms / 60000)) + 'm';
+}

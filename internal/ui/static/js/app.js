@@ -1,0 +1,232 @@
+// The app shell: header, router, the time range and auto-refresh every page
+// shares (kept in the URL, so every view is a shareable link), and themes.
+import {h, replace, message} from './dom.js';
+import * as services from './pages/services.js';
+import * as service from './pages/service.js';
+import * as map from './pages/map.js';
+import * as traces from './pages/traces.js';
+import * as trace from './pages/trace.js';
+import * as instances from './pages/instances.js';
+
+const RANGES = {'15m': 15 * 60000, '1h': 3600000, '6h': 6 * 3600000, '24h': 24 * 3600000};
+const REFRESH = {off: 0, '10s': 10000, '30s': 30000, '1m': 60000, '5m': 300000};
+const DEFAULT_RANGE = '1h';
+// GLOBAL are the query parameters every page shares.
+const GLOBAL = ['range', 'from', 'to', 'refresh'];
+
+const routes = [
+  {re: /^\/(?:services)?$/, page: services, nav: 'services'},
+  {re: /^\/services\/([^/]+)$/, page: service, nav: 'services'},
+  {re: /^\/map$/, page: map, nav: 'map'},
+  {re: /^\/traces$/, page: traces, nav: 'traces'},
+  {re: /^\/traces\/([^/]+)$/, page: trace, nav: 'traces'},
+  {re: /^\/instances$/, page: instances, nav: 'instances'},
+];
+
+// timeRange reads the shared range from the URL: a relative range ending
+// now, or a custom one (from/to, Unix milliseconds).
+function timeRange(params) {
+  const key = params.get('range') || DEFAULT_RANGE;
+  if (key === 'custom') {
+    const from = Number(params.get('from'));
+    const to = Number(params.get('to')) || Date.now();
+    if (from > 0 && from < to) return {start: from, end: to, key, label: 'custom'};
+  }
+  const d = RANGES[key] || RANGES[DEFAULT_RANGE];
+  const end = Date.now();
+  return {start: end - d, end, key: RANGES[key] ? key : DEFAULT_RANGE, label: RANGES[key] ? key : DEFAULT_RANGE};
+}
+
+// link builds an in-app URL carrying the shared parameters.
+export function link(path, params = {}) {
+  const cur = new URLSearchParams(location.search);
+  const u = new URLSearchParams();
+  for (const k of GLOBAL) if (cur.get(k)) u.set(k, cur.get(k));
+  for (const [k, v] of Object.entries(params)) {
+    if (v === undefined || v === null || v === '' || v === false) continue;
+    if (Array.isArray(v)) v.forEach((x) => u.append(k, x));
+    else u.set(k, v);
+  }
+  const q = u.toString();
+  return path + (q ? '?' + q : '');
+}
+
+export function navigate(url, {replace: rep = false} = {}) {
+  if (rep) history.replaceState(null, '', url);
+  else history.pushState(null, '', url);
+  render(false);
+}
+
+// setParams changes the current URL's parameters without a new render.
+export function setParams(params) {
+  const u = new URLSearchParams(location.search);
+  for (const [k, v] of Object.entries(params)) {
+    if (v === undefined || v === null || v === '') u.delete(k);
+    else u.set(k, v);
+  }
+  const q = u.toString();
+  history.replaceState(null, '', location.pathname + (q ? '?' + q : ''));
+}
+
+const main = h('main', {id: 'main', tabindex: '-1'});
+const navLinks = {};
+let rangeSelect, refreshSelect, customBox, fromInput, toInput;
+
+function toLocalInput(ms) {
+  const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
+  return d.toISOString().slice(0, 16);
+}
+
+function header() {
+  const nav = h('nav', {'aria-label': 'Main'});
+  for (const [key, label, path] of [['services', 'Services', '/services'], ['map', 'Service map', '/map'],
+    ['traces', 'Traces', '/traces'], ['instances', 'Instances', '/instances']]) {
+    navLinks[key] = h('a', {href: path, dataset: {path}}, label);
+    nav.append(navLinks[key]);
+  }
+  rangeSelect = h('select', {id: 'range', 'aria-label': 'Time range', onchange: () => {
+    if (rangeSelect.value === 'custom') {
+      const r = timeRange(new URLSearchParams(location.search));
+      setParams({range: 'custom', from: String(r.start), to: String(r.end)});
+    } else {
+      setParams({range: rangeSelect.value, from: '', to: ''});
+    }
+    render(false);
+  }}, [...Object.keys(RANGES).map((k) => h('option', {value: k}, 'Last ' + k)), h('option', {value: 'custom'}, 'Custom…')]);
+  fromInput = h('input', {type: 'datetime-local', 'aria-label': 'From'});
+  toInput = h('input', {type: 'datetime-local', 'aria-label': 'To'});
+  customBox = h('form', {class: 'custom-range', hidden: true, onsubmit: (ev) => {
+    ev.preventDefault();
+    const from = new Date(fromInput.value).getTime(), to = new Date(toInput.value).getTime();
+    if (!(from < to)) {
+      fromInput.setCustomValidity('the start must be before the end');
+      fromInput.reportValidity();
+      return;
+    }
+    fromInput.setCustomValidity('');
+    setParams({range: 'custom', from: String(from), to: String(to)});
+    render(false);
+  }}, fromInput, '–', toInput, h('button', {type: 'submit'}, 'Apply'));
+  refreshSelect = h('select', {id: 'refresh', 'aria-label': 'Auto-refresh', onchange: () => {
+    setParams({refresh: refreshSelect.value === 'off' ? '' : refreshSelect.value});
+    schedule();
+    updateNav();
+  }}, Object.keys(REFRESH).map((k) => h('option', {value: k}, k === 'off' ? 'Refresh: off' : 'Every ' + k)));
+  const refreshNow = h('button', {type: 'button', class: 'icon', title: 'Refresh now', 'aria-label': 'Refresh now', onclick: () => render(true)}, '⟳');
+  const goto = h('form', {class: 'goto', role: 'search', onsubmit: (ev) => {
+    ev.preventDefault();
+    const id = gotoInput.value.trim();
+    if (id) navigate(link('/traces/' + encodeURIComponent(id)));
+  }});
+  const gotoInput = h('input', {type: 'search', placeholder: 'Trace ID', 'aria-label': 'Go to trace ID', spellcheck: 'false'});
+  goto.append(gotoInput);
+  const theme = h('button', {type: 'button', class: 'icon', id: 'theme', title: 'Switch light/dark theme', 'aria-label': 'Switch light/dark theme', onclick: () => {
+    const next = document.documentElement.dataset.theme === 'dark' ? 'light' : 'dark';
+    document.documentElement.dataset.theme = next;
+    localStorage.setItem('skytrail-theme', next);
+  }}, '◐');
+  return h('header', {class: 'topbar'},
+    h('a', {class: 'skip', href: '#main'}, 'Skip to content'),
+    h('a', {class: 'brand', href: '/services', dataset: {path: '/services'}}, h('img', {src: '/favicon.svg', alt: '', width: 22, height: 22}), 'SkyTrail'),
+    nav,
+    h('div', {class: 'controls'}, goto, rangeSelect, customBox, refreshSelect, refreshNow, theme));
+}
+
+// updateNav keeps the header's links and controls in step with the URL.
+function updateNav(active) {
+  const params = new URLSearchParams(location.search);
+  const r = timeRange(params);
+  rangeSelect.value = r.key;
+  customBox.hidden = r.key !== 'custom';
+  if (r.key === 'custom') {
+    fromInput.value = toLocalInput(r.start);
+    toInput.value = toLocalInput(r.end);
+  }
+  refreshSelect.value = REFRESH[params.get('refresh')] ? params.get('refresh') : 'off';
+  for (const a of document.querySelectorAll('a[data-path]')) a.href = link(a.dataset.path);
+  if (active !== undefined) {
+    for (const [k, a] of Object.entries(navLinks)) {
+      if (k === active) a.setAttribute('aria-current', 'page');
+      else a.removeAttribute('aria-current');
+    }
+  }
+}
+
+let current = null; // {controller, page}
+let timer = null;
+
+function schedule() {
+  clearInterval(timer);
+  const every = REFRESH[new URLSearchParams(location.search).get('refresh')] || 0;
+  if (every) timer = setInterval(() => {
+    if (document.visibilityState === 'visible' && !(current && current.busy) && !(current && current.page.static)) render(true);
+  }, every);
+}
+
+// render shows the page for the current URL. refreshing re-renders the same
+// view in place (auto-refresh), keeping scroll position and focus.
+export async function render(refreshing) {
+  const path = location.pathname.replace(/\/+$/, '') || '/';
+  let match = null, route = null;
+  for (const rt of routes) {
+    match = path.match(rt.re);
+    if (match) {
+      route = rt;
+      break;
+    }
+  }
+  if (current) current.controller.abort();
+  const controller = new AbortController();
+  const params = new URLSearchParams(location.search);
+  current = {controller, page: route ? route.page : {}, busy: true};
+  const me = current;
+  updateNav(route ? route.nav : '');
+  schedule();
+  if (!route) {
+    document.title = 'Not found · SkyTrail';
+    replace(main, h('h1', {}, 'Page not found'), message('info', 'There is no page at ', h('code', {}, location.pathname), '. ', h('a', {href: link('/services')}, 'Go to the services.')));
+    me.busy = false;
+    return;
+  }
+  if (!refreshing) window.scrollTo(0, 0);
+  const ctx = {
+    root: main, params, match, range: timeRange(params), signal: controller.signal, refreshing,
+    link, navigate, setParams,
+    title: (t) => { document.title = t + ' · SkyTrail'; },
+    // current says whether this render is still the one on screen.
+    current: () => current === me,
+  };
+  try {
+    await route.page.render(ctx);
+    // A mark per finished render lets tests and the browser's performance
+    // panel measure how long a view takes to appear.
+    if (current === me) performance.mark('skytrail:rendered', {detail: location.pathname});
+  } catch (e) {
+    if (e.name === 'AbortError' || current !== me) return;
+    replace(main, h('h1', {}, 'Something went wrong'), message('error', e.message));
+  } finally {
+    me.busy = false;
+  }
+}
+
+function onClick(ev) {
+  if (ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+  const a = ev.target.closest('a');
+  if (!a || a.target || a.hasAttribute('download') || a.origin !== location.origin) return;
+  if (a.getAttribute('href').startsWith('#')) return;
+  if (/^\/(api|jaeger|prometheus|metrics|debug|healthz)(\/|$)/.test(a.pathname)) return;
+  ev.preventDefault();
+  if (a.pathname + a.search === location.pathname + location.search) render(true);
+  else navigate(a.pathname + a.search);
+}
+
+function start() {
+  const saved = localStorage.getItem('skytrail-theme');
+  document.documentElement.dataset.theme = saved || (matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light');
+  document.body.replaceChildren(header(), main);
+  document.addEventListener('click', onClick);
+  window.addEventListener('popstate', () => render(false));
+  render(false);
+}
+
+start();

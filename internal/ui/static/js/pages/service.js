@@ -1,0 +1,92 @@
+// Service detail: calls, errors and latency over time; instances;
+// endpoints; slowest traces and recent errors.
+import {h, replace, message, loading, fmtNumber, fmtPercent, fmtMs, serviceColor} from '../dom.js';
+import {api, stepFor, matrixBy, promRangeLit, promString} from '../api.js';
+import {lineChart} from '../charts.js';
+import {serviceFigures, traceList, searchRange} from '../common.js';
+import {apdexClass} from './services.js';
+import {instanceRows} from './instances.js';
+
+function stat(label, value, cls) {
+  return h('div', {class: ['stat', cls]}, h('div', {class: 'stat-value'}, value), h('div', {class: 'stat-label'}, label));
+}
+
+async function charts(service, r, signal) {
+  const step = stepFor(r), w = promRangeLit(step), per = step / 60000, sel = `{service=${promString(service)}}`;
+  const q = (m) => `sum(sum_over_time(skytrail_service_${m}${sel}[${w}]))`;
+  const hist = `sum(sum_over_time(skytrail_service_duration_seconds${sel}[${w}]))`;
+  const [calls, errors, p50, p90, p99] = await Promise.all([
+    api.promRange(`${q('calls')} / ${per}`, r, step, signal),
+    api.promRange(`${q('errors')} / ${per}`, r, step, signal),
+    ...[0.5, 0.9, 0.99].map((p) => api.promRange(`histogram_quantile(${p}, ${hist}) * 1000`, r, step, signal)),
+  ]);
+  if (calls === null) return message('info', 'Charts need the metric store\'s PromQL API (/prometheus), which this server does not serve.');
+  const pts = (res) => matrixBy(res, 'service').get('') || [];
+  return h('div', {class: 'charts'},
+    lineChart({title: 'Calls and errors per minute', r, fmt: (v) => fmtNumber(v), series: [
+      {name: 'calls/min', color: 'var(--accent)', points: pts(calls)},
+      {name: 'errors/min', color: 'var(--err)', points: pts(errors)}]}),
+    lineChart({title: 'Latency percentiles', r, fmt: fmtMs, series: [
+      {name: 'p50', color: 'var(--ok)', points: pts(p50)},
+      {name: 'p90', color: 'var(--warn)', points: pts(p90)},
+      {name: 'p99', color: 'var(--err)', points: pts(p99)}]}));
+}
+
+function endpointsTable(ctx, service, data) {
+  if (data === null) return message('info', 'Endpoint figures need the analysis API (/api/v1/services/{service}/endpoints), which this server does not serve.');
+  if (data.endpoints.length === 0) return h('p', {class: 'muted'}, 'No calls into this service in this time range.');
+  return h('div', {class: 'table-wrap'}, h('table', {class: 'grid'},
+    h('thead', {}, h('tr', {}, h('th', {}, 'Endpoint'), ['Calls/min', 'Success rate', 'p50', 'p99', 'Apdex'].map((x) => h('th', {class: 'num'}, x)))),
+    h('tbody', {}, data.endpoints.map((e) => h('tr', {},
+      h('td', {}, h('a', {href: ctx.link('/traces', {service, operation: e.name})}, e.name)),
+      h('td', {class: 'num'}, fmtNumber(e.figures.callsPerMinute)),
+      h('td', {class: ['num', e.figures.successRate < 0.99 && 'bad']}, fmtPercent(e.figures.successRate)),
+      h('td', {class: 'num'}, fmtMs(e.figures.p50Ms)),
+      h('td', {class: 'num'}, fmtMs(e.figures.p99Ms)),
+      h('td', {class: 'num'}, e.figures.apdex === undefined ? '–' : h('span', {class: ['apdex', apdexClass(e.figures.apdex)]}, e.figures.apdex.toFixed(2))))))),
+  data.overflowed ? message('warn', `More than ${data.endpointCap} endpoints: the rest are counted as <overflow>.`) : null);
+}
+
+export async function render(ctx) {
+  const {root, range: r, signal, match} = ctx;
+  const service = decodeURIComponent(match[1]);
+  ctx.title(service);
+  const head = h('div', {class: 'page-head'},
+    h('h1', {}, h('span', {class: 'dot big', style: {background: serviceColor(service)}}), service),
+    h('a', {class: 'button', href: ctx.link('/traces', {service})}, 'Search its traces'),
+    h('a', {class: 'button', href: ctx.link('/map', {node: service})}, 'On the map'));
+  if (!ctx.refreshing) replace(root, head, loading());
+  const sr = searchRange(r);
+  const [figs, chartBox, instances, endpoints, recent, errors] = await Promise.all([
+    serviceFigures([{name: service}], r, signal).catch(() => null),
+    charts(service, r, signal).catch((e) => message('error', 'Could not draw the charts: ' + e.message)),
+    api.instances(service, r, signal).catch((e) => e),
+    api.endpoints(service, r, signal).catch((e) => e),
+    api.traces({service, ...sr, limit: 200}, signal),
+    api.traces({service, errors: 'true', ...sr, limit: 10}, signal),
+  ]);
+  if (!ctx.current()) return;
+  const f = figs && figs.get(service);
+  const stats = f ? h('div', {class: 'stats'},
+    stat('calls/min', fmtNumber(f.callsPerMinute)),
+    stat('success rate', fmtPercent(f.successRate), f.successRate < 0.99 ? 'bad' : ''),
+    stat('p99 latency', fmtMs(f.p99Ms)),
+    stat('Apdex', f.apdex === undefined ? '–' : f.apdex.toFixed(2), apdexClass(f.apdex)),
+    stat('calls', fmtNumber(f.calls)), stat('errors', fmtNumber(f.errors), f.errors > 0 ? 'bad' : '')) : null;
+  const slowest = [...recent.traces].sort((a, b) => b.durationMicros - a.durationMicros).slice(0, 10);
+  let instBox;
+  if (instances instanceof Error) instBox = message('error', 'Could not read the instances: ' + instances.message);
+  else if (instances === null) instBox = message('info', 'Instances need the analysis API (/api/v1/services/{service}/instances), which this server does not serve.');
+  else if (instances.instances.length === 0) instBox = h('p', {class: 'muted'}, 'No instance has reported.');
+  else instBox = instanceRows(ctx, instances.instances, false);
+  replace(root, head,
+    stats || (recent.traces.length === 0 ? message('info', 'No spans from this service in this time range.') : null),
+    chartBox,
+    h('section', {}, h('h2', {}, 'Instances', instances && instances.instances ? h('span', {class: 'count'}, instances.instances.length) : null), instBox),
+    h('section', {}, h('h2', {}, 'Endpoints'), endpoints instanceof Error ? message('error', 'Could not read the endpoints: ' + endpoints.message) : endpointsTable(ctx, service, endpoints)),
+    h('div', {class: 'two-col'},
+      h('section', {}, h('h2', {}, 'Slowest traces'), traceList(slowest, {empty: 'No traces in this time range.'}),
+        h('a', {href: ctx.link('/traces', {service})}, 'All traces of ' + service + ' →')),
+      h('section', {}, h('h2', {}, 'Recent errors'), traceList(errors.traces, {empty: 'No errors in this time range.'}),
+        h('a', {href: ctx.link('/traces', {service, errors: 'true'})}, 'All failed traces →'))));
+}

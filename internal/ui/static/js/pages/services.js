@@ -1,0 +1,108 @@
+// Services: every service with calls/min, success rate, p99 and Apdex,
+// sparklines over the shared range, sortable.
+import {h, replace, message, loading, fmtNumber, fmtPercent, fmtMs, sortHeader, serviceColor} from '../dom.js';
+import {api, stepFor, matrixBy, promRangeLit} from '../api.js';
+import {sparkline} from '../charts.js';
+import {emptyState, serviceFigures} from '../common.js';
+
+const COLUMNS = [
+  {key: 'name', label: 'Service'},
+  {key: 'cpm', label: 'Calls/min', num: true},
+  {key: 'success', label: 'Success rate', num: true},
+  {key: 'p99', label: 'p99 latency', num: true},
+  {key: 'apdex', label: 'Apdex', num: true},
+];
+
+// sparkQueries are range queries answering one series per service.
+function sparkQueries(step) {
+  const w = promRangeLit(step), per = step / 60000;
+  const calls = `sum by (service) (sum_over_time(skytrail_service_calls[${w}]))`;
+  const errors = `sum by (service) (sum_over_time(skytrail_service_errors[${w}]))`;
+  return {
+    cpm: `${calls} / ${per}`,
+    success: `1 - ((${errors} / ${calls}) or (${calls} * 0))`,
+    p99: `histogram_quantile(0.99, sum by (service) (sum_over_time(skytrail_service_duration_seconds[${w}]))) * 1000`,
+  };
+}
+
+export function apdexClass(v) {
+  if (v === undefined || v === null) return '';
+  return v >= 0.94 ? 'good' : v >= 0.7 ? 'fair' : 'poor';
+}
+
+export async function render(ctx) {
+  const {root, range: r, signal, params} = ctx;
+  ctx.title('Services');
+  if (!ctx.refreshing) replace(root, h('h1', {}, 'Services'), loading());
+  const {services: list} = await api.services(r, signal);
+  if (list.length === 0) {
+    replace(root, h('h1', {}, 'Services'), emptyState());
+    return;
+  }
+  const step = stepFor(r);
+  const q = sparkQueries(step);
+  const [figs, cpm, success, p99] = await Promise.all([
+    serviceFigures(list, r, signal).catch((e) => e),
+    api.promRange(q.cpm, r, step, signal).catch(() => null),
+    api.promRange(q.success, r, step, signal).catch(() => null),
+    api.promRange(q.p99, r, step, signal).catch(() => null),
+  ]);
+  if (!ctx.current()) return;
+  const sparks = {cpm: matrixBy(cpm, 'service'), success: matrixBy(success, 'service'), p99: matrixBy(p99, 'service')};
+  const figures = figs instanceof Map ? figs : new Map();
+  const rows = list.map((s) => {
+    const f = figures.get(s.name);
+    return {name: s.name, f, cpm: f ? f.callsPerMinute : null, success: f ? f.successRate : null,
+      p99: f ? f.p99Ms : null, apdex: f && f.apdex !== undefined ? f.apdex : null};
+  });
+
+  const state = {key: params.get('sort') || 'name', dir: params.get('dir') || (params.get('sort') && params.get('sort') !== 'name' ? 'desc' : 'asc')};
+  const filter = h('input', {type: 'search', placeholder: 'Filter services', 'aria-label': 'Filter services', value: params.get('q') || ''});
+  const tbody = h('tbody');
+  const thead = h('thead');
+  const table = h('table', {class: 'grid services'}, thead, tbody);
+
+  const draw = () => {
+    const needle = filter.value.trim().toLowerCase();
+    const dir = state.dir === 'asc' ? 1 : -1;
+    const shown = rows.filter((x) => !needle || x.name.toLowerCase().includes(needle)).sort((a, b) => {
+      const va = a[state.key], vb = b[state.key];
+      if (state.key === 'name') return dir * va.localeCompare(vb);
+      if (va === null && vb === null) return a.name.localeCompare(b.name);
+      if (va === null) return 1;
+      if (vb === null) return -1;
+      return dir * (va - vb) || a.name.localeCompare(b.name);
+    });
+    replace(thead, h('tr', {}, COLUMNS.map((c) => sortHeader(c.label, c.key, state, onSort, c.num ? 'num' : ''))));
+    replace(tbody, shown.map((x) => h('tr', {dataset: {service: x.name}},
+      h('td', {}, h('span', {class: 'dot', style: {background: serviceColor(x.name)}}),
+        h('a', {href: ctx.link('/services/' + encodeURIComponent(x.name))}, x.name)),
+      h('td', {class: 'num'}, h('span', {class: 'figure'}, fmtNumber(x.cpm)), sparkline(sparks.cpm.get(x.name), r, {label: 'calls per minute'})),
+      h('td', {class: ['num', x.success !== null && x.success < 0.99 && 'bad']}, h('span', {class: 'figure'}, fmtPercent(x.success)),
+        sparkline(sparks.success.get(x.name), r, {color: 'var(--ok)', label: 'success rate'})),
+      h('td', {class: 'num'}, h('span', {class: 'figure'}, fmtMs(x.p99)), sparkline(sparks.p99.get(x.name), r, {color: 'var(--warn)', label: 'p99 latency'})),
+      h('td', {class: 'num'}, x.apdex === null ? '–' : h('span', {class: ['apdex', apdexClass(x.apdex)]}, x.apdex.toFixed(2))))));
+    if (shown.length === 0) tbody.append(h('tr', {}, h('td', {colspan: COLUMNS.length, class: 'muted'}, 'No service matches the filter.')));
+  };
+  function onSort(key) {
+    if (state.key === key) state.dir = state.dir === 'asc' ? 'desc' : 'asc';
+    else {
+      state.key = key;
+      state.dir = key === 'name' ? 'asc' : 'desc';
+    }
+    ctx.setParams({sort: state.key, dir: state.dir});
+    draw();
+    thead.querySelector(`[aria-sort="${state.dir === 'asc' ? 'ascending' : 'descending'}"] button`).focus();
+  }
+  filter.addEventListener('input', () => {
+    ctx.setParams({q: filter.value.trim()});
+    draw();
+  });
+  draw();
+  const notes = [];
+  if (figs === null) notes.push(message('info', 'Figures (calls, success rate, latency, Apdex) come from the metric analysis, which this server does not serve; services are listed from stored spans.'));
+  else if (figs instanceof Error) notes.push(message('error', 'Could not read the figures: ' + figs.message));
+  replace(root,
+    h('div', {class: 'page-head'}, h('h1', {}, 'Services'), h('span', {class: 'muted'}, `${list.length} service${list.length === 1 ? '' : 's'}`), filter),
+    notes, h('div', {class: 'table-wrap'}, table));
+}

@@ -1,0 +1,96 @@
+// Package ui serves SkyTrail's web UI: plain ES modules, hand-written CSS
+// and SVG, embedded in the binary. There is no build step, so what is in
+// static/ is exactly what the browser runs, and running SkyTrail needs no
+// Node.js.
+package ui
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"io/fs"
+	"mime"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+)
+
+//go:embed static
+var embedded embed.FS
+
+// assetExt are the extensions of files the UI loads.
+var assetExt = map[string]bool{".js": true, ".mjs": true, ".css": true, ".svg": true, ".png": true, ".ico": true, ".map": true, ".woff2": true, ".html": true, ".json": true, ".txt": true}
+
+// asset is one embedded file, read once at start.
+type asset struct {
+	body        []byte
+	contentType string
+	etag        string
+}
+
+// Handler serves the UI. Mount it at "/" below the API routes: a path
+// naming an embedded file serves that file; any other path without a file
+// extension (a client-side route such as /traces/{traceID}) serves
+// index.html, so every view's URL can be shared and reloaded. A missing
+// asset (a path ending in .js, .css, ...) is a 404, not index.html, so a
+// broken reference fails loudly; other dots are not assets (a SkyWalking
+// trace ID in /traces/{traceID} has several).
+func Handler() http.Handler {
+	assets, err := load()
+	if err != nil {
+		// The files are compiled in; failing to read them is a build bug.
+		panic("ui: reading embedded assets: " + err.Error())
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "the UI answers GET and HEAD only", http.StatusMethodNotAllowed)
+			return
+		}
+		name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
+		a, ok := assets[name]
+		if !ok {
+			if assetExt[path.Ext(name)] {
+				http.NotFound(w, r)
+				return
+			}
+			a = assets["index.html"]
+		}
+		h := w.Header()
+		h.Set("Content-Type", a.contentType)
+		// Revalidate every time: the ETag makes that a cheap 304, and a new
+		// binary's UI is never mixed with the old one's cached modules.
+		h.Set("Cache-Control", "no-cache")
+		h.Set("ETag", a.etag)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:")
+		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(a.body))
+	})
+}
+
+func load() (map[string]asset, error) {
+	root, err := fs.Sub(embedded, "static")
+	if err != nil {
+		return nil, err
+	}
+	assets := map[string]asset{}
+	err = fs.WalkDir(root, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		body, err := fs.ReadFile(root, p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(body)
+		ct := mime.TypeByExtension(path.Ext(p))
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		assets[p] = asset{body: body, contentType: ct, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+		return nil
+	})
+	return assets, err
+}
