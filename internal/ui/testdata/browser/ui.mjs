@@ -20,6 +20,7 @@ const allowMissing = (env.ALLOW_MISSING || '').split(',').filter(Boolean);
 // missingRe matches a path pattern's paths, * standing for one segment.
 const missingRe = (p) => new RegExp('^' + p.split('*').map((x) => x.replace(/[.?+^$()[\]{}|\\]/g, '\\$&')).join('[^/]+') + '(/.*)?$');
 const shots = env.SCREENSHOTS;
+const missing = (pattern) => allowMissing.includes(pattern);
 if (shots) mkdirSync(shots, {recursive: true});
 
 const browser = await chromium.launch({
@@ -88,6 +89,13 @@ try {
     const names = await page.locator('table.services tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.service));
     for (const s of ['frontend', 'orders', 'payment', 'batch', 'svc-000', 'svc-099']) assert.ok(names.includes(s), `services page lacks ${s}: ${names.join(', ')}`);
     log(`services page: ${names.length} services rendered ${ms.toFixed(0)} ms after navigation`);
+    if (!missing('/api/v1/topology')) {
+      // The analysis runs: figures are shown, payment's failures among them.
+      const payment = await page.locator('tr[data-service="payment"]').innerText();
+      assert.match(payment, /0%/, `payment's row shows no failures: ${payment}`);
+      const frontend = await page.locator('tr[data-service="frontend"] .figure').first().innerText();
+      assert.notEqual(frontend, '–', 'frontend has no calls/min');
+    }
     assert.ok(ms < 500, `the services page took ${ms.toFixed(0)} ms to render (budget 500 ms)`);
     await shot('services');
   });
@@ -119,6 +127,12 @@ try {
     await page.locator('h1', {hasText: 'frontend'}).waitFor();
     await page.locator('h2', {hasText: 'Slowest traces'}).waitFor();
     assert.ok(await page.locator('.trace-row').count() > 0, 'no traces on the service page');
+    if (!missing('/api/v1/services/*/endpoints')) {
+      await page.locator('table a', {hasText: 'GET /checkout'}).waitFor();
+    }
+    if (!missing('/prometheus')) {
+      assert.equal(await page.locator('figure.chart svg.linechart').count(), 2, 'the service page lacks its two charts');
+    }
     await shot('service');
   });
 
@@ -217,6 +231,16 @@ try {
     const node = page.locator('g.node[data-node="payment"]');
     await node.waitFor();
     await shot('map');
+    if (!missing('/api/v1/topology')) {
+      // The calls drawn: frontend → payment failed (red), orders → a database and a queue.
+      await page.locator('g.edge.failed[data-client="frontend"][data-server="payment"]').waitFor();
+      await page.locator('g.edge[data-client="frontend"][data-server="orders"]:not(.failed)').waitFor();
+      await page.locator('g.node.type-database[data-node="pg-main"]').waitFor();
+      await page.locator('g.node.type-mq[data-node="kafka"]').waitFor();
+      await page.locator('g.edge[data-client="orders"][data-server="pg-main"]').click();
+      await page.locator('.map-panel h3', {hasText: 'As the client saw it'}).waitFor();
+      assert.match(page.url(), /edge=orders%3Epg-main|edge=orders>pg-main/);
+    }
     await node.click();
     assert.match(page.url(), /node=payment/);
     await page.getByRole('link', {name: 'Traces of payment'}).click();
@@ -231,7 +255,7 @@ try {
     await page.goto(base + '/instances');
     await page.locator('h1', {hasText: 'Instances'}).waitFor();
     await page.locator('table.instances, .message').first().waitFor();
-    if (!allowMissing.some((p) => p.includes('/instances'))) {
+    if (!missing('/api/v1/services/*/instances')) {
       const text = await page.locator('table.instances').innerText();
       assert.ok(text.includes('frontend-1'), 'the registry lacks instance frontend-1');
     }

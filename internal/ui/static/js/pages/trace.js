@@ -145,6 +145,10 @@ export async function render(ctx) {
   const logs = (logsAnswer && logsAnswer.logs) || [];
   const tree = buildTree(data.spans);
   const total = tree.t1 - tree.t0;
+  // Indent less per level in deep traces so names stay readable.
+  let maxDepth = 0;
+  for (const n of tree.nodes.values()) maxDepth = Math.max(maxDepth, n.depth);
+  const indent = Math.max(4, Math.min(14, 240 / Math.max(1, maxDepth)));
   const sum = data.summary;
   const collapsed = new Set();
   let rows = visibleRows(tree.roots, collapsed);
@@ -181,7 +185,7 @@ export async function render(ctx) {
       id: 'span-' + sp.spanID, role: 'treeitem', 'aria-level': n.depth + 1, 'aria-selected': n === selected ? 'true' : 'false',
       'aria-expanded': hasKids ? String(open) : undefined, dataset: {spanId: sp.spanID, depth: n.depth},
       style: {top: i * ROW + 'px'}, onclick: () => select(n)},
-    h('div', {class: 'wf-name', style: {paddingLeft: 6 + n.depth * 14 + 'px'}},
+    h('div', {class: 'wf-name', style: {paddingLeft: 6 + n.depth * indent + 'px'}},
       hasKids ? h('button', {type: 'button', class: 'twisty', tabindex: '-1', 'aria-label': open ? 'Collapse' : 'Expand',
         onclick: (ev) => { ev.stopPropagation(); toggle(n); }}, open ? '▾' : '▸') : h('span', {class: 'twisty'}),
       h('span', {class: 'svc-bar', style: {background: color}}),
