@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/SkyAPM/go2sky"
+	"github.com/SkyAPM/go2sky/reporter"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -25,6 +27,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
+
+	agentv3 "skywalking.apache.org/repo/goapi/collect/language/agent/v3"
 
 	"github.com/skytrail/skytrail/internal/server"
 )
@@ -193,6 +197,49 @@ func checkoutTrace(f *feeder, base time.Time, orderID int) (string, []row) {
 	}
 }
 
+// skywalkingTrace records gateway → stock → MySQL with go2sky, reported to
+// SkyTrail's SkyWalking port, and returns the trace ID as the agent logs it.
+func skywalkingTrace(t *testing.T, addr string) string {
+	tracer := func(service string) *go2sky.Tracer {
+		r, err := reporter.NewGRPCReporter(addr, reporter.WithCheckInterval(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.Close)
+		tr, err := go2sky.NewTracer(service, go2sky.WithReporter(r), go2sky.WithInstance(service+"-1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	gw, stock := tracer("gateway"), tracer("stock")
+	headers := map[string]string{}
+	entry, ctx, err := gw.CreateEntrySpan(context.Background(), "GET /buy", func(string) (string, error) { return "", nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry.Tag("order_id", "3003")
+	exit, err := gw.CreateExitSpan(ctx, "GET /reserve", "stock:8080", func(k, v string) error { headers[k] = v; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	exit.SetSpanLayer(agentv3.SpanLayer_Http)
+	sEntry, sctx, err := stock.CreateEntrySpan(context.Background(), "GET /reserve", func(k string) (string, error) { return headers[k], nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := stock.CreateExitSpan(sctx, "UPDATE stock", "mysql:3306", func(string, string) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetSpanLayer(agentv3.SpanLayer_Database)
+	db.End()
+	sEntry.End()
+	exit.End()
+	entry.End()
+	return go2sky.TraceID(ctx)
+}
+
 // bigTrace records a trace of n spans: a root with chains under it, for
 // the 2,000-span rendering and scrolling check.
 func bigTrace(f *feeder, base time.Time, n int) string {
@@ -286,11 +333,13 @@ func TestBrowser(t *testing.T) {
 		_, end := span(context.Background(), f.tracer(fmt.Sprintf("svc-%03d", i)), "GET /health", trace.SpanKindServer, now.Add(-time.Minute), time.Duration(i+1)*time.Millisecond)
 		end()
 	}
+	swTraceID := skywalkingTrace(t, s.Addrs["SkyWalking gRPC"])
 	const bigSpans = 2000
 	bigID := bigTrace(f, now.Add(-5*time.Minute), bigSpans)
 	f.flush()
 	waitFor(t, "the checkout trace", func() bool { return traceSpans(api, traceID) == len(tree) })
 	waitFor(t, "the 2,000-span trace", func() bool { return traceSpans(api, bigID) == bigSpans })
+	waitFor(t, "the go2sky trace", func() bool { return traceSpans(api, url.PathEscape(swTraceID)) == 4 })
 	if s.Analyser != nil {
 		// Write the figures of the open minutes now rather than a minute later.
 		if err := s.Analyser.Flush(context.Background()); err != nil {
@@ -302,7 +351,7 @@ func TestBrowser(t *testing.T) {
 	if hold, _ := time.ParseDuration(os.Getenv("UI_DEV")); hold > 0 {
 		// UI_DEV=20m: keep the fed servers up for a person (or ui.mjs run
 		// by hand with these variables) instead of running the checks.
-		t.Logf("BASE_URL=%s EMPTY_BASE_URL=%s TRACE_ID=%s BIG_TRACE_ID=%s TREE='%s'", base, emptyBase, traceID, bigID, want)
+		t.Logf("BASE_URL=%s EMPTY_BASE_URL=%s TRACE_ID=%s BIG_TRACE_ID=%s SW_TRACE_ID=%s TREE='%s'", base, emptyBase, traceID, bigID, swTraceID, want)
 		time.Sleep(hold)
 		return
 	}
@@ -312,7 +361,7 @@ func TestBrowser(t *testing.T) {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
 		"BASE_URL="+base, "EMPTY_BASE_URL="+emptyBase, "TRACE_ID="+traceID, "BIG_TRACE_ID="+bigID,
-		"TREE="+string(want), "ALLOW_MISSING="+strings.Join(missingAPIs(t, base), ","), "CHROMIUM="+chromium,
+		"TREE="+string(want), "SW_TRACE_ID="+swTraceID, "ALLOW_MISSING="+strings.Join(missingAPIs(t, base), ","), "CHROMIUM="+chromium,
 		// UI_SCREENSHOTS=/some/dir keeps a screenshot of every page, light and dark.
 		"SCREENSHOTS="+os.Getenv("UI_SCREENSHOTS"))
 	out, err := cmd.CombinedOutput()

@@ -75,8 +75,8 @@ export function searchRange(r) {
   return {start: Math.floor(r.start), end: Math.floor(r.end)};
 }
 
-export function serviceChip(name) {
-  return h('span', {class: 'chip', style: {'--c': serviceColor(name)}}, name);
+export function serviceChip(name, color = serviceColor(name)) {
+  return h('span', {class: 'chip', style: {'--c': color}}, name);
 }
 
 // traceList shows trace summaries with bars scaled to the longest one.
@@ -96,6 +96,6 @@ export function traceList(list, {empty = 'No traces match.'} = {}) {
           h('span', {}, `${t.spanCount} span${t.spanCount === 1 ? '' : 's'}`),
           t.errorCount > 0 ? h('span', {class: 'err-text'}, `${t.errorCount} error${t.errorCount === 1 ? '' : 's'}`) : null,
           h('span', {class: 'mono'}, t.traceID.slice(0, 16)),
-          h('span', {class: 'chips'}, (t.services || []).map(serviceChip)))));
+          h('span', {class: 'chips'}, (t.services || []).map((name) => serviceChip(name))))));
   }));
 }

@@ -9,7 +9,12 @@ function build(el, attrs, children) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
     else if (k === 'class') el.setAttribute('class', Array.isArray(v) ? v.filter(Boolean).join(' ') : v);
-    else if (k === 'style' && typeof v === 'object') Object.assign(el.style, v);
+    else if (k === 'style' && typeof v === 'object') {
+      for (const [prop, val] of Object.entries(v)) {
+        if (prop.startsWith('--')) el.style.setProperty(prop, val);
+        else el.style[prop] = val;
+      }
+    }
     else if (k === 'dataset') Object.assign(el.dataset, v);
     else if (k in el && !(el instanceof SVGElement) && typeof v !== 'string') el[k] = v;
     else el.setAttribute(k, v === true ? '' : String(v));
@@ -62,7 +67,7 @@ export function fmtPercent(v) {
 // fmtMs shows a duration given in milliseconds with a unit that fits.
 export function fmtMs(ms) {
   if (ms === undefined || ms === null || Number.isNaN(ms)) return '–';
-  if (ms === 0) return '0';
+  if (ms === 0) return '0ms';
   if (ms < 1) return (ms * 1000).toFixed(ms < 0.01 ? 1 : 0) + 'µs';
   if (ms < 10) return ms.toFixed(2) + 'ms';
   if (ms < 1000) return ms.toFixed(ms < 100 ? 1 : 0) + 'ms';
@@ -92,14 +97,34 @@ export function fmtAgo(t, now = Date.now()) {
 }
 
 // Service colours: a fixed palette readable on light and dark backgrounds,
+// told apart from each other and from the error red,
 // chosen by a hash of the name so a service keeps its colour on every page.
 const PALETTE = ['#3b82f6', '#f59e0b', '#10b981', '#8b5cf6', '#ec4899', '#06b6d4',
-  '#84cc16', '#f97316', '#6366f1', '#14b8a6', '#a855f7', '#eab308', '#0ea5e9', '#d946ef'];
+  '#84cc16', '#f97316', '#64748b', '#a16207', '#0f766e', '#4f46e5'];
 
 export function serviceColor(name) {
   let hash = 2166136261;
   for (let i = 0; i < name.length; i++) hash = Math.imul(hash ^ name.charCodeAt(i), 16777619);
   return PALETTE[(hash >>> 0) % PALETTE.length];
+}
+
+// distinctColors gives each of services a colour, the hashed one unless
+// another of them already has it, so one trace never shows two services
+// in the same colour (while the palette lasts).
+export function distinctColors(services) {
+  const used = new Set(), out = new Map();
+  for (const name of services) {
+    if (out.has(name)) continue;
+    let c = serviceColor(name);
+    if (used.has(c) && used.size < PALETTE.length) {
+      let i = PALETTE.indexOf(c);
+      while (used.has(PALETTE[i])) i = (i + 1) % PALETTE.length;
+      c = PALETTE[i];
+    }
+    used.add(c);
+    out.set(name, c);
+  }
+  return out;
 }
 
 export function message(kind, ...children) {

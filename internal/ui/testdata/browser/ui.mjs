@@ -6,6 +6,7 @@
 //   TRACE_ID        the trace tagged order_id=1001
 //   TREE            JSON [{depth, service, name}] the waterfall must show
 //   BIG_TRACE_ID    a 2,000-span trace
+//   SW_TRACE_ID     a go2sky trace (gateway → stock → mysql), as the agent logs its ID
 //   ALLOW_MISSING   comma-separated API paths the server does not serve yet
 //   SCREENSHOTS     a directory for screenshots (optional)
 import {chromium} from 'playwright-core';
@@ -115,9 +116,17 @@ try {
     await page.locator('table.services').waitFor();
     await page.locator('#range').selectOption('6h');
     assert.match(page.url(), /range=6h/);
+    await page.locator('#refresh').selectOption('30s');
+    assert.match(page.url(), /refresh=30s/);
     await page.getByRole('link', {name: 'Traces', exact: true}).click();
-    await page.waitForURL(/\/traces\?range=6h/);
+    await page.waitForURL(/\/traces\?range=6h&refresh=30s/);
     assert.equal(await page.locator('#range').inputValue(), '6h');
+    assert.equal(await page.locator('#refresh').inputValue(), '30s');
+    // A custom range: the two inputs appear, filled with the last range.
+    await page.locator('#range').selectOption('custom');
+    assert.match(page.url(), /range=custom&.*from=\d+&to=\d+|range=custom.*from=\d+/);
+    assert.ok(await page.getByLabel('From').isVisible(), 'the custom range inputs are hidden');
+    await shot('custom-range');
   });
 
   await check('service detail', async () => {
@@ -195,6 +204,18 @@ try {
     await page.locator('.wf-row').first().waitFor();
     assert.equal(await page.locator('.wf-row').count(), tree.length);
     assert.equal(await page.locator('#trace-id').innerText(), traceID);
+  });
+
+  await check('a SkyWalking trace ID typed in the header opens the go2sky trace', async () => {
+    await page.goto(base + '/services');
+    await page.locator('tr[data-service="stock"]').waitFor();
+    await page.getByLabel('Go to trace ID').fill(env.SW_TRACE_ID);
+    await page.getByLabel('Go to trace ID').press('Enter');
+    await page.locator('.wf-row').first().waitFor();
+    const shown = await page.locator('.wf-row').evaluateAll((rows) => rows.map((r) => `${r.dataset.depth} ${r.querySelector('.svc').textContent} ${r.querySelector('.op').textContent}`));
+    assert.deepEqual(shown, ['0 gateway GET /buy', '1 gateway GET /reserve', '2 stock GET /reserve', '3 stock UPDATE stock']);
+    await page.reload();
+    await page.locator('.wf-row').nth(3).waitFor();
   });
 
   await check('a 2,000-span trace opens and scrolls smoothly', async () => {

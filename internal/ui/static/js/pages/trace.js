@@ -2,7 +2,7 @@
 // colours and error marks, and the selected span's details. Only the rows
 // in view are in the DOM, so a trace of thousands of spans opens and
 // scrolls as fast as a small one.
-import {h, replace, message, loading, fmtMs, fmtTime, serviceColor, copyText} from '../dom.js';
+import {h, replace, message, loading, fmtMs, fmtTime, distinctColors, copyText} from '../dom.js';
 import {api, APIError} from '../api.js';
 import {serviceChip} from '../common.js';
 
@@ -101,7 +101,7 @@ function spanDetails(ctx, n, tree, logs) {
     h('div', {class: 'detail-head'},
       h('h2', {}, sp.name),
       h('button', {type: 'button', class: 'icon', 'aria-label': 'Close span details', title: 'Close (Esc)', onclick: () => ctx.select(null)}, '✕')),
-    h('div', {class: 'chips'}, serviceChip(sp.service), h('span', {class: 'tag'}, sp.kind),
+    h('div', {class: 'chips'}, serviceChip(sp.service, ctx.colors.get(sp.service)), h('span', {class: 'tag'}, sp.kind),
       sp.statusCode === 'ERROR' ? h('span', {class: 'tag error'}, 'error') : sp.statusCode === 'OK' ? h('span', {class: 'tag ok'}, 'ok') : null),
     h('table', {class: 'kvtable'}, h('tbody', {},
       h('tr', {}, h('th', {}, 'Duration'), h('td', {}, fmtMs(n.dur))),
@@ -145,6 +145,7 @@ export async function render(ctx) {
   const logs = (logsAnswer && logsAnswer.logs) || [];
   const tree = buildTree(data.spans);
   const total = tree.t1 - tree.t0;
+  const colors = distinctColors(data.spans.map((x) => x.service));
   // Indent less per level in deep traces so names stay readable.
   let maxDepth = 0;
   for (const n of tree.nodes.values()) maxDepth = Math.max(maxDepth, n.depth);
@@ -179,8 +180,9 @@ export async function render(ctx) {
     const open = hasKids && !collapsed.has(sp.spanID);
     const left = ((n.start - tree.t0) / total) * 100;
     const width = Math.max(0.15, (n.dur / total) * 100);
-    const color = serviceColor(sp.service);
-    const labelRight = left + width > 75;
+    const color = colors.get(sp.service);
+    const inside = width > 30; // a long bar carries its label
+    const labelLeft = !inside && left + width > 75;
     return h('div', {class: ['wf-row', n === selected && 'selected', n.error && 'error', matches.has(n) && 'match'],
       id: 'span-' + sp.spanID, role: 'treeitem', 'aria-level': n.depth + 1, 'aria-selected': n === selected ? 'true' : 'false',
       'aria-expanded': hasKids ? String(open) : undefined, dataset: {spanId: sp.spanID, depth: n.depth},
@@ -196,7 +198,8 @@ export async function render(ctx) {
       !open && hasKids ? h('span', {class: 'hidden-count'}, `+${countBelow(n)}`) : null),
     h('div', {class: 'wf-time'},
       h('div', {class: 'wf-bar', style: {left: left + '%', width: width + '%', background: n.error ? 'var(--err)' : color}}),
-      h('span', {class: 'wf-dur', style: labelRight ? {right: (100 - left) + '%', paddingRight: '4px'} : {left: left + width + '%', paddingLeft: '4px'}}, fmtMs(n.dur))));
+      h('span', {class: ['wf-dur', inside && 'inside'], style: inside ? {right: (100 - left - width) + '%', paddingRight: '6px'}
+        : labelLeft ? {right: (100 - left) + '%', paddingRight: '4px'} : {left: left + width + '%', paddingLeft: '4px'}}, fmtMs(n.dur))));
   }
 
   function countBelow(n) {
@@ -256,6 +259,7 @@ export async function render(ctx) {
     draw(true);
   }
   ctx.select = (n) => { select(n); body.focus(); };
+  ctx.colors = colors;
 
   body.addEventListener('keydown', (ev) => {
     const i = selected ? rows.indexOf(selected) : -1;
@@ -318,7 +322,7 @@ export async function render(ctx) {
     draw(true);
   }}, 'Collapse all');
 
-  const services = sum.services && sum.services.length ? sum.services : [...new Set(data.spans.map((x) => x.service))];
+  const services = [...new Set(data.spans.map((x) => x.service))];
   const head = h('div', {class: 'trace-header'},
     h('div', {class: 'page-head'},
       h('h1', {}, h('span', {class: 'muted'}, sum.rootService + ': '), sum.rootOperation || '(no root span yet)'),
@@ -332,7 +336,7 @@ export async function render(ctx) {
       sum.errorCount ? h('span', {class: 'err-text'}, h('strong', {}, sum.errorCount), ' errors') : null,
       logs.length ? h('span', {}, h('strong', {}, logs.length), ' logs') : null,
       h('a', {href: `/api/v1/traces/${encodeURIComponent(data.traceID)}`, target: '_blank', rel: 'noopener'}, 'JSON')),
-    h('div', {class: 'chips'}, services.map(serviceChip)),
+    h('div', {class: 'chips'}, services.map((name) => serviceChip(name, colors.get(name)))),
     h('div', {class: 'wf-tools'}, find, findCount, expandAll, collapseAll,
       h('span', {class: 'muted small'}, 'Keys: ↑ ↓ move, ← → collapse/expand, Enter toggle, Esc close')));
 
