@@ -159,7 +159,10 @@ function schedule() {
   clearInterval(timer);
   const every = REFRESH[new URLSearchParams(location.search).get('refresh')] || 0;
   if (every) timer = setInterval(() => {
-    if (document.visibilityState === 'visible' && !(current && current.busy) && !(current && current.page.static)) render(true);
+    if (document.visibilityState !== 'visible' || !current || current.busy || current.page.live === false) return;
+    // Someone typing in a form would lose what they typed.
+    if (document.activeElement && document.activeElement.closest('main form')) return;
+    render(true);
   }, every);
 }
 
@@ -196,8 +199,19 @@ export async function render(refreshing) {
     // current says whether this render is still the one on screen.
     current: () => current === me,
   };
+  // A refresh rebuilds the view; the focused control keeps focus and caret.
+  const focused = refreshing && document.activeElement && document.activeElement.id ? document.activeElement : null;
   try {
     await route.page.render(ctx);
+    if (focused && !focused.isConnected) {
+      const again = document.getElementById(focused.id);
+      if (again) {
+        again.focus();
+        if (typeof focused.selectionStart === 'number' && typeof again.setSelectionRange === 'function') {
+          try { again.setSelectionRange(focused.selectionStart, focused.selectionEnd); } catch { /* not a text input */ }
+        }
+      }
+    }
     // A mark per finished render lets tests and the browser's performance
     // panel measure how long a view takes to appear.
     if (current === me) performance.mark('skytrail:rendered', {detail: location.pathname});

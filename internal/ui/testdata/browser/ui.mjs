@@ -111,6 +111,18 @@ try {
     assert.equal(await page.locator('table.services tbody tr').count(), 10);
   });
 
+  await check('auto-refresh redraws the page and keeps the reader\'s place', async () => {
+    await page.goto(base + '/services?refresh=10s');
+    await page.locator('table.services tbody tr').first().waitFor();
+    const marks = () => page.evaluate(() => performance.getEntriesByName('skytrail:rendered').length);
+    const before = await marks();
+    await page.locator('#service-filter').fill('svc-00');
+    await page.waitForFunction((n) => performance.getEntriesByName('skytrail:rendered').length > n, before, {timeout: 15000});
+    assert.equal(await page.evaluate(() => document.activeElement && document.activeElement.id), 'service-filter', 'the refresh took the focus away');
+    assert.equal(await page.locator('#service-filter').inputValue(), 'svc-00');
+    assert.equal(await page.locator('table.services tbody tr').count(), 10);
+  });
+
   await check('the time range is shared by every page', async () => {
     await page.goto(base + '/services');
     await page.locator('table.services').waitFor();

@@ -57,7 +57,7 @@ export async function render(ctx) {
   });
 
   const state = {key: params.get('sort') || 'name', dir: params.get('dir') || (params.get('sort') && params.get('sort') !== 'name' ? 'desc' : 'asc')};
-  const filter = h('input', {type: 'search', placeholder: 'Filter services', 'aria-label': 'Filter services', value: params.get('q') || ''});
+  const filter = h('input', {type: 'search', id: 'service-filter', placeholder: 'Filter services', 'aria-label': 'Filter services', value: params.get('q') || ''});
   const tbody = h('tbody');
   const thead = h('thead');
   const table = h('table', {class: 'grid services'}, thead, tbody);

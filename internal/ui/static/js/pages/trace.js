@@ -6,6 +6,10 @@ import {h, replace, message, loading, fmtMs, fmtTime, distinctColors, copyText} 
 import {api, APIError} from '../api.js';
 import {serviceChip} from '../common.js';
 
+// live false: auto-refresh leaves a trace alone (it would reset the
+// reader's collapsed subtrees and scroll position).
+export const live = false;
+
 const ROW = 26; // px per waterfall row; must match .wf-row's height in app.css
 const OVERSCAN = 12;
 
