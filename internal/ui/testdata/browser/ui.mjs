@@ -282,6 +282,17 @@ try {
     const roots = await page.locator('.trace-row .trace-link').evaluateAll((as) => as.map((a) => a.innerText));
     assert.ok(roots.length > 0 && roots.every((r) => r.includes('payment')), 'the traces found are not payment\'s');
     assert.equal(await page.locator('#f-service').inputValue(), 'payment');
+    if (!missing('/api/v1/topology')) {
+      // Around one service: its callers and callees only.
+      await page.goto(base + '/map');
+      await page.locator('#map-focus').selectOption('frontend');
+      await page.waitForURL(/focus=frontend/);
+      await page.locator('g.node[data-node="kafka"]').waitFor();
+      const names = await page.locator('g.node').evaluateAll((gs) => gs.map((g) => g.dataset.node).sort());
+      assert.deepEqual(names, ['frontend', 'kafka', 'orders', 'payment', 'pg-main', 'user']);
+      await page.locator('g.edge[data-client="frontend"][data-server="payment"]').click();
+      await shot('map-focus');
+    }
   });
 
   await check('instances page', async () => {

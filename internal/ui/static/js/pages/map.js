@@ -81,6 +81,27 @@ export function layout(nodes, edges) {
   return {pos, width: x - COL + PAD, height: PAD * 2 + (height - 1) * ROWH};
 }
 
+// neighbourhood keeps focus, its callers and its callees up to depth hops
+// in each direction (not its callers' other callees: on a map where "user"
+// calls a hundred services those would be everything).
+export function neighbourhood(nodes, edges, focus, depth) {
+  const keep = new Set([focus]);
+  for (const [from, to] of [['server', 'client'], ['client', 'server']]) {
+    let frontier = [focus];
+    for (let d = 0; d < depth && frontier.length; d++) {
+      const next = [];
+      for (const e of edges) {
+        if (frontier.includes(e[from]) && !keep.has(e[to])) {
+          keep.add(e[to]);
+          next.push(e[to]);
+        }
+      }
+      frontier = next;
+    }
+  }
+  return {nodes: nodes.filter((n) => keep.has(n.name)), edges: edges.filter((e) => keep.has(e.client) && keep.has(e.server))};
+}
+
 function nodeShape(n) {
   const c = n.type === 'service' ? serviceColor(n.name) : 'var(--node-virtual)';
   switch (n.type) {
@@ -113,6 +134,12 @@ function figureRows(f) {
     f.apdex !== undefined ? h('tr', {}, h('th', {}, 'Apdex'), h('td', {}, f.apdex.toFixed(2))) : null));
 }
 
+// errorRate is the larger of the two sides' failure shares: a server may
+// fail calls its client reports as fine, and the other way round.
+function errorRate(e) {
+  return Math.max(...[e.clientSide, e.serverSide].filter(Boolean).map((f) => 1 - f.successRate), 0);
+}
+
 function edgeCalls(e) {
   const f = e.clientSide || e.serverSide;
   return f ? f : null;
@@ -138,6 +165,9 @@ export async function render(ctx) {
     replace(root, h('h1', {}, 'Service map'), svc.services.length ? message('info', 'No calls in this time range.') : emptyState());
     return;
   }
+  const allNodes = nodes;
+  const focus = params.get('focus') || '';
+  if (focus && nodes.some((n) => n.name === focus)) ({nodes, edges} = neighbourhood(nodes, edges, focus, 2));
   const {pos, width, height} = layout(nodes, edges);
   const panel = h('aside', {class: 'map-panel', 'aria-live': 'polite'});
   const svg = s('svg', {class: 'map', viewBox: `0 0 ${Math.max(width, 400)} ${Math.max(height, 200)}`,
@@ -216,7 +246,7 @@ export async function render(ctx) {
     const g = s('g', {class: ['edge', failed && 'failed', quiet && 'quiet', e.clientType === 'user' && 'from-user'].filter(Boolean).join(' '), tabindex: '0', role: 'button', 'aria-label': label, dataset: {client: e.client, server: e.server}},
       s('path', {d, class: 'edge-hit'}),
       s('path', {d, class: 'edge-line', 'stroke-width': 1.5 + 3 * (rate / maxRate), 'marker-end': failed ? 'url(#arrow-err)' : 'url(#arrow)'}),
-      s('text', {x: lx, y: ly, class: 'edge-label', 'text-anchor': 'middle'}, `${fmtNumber(rate)}/min`, failed && f ? ` · ${fmtPercent(1 - f.successRate)} err` : ''));
+      s('text', {x: lx, y: ly, class: 'edge-label', 'text-anchor': 'middle'}, `${fmtNumber(rate)}/min`, failed ? ` · ${fmtPercent(errorRate(e))} err` : ''));
     const act = () => selectEl(key, () => showEdge(e));
     g.addEventListener('click', act);
     g.addEventListener('keydown', (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); act(); } });
@@ -248,7 +278,10 @@ export async function render(ctx) {
     return h('span', {}, mini, TYPE_LABEL[t]);
   }), h('span', {}, h('span', {class: 'legend-line err'}), 'calls with errors'));
   replace(panel, h('p', {class: 'muted'}, 'Select a node or an edge to see its figures and its traces.'));
-  replace(root, h('div', {class: 'page-head'}, h('h1', {}, 'Service map'), h('span', {class: 'muted'}, `${nodes.length} nodes, ${edges.length} edges`)),
+  const focusSel = h('select', {id: 'map-focus', 'aria-label': 'Focus on a service', onchange: () => ctx.navigate(ctx.link('/map', {focus: focusSel.value}))},
+    h('option', {value: ''}, 'Whole map'),
+    allNodes.filter((n) => n.type === 'service').map((n) => h('option', {value: n.name, selected: n.name === focus}, 'Around ' + n.name)));
+  replace(root, h('div', {class: 'page-head'}, h('h1', {}, 'Service map'), h('span', {class: 'muted'}, `${nodes.length} nodes, ${edges.length} edges`), focusSel),
     note, legend, h('div', {class: 'map-layout'}, h('div', {class: 'map-canvas'}, svg), panel));
   const wantNode = params.get('node'), wantEdge = params.get('edge');
   if (wantNode && byName.has(wantNode)) selectEl('n:' + wantNode, () => showNode(byName.get(wantNode)));

@@ -54,7 +54,7 @@ export async function render(ctx) {
   const head = h('div', {class: 'page-head'},
     h('h1', {}, h('span', {class: 'dot big', style: {background: serviceColor(service)}}), service),
     h('a', {class: 'button', href: ctx.link('/traces', {service})}, 'Search its traces'),
-    h('a', {class: 'button', href: ctx.link('/map', {node: service})}, 'On the map'));
+    h('a', {class: 'button', href: ctx.link('/map', {focus: service, node: service})}, 'On the map'));
   if (!ctx.refreshing) replace(root, head, loading());
   const sr = searchRange(r);
   const [figs, chartBox, instances, endpoints, recent, errors] = await Promise.all([
