@@ -56,7 +56,7 @@ func (f *frontend) product(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s)
 }
 
-// checkout serves GET /checkout?user_id=&item=&quantity=.
+// checkout serves GET /checkout?user_id=&item=.
 func (f *frontend) checkout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
@@ -83,7 +83,12 @@ func (f *frontend) checkout(w http.ResponseWriter, r *http.Request) {
 	if status != http.StatusCreated {
 		err := errors.New("order service answered " + http.StatusText(status))
 		fail(ctx, err)
-		http.Error(w, fmt.Sprintf("placing the order: %v", err), http.StatusBadGateway)
+		// An order refused (out of stock, card declined) is the customer's
+		// answer; anything else is the shop failing.
+		if status != http.StatusUnprocessableEntity {
+			status = http.StatusBadGateway
+		}
+		http.Error(w, fmt.Sprintf("placing the order: %v", err), status)
 		return
 	}
 	trace.SpanFromContext(ctx).SetAttributes(attribute.String("order_id", placed.OrderID))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
@@ -55,7 +56,7 @@ func (inv *inventory) stock(w http.ResponseWriter, r *http.Request) {
 	item := r.PathValue("item")
 	trace.SpanFromContext(ctx).SetAttributes(attribute.String("item", item))
 	inv.tel.query(ctx, "SELECT", "stock", "SELECT SUM(available - reserved) FROM stock WHERE item = ?", 5*time.Millisecond)
-	writeJSON(w, http.StatusOK, stock{Item: item, Available: 1 + len(item)*7%40})
+	writeJSON(w, http.StatusOK, stock{Item: item, Available: rand.IntN(40)})
 }
 
 // reserve serves POST /reservations.
@@ -112,6 +113,8 @@ func (inv *inventory) consume(orders *topic) {
 }
 
 func (inv *inventory) ship(m message, topicName string) {
+	// A consumer has no caller's context to inherit, only the message's:
+	// the context extracted from its headers is the parent.
 	ctx := inv.tel.propagator.Extract(context.Background(), propagation.MapCarrier(m.Headers))
 	ctx, span := inv.tel.tracer.Start(ctx, "process "+topicName,
 		trace.WithSpanKind(trace.SpanKindConsumer),

@@ -55,25 +55,29 @@ func (o *order) place(w http.ResponseWriter, r *http.Request) {
 	o.tel.query(ctx, "INSERT", "orders", "INSERT INTO orders (id, user_id, item, quantity, status) VALUES (?, ?, ?, ?, 'new')", 4*time.Millisecond)
 
 	status, err := postJSON(ctx, o.client, o.inventoryURL+"/reservations", reservation{OrderID: id, Item: req.Item, Quantity: req.Quantity}, nil)
-	if err == nil && status == http.StatusConflict {
-		err = fmt.Errorf("item %s is out of stock", req.Item)
-	} else if err == nil && status != http.StatusCreated {
-		err = errors.New("inventory answered " + http.StatusText(status))
-	}
-	if err != nil {
-		o.reject(ctx, w, id, fmt.Errorf("reserving stock: %w", err))
+	switch {
+	case err != nil:
+		o.reject(ctx, w, id, http.StatusBadGateway, fmt.Errorf("reserving stock: %w", err))
+		return
+	case status == http.StatusConflict:
+		o.reject(ctx, w, id, http.StatusUnprocessableEntity, fmt.Errorf("item %s is out of stock", req.Item))
+		return
+	case status != http.StatusCreated:
+		o.reject(ctx, w, id, http.StatusBadGateway, errors.New("reserving stock: inventory answered "+http.StatusText(status)))
 		return
 	}
 
 	amount := 5 + float64(len(req.Item))*3.5*float64(req.Quantity)
 	status, err = postJSON(ctx, o.client, o.paymentURL+"/charges", charge{OrderID: id, UserID: req.UserID, Amount: amount}, nil)
-	if err == nil && status == http.StatusPaymentRequired {
-		err = errors.New("the card was declined")
-	} else if err == nil && status != http.StatusCreated {
-		err = errors.New("payment answered " + http.StatusText(status))
-	}
-	if err != nil {
-		o.reject(ctx, w, id, fmt.Errorf("charging: %w", err))
+	switch {
+	case err != nil:
+		o.reject(ctx, w, id, http.StatusBadGateway, fmt.Errorf("charging: %w", err))
+		return
+	case status == http.StatusPaymentRequired:
+		o.reject(ctx, w, id, http.StatusUnprocessableEntity, errors.New("the card was declined"))
+		return
+	case status != http.StatusCreated:
+		o.reject(ctx, w, id, http.StatusBadGateway, errors.New("charging: payment answered "+http.StatusText(status)))
 		return
 	}
 
@@ -84,8 +88,9 @@ func (o *order) place(w http.ResponseWriter, r *http.Request) {
 	// started from context.Background(), not from ctx, so its spans start a
 	// trace of their own and the checkout's trace never shows the e-mail.
 	// SkyTrail's diagnostics find it: root spans in order named "send
-	// confirmation email", with no caller. The fix is one word, ctx, passed
-	// on with context.WithoutCancel(ctx) so the e-mail survives the request:
+	// confirmation email", with no caller. The fix is to hand the goroutine
+	// the request's context, without its cancellation so that the e-mail
+	// outlives the request (as sdk.Go does):
 	//
 	//	go o.sendConfirmation(context.WithoutCancel(ctx), id, req.UserID)
 	go o.sendConfirmation(context.Background(), id, req.UserID)
@@ -93,12 +98,13 @@ func (o *order) place(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, orderResponse{OrderID: id})
 }
 
-// reject records why an order failed, marks it failed in the database, and
-// answers with a status that tells the frontend the order did not go through.
-func (o *order) reject(ctx context.Context, w http.ResponseWriter, id string, err error) {
+// reject records why an order failed on the request's span, marks the order
+// failed in the database, and answers with status: 422 when the order was
+// refused (out of stock, card declined), 502 when a service failed.
+func (o *order) reject(ctx context.Context, w http.ResponseWriter, id string, status int, err error) {
 	fail(ctx, err)
 	o.tel.query(ctx, "UPDATE", "orders", "UPDATE orders SET status = 'failed' WHERE id = ?", 3*time.Millisecond)
-	http.Error(w, "order "+id+": "+err.Error(), http.StatusUnprocessableEntity)
+	http.Error(w, "order "+id+": "+err.Error(), status)
 }
 
 // publish announces a paid order on the "orders" topic. The producer span's
