@@ -2,6 +2,9 @@ package main
 
 import (
 	"flag"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/skytrail/skytrail/internal/server"
@@ -26,6 +29,45 @@ func serverFlags(fs *flag.FlagSet, cfg *server.Config) (configFile *string, logL
 	fs.Int64Var(&cfg.MaxInFlight, "max-inflight-bytes", cfg.MaxInFlight, "request bytes processed at once before clients are asked to retry")
 	fs.IntVar(&cfg.Limits.MaxAttributes, "max-attributes", 256, "most attributes on one span (or resource)")
 	fs.IntVar(&cfg.Limits.MaxValueBytes, "max-attribute-bytes", 64<<10, "largest attribute value")
+	fs.Var((*byteSize)(&cfg.MemoryLimit), "memory-limit", "soft limit on the server's memory, such as 512MiB or 2GiB (0: none; GOMEMLIMIT, when set, wins)")
 	logLevel = fs.String("log-level", "info", "debug, info, warn or error")
 	return configFile, logLevel
+}
+
+// byteSize is a flag value of bytes, written plainly or with a KiB, MiB or
+// GiB suffix.
+type byteSize int64
+
+func (b *byteSize) String() string {
+	if b == nil || *b == 0 {
+		return "0"
+	}
+	for _, u := range []struct {
+		suffix string
+		n      int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if int64(*b)%u.n == 0 {
+			return strconv.FormatInt(int64(*b)/u.n, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(int64(*b), 10)
+}
+
+func (b *byteSize) Set(s string) error {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		n      int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSuffix(s, u.suffix), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("want a size such as 512MiB or 2GiB")
+	}
+	*b = byteSize(n * mult)
+	return nil
 }

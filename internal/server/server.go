@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -47,7 +49,11 @@ type Config struct {
 	MaxInFlight      int64 // bytes of requests being processed at once
 	Limits           pipeline.Limits
 	FlushInterval    time.Duration
-	Logger           *slog.Logger
+	// MemoryLimit is a soft limit on the process' memory, in bytes (0:
+	// none): the Go runtime collects harder near it. GOMEMLIMIT, when set,
+	// takes precedence.
+	MemoryLimit int64
+	Logger      *slog.Logger
 }
 
 // Defaults are the documented defaults (docs/configuration.md).
@@ -62,7 +68,8 @@ func Defaults() Config {
 		Retention:        7 * 24 * time.Hour,
 		MetricsRetention: 15 * 24 * time.Hour,
 		MaxRequest:       16 << 20,
-		MaxInFlight:      128 << 20,
+		MaxInFlight:      64 << 20,
+		MemoryLimit:      384 << 20,
 	}
 }
 
@@ -101,6 +108,9 @@ func Start(cfg Config) (*Server, error) {
 		cfg.Retention = Defaults().Retention
 	}
 	cfg.Limits.MaxAge = cfg.Retention
+	if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
 	spansDir := filepath.Join(cfg.DataDir, "spans")
 	store, err := spanstore.Open(spanstore.Config{Dir: spansDir, Retention: cfg.Retention, FlushInterval: cfg.FlushInterval})
 	if err != nil {
