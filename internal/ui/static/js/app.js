@@ -225,13 +225,17 @@ export async function render(refreshing) {
 
 function onClick(ev) {
   if (ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+  // SVG links (the scatter plot's dots) have no .origin or .pathname, so
+  // the URL is read from the attribute for both kinds.
   const a = ev.target.closest('a');
-  if (!a || a.target || a.hasAttribute('download') || a.origin !== location.origin) return;
-  if (a.getAttribute('href').startsWith('#')) return;
-  if (/^\/(api|jaeger|prometheus|metrics|debug|healthz)(\/|$)/.test(a.pathname)) return;
+  const href = a && a.getAttribute('href');
+  if (!href || href.startsWith('#') || a.getAttribute('target') || a.hasAttribute('download')) return;
+  const url = new URL(href, location.href);
+  if (url.origin !== location.origin) return;
+  if (/^\/(api|jaeger|prometheus|metrics|debug|healthz)(\/|$)/.test(url.pathname)) return;
   ev.preventDefault();
-  if (a.pathname + a.search === location.pathname + location.search) render(true);
-  else navigate(a.pathname + a.search);
+  if (url.pathname + url.search === location.pathname + location.search) render(true);
+  else navigate(url.pathname + url.search);
 }
 
 function start() {

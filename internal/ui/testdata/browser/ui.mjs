@@ -167,6 +167,13 @@ try {
     assert.equal(rows.length, 1, `order_id=1001 found ${rows.length} traces`);
     assert.ok(rows[0].startsWith('/traces/' + traceID), `the result links to ${rows[0]}, not trace ${traceID}`);
     await shot('search');
+    // A dot of the scatter plot opens the trace in the app, without a reload.
+    await page.evaluate(() => { window.__noReload = true; });
+    await page.locator('svg.scatter a').first().click();
+    await page.waitForURL(new RegExp('/traces/' + traceID));
+    assert.ok(await page.evaluate(() => window.__noReload), 'the scatter plot link reloaded the page');
+    await page.goBack();
+    await page.locator('.trace-row').first().waitFor();
     // Other conditions narrow it: errors only still finds it, a far duration does not.
     await page.locator('#f-errors').check();
     await page.locator('#f-min').fill('10s');
