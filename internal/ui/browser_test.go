@@ -99,16 +99,20 @@ func startSkyTrail(t *testing.T) (*server.Server, string) {
 }
 
 // feeder sends spans to SkyTrail over OTLP/gRPC with the real
-// OpenTelemetry SDK, one tracer provider (resource) per service.
+// OpenTelemetry SDK, one tracer provider (resource) per service instance.
 type feeder struct {
 	t    *testing.T
 	addr string
 	tps  map[string]*sdktrace.TracerProvider
 }
 
-// tracer returns the tracer of a service.
-func (f *feeder) tracer(service string) trace.Tracer {
-	tp := f.tps[service]
+// tracer returns the tracer of a service's instance service-1.
+func (f *feeder) tracer(service string) trace.Tracer { return f.instance(service, service+"-1") }
+
+// instance returns the tracer of one instance of a service; every instance
+// of a service reports the same host and process.
+func (f *feeder) instance(service, id string) trace.Tracer {
+	tp := f.tps[id]
 	if tp == nil {
 		exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(f.addr), otlptracegrpc.WithInsecure())
 		if err != nil {
@@ -116,9 +120,9 @@ func (f *feeder) tracer(service string) trace.Tracer {
 		}
 		res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(service),
 			attribute.String("host.name", "host-"+service), attribute.Int("process.pid", 4242),
-			attribute.String("service.instance.id", service+"-1"))
+			attribute.String("service.instance.id", id))
 		tp = sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(50*time.Millisecond)))
-		f.tps[service] = tp
+		f.tps[id] = tp
 	}
 	return tp.Tracer("skytrail-ui-test")
 }
@@ -161,7 +165,7 @@ type row struct {
 
 // checkoutTrace records the trace the browser test searches for by tag and
 // returns its ID and the waterfall it must show.
-func checkoutTrace(f *feeder, base time.Time, orderID int) (string, []row) {
+func checkoutTrace(f *feeder, base time.Time, orderID int, links ...trace.Link) (string, []row) {
 	ctx := context.Background()
 	fe, orders, pay := f.tracer("frontend"), f.tracer("orders"), f.tracer("payment")
 	ctx, endRoot := span(ctx, fe, "GET /checkout", trace.SpanKindServer, base, 180*time.Millisecond,
@@ -177,7 +181,7 @@ func checkoutTrace(f *feeder, base time.Time, orderID int) (string, []row) {
 	endServe()
 	endCall()
 	pctx, endPayCall := span(ctx, fe, "POST payment", trace.SpanKindClient, base.Add(100*time.Millisecond), 70*time.Millisecond)
-	cctx, charge := pay.Start(remote(pctx), "charge", trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(base.Add(104*time.Millisecond)),
+	cctx, charge := pay.Start(remote(pctx), "charge", trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(base.Add(104*time.Millisecond)), trace.WithLinks(links...),
 		trace.WithAttributes(attribute.Float64("amount", 12.5), attribute.String("card.brand", "visa")))
 	_ = cctx
 	charge.AddEvent("card checked", trace.WithTimestamp(base.Add(120*time.Millisecond)), trace.WithAttributes(attribute.String("result", "declined")))
@@ -324,10 +328,20 @@ func TestBrowser(t *testing.T) {
 	defer f.shutdown()
 	now := time.Now()
 	// Other orders first, so the tag search has traces to tell apart.
+	var earlier string
 	for i := range 5 {
-		checkoutTrace(f, now.Add(-time.Duration(10-i)*time.Minute), 2000+i)
+		earlier, _ = checkoutTrace(f, now.Add(-time.Duration(10-i)*time.Minute), 2000+i)
 	}
-	traceID, tree := checkoutTrace(f, now.Add(-2*time.Minute), 1001)
+	// The payment retries an earlier order's charge: a span link to that trace.
+	earlierID, _ := trace.TraceIDFromHex(earlier)
+	link := trace.Link{
+		SpanContext: trace.NewSpanContext(trace.SpanContextConfig{TraceID: earlierID, SpanID: trace.SpanID{1, 2, 3, 4, 5, 6, 7, 8}}),
+		Attributes:  []attribute.KeyValue{attribute.String("link.reason", "retry")},
+	}
+	traceID, tree := checkoutTrace(f, now.Add(-2*time.Minute), 1001, link)
+	// A second identity of the orders process: the registry flags it.
+	_, end := span(context.Background(), f.instance("orders", "orders-2"), "GET /health", trace.SpanKindServer, now.Add(-time.Minute), time.Millisecond)
+	end()
 	// A hundred more services, for the services page's rendering time.
 	for i := range 100 {
 		_, end := span(context.Background(), f.tracer(fmt.Sprintf("svc-%03d", i)), "GET /health", trace.SpanKindServer, now.Add(-time.Minute), time.Duration(i+1)*time.Millisecond)
@@ -361,7 +375,7 @@ func TestBrowser(t *testing.T) {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
 		"BASE_URL="+base, "EMPTY_BASE_URL="+emptyBase, "TRACE_ID="+traceID, "BIG_TRACE_ID="+bigID,
-		"TREE="+string(want), "SW_TRACE_ID="+swTraceID, "ALLOW_MISSING="+strings.Join(missingAPIs(t, base), ","), "CHROMIUM="+chromium,
+		"TREE="+string(want), "SW_TRACE_ID="+swTraceID, "LINKED_TRACE_ID="+earlier, "ALLOW_MISSING="+strings.Join(missingAPIs(t, base), ","), "CHROMIUM="+chromium,
 		// UI_SCREENSHOTS=/some/dir keeps a screenshot of every page, light and dark.
 		"SCREENSHOTS="+os.Getenv("UI_SCREENSHOTS"))
 	out, err := cmd.CombinedOutput()

@@ -6,6 +6,7 @@
 //   TRACE_ID        the trace tagged order_id=1001
 //   TREE            JSON [{depth, service, name}] the waterfall must show
 //   BIG_TRACE_ID    a 2,000-span trace
+//   LINKED_TRACE_ID the trace the payment's charge span links to
 //   SW_TRACE_ID     a go2sky trace (gateway → stock → mysql), as the agent logs its ID
 //   ALLOW_MISSING   comma-separated API paths the server does not serve yet
 //   SCREENSHOTS     a directory for screenshots (optional)
@@ -200,7 +201,9 @@ try {
     const detail = page.locator('.span-detail');
     await detail.waitFor();
     const text = await detail.innerText();
-    for (const s of ['card declined', 'card.brand', 'visa', 'card checked', 'service.name', 'host.name']) assert.ok(text.includes(s), `span details lack ${s}`);
+    for (const s of ['card declined', 'card.brand', 'visa', 'card checked', 'service.name', 'host.name', 'link.reason', 'retry']) assert.ok(text.includes(s), `span details lack ${s}`);
+    const linkHref = await detail.locator('a', {hasText: env.LINKED_TRACE_ID}).getAttribute('href');
+    assert.ok(linkHref.startsWith('/traces/' + env.LINKED_TRACE_ID), `the span link goes to ${linkHref}`);
     assert.match(page.url(), /span=[0-9a-f]{16}/);
     await shot('span');
     // Collapse the first child: its subtree (3 spans) disappears.
@@ -309,6 +312,11 @@ try {
     if (!missing('/api/v1/services/*/instances')) {
       const text = await page.locator('table.instances').innerText();
       assert.ok(text.includes('frontend-1'), 'the registry lacks instance frontend-1');
+      // orders-1 and orders-2 are one process under two IDs.
+      await page.locator('#instances-service').selectOption('orders');
+      await page.waitForURL(/service=orders/);
+      await page.locator('.flag', {hasText: 'same process as orders-2'}).waitFor();
+      await shot('instances-orders');
     }
     await shot('instances');
   });

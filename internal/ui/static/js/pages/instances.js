@@ -6,7 +6,7 @@ import {emptyState} from '../common.js';
 
 function flags(inst) {
   const out = [];
-  if (inst.duplicateOf) out.push(h('span', {class: 'flag warn', title: inst.duplicateReason || ''}, 'replaces ', inst.duplicateOf, inst.duplicateReason ? ` (${inst.duplicateReason})` : ''));
+  if (inst.duplicateOf) out.push(h('span', {class: 'flag warn', title: inst.duplicateReason || 'the same host reporting under a new instance ID'}, 'replaces ', inst.duplicateOf));
   if (inst.sameProcessAs && inst.sameProcessAs.length) out.push(h('span', {class: 'flag warn', title: 'the same host and process reported under several instance IDs'}, 'same process as ', inst.sameProcessAs.join(', ')));
   return out;
 }
@@ -66,7 +66,7 @@ export async function render(ctx) {
   const names = only ? [only] : services.map((x) => x.name);
   const answers = await pool(names, 6, (name) => api.instances(name, r, signal));
   if (!ctx.current()) return;
-  const select = h('select', {'aria-label': 'Service', onchange: () => ctx.navigate(ctx.link('/instances', {service: select.value}))},
+  const select = h('select', {id: 'instances-service', 'aria-label': 'Service', onchange: () => ctx.navigate(ctx.link('/instances', {service: select.value}))},
     h('option', {value: ''}, 'All services'), services.map((x) => h('option', {value: x.name, selected: x.name === only}, x.name)));
   const head = h('div', {class: 'page-head'}, h('h1', {}, 'Instances'), select);
   if (answers.every((a) => a === null)) {
