@@ -33,7 +33,10 @@ function timeRange(params) {
     if (from > 0 && from < to) return {start: from, end: to, key, label: 'custom'};
   }
   const d = RANGES[key] || RANGES[DEFAULT_RANGE];
-  const end = Date.now();
+  // A relative range ends at the end of the current minute: the analysis
+  // stamps each minute's figures at its end, so "now" would leave the
+  // newest minute out.
+  const end = Math.ceil(Date.now() / 60000) * 60000;
   return {start: end - d, end, key: RANGES[key] ? key : DEFAULT_RANGE, label: RANGES[key] ? key : DEFAULT_RANGE};
 }
 

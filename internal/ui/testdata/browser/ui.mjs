@@ -95,8 +95,10 @@ try {
       // The analysis runs: figures are shown, payment's failures among them.
       const payment = await page.locator('tr[data-service="payment"]').innerText();
       assert.match(payment, /0%/, `payment's row shows no failures: ${payment}`);
-      const frontend = await page.locator('tr[data-service="frontend"] .figure').first().innerText();
-      assert.notEqual(frontend, '–', 'frontend has no calls/min');
+      for (const svc of ['frontend', 'stock']) {
+        const cpm = await page.locator(`tr[data-service="${svc}"] .figure`).first().innerText();
+        assert.notEqual(cpm, '–', `${svc} has no calls/min`);
+      }
     }
     assert.ok(ms < 500, `the services page took ${ms.toFixed(0)} ms to render (budget 500 ms)`);
     await shot('services');
