@@ -218,6 +218,9 @@ export async function render(refreshing) {
     // A mark per finished render lets tests and the browser's performance
     // panel measure how long a view takes to appear.
     if (current === me) performance.mark('skytrail:rendered', {detail: location.pathname});
+    // The link or button that led here is gone with the old view: start
+    // keyboard focus at the new view, not at the top of the page.
+    if (!refreshing && (!document.activeElement || document.activeElement === document.body)) main.focus({preventScroll: true});
   } catch (e) {
     if (e.name === 'AbortError' || current !== me) return;
     replace(main, h('h1', {}, 'Something went wrong'), message('error', e.message));

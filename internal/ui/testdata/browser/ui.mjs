@@ -30,6 +30,7 @@ const browser = await chromium.launch({
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
 });
 const context = await browser.newContext({viewport: {width: 1280, height: 800}});
+await context.grantPermissions(['clipboard-read', 'clipboard-write'], {origin: base});
 const page = await context.newPage();
 const problems = [];
 page.on('console', (msg) => {
@@ -162,6 +163,10 @@ try {
 
   await check('a tag search finds the trace', async () => {
     await page.goto(base + '/traces');
+    // Choosing a service lists its operations.
+    await page.locator('#f-service').selectOption('payment');
+    await page.locator('#f-operation option', {hasText: 'charge'}).waitFor({state: 'attached'});
+    await page.locator('#f-service').selectOption('');
     await page.locator('#f-tags').fill('order_id=1001');
     await page.getByRole('button', {name: 'Search'}).click();
     await page.waitForURL(/tag=order_id%3D1001/);
@@ -195,7 +200,17 @@ try {
     assert.deepEqual(shown, tree);
     assert.equal(await page.locator('.wf-row.error').count(), 1, 'one span (charge) has an error mark');
     assert.equal(await page.locator('#trace-id').innerText(), traceID);
+    await page.getByRole('button', {name: 'Copy ID'}).click();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), traceID);
     await shot('trace');
+    // Find in trace: an attribute value finds its span; Enter selects it.
+    await page.getByLabel('Find spans').fill('visa');
+    assert.equal(await page.locator('.wf-row.match').count(), 1);
+    await page.getByLabel('Find spans').press('Enter');
+    assert.equal(await page.locator('.wf-row.selected .op').innerText(), 'charge');
+    await page.getByLabel('Find spans').fill('');
+    await page.locator('.wf-body').focus();
+    await page.keyboard.press('Escape');
   });
 
   await check('span details, collapse and keyboard', async () => {
