@@ -35,6 +35,7 @@ type Demo struct {
 
 	out         io.Writer
 	log         *slog.Logger
+	rps         float64
 	stopTraffic context.CancelFunc
 	traffic     sync.WaitGroup
 	stats       stats
@@ -59,7 +60,7 @@ func Start(ctx context.Context, cfg Config) (*Demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Demo{Server: srv, out: cfg.Out, log: cfg.Server.Logger}
+	d := &Demo{Server: srv, out: cfg.Out, log: cfg.Server.Logger, rps: cfg.RPS}
 	d.Shop, err = shop.Start(ctx, shop.Config{
 		OTLPEndpoint:   dialAddr(srv.Addrs["OTLP gRPC"]),
 		SkyWalkingAddr: dialAddr(srv.Addrs["SkyWalking gRPC"]),
@@ -97,7 +98,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	d.printGuide(cfg.RPS, cfg.Server.DataDir)
+	d.printGuide(cfg.Server.DataDir)
 	<-ctx.Done()
 	fmt.Fprintln(d.out, "\nStopping: traffic, then the shop (its agents send their last spans), then the server.")
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -105,6 +106,9 @@ func Run(ctx context.Context, cfg Config) error {
 	err = d.Stop(stopCtx)
 	sent, failed := d.stats.totals()
 	fmt.Fprintf(d.out, "Customers sent %d requests, %d failed. The data stays in %s.\n", sent, failed, cfg.Server.DataDir)
+	if dropped := d.stats.dropped.Load(); dropped > 0 {
+		fmt.Fprintf(d.out, "%d requests were not sent: %d were already waiting on the shop (lower --rps).\n", dropped, maxInFlight)
+	}
 	return err
 }
 

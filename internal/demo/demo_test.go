@@ -35,15 +35,19 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func startDemo(t *testing.T) (*Demo, *lockedBuffer) {
-	t.Helper()
+func testConfig(t *testing.T) server.Config {
 	cfg := server.Defaults()
 	cfg.DataDir = t.TempDir()
 	cfg.HTTPAddr, cfg.OTLPGRPCAddr, cfg.OTLPHTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.SWGRPCAddr, cfg.SWHTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return cfg
+}
+
+func startDemo(t *testing.T) (*Demo, *lockedBuffer) {
+	t.Helper()
 	out := &lockedBuffer{}
-	d, err := Start(t.Context(), Config{Server: cfg, RPS: 40, Out: out})
+	d, err := Start(t.Context(), Config{Server: testConfig(t), RPS: 40, Out: out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,5 +288,32 @@ func TestDemoNeedsItsReceivers(t *testing.T) {
 	_, err := Start(t.Context(), Config{Server: cfg})
 	if err == nil || !strings.Contains(err.Error(), "--sw-grpc") {
 		t.Fatalf("got %v, want an error naming --sw-grpc", err)
+	}
+}
+
+// Run prints where to look, points at the first order, and on Ctrl-C (its
+// context ending) stops everything and sums the traffic up.
+func TestRunUntilInterrupted(t *testing.T) {
+	ctx, interrupt := context.WithCancel(t.Context())
+	defer interrupt()
+	out := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, Config{Server: testConfig(t), RPS: 40, Out: out}) }()
+	eventually(t, time.Now().Add(20*time.Second), "the first order", func() bool {
+		return strings.Contains(out.String(), "First order placed")
+	})
+	interrupt()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30 s of the interrupt")
+	}
+	for _, want := range []string{"/api/v1/services", "/api/v1/topology", "operation=send+confirmation+email", "tag=order_id=ord-", "Ctrl-C", "Customers sent "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the output lacks %q:\n%s", want, out)
+		}
 	}
 }

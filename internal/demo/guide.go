@@ -7,10 +7,10 @@ import (
 )
 
 // printGuide tells the newcomer where everything is and what to look at.
-func (d *Demo) printGuide(rps float64, dataDir string) {
+func (d *Demo) printGuide(dataDir string) {
 	a := d.Server.Addrs
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nSkyTrail demo: the server, and a shop of four services sending it traces (customers: %g requests/s).\n\n", rps)
+	fmt.Fprintf(&b, "\nSkyTrail demo: the server, and a shop of four services sending it traces (customers: %g requests/s).\n\n", d.rps)
 	api := ""
 	if addr, ok := a["query API"]; ok {
 		api = baseURL(addr)
