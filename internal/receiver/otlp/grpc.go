@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -28,11 +27,9 @@ type grpcService struct {
 	r *Receiver
 }
 
-var sizer = &ptrace.ProtoMarshaler{}
-
 func (g *grpcService) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
 	td := req.Traces()
-	release, err := g.r.pipeline.Admit(sizer.TracesSize(td))
+	release, err := g.r.pipeline.Admit(pipeline.EstimatedSize(td))
 	if err != nil {
 		selfmetrics.SpansRejected.WithLabelValues(grpcReceiver, "overloaded").Add(float64(td.SpanCount()))
 		return ptraceotlp.NewExportResponse(), grpcError(err)
