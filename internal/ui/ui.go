@@ -2,6 +2,18 @@
 // and SVG, embedded in the binary. There is no build step, so what is in
 // static/ is exactly what the browser runs, and running SkyTrail needs no
 // Node.js.
+//
+// static/js/app.js is the shell: the router (History API; every view's
+// state is in its URL), the time range and auto-refresh every page shares,
+// and the themes. Each page in static/js/pages renders from the JSON APIs
+// (docs/api.md) and PromQL (docs/metrics.md); a page whose API answers 404
+// says what is missing and shows the rest.
+//
+// browser_test.go feeds a real server with the OpenTelemetry SDK and go2sky
+// and drives Debian's chromium through every page with playwright-core
+// (testdata/browser; npm ci there first). UI_DEV=20m go test -run
+// TestBrowser keeps the fed server up instead, printing its URLs; rebuild
+// (rerun) after editing static/, which is embedded at compile time.
 package ui
 
 import (
@@ -65,7 +77,7 @@ func Handler() http.Handler {
 		h.Set("Cache-Control", "no-cache")
 		h.Set("ETag", a.etag)
 		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:")
+		h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; img-src 'self' data:")
 		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(a.body))
 	})
 }

@@ -290,6 +290,13 @@ try {
     await page.goto(base + '/map');
     const node = page.locator('g.node[data-node="payment"]');
     await node.waitFor();
+    // Fit: the whole map in the canvas.
+    await page.getByRole('button', {name: 'Fit'}).click();
+    const fits = await page.evaluate(() => {
+      const svg = document.querySelector('svg.map'), canvas = svg.parentElement;
+      return Number(svg.getAttribute('width')) <= canvas.clientWidth && Number(svg.getAttribute('height')) <= canvas.clientHeight;
+    });
+    assert.ok(fits, 'Fit left the map larger than its canvas');
     await shot('map');
     if (!missing('/api/v1/topology')) {
       // The calls drawn: frontend → payment failed (red), orders → a database and a queue.

@@ -102,6 +102,24 @@ export function neighbourhood(nodes, edges, focus, depth) {
   return {nodes: nodes.filter((n) => keep.has(n.name)), edges: edges.filter((e) => keep.has(e.client) && keep.has(e.server))};
 }
 
+// zoomBar scales the map: in, out, and to fit the canvas.
+function zoomBar(svg, w, h0) {
+  let scale = 1;
+  const set = (k) => {
+    scale = Math.min(4, Math.max(0.1, k));
+    svg.setAttribute('width', w * scale);
+    svg.setAttribute('height', h0 * scale);
+  };
+  const fit = () => {
+    const canvas = svg.parentElement;
+    set(Math.min(1, (canvas.clientWidth - 4) / w, (canvas.clientHeight - 40) / h0));
+  };
+  return h('div', {class: 'zoom', role: 'toolbar', 'aria-label': 'Zoom'},
+    h('button', {type: 'button', class: 'small', 'aria-label': 'Zoom out', title: 'Zoom out', onclick: () => set(scale / 1.25)}, '−'),
+    h('button', {type: 'button', class: 'small', 'aria-label': 'Zoom in', title: 'Zoom in', onclick: () => set(scale * 1.25)}, '+'),
+    h('button', {type: 'button', class: 'small', title: 'Fit the map in view', onclick: fit}, 'Fit'));
+}
+
 function nodeShape(n) {
   const c = n.type === 'service' ? serviceColor(n.name) : 'var(--node-virtual)';
   switch (n.type) {
@@ -282,7 +300,7 @@ export async function render(ctx) {
     h('option', {value: ''}, 'Whole map'),
     allNodes.filter((n) => n.type === 'service').map((n) => h('option', {value: n.name, selected: n.name === focus}, 'Around ' + n.name)));
   replace(root, h('div', {class: 'page-head'}, h('h1', {}, 'Service map'), h('span', {class: 'muted'}, `${nodes.length} nodes, ${edges.length} edges`), focusSel),
-    note, legend, h('div', {class: 'map-layout'}, h('div', {class: 'map-canvas'}, svg), panel));
+    note, legend, h('div', {class: 'map-layout'}, h('div', {class: 'map-canvas'}, zoomBar(svg, Math.max(width, 400), Math.max(height, 200)), svg), panel));
   const wantNode = params.get('node'), wantEdge = params.get('edge');
   if (wantNode && byName.has(wantNode)) selectEl('n:' + wantNode, () => showNode(byName.get(wantNode)));
   else if (wantEdge) {

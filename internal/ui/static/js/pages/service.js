@@ -73,7 +73,17 @@ export async function render(ctx) {
     stat('p99 latency', fmtMs(f.p99Ms)),
     stat('Apdex', f.apdex === undefined ? '–' : f.apdex.toFixed(2), apdexClass(f.apdex)),
     stat('calls', fmtNumber(f.calls)), stat('errors', fmtNumber(f.errors), f.errors > 0 ? 'bad' : '')) : null;
-  const slowest = [...recent.traces].sort((a, b) => b.durationMicros - a.durationMicros).slice(0, 10);
+  // The slowest traces of the whole range, not just of the newest 200:
+  // those with a span of this service at or above its p90.
+  let pool = recent.traces;
+  if (f && f.p90Ms > 0) {
+    const slow = await api.traces({service, ...sr, minDuration: Math.floor(f.p90Ms * 1000) + 'us', limit: 100}, signal).catch(() => null);
+    if (!ctx.current()) return;
+    if (slow) pool = slow.traces.concat(pool);
+  }
+  const seen = new Set();
+  const slowest = pool.filter((t) => !seen.has(t.traceID) && seen.add(t.traceID))
+    .sort((a, b) => b.durationMicros - a.durationMicros).slice(0, 10);
   let instBox;
   if (instances instanceof Error) instBox = message('error', 'Could not read the instances: ' + instances.message);
   else if (instances === null) instBox = message('info', 'Instances need the analysis API (/api/v1/services/{service}/instances), which this server does not serve.');
