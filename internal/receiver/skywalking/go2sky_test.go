@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	agentv3 "skywalking.apache.org/repo/goapi/collect/language/agent/v3"
 
+	"github.com/skytrail/skytrail/internal/receiver/skywalking/swconv"
 	"github.com/skytrail/skytrail/internal/selfmetrics"
 	"github.com/skytrail/skytrail/internal/traceid"
 )
@@ -146,11 +147,14 @@ func TestGo2skyTwoServicesJoinIntoOneTree(t *testing.T) {
 	da := db.Attributes()
 	for key, want := range map[string]string{
 		"sw.peer": "mysql:3306", "db.system": "mysql", "db.statement": "SELECT qty FROM stock WHERE sku = ?",
-		"sw.layer": "Database", "sw.component": "GoMysql", "sw.component_id": "5012",
+		"sw.layer": "Database", "sw.component": "GoMysql",
 	} {
 		if got := str(da, key); got != want {
 			t.Errorf("db %s = %q, want %q", key, got, want)
 		}
+	}
+	if id, ok := swconv.ComponentID(str(da, "sw.component")); !ok || id != 5012 {
+		t.Errorf("component %q maps back to %d, want 5012", str(da, "sw.component"), id)
 	}
 	if db.Events().Len() != 1 {
 		t.Fatalf("db events = %d, want the error log", db.Events().Len())

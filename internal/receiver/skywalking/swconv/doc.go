@@ -39,13 +39,14 @@
 //	                   span's trace ID in hex, and is not stored twice)
 //	sw.segment_id      traceSegmentId
 //	sw.span_id         spanId (int)
-//	sw.parent_span_id  parentSpanId (int); absent for the segment's first span (-1)
+//	sw.parent_span_id  parentSpanId (int), only when that span is not in the segment
+//	                   (otherwise the parent span's own sw.span_id says it)
 //	sw.layer           Database, RPCFramework, Http, MQ, Cache, FAAS (an unknown value
 //	                   keeps its number, as a string); absent for Unknown (0)
 //	sw.span_type       only for a spanType outside Entry/Exit/Local: its number
-//	sw.component_id    componentId (int); absent, like sw.component, for 0 (Unknown)
 //	sw.component       the component's name from SkyWalking's component-libraries.yml
-//	                   (absent for an ID the list does not know)
+//	                   (ComponentID maps it back to the number); absent for 0 (Unknown)
+//	sw.component_id    componentId (int), only for an ID the list does not know
 //	sw.peer            peer (the address an Exit span called), when set
 //	db.system          on the Database layer, the db.type tag lower-cased
 //	sw.skip_analysis   true when the agent asked the backend to skip analysis

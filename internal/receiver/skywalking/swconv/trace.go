@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"sync"
 	"strings"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -64,6 +65,26 @@ const smallSegment = 64
 // ComponentName returns the library name SkyWalking gives component id, or ""
 // for an ID its list does not know.
 func ComponentName(id int32) string { return componentNames[id] }
+
+// ComponentID maps a component name (sw.component) back to its number.
+// Where the list gives one name to several numbers, the lowest is returned.
+func ComponentID(name string) (int32, bool) {
+	componentIDsOnce.Do(func() {
+		componentIDs = make(map[string]int32, len(componentNames))
+		for id, n := range componentNames {
+			if known, ok := componentIDs[n]; !ok || id < known {
+				componentIDs[n] = id
+			}
+		}
+	})
+	id, ok := componentIDs[name]
+	return id, ok
+}
+
+var (
+	componentIDsOnce sync.Once
+	componentIDs     map[string]int32
+)
 
 // AppendSegment appends seg to td as one ResourceSpans and returns the number
 // of spans it appended. A segment that cannot be placed in a trace (no
@@ -199,6 +220,7 @@ func (c *segmentConverter) convertSpan(i int, span *agentv3.SpanObject, out ptra
 	putTags(attrs, span.Tags, &problems)
 
 	var parentRef *agentv3.SegmentReference
+	parentInSegment := false
 	if p := span.ParentSpanId; p >= 0 {
 		switch j := c.spanIndex(p); {
 		case j == i:
@@ -208,6 +230,7 @@ func (c *segmentConverter) convertSpan(i int, span *agentv3.SpanObject, out ptra
 			out.SetParentSpanID(traceid.SpanIDFromSegment(c.seg.TraceSegmentId, p))
 		default:
 			out.SetParentSpanID(c.ids[j])
+			parentInSegment = true
 		}
 	} else {
 		parentRef = c.parentRef(span.Refs)
@@ -220,13 +243,15 @@ func (c *segmentConverter) convertSpan(i int, span *agentv3.SpanObject, out ptra
 
 	// Storage pays for every attribute on every span, so what the span's own
 	// fields already say is left out: the trace ID string when it is the
-	// trace ID's hex, parentSpanId -1, the Unknown layer and component.
+	// trace ID's hex, parentSpanId when the parent is in the segment (its own
+	// sw.span_id says it), the Unknown layer and component, and the
+	// component's number when its name is known (the list maps it back).
 	if !c.traceIDIsHex {
 		attrs.PutStr(AttrTraceID, c.seg.TraceId)
 	}
 	attrs.PutStr(AttrSegmentID, c.seg.TraceSegmentId)
 	attrs.PutInt(AttrSpanID, int64(span.SpanId))
-	if span.ParentSpanId >= 0 {
+	if span.ParentSpanId >= 0 && !parentInSegment {
 		attrs.PutInt(AttrParentSpanID, int64(span.ParentSpanId))
 	}
 	if span.SpanLayer != agentv3.SpanLayer_Unknown {
@@ -238,9 +263,10 @@ func (c *segmentConverter) convertSpan(i int, span *agentv3.SpanObject, out ptra
 		attrs.PutStr(AttrSpanType, strconv.Itoa(int(span.SpanType)))
 	}
 	if span.ComponentId != 0 {
-		attrs.PutInt(AttrComponentID, int64(span.ComponentId))
 		if name := componentNames[span.ComponentId]; name != "" {
 			attrs.PutStr(AttrComponent, name)
+		} else {
+			attrs.PutInt(AttrComponentID, int64(span.ComponentId))
 		}
 	}
 	if span.Peer != "" {

@@ -132,15 +132,18 @@ func TestAppendSegmentMapsIDsParentsAndAttributes(t *testing.T) {
 	for key, want := range map[string]string{
 		"sw.ref.type": "CrossProcess", "sw.ref.parent_service": "checkout", "sw.ref.parent_service_instance": "checkout-1",
 		"sw.ref.parent_endpoint": "/checkout", "sw.ref.network_address": "kafka:9092",
-		"sw.layer": "MQ", "sw.component": "kafka-consumer", "sw.component_id": "41",
+		"sw.layer": "MQ", "sw.component": "kafka-consumer",
 		"sw.skip_analysis": "true", "sw.trace_id": testTrace, "sw.segment_id": testSegment, "sw.span_id": "0",
 	} {
 		if got := attr(t, ea, key); got != want {
 			t.Errorf("entry %s = %q, want %q", key, got, want)
 		}
 	}
-	// What the parent span ID already says is not repeated.
-	for _, key := range []string{"sw.parent_span_id", "sw.ref.parent_segment_id", "sw.ref.parent_span_id"} {
+	if id, ok := ComponentID("kafka-consumer"); !ok || id != 41 {
+		t.Errorf("kafka-consumer maps back to %d, want 41", id)
+	}
+	// What the parent span ID (or the component name) already says is not repeated.
+	for _, key := range []string{"sw.parent_span_id", "sw.ref.parent_segment_id", "sw.ref.parent_span_id", "sw.component_id"} {
 		if v, ok := ea.Get(key); ok {
 			t.Errorf("entry carries %s = %v", key, v.AsString())
 		}
