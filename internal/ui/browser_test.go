@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -244,6 +245,25 @@ func skywalkingTrace(t *testing.T, addr string) string {
 	return go2sky.TraceID(ctx)
 }
 
+// postAgentLog posts a log line tied to a trace the way SkyWalking's
+// agents do over HTTP (/v3/logs).
+func postAgentLog(t *testing.T, addr, traceID, text string) {
+	body, _ := json.Marshal([]map[string]any{{
+		"timestamp": time.Now().UnixMilli(), "service": "stock", "serviceInstance": "stock-1", "endpoint": "GET /reserve",
+		"body":         map[string]any{"text": map[string]string{"text": text}},
+		"traceContext": map[string]any{"traceId": traceID, "spanId": 0},
+		"tags":         map[string]any{"data": []map[string]string{{"key": "level", "value": "ERROR"}}},
+	}})
+	resp, err := http.Post("http://"+addr+"/v3/logs", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /v3/logs: HTTP %d", resp.StatusCode)
+	}
+}
+
 // bigTrace records a trace of n spans: a root with chains under it, for
 // the 2,000-span rendering and scrolling check.
 func bigTrace(f *feeder, base time.Time, n int) string {
@@ -354,6 +374,7 @@ func TestBrowser(t *testing.T) {
 	waitFor(t, "the checkout trace", func() bool { return traceSpans(api, traceID) == len(tree) })
 	waitFor(t, "the 2,000-span trace", func() bool { return traceSpans(api, bigID) == bigSpans })
 	waitFor(t, "the go2sky trace", func() bool { return traceSpans(api, url.PathEscape(swTraceID)) == 4 })
+	postAgentLog(t, s.Addrs["SkyWalking HTTP"], swTraceID, "stock reservation failed: lock wait timeout")
 	if s.Analyser != nil {
 		// Write the figures of the open minutes now rather than a minute later.
 		if err := s.Analyser.Flush(context.Background()); err != nil {

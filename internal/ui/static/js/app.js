@@ -119,6 +119,7 @@ function header() {
   const goto = h('form', {class: 'goto', role: 'search', onsubmit: (ev) => {
     ev.preventDefault();
     const id = gotoInput.value.trim();
+    gotoInput.value = '';
     if (id) navigate(link('/traces/' + encodeURIComponent(id)));
   }});
   const gotoInput = h('input', {type: 'search', placeholder: 'Trace ID', 'aria-label': 'Go to trace ID', spellcheck: 'false'});

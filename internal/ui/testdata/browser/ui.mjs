@@ -253,6 +253,10 @@ try {
     await page.locator('.wf-row').first().waitFor();
     const shown = await page.locator('.wf-row').evaluateAll((rows) => rows.map((r) => `${r.dataset.depth} ${r.querySelector('.svc').textContent} ${r.querySelector('.op').textContent}`));
     assert.deepEqual(shown, ['0 gateway GET /buy', '1 gateway GET /reserve', '2 stock GET /reserve', '3 stock UPDATE stock']);
+    // The agent's log line for this trace.
+    await page.getByRole('button', {name: '1 log'}).click();
+    await page.locator('.trace-logs', {hasText: 'stock reservation failed: lock wait timeout'}).waitFor();
+    await shot('sw-trace-logs');
     await page.reload();
     await page.locator('.wf-row').nth(3).waitFor();
   });

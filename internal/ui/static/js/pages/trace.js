@@ -58,7 +58,9 @@ export function buildTree(spans) {
     if (!n.error) continue;
     for (let p = n.parent; p && !p.errorBelow; p = p.parent) p.errorBelow = true;
   }
-  return {nodes, roots, t0, t1: Math.max(t1, t0 + 1e-3)};
+  // Spans of no measurable length (SkyWalking's millisecond clocks make
+  // them common) still get a 1 ms wide timeline.
+  return {nodes, roots, t0, t1: t1 > t0 ? t1 : t0 + 1, duration: t1 - t0};
 }
 
 // visibleRows lists the nodes shown, in tree order, skipping collapsed subtrees.
@@ -327,6 +329,20 @@ export async function render(ctx) {
   }}, 'Collapse all');
 
   const services = [...new Set(data.spans.map((x) => x.service))];
+  // The trace's logs, newest last; a log naming a span of the trace selects it.
+  const logsBox = h('section', {class: 'trace-logs', hidden: true, 'aria-label': 'Logs of this trace'},
+    h('h2', {}, 'Logs'), h('ol', {class: 'events'}, [...logs].sort((a, b) => toMs(a.time) - toMs(b.time)).map((l) => {
+      const n = l.spanID && tree.nodes.get(l.spanID);
+      return h('li', {class: /error|fatal/i.test(l.severity || '') ? 'error' : ''},
+        h('div', {}, h('span', {class: 'muted'}, '+' + fmtMs(toMs(l.time) - tree.t0), ' '), serviceChip(l.service, colors.get(l.service)), ' ',
+          l.severity ? h('strong', {}, l.severity + ' ') : null, l.body),
+        n ? h('button', {type: 'button', class: 'small', onclick: () => ctx.select(n)}, 'Show span ' + n.span.name) : null);
+    })));
+  const logsToggle = h('button', {type: 'button', class: 'small', 'aria-expanded': 'false', onclick: () => {
+    logsBox.hidden = !logsBox.hidden;
+    logsToggle.setAttribute('aria-expanded', String(!logsBox.hidden));
+    if (!logsBox.hidden) logsBox.scrollIntoView({block: 'nearest'});
+  }}, `${logs.length} log${logs.length === 1 ? '' : 's'}`);
   const head = h('div', {class: 'trace-header'},
     h('div', {class: 'page-head'},
       h('h1', {}, h('span', {class: 'muted'}, sum.rootService + ': '), sum.rootOperation || '(no root span yet)'),
@@ -334,18 +350,18 @@ export async function render(ctx) {
     h('div', {class: 'trace-facts'},
       h('span', {}, 'Trace ', h('code', {id: 'trace-id'}, data.traceID), ' ', copyButton(data.traceID, 'Copy ID')),
       h('span', {}, fmtTime(tree.t0)),
-      h('span', {}, 'Duration ', h('strong', {}, fmtMs(total))),
+      h('span', {}, 'Duration ', h('strong', {}, fmtMs(tree.duration))),
       h('span', {}, h('strong', {}, data.spans.length), ' spans'),
       h('span', {}, h('strong', {}, services.length), ' services'),
       sum.errorCount ? h('span', {class: 'err-text'}, h('strong', {}, sum.errorCount), ' errors') : null,
-      logs.length ? h('span', {}, h('strong', {}, logs.length), ' logs') : null,
+      logs.length ? logsToggle : null,
       h('a', {href: `/api/v1/traces/${encodeURIComponent(data.traceID)}`, target: '_blank', rel: 'noopener'}, 'JSON')),
     h('div', {class: 'chips'}, services.map((name) => serviceChip(name, colors.get(name)))),
     h('div', {class: 'wf-tools'}, find, findCount, expandAll, collapseAll,
       h('span', {class: 'muted small'}, 'Keys: ↑ ↓ move, ← → collapse/expand, Enter toggle, Esc close')));
 
   layout.append(h('div', {class: 'wf'}, ruler, body), detail);
-  replace(root, head, layout);
+  replace(root, head, logsBox, layout);
   if (selected) select(selected);
   else draw(true);
 }
