@@ -1,6 +1,7 @@
 // Command skytrail is the SkyTrail server and its tools.
 //
 //	skytrail [server] [flags]   run the server (the default)
+//	skytrail demo [flags]       the server beside a live example shop
 //	skytrail loadgen [flags]    send load over OTLP or SkyWalking
 //	skytrail version
 package main
@@ -44,7 +45,7 @@ func main() {
 	case "version":
 		fmt.Println("skytrail", version)
 	default:
-		err = fmt.Errorf("unknown command %q: want server, loadgen or version", cmd)
+		err = fmt.Errorf("unknown command %q: want server, demo, loadgen or version", cmd)
 	}
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "skytrail:", err)
