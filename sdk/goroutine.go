@@ -17,7 +17,14 @@ const instrumentationName = "github.com/skytrail/skytrail/sdk"
 // outlives it, and a context.Background() there would start a new,
 // disconnected trace. A panic in fn is recorded on the span and re-raised.
 func Go(ctx context.Context, name string, fn func(ctx context.Context)) {
-	ctx, span := otel.Tracer(instrumentationName).Start(context.WithoutCancel(ctx), name,
+	// The parent span's own provider, so that a service with a provider of
+	// its own (not the global one) traces its goroutines too; a context with
+	// no span falls back to the global provider.
+	tp := otel.GetTracerProvider()
+	if parent := trace.SpanFromContext(ctx); parent.SpanContext().IsValid() {
+		tp = parent.TracerProvider()
+	}
+	ctx, span := tp.Tracer(instrumentationName).Start(context.WithoutCancel(ctx), name,
 		trace.WithSpanKind(trace.SpanKindInternal))
 	go func() {
 		defer span.End() // runs during a panic too
