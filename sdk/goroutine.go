@@ -18,10 +18,11 @@ const instrumentationName = "github.com/skytrail/skytrail/sdk"
 // disconnected trace. A panic in fn is recorded on the span and re-raised.
 func Go(ctx context.Context, name string, fn func(ctx context.Context)) {
 	// The parent span's own provider, so that a service with a provider of
-	// its own (not the global one) traces its goroutines too; a context with
-	// no span falls back to the global provider.
+	// its own (not the global one) traces its goroutines too; a context
+	// without a recording span (none, or only a remote parent, whose
+	// provider is a no-op) falls back to the global provider.
 	tp := otel.GetTracerProvider()
-	if parent := trace.SpanFromContext(ctx); parent.SpanContext().IsValid() {
+	if parent := trace.SpanFromContext(ctx); parent.IsRecording() {
 		tp = parent.TracerProvider()
 	}
 	ctx, span := tp.Tracer(instrumentationName).Start(context.WithoutCancel(ctx), name,
