@@ -55,10 +55,6 @@ export const api = {
   instances: (service, r, signal) => optional(`/api/v1/services/${seg(service)}/instances` + qs({start: r.start, end: r.end}), signal),
   endpoints: (service, r, signal) => optional(`/api/v1/services/${seg(service)}/endpoints` + qs({start: r.start, end: r.end}), signal),
   // PromQL over the embedded metric store; null when it is not served.
-  promInstant: async (query, time, signal) => {
-    const body = await optional('/prometheus/api/v1/query' + qs({query, time: time / 1000}), signal);
-    return body && body.data.result;
-  },
   promRange: async (query, r, step, signal) => {
     const start = Math.ceil(r.start / step) * step;
     const body = await optional('/prometheus/api/v1/query_range' +
@@ -84,16 +80,6 @@ export function matrixBy(result, label) {
       if (Number.isFinite(f)) pts.push([t * 1000, f]);
     }
     out.set(series.metric[label] || '', pts);
-  }
-  return out;
-}
-
-// vectorBy turns an instant query result into label value → number.
-export function vectorBy(result, label) {
-  const out = new Map();
-  for (const s of result || []) {
-    const f = parseFloat(s.value[1]);
-    if (Number.isFinite(f)) out.set(s.metric[label] || '', f);
   }
   return out;
 }

@@ -1,7 +1,6 @@
 // Pieces several pages share: the empty state that teaches how to send
 // data, service figures, and the trace list.
 import {h, fmtMs, fmtTime, serviceColor} from './dom.js';
-import {api, vectorBy, promRangeLit} from './api.js';
 import {link} from './app.js';
 
 // emptyState is what a page shows before any data arrives: how to send it.
@@ -28,46 +27,6 @@ export function emptyState(what = 'No data yet') {
           `# go2sky`,
           `reporter.NewGRPCReporter("${host}:11800")`))),
     h('p', {class: 'muted'}, 'These are the default ports; a server started with other addresses (--otlp-grpc, --sw-grpc) listens there instead. Already sending? Widen the time range above.'));
-}
-
-function figuresOf(entry) {
-  if (entry.figures) return entry.figures;
-  if (entry.callsPerMinute !== undefined || entry.calls !== undefined) return entry;
-  return null;
-}
-
-// serviceFigures returns service name → figures over r: from
-// /api/v1/services when it carries them, else computed with PromQL from
-// the metric store; null when neither is served.
-export async function serviceFigures(list, r, signal) {
-  const out = new Map();
-  for (const e of list) {
-    const f = figuresOf(e);
-    if (f) out.set(e.name, f);
-  }
-  if (out.size > 0) return out;
-  const rng = promRangeLit(r.end - r.start);
-  const minutes = Math.max(1, Math.round((r.end - r.start) / 60000));
-  const sum = (m) => `sum by (service) (sum_over_time(skytrail_service_${m}[${rng}]))`;
-  const [calls, errors, sat, tol, p99] = await Promise.all([
-    api.promInstant(sum('calls'), r.end, signal),
-    api.promInstant(sum('errors'), r.end, signal),
-    api.promInstant(sum('apdex_satisfied'), r.end, signal),
-    api.promInstant(sum('apdex_tolerating'), r.end, signal),
-    api.promInstant(`histogram_quantile(0.99, ${sum('duration_seconds')})`, r.end, signal),
-  ]);
-  if (calls === null) return null;
-  const c = vectorBy(calls, 'service'), e = vectorBy(errors, 'service'), sa = vectorBy(sat, 'service'),
-    to = vectorBy(tol, 'service'), p = vectorBy(p99, 'service');
-  for (const [name, n] of c) {
-    if (!(n > 0)) continue;
-    const errs = e.get(name) || 0;
-    out.set(name, {
-      calls: n, errors: errs, callsPerMinute: n / minutes, successRate: 1 - errs / n,
-      apdex: ((sa.get(name) || 0) + (to.get(name) || 0) / 2) / n, p99Ms: (p.get(name) || 0) * 1000,
-    });
-  }
-  return out;
 }
 
 // lookback turns the shared range into the trace search's parameters.

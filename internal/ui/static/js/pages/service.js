@@ -3,7 +3,7 @@
 import {h, replace, message, loading, fmtNumber, fmtPercent, fmtMs, serviceColor} from '../dom.js';
 import {api, stepFor, matrixBy, promRangeLit, promString} from '../api.js';
 import {lineChart} from '../charts.js';
-import {serviceFigures, traceList, searchRange} from '../common.js';
+import {traceList, searchRange} from '../common.js';
 import {apdexClass} from './services.js';
 import {instanceRows} from './instances.js';
 
@@ -57,8 +57,8 @@ export async function render(ctx) {
     h('a', {class: 'button', href: ctx.link('/map', {focus: service, node: service})}, 'On the map'));
   if (!ctx.refreshing) replace(root, head, loading());
   const sr = searchRange(r);
-  const [figs, chartBox, instances, endpoints, recent, errors] = await Promise.all([
-    serviceFigures([{name: service}], r, signal).catch(() => null),
+  const [all, chartBox, instances, endpoints, recent, errors] = await Promise.all([
+    api.services(r, signal),
     charts(service, r, signal).catch((e) => message('error', 'Could not draw the charts: ' + e.message)),
     api.instances(service, r, signal).catch((e) => e),
     api.endpoints(service, r, signal).catch((e) => e),
@@ -66,7 +66,8 @@ export async function render(ctx) {
     api.traces({service, errors: 'true', ...sr, limit: 10}, signal),
   ]);
   if (!ctx.current()) return;
-  const f = figs && figs.get(service);
+  const entry = all.services.find((x) => x.name === service);
+  const f = entry && entry.figures;
   const stats = f ? h('div', {class: 'stats'},
     stat('calls/min', fmtNumber(f.callsPerMinute)),
     stat('success rate', fmtPercent(f.successRate), f.successRate < 0.99 ? 'bad' : ''),

@@ -1,9 +1,9 @@
 // Services: every service with calls/min, success rate, p99 and Apdex,
 // sparklines over the shared range, sortable.
-import {h, replace, message, loading, fmtNumber, fmtPercent, fmtMs, sortHeader, serviceColor} from '../dom.js';
+import {h, replace, loading, fmtNumber, fmtPercent, fmtMs, sortHeader, serviceColor} from '../dom.js';
 import {api, stepFor, matrixBy, promRangeLit} from '../api.js';
 import {sparkline} from '../charts.js';
-import {emptyState, serviceFigures} from '../common.js';
+import {emptyState} from '../common.js';
 
 const COLUMNS = [
   {key: 'name', label: 'Service'},
@@ -41,17 +41,16 @@ export async function render(ctx) {
   }
   const step = stepFor(r);
   const q = sparkQueries(step);
-  const [figs, cpm, success, p99] = await Promise.all([
-    serviceFigures(list, r, signal).catch((e) => e),
+  const [cpm, success, p99] = await Promise.all([
     api.promRange(q.cpm, r, step, signal).catch(() => null),
     api.promRange(q.success, r, step, signal).catch(() => null),
     api.promRange(q.p99, r, step, signal).catch(() => null),
   ]);
   if (!ctx.current()) return;
   const sparks = {cpm: matrixBy(cpm, 'service'), success: matrixBy(success, 'service'), p99: matrixBy(p99, 'service')};
-  const figures = figs instanceof Map ? figs : new Map();
+  // Figures come with each service (absent when it had no calls).
   const rows = list.map((s) => {
-    const f = figures.get(s.name);
+    const f = s.figures;
     return {name: s.name, f, cpm: f ? f.callsPerMinute : null, success: f ? f.successRate : null,
       p99: f ? f.p99Ms : null, apdex: f && f.apdex !== undefined ? f.apdex : null};
   });
@@ -99,10 +98,7 @@ export async function render(ctx) {
     draw();
   });
   draw();
-  const notes = [];
-  if (figs === null) notes.push(message('info', 'Figures (calls, success rate, latency, Apdex) come from the metric analysis, which this server does not serve; services are listed from stored spans.'));
-  else if (figs instanceof Error) notes.push(message('error', 'Could not read the figures: ' + figs.message));
   replace(root,
     h('div', {class: 'page-head'}, h('h1', {}, 'Services'), h('span', {class: 'muted'}, `${list.length} service${list.length === 1 ? '' : 's'}`), filter),
-    notes, h('div', {class: 'table-wrap'}, table));
+    h('div', {class: 'table-wrap'}, table));
 }
