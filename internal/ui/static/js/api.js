@@ -70,6 +70,15 @@ export function stepFor(r) {
   return minutes * 60000;
 }
 
+// zeroFill gives a count series a point at every step of r: a minute
+// without calls is a zero, not a gap to draw a line across.
+export function zeroFill(points, r, step) {
+  const have = new Map((points || []).map((p) => [p[0], p[1]]));
+  const out = [];
+  for (let t = Math.ceil(r.start / step) * step; t <= r.end; t += step) out.push([t, have.get(t) || 0]);
+  return out;
+}
+
 // matrixBy turns a range query result into label value → [[ms, value]].
 export function matrixBy(result, label) {
   const out = new Map();

@@ -2,7 +2,7 @@
 import {h, s, fmtClock} from './dom.js';
 
 // sparkline draws points [[t, v]] over the time range r in a small box.
-export function sparkline(points, r, {width = 96, height = 22, color = 'var(--accent)', label = ''} = {}) {
+export function sparkline(points, r, {width = 96, height = 22, color = 'var(--accent)', label = '', step = 0} = {}) {
   const svg = s('svg', {class: 'spark', width, height, viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': label});
   if (!points || points.length === 0) {
     svg.append(s('line', {x1: 0, x2: width, y1: height - 1, y2: height - 1, class: 'spark-none'}));
@@ -13,13 +13,35 @@ export function sparkline(points, r, {width = 96, height = 22, color = 'var(--ac
   const span = Math.max(1, r.end - r.start);
   const x = (t) => ((t - r.start) / span) * (width - 2) + 1;
   const y = (v) => height - 2 - (max > 0 ? (v / max) * (height - 4) : 0);
-  const line = points.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ');
-  const first = x(points[0][0]).toFixed(1);
-  const last = x(points[points.length - 1][0]).toFixed(1);
-  svg.append(
-    s('polygon', {points: `${first},${height - 1} ${line} ${last},${height - 1}`, fill: color, 'fill-opacity': 0.15}),
-    s('polyline', {points: line, fill: 'none', stroke: color, 'stroke-width': 1.5, 'stroke-linejoin': 'round'}));
+  for (const seg of segments(points, step)) {
+    if (seg.length === 1) {
+      svg.append(s('circle', {cx: x(seg[0][0]), cy: y(seg[0][1]), r: 1.5, fill: color}));
+      continue;
+    }
+    const line = seg.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ');
+    const first = x(seg[0][0]).toFixed(1);
+    const last = x(seg[seg.length - 1][0]).toFixed(1);
+    svg.append(
+      s('polygon', {points: `${first},${height - 1} ${line} ${last},${height - 1}`, fill: color, 'fill-opacity': 0.15}),
+      s('polyline', {points: line, fill: 'none', stroke: color, 'stroke-width': 1.5, 'stroke-linejoin': 'round'}));
+  }
   return svg;
+}
+
+// segments splits points where a step has no value, so a line is not
+// drawn across a time without data.
+function segments(points, step) {
+  const out = [];
+  let cur = [];
+  for (const p of points) {
+    if (cur.length && step && p[0] - cur[cur.length - 1][0] > step * 1.5) {
+      out.push(cur);
+      cur = [];
+    }
+    cur.push(p);
+  }
+  if (cur.length) out.push(cur);
+  return out;
 }
 
 function niceMax(v) {
@@ -31,7 +53,7 @@ function niceMax(v) {
 
 // lineChart draws series [{name, color, points: [[t, v]]}] over r, with y
 // labels formatted by fmt. Hovering shows every series' value at that time.
-export function lineChart({title, series, r, fmt = String, height = 180, empty = 'No data in this time range'}) {
+export function lineChart({title, series, r, step, fmt = String, height = 180, empty = 'No data in this time range'}) {
   const W = 560, H = height, L = 56, R = 12, T = 12, B = 24;
   const box = h('figure', {class: 'chart'}, h('figcaption', {}, title));
   const hasData = series.some((x) => x.points.length > 0);
@@ -57,10 +79,14 @@ export function lineChart({title, series, r, fmt = String, height = 180, empty =
     svg.append(s('text', {x: x(t), y: H - 6, class: 'axis', 'text-anchor': i === 0 ? 'start' : i === 4 ? 'end' : 'middle'}, fmtClock(t)));
   }
   for (const se of series) {
-    if (se.points.length === 0) continue;
-    const pts = se.points.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ');
-    svg.append(s('polyline', {points: pts, fill: 'none', stroke: se.color, 'stroke-width': 2, 'stroke-linejoin': 'round'}));
-    if (se.points.length === 1) svg.append(s('circle', {cx: x(se.points[0][0]), cy: y(se.points[0][1]), r: 3, fill: se.color}));
+    for (const seg of segments(se.points, step)) {
+      if (seg.length === 1) {
+        svg.append(s('circle', {cx: x(seg[0][0]), cy: y(seg[0][1]), r: 3, fill: se.color}));
+        continue;
+      }
+      const pts = seg.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ');
+      svg.append(s('polyline', {points: pts, fill: 'none', stroke: se.color, 'stroke-width': 2, 'stroke-linejoin': 'round'}));
+    }
   }
   const cursor = s('line', {y1: T, y2: H - B, class: 'cursor', visibility: 'hidden'});
   svg.append(cursor);

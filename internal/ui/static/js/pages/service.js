@@ -1,7 +1,7 @@
 // Service detail: calls, errors and latency over time; instances;
 // endpoints; slowest traces and recent errors.
 import {h, replace, message, loading, fmtNumber, fmtPercent, fmtMs, serviceColor} from '../dom.js';
-import {api, stepFor, matrixBy, promRangeLit, promString} from '../api.js';
+import {api, stepFor, matrixBy, promRangeLit, promString, zeroFill} from '../api.js';
 import {lineChart} from '../charts.js';
 import {traceList, searchRange} from '../common.js';
 import {apdexClass} from './services.js';
@@ -22,11 +22,12 @@ async function charts(service, r, signal) {
   ]);
   if (calls === null) return message('info', 'Charts need the metric store\'s PromQL API (/prometheus), which this server does not serve.');
   const pts = (res) => matrixBy(res, 'service').get('') || [];
+  const counts = pts(calls).length ? (res) => zeroFill(pts(res), r, step) : pts;
   return h('div', {class: 'charts'},
-    lineChart({title: 'Calls and errors per minute', r, fmt: (v) => fmtNumber(v), series: [
-      {name: 'calls/min', color: 'var(--accent)', points: pts(calls)},
-      {name: 'errors/min', color: 'var(--err)', points: pts(errors)}]}),
-    lineChart({title: 'Latency percentiles', r, fmt: fmtMs, series: [
+    lineChart({title: 'Calls and errors per minute', r, step, fmt: (v) => fmtNumber(v), series: [
+      {name: 'calls/min', color: 'var(--accent)', points: counts(calls)},
+      {name: 'errors/min', color: 'var(--err)', points: counts(errors)}]}),
+    lineChart({title: 'Latency percentiles', r, step, fmt: fmtMs, series: [
       {name: 'p50', color: 'var(--ok)', points: pts(p50)},
       {name: 'p90', color: 'var(--warn)', points: pts(p90)},
       {name: 'p99', color: 'var(--err)', points: pts(p99)}]}));

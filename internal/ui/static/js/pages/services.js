@@ -1,7 +1,7 @@
 // Services: every service with calls/min, success rate, p99 and Apdex,
 // sparklines over the shared range, sortable.
 import {h, replace, loading, fmtNumber, fmtPercent, fmtMs, sortHeader, serviceColor} from '../dom.js';
-import {api, stepFor, matrixBy, promRangeLit} from '../api.js';
+import {api, stepFor, matrixBy, promRangeLit, zeroFill} from '../api.js';
 import {sparkline} from '../charts.js';
 import {emptyState} from '../common.js';
 
@@ -76,10 +76,10 @@ export async function render(ctx) {
     replace(tbody, shown.map((x) => h('tr', {dataset: {service: x.name}},
       h('td', {}, h('span', {class: 'dot', style: {background: serviceColor(x.name)}}),
         h('a', {href: ctx.link('/services/' + encodeURIComponent(x.name))}, x.name)),
-      h('td', {class: 'num'}, h('span', {class: 'figure'}, fmtNumber(x.cpm)), sparkline(sparks.cpm.get(x.name), r, {label: 'calls per minute'})),
+      h('td', {class: 'num'}, h('span', {class: 'figure'}, fmtNumber(x.cpm)), sparkline(sparks.cpm.has(x.name) ? zeroFill(sparks.cpm.get(x.name), r, step) : null, r, {label: 'calls per minute', step})),
       h('td', {class: ['num', x.success !== null && x.success < 0.99 && 'bad']}, h('span', {class: 'figure'}, fmtPercent(x.success)),
-        sparkline(sparks.success.get(x.name), r, {color: 'var(--ok)', label: 'success rate'})),
-      h('td', {class: 'num'}, h('span', {class: 'figure'}, fmtMs(x.p99)), sparkline(sparks.p99.get(x.name), r, {color: 'var(--warn)', label: 'p99 latency'})),
+        sparkline(sparks.success.get(x.name), r, {color: 'var(--ok)', label: 'success rate', step})),
+      h('td', {class: 'num'}, h('span', {class: 'figure'}, fmtMs(x.p99)), sparkline(sparks.p99.get(x.name), r, {color: 'var(--warn)', label: 'p99 latency', step})),
       h('td', {class: 'num'}, x.apdex === null ? '–' : h('span', {class: ['apdex', apdexClass(x.apdex)]}, x.apdex.toFixed(2))))));
     if (shown.length === 0) tbody.append(h('tr', {}, h('td', {colspan: COLUMNS.length, class: 'muted'}, 'No service matches the filter.')));
   };
