@@ -182,6 +182,14 @@ try {
     assert.ok(await page.evaluate(() => window.__noReload), 'the scatter plot link reloaded the page');
     await page.goBack();
     await page.locator('.trace-row').first().waitFor();
+    // The results can be ordered; the order is in the URL.
+    await page.goto(base + '/traces?service=frontend');
+    await page.locator('#sort-traces').selectOption('longest');
+    assert.match(page.url(), /order=longest/);
+    const durations = await page.locator('.trace-dur').evaluateAll((els) => els.map((e) => e.textContent));
+    assert.ok(durations.length >= 6, `frontend has ${durations.length} traces`);
+    await page.goto(base + '/traces?tag=order_id%3D1001');
+    await page.locator('.trace-row').first().waitFor();
     // Other conditions narrow it: errors only still finds it, a far duration does not.
     await page.locator('#f-errors').check();
     await page.locator('#f-min').fill('10s');

@@ -5,6 +5,15 @@ import {h, s, replace, message, loading, fmtMs, fmtTime, fmtClock} from '../dom.
 import {api} from '../api.js';
 import {emptyState, traceList, searchRange} from '../common.js';
 
+// ORDERS are the ways the results can be listed.
+const ORDERS = {
+  newest: {label: 'Newest first', cmp: (a, b) => new Date(b.start) - new Date(a.start)},
+  longest: {label: 'Longest first', cmp: (a, b) => b.durationMicros - a.durationMicros},
+  shortest: {label: 'Shortest first', cmp: (a, b) => a.durationMicros - b.durationMicros},
+  spans: {label: 'Most spans', cmp: (a, b) => b.spanCount - a.spanCount},
+  errors: {label: 'Most errors', cmp: (a, b) => b.errorCount - a.errorCount},
+};
+
 // parseTags reads `k=v k2="v with spaces"` into ["k=v", "k2=v with spaces"].
 export function parseTags(text) {
   const out = [];
@@ -102,11 +111,19 @@ export async function render(ctx) {
   if (result instanceof Error) body = message('error', 'The search failed: ' + result.message);
   else if (result.traces.length === 0) body = message('info', 'No traces match in this time range. Widen the time range or remove a condition.');
   else {
+    const list = h('div');
+    const order = h('select', {id: 'sort-traces', 'aria-label': 'Order of the traces', onchange: () => {
+      ctx.setParams({order: order.value === 'newest' ? '' : order.value});
+      drawList();
+    }}, Object.entries(ORDERS).map(([k, o]) => h('option', {value: k, selected: k === (params.get('order') || 'newest')}, o.label)));
+    const drawList = () => replace(list, traceList([...result.traces].sort(ORDERS[order.value].cmp)));
+    drawList();
     body = [
       scatter(ctx, result.traces, r),
-      h('p', {class: 'muted'}, `${result.traces.length} trace${result.traces.length === 1 ? '' : 's'}, newest first`,
-        result.traces.length >= Number(limit) ? ` (the limit; raise it to see more)` : ''),
-      traceList(result.traces)];
+      h('div', {class: 'results-head'},
+        h('span', {class: 'muted'}, `${result.traces.length} trace${result.traces.length === 1 ? '' : 's'}`,
+          result.traces.length >= Number(limit) ? ' (the limit; raise it to see more)' : ''), order),
+      list];
   }
   replace(root, h('h1', {}, 'Traces'), form, h('div', {id: 'results', 'aria-live': 'polite'}, body));
 }
