@@ -100,7 +100,7 @@ export function fmtAgo(t, now = Date.now()) {
 // told apart from each other and from the error red,
 // chosen by a hash of the name so a service keeps its colour on every page.
 const PALETTE = ['#3b82f6', '#f59e0b', '#10b981', '#8b5cf6', '#ec4899', '#06b6d4',
-  '#84cc16', '#f97316', '#64748b', '#a16207', '#0f766e', '#4f46e5'];
+  '#84cc16', '#f97316', '#a16207', '#0f766e', '#4f46e5'];
 
 export function serviceColor(name) {
   let hash = 2166136261;
