@@ -96,8 +96,7 @@ func cloneColumns(cols []logstorage.BlockColumn) []logstorage.BlockColumn {
 	return out
 }
 
-func (b *traceBuilder) addRow(cols []logstorage.BlockColumn, row int, rowTime int64) {
-	startNs := rowTime
+func (b *traceBuilder) addRow(cols []logstorage.BlockColumn, row int, startNs int64) {
 	types := map[string]byte{}
 	var service string
 	var resourceKey, scopeKey strings.Builder
@@ -150,13 +149,6 @@ func (b *traceBuilder) addRow(cols []logstorage.BlockColumn, row int, rowTime in
 
 	span := ss.Spans().AppendEmpty()
 	b.count++
-	// The row's timestamp is its trace's start; the span starts start_offset later.
-	for _, c := range cols {
-		if c.Name == fieldStartOffset {
-			off, _ := strconv.ParseInt(c.Values[row], 10, 64)
-			startNs += off
-		}
-	}
 	span.SetStartTimestamp(pcommon.Timestamp(startNs))
 	for _, c := range cols {
 		v := c.Values[row]

@@ -159,9 +159,7 @@ func appendType(types []byte, name string, letter byte) []byte {
 }
 
 // encodeSpan returns the fields of one span row, valid until the next call.
-// The row is stamped with traceStart; the span's own start is kept as its
-// offset from it.
-func (e *rowEncoder) encodeSpan(span ptrace.Span, traceStart int64) []logstorage.Field {
+func (e *rowEncoder) encodeSpan(span ptrace.Span) []logstorage.Field {
 	e.buf = e.buf[:0]
 	e.types = e.types[:0]
 	f := e.fields[:0]
@@ -177,9 +175,6 @@ func (e *rowEncoder) encodeSpan(span ptrace.Span, traceStart int64) []logstorage
 		f = append(f, e.hexField(fieldParentSpanID, psid[:]))
 	}
 	f = append(f, e.intField(fieldKind, int64(span.Kind())))
-	if off := int64(span.StartTimestamp()) - traceStart; off != 0 {
-		f = append(f, e.intField(fieldStartOffset, off))
-	}
 	dur := int64(span.EndTimestamp()) - int64(span.StartTimestamp())
 	f = append(f, e.intField(fieldDuration, dur))
 	if c := span.Status().Code(); c != ptrace.StatusCodeUnset {

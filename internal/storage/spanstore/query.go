@@ -23,9 +23,8 @@ type TraceQuery struct {
 	MinDuration time.Duration
 	MaxDuration time.Duration
 	ErrorsOnly  bool
-	// Start and End bound when the matching span's trace started (its start
-	// in the batch that brought the span, in fact); zero End means now, zero
-	// Start means End minus the default lookback.
+	// Start and End bound span start times; zero End means now, zero Start
+	// means End minus the default lookback.
 	Start, End time.Time
 	// Limit caps the number of traces; zero means the default (20).
 	Limit int

@@ -424,7 +424,7 @@ func cmpInt(a, b int64) int {
 }
 
 // summaryFields are the columns a trace summary needs.
-var summaryFields = []string{"_time", fieldStartOffset, fieldTraceID, fieldSpanID, fieldParentSpanID, fieldService, fieldName, fieldDuration, fieldStatusCode}
+var summaryFields = []string{"_time", fieldTraceID, fieldSpanID, fieldParentSpanID, fieldService, fieldName, fieldDuration, fieldStatusCode}
 
 // FindTraces implements Reader.
 func (s *Store) FindTraces(ctx context.Context, tq TraceQuery) ([]TraceSummary, error) {

@@ -1,17 +1,13 @@
 package spanstore
 
-// The span schema in logstorage: one row a span, its timestamp the start of
-// its trace's spans in the batch that brought it (so a trace's spans sort
-// together and its trace ID compresses away). Field names are plain so that
-// a LogsQL user can read them:
+// The span schema in logstorage: one row a span, its timestamp the span's
+// start. Field names are plain so that a LogsQL user can read them:
 //
 //	service              resource service.name; the log stream (spans of a
 //	                     service are stored together)
 //	name                 span name
 //	trace_id, span_id, parent_span_id   lowercase hex
 //	kind                 OTLP SpanKind number (1 internal ... 5 consumer)
-//	start_offset         the span's start after the row's timestamp, in ns
-//	                     (absent when 0)
 //	duration             nanoseconds
 //	status_code          OTLP StatusCode number (0 unset, 1 ok, 2 error)
 //	status_message, trace_state, flags
@@ -44,7 +40,6 @@ const (
 	fieldSpanID        = "span_id"
 	fieldParentSpanID  = "parent_span_id"
 	fieldKind          = "kind"
-	fieldStartOffset   = "start_offset"
 	fieldDuration      = "duration"
 	fieldStatusCode    = "status_code"
 	fieldStatusMessage = "status_message"

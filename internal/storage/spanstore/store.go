@@ -100,7 +100,7 @@ func (s *Store) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
 	}
 	lr := logstorage.GetLogRows([]string{fieldService}, nil, nil, nil, "")
 	idx := logstorage.GetLogRows(nil, nil, nil, nil, "")
-	windows := traceWindows(td)
+	windows := make(map[pcommon.TraceID]traceWindow)
 
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
@@ -113,11 +113,17 @@ func (s *Store) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
 			spans := ss.Spans()
 			for k := 0; k < spans.Len(); k++ {
 				span := spans.At(k)
-				// A row's timestamp is its trace's start in this batch, so
-				// logstorage (which orders rows by time) keeps a trace's spans
-				// together: their trace IDs then compress to almost nothing.
-				traceStart := windows[span.TraceID()].start
-				lr.MustAdd(tenantSpans, traceStart, e.encodeSpan(span, traceStart), -1)
+				startNs := int64(span.StartTimestamp())
+				lr.MustAdd(tenantSpans, startNs, e.encodeSpan(span), -1)
+				w, ok := windows[span.TraceID()]
+				endNs := int64(span.EndTimestamp())
+				if !ok {
+					w = traceWindow{start: startNs, end: endNs}
+				} else {
+					w.start = min(w.start, startNs)
+					w.end = max(w.end, endNs)
+				}
+				windows[span.TraceID()] = w
 			}
 		}
 	}
@@ -129,31 +135,6 @@ func (s *Store) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
 	s.encoders.Put(e)
 	selfmetrics.StorageWriteSeconds.Observe(time.Since(start).Seconds())
 	return nil
-}
-
-// traceWindows finds each trace's span-start window within td.
-func traceWindows(td ptrace.Traces) map[pcommon.TraceID]traceWindow {
-	windows := make(map[pcommon.TraceID]traceWindow)
-	rss := td.ResourceSpans()
-	for i := 0; i < rss.Len(); i++ {
-		sss := rss.At(i).ScopeSpans()
-		for j := 0; j < sss.Len(); j++ {
-			spans := sss.At(j).Spans()
-			for k := 0; k < spans.Len(); k++ {
-				span := spans.At(k)
-				startNs, endNs := int64(span.StartTimestamp()), int64(span.EndTimestamp())
-				w, ok := windows[span.TraceID()]
-				if !ok {
-					w = traceWindow{start: startNs, end: endNs}
-				} else {
-					w.start = min(w.start, startNs)
-					w.end = max(w.end, endNs)
-				}
-				windows[span.TraceID()] = w
-			}
-		}
-	}
-	return windows
 }
 
 // addIndexRows adds a trace-ID index row for every trace whose time window
