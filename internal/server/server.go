@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +30,7 @@ import (
 	"github.com/skytrail/skytrail/internal/selfmetrics"
 	"github.com/skytrail/skytrail/internal/storage/metricstore"
 	"github.com/skytrail/skytrail/internal/storage/spanstore"
+	"github.com/skytrail/skytrail/internal/ui"
 )
 
 // Config is everything `skytrail server` takes. An empty address turns
@@ -166,6 +168,13 @@ func Start(cfg Config) (*Server, error) {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	// An unknown API path is a JSON 404, not the UI's index page.
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": "no such API: " + r.URL.Path})
+	})
+	mux.Handle("/", ui.Handler())
 
 	start := func() error {
 		if err := s.serveHTTP("query API", cfg.HTTPAddr, mux); err != nil {
