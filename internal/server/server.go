@@ -19,8 +19,11 @@ import (
 
 	"google.golang.org/grpc"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP exporters may gzip their requests
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/skytrail/skytrail/internal/analysis"
+	"github.com/skytrail/skytrail/internal/analysis/integrity"
 	"github.com/skytrail/skytrail/internal/pipeline"
 	"github.com/skytrail/skytrail/internal/query"
 	"github.com/skytrail/skytrail/internal/query/jaeger"
@@ -56,6 +59,8 @@ type Config struct {
 	// takes precedence.
 	MemoryLimit int64
 	Logger      *slog.Logger
+	// Integrity tunes the trace integrity analysis (/api/v1/diagnostics).
+	Integrity integrity.Config
 }
 
 // Defaults are the documented defaults (docs/configuration.md).
@@ -82,6 +87,8 @@ type Server struct {
 	Spans    *spanstore.Store
 	Metrics  *metricstore.Store
 	Analyser *analysis.Analyser
+	// Integrity judges traces for lost context and silent agents.
+	Integrity *integrity.Analyser
 
 	grpcServers []*grpc.Server
 	httpServers []*http.Server
@@ -143,9 +150,13 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("start analysis: %w", err)
 	}
 
+	cfg.Integrity.Registry = s.Analyser.Registry()
+	s.Integrity = integrity.New(cfg.Integrity)
+	_ = s.Integrity.Start(context.Background()) // starts a goroutine, cannot fail
+
 	// Storage first: a request is acknowledged once its spans are stored;
 	// analysis only aggregates in memory and cannot fail a request.
-	p := pipeline.New(cfg.MaxInFlight, store, s.Analyser)
+	p := pipeline.New(cfg.MaxInFlight, store, s.Analyser, s.Integrity)
 	otlpRecv := otlp.New(p, otlp.Config{MaxRequestBytes: cfg.MaxRequest, Limits: cfg.Limits})
 
 	swConsumers := func(receiver string) skywalking.Consumers {
@@ -161,6 +172,7 @@ func Start(cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	query.NewAPI(store, store, s.Analyser).Routes(mux)
 	s.Analyser.Routes(mux)
+	s.Integrity.Routes(mux)
 	mux.Handle("/jaeger/", http.StripPrefix("/jaeger", jaeger.NewHandler(store, dependencies{s.Analyser})))
 	mux.Handle("/prometheus/", http.StripPrefix("/prometheus", promapi.NewHandler(s.Metrics)))
 	mux.Handle("GET /metrics", selfmetrics.Handler())
@@ -183,6 +195,7 @@ func Start(cfg Config) (*Server, error) {
 		if cfg.OTLPGRPCAddr != "" {
 			gs := grpc.NewServer(grpc.MaxRecvMsgSize(cfg.MaxRequest))
 			otlpRecv.RegisterGRPC(gs)
+			healthpb.RegisterHealthServer(gs, health.NewServer()) // for `skytrail doctor` and load balancers
 			if err := s.serveGRPC("OTLP gRPC", cfg.OTLPGRPCAddr, gs); err != nil {
 				return err
 			}
@@ -191,7 +204,9 @@ func Start(cfg Config) (*Server, error) {
 			return err
 		}
 		if cfg.SWGRPCAddr != "" {
-			if err := s.serveGRPC("SkyWalking gRPC", cfg.SWGRPCAddr, skywalking.NewGRPCServer(swConsumers(skywalking.GRPCReceiver), swOpts)); err != nil {
+			gs := skywalking.NewGRPCServer(swConsumers(skywalking.GRPCReceiver), swOpts)
+			healthpb.RegisterHealthServer(gs, health.NewServer())
+			if err := s.serveGRPC("SkyWalking gRPC", cfg.SWGRPCAddr, gs); err != nil {
 				return err
 			}
 		}
@@ -285,6 +300,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 	wg.Wait()
 	s.wg.Wait()
 	var errs []error
+	if s.Integrity != nil {
+		errs = append(errs, s.Integrity.Shutdown(ctx))
+	}
 	if s.Analyser != nil {
 		errs = append(errs, s.Analyser.Shutdown(ctx))
 	}

@@ -1,0 +1,246 @@
+package integrity_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/SkyAPM/go2sky"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	agentv3 "skywalking.apache.org/repo/goapi/collect/language/agent/v3"
+
+	"github.com/skytrail/skytrail/internal/analysis/integrity"
+	"github.com/skytrail/skytrail/internal/receiver/skywalking"
+)
+
+// noPropagator is what otel.GetTextMapPropagator returns until a program
+// sets one: it neither injects nor extracts.
+var noPropagator = propagation.NewCompositeTextMapPropagator()
+
+// TestHealthyWorkload: OpenTelemetry services calling each other over
+// HTTP with the context passed everywhere, and two go2sky services joined
+// by sw8, give no finding at all.
+func TestHealthyWorkload(t *testing.T) {
+	s := startServer(t, "")
+	inventory := otelService(t, s, "inventory")
+	inv := serve(t, inventory, w3c, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, span := inventory.Tracer("db").Start(r.Context(), "load stock")
+		span.End()
+	}))
+	frontend := otelService(t, s, "frontend")
+	toInventory := client(frontend, w3c)
+	front := serve(t, frontend, w3c, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		get(t, r.Context(), toInventory, inv.URL+"/stock")
+		done := make(chan struct{})
+		go func(ctx context.Context) { // background work keeps the request's context
+			defer close(done)
+			_, span := frontend.Tracer("audit").Start(ctx, "audit order")
+			span.End()
+		}(r.Context())
+		<-done
+	}))
+	shopper := client(otelService(t, s, "shop-client"), w3c)
+	for range 4 {
+		get(t, context.Background(), shopper, front.URL+"/checkout")
+	}
+
+	billing := go2skyService(t, s, "billing")
+	ledger := go2skyService(t, s, "ledger")
+	ledgerSrv := go2skyServer(t, ledger)
+	for range 3 {
+		go2skyCall(t, billing, ledgerSrv.URL+"/post")
+	}
+
+	r := settle(t, s, 4+3)
+	// The go2sky instances must also be old enough to be judged silent.
+	time.Sleep(2 * grace)
+	r = settle(t, s, 4+3)
+	if len(r.Findings) > 0 {
+		t.Fatalf("healthy workload has findings: %s", describe(r.Findings))
+	}
+}
+
+// TestMissingExtract: inventory runs otelhttp's middleware but never set a
+// propagator, so it does not extract the caller's context and each call
+// from frontend starts a new trace there.
+func TestMissingExtract(t *testing.T) {
+	s := startServer(t, "")
+	inventory := otelService(t, s, "inventory")
+	inv := serve(t, inventory, noPropagator, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	frontend := otelService(t, s, "frontend")
+	toInventory := client(frontend, w3c)
+	front := serve(t, frontend, w3c, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		get(t, r.Context(), toInventory, inv.URL+"/stock")
+	}))
+	shopper := client(otelService(t, s, "shop-client"), w3c)
+	for range 3 {
+		get(t, context.Background(), shopper, front.URL+"/checkout")
+	}
+	f := waitFinding(t, s, integrity.KindLostPropagation, "frontend")
+	if f.Peer != "inventory" || f.Severity != integrity.SeverityError {
+		t.Errorf("finding names the call frontend -> %q (%s), want inventory, error", f.Peer, f.Severity)
+	}
+	wantRemedy(t, f, "inventory starts new traces", "otelhttp.NewHandler", "otel.SetTextMapPropagator")
+	if f.Count < 1 || f.Share <= 0 {
+		t.Errorf("count %d, share %v", f.Count, f.Share)
+	}
+	// Asked about inventory, the API shows the finding too.
+	if r := diagnostics(t, s, "inventory"); len(r.Findings) == 0 {
+		t.Error("no finding for ?service=inventory")
+	}
+}
+
+// TestGoroutineDropsContext: frontend starts a span in a goroutine from
+// context.Background(): a root that is not a request.
+func TestGoroutineDropsContext(t *testing.T) {
+	s := startServer(t, "")
+	frontend := otelService(t, s, "frontend")
+	front := serve(t, frontend, w3c, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, span := frontend.Tracer("jobs").Start(context.Background(), "recompute totals")
+			span.End()
+		}()
+		<-done
+	}))
+	shopper := client(otelService(t, s, "shop-client"), w3c)
+	for range 3 {
+		get(t, context.Background(), shopper, front.URL+"/checkout")
+	}
+	f := waitFinding(t, s, integrity.KindDetachedRoot, "frontend")
+	wantRemedy(t, f, "context.Background()", "goroutine")
+}
+
+// TestGo2skyCallsW3COnlyService: a go2sky service calls an OpenTelemetry
+// service that reads only W3C traceparent; the sw8 header it sends is
+// ignored.
+func TestGo2skyCallsW3COnlyService(t *testing.T) {
+	s := startServer(t, "")
+	inventory := otelService(t, s, "inventory")
+	inv := serve(t, inventory, w3c, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	legacy := go2skyService(t, s, "legacy-orders")
+	for range 3 {
+		go2skyCall(t, legacy, inv.URL+"/stock")
+	}
+	f := waitFinding(t, s, integrity.KindPropagatorMismatch, "legacy-orders")
+	if f.Peer != "inventory" {
+		t.Errorf("peer %q, want inventory", f.Peer)
+	}
+	wantRemedy(t, f, "sw8", "W3C traceparent", "sdk")
+}
+
+// TestSamplerAtZero: a go2sky agent sampling nothing still sends
+// keep-alives; the instance is reported silent.
+func TestSamplerAtZero(t *testing.T) {
+	s := startServer(t, "")
+	quiet := go2skyService(t, s, "quiet", go2sky.WithSampler(0))
+	for range 3 {
+		span, _, err := quiet.CreateEntrySpan(context.Background(), "/work", func(string) (string, error) { return "", nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		span.End()
+	}
+	f := waitFinding(t, s, integrity.KindSilentInstance, "quiet")
+	if f.Instance != "quiet-1" {
+		t.Errorf("instance %q, want quiet-1", f.Instance)
+	}
+	wantRemedy(t, f, "sampler", "keep-alives")
+}
+
+// TestWrongToken: the server refuses a go2sky agent with the wrong token,
+// and says so.
+func TestWrongToken(t *testing.T) {
+	s := startServer(t, "right-token")
+	agent := go2skyWithToken(t, s, "locked-out", "wrong-token")
+	span, _, err := agent.CreateEntrySpan(context.Background(), "/work", func(string) (string, error) { return "", nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	span.End()
+	f := waitFinding(t, s, integrity.KindRejectedData, "")
+	if f.Peer != skywalking.GRPCReceiver {
+		t.Errorf("receiver %q, want %s", f.Peer, skywalking.GRPCReceiver)
+	}
+	wantRemedy(t, f, "unauthenticated", "SW_AGENT_AUTHENTICATION", "--sw-token")
+}
+
+// TestBrokenSkewedPeerless: a request whose caller never sends its spans,
+// a server span that starts seconds before the call that caused it, and a
+// client span naming nothing it called.
+func TestBrokenSkewedPeerless(t *testing.T) {
+	s := startServer(t, "")
+	payment := otelService(t, s, "payment")
+	// A caller that propagates W3C context but exports nothing.
+	carrier := propagation.MapCarrier{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+	ctx := w3c.Extract(context.Background(), carrier)
+	_, span := payment.Tracer("pay").Start(ctx, "charge", trace.WithSpanKind(trace.SpanKindServer))
+	span.End()
+
+	checkout, stock := otelService(t, s, "checkout"), otelService(t, s, "stock")
+	start := time.Now()
+	cctx, call := checkout.Tracer("c").Start(context.Background(), "reserve", trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(start))
+	_, served := stock.Tracer("s").Start(cctx, "reserve", trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start.Add(-5*time.Second)))
+	served.End(trace.WithTimestamp(start.Add(-4 * time.Second)))
+	call.End(trace.WithTimestamp(start.Add(10 * time.Millisecond)))
+
+	broken := waitFinding(t, s, integrity.KindBrokenTrace, "payment")
+	wantRemedy(t, broken, "never arrived", "parentbased")
+	if broken.Examples[0] != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Errorf("example %v, want the trace's ID", broken.Examples)
+	}
+	skew := waitFinding(t, s, integrity.KindClockSkew, "stock")
+	if skew.Peer != "checkout" {
+		t.Errorf("skew against %q, want checkout", skew.Peer)
+	}
+	wantRemedy(t, skew, "clocks", "NTP")
+	peerless := waitFinding(t, s, integrity.KindExitWithoutPeer, "checkout")
+	wantRemedy(t, peerless, "server.address")
+}
+
+// go2skyServer is an HTTP server whose handler is a go2sky entry span
+// reading sw8.
+func go2skyServer(t *testing.T, tracer *go2sky.Tracer) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		span, _, err := tracer.CreateEntrySpan(r.Context(), r.Method+" "+r.URL.Path, func(k string) (string, error) { return r.Header.Get(k), nil })
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		span.SetSpanLayer(agentv3.SpanLayer_Http)
+		span.End()
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// go2skyCall is a go2sky service handling a request by calling target
+// over HTTP, sw8 in the request's headers.
+func go2skyCall(t *testing.T, tracer *go2sky.Tracer, target string) {
+	t.Helper()
+	entry, ctx, err := tracer.CreateEntrySpan(context.Background(), "/order", func(string) (string, error) { return "", nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(target)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	exit, err := tracer.CreateExitSpan(ctx, "GET "+u.Path, u.Host, func(k, v string) error { req.Header.Set(k, v); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	exit.SetSpanLayer(agentv3.SpanLayer_Http)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	exit.Tag(go2sky.TagStatusCode, resp.Status)
+	exit.End()
+	entry.End()
+}
