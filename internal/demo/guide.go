@@ -30,16 +30,15 @@ The shop (its code: examples/shop in the SkyTrail repository):
 `)
 	if api != "" {
 		fmt.Fprintf(&b, `
-What to look at:
-  services       curl -s %[1]s/api/v1/services
-  checkouts      curl -s '%[1]s/api/v1/traces?service=frontend&lookback=5m&limit=5'
-  one trace      curl -s %[1]s/api/v1/traces/<traceID>      (spans of OTel and go2sky services, one tree)
-  failures       curl -s '%[1]s/api/v1/traces?service=order&errors=true&lookback=5m'
-  the slow path  curl -s '%[1]s/api/v1/traces?service=inventory&minDuration=300ms&lookback=5m'
-  service map    curl -s %[1]s/api/v1/topology              (figures are per minute: give it a minute or two)
+What to look at, in the UI:
+  services       %[1]s/services                 calls/min, success rate, p99, Apdex
+  service map    %[1]s/map                      (figures are per minute: give it a minute or two)
+  failures       %[1]s/traces?service=order&errors=true
+  the slow path  %[1]s/traces?service=inventory&minDuration=300ms
   the bug        order e-mails confirmations from a goroutine given context.Background(), so each
                  e-mail is a trace of its own (examples/shop/order.go):
-                 curl -s '%[1]s/api/v1/traces?service=order&operation=send+confirmation+email&lookback=5m'
+                 %[1]s/traces?service=order&operation=send+confirmation+email
+The same through the API: curl -s %[1]s/api/v1/services, %[1]s/api/v1/topology, ... (docs/api.md)
 `, api)
 	}
 	b.WriteString("\nCtrl-C stops it.\n")
@@ -53,7 +52,7 @@ func (d *Demo) printFirstOrder(orderID string) {
 		return
 	}
 	// Order IDs are "ord-" and hex: nothing to escape.
-	fmt.Fprintf(d.out, "\nFirst order placed, %s; its trace: curl -s '%s/api/v1/traces?tag=order_id=%s&lookback=5m'\n", orderID, baseURL(addr), orderID)
+	fmt.Fprintf(d.out, "\nFirst order placed, %s; its trace: %s/traces?tag=order_id=%s\n", orderID, baseURL(addr), orderID)
 }
 
 // orNone is prefix+dialAddr(addr), or "" for a listener that is off.
