@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/skytrail/skytrail/internal/demo"
 	"github.com/skytrail/skytrail/internal/server"
@@ -20,6 +21,11 @@ import (
 func runDemo(ctx context.Context, args []string) error {
 	cfg := server.Defaults()
 	cfg.DataDir = filepath.Join(os.TempDir(), "skytrail-demo")
+	// The shop's spans all arrive within a second or two of ending: write each
+	// minute's figures soon after it ends, so a newcomer sees them in about
+	// a minute rather than two (the server's defaults allow for slow exporters).
+	cfg.Analysis.JoinGrace = 5 * time.Second
+	cfg.Analysis.FlushDelay = 10 * time.Second
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	configFile, logLevel := serverFlags(fs, &cfg)
 	fs.Lookup("log-level").DefValue = "warn"
