@@ -3,6 +3,7 @@
 //	skytrail [server] [flags]   run the server (the default)
 //	skytrail demo [flags]       the server beside a live example shop
 //	skytrail loadgen [flags]    send load over OTLP or SkyWalking
+//	skytrail doctor [flags]     check that a service's traces reach SkyTrail
 //	skytrail version
 package main
 
@@ -42,10 +43,12 @@ func main() {
 		err = runDemo(ctx, args)
 	case "loadgen":
 		err = runLoadgen(ctx, args)
+	case "doctor":
+		err = runDoctor(ctx, args)
 	case "version":
 		fmt.Println("skytrail", version)
 	default:
-		err = fmt.Errorf("unknown command %q: want server, demo, loadgen or version", cmd)
+		err = fmt.Errorf("unknown command %q: want server, demo, loadgen, doctor or version", cmd)
 	}
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "skytrail:", err)

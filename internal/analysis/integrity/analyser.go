@@ -117,6 +117,7 @@ type Analyser struct {
 	// lastSpan is when each service instance last sent a span (unix ns).
 	lastSpan map[instanceKey]int64
 	dropped  uint64 // spans not buffered since the last judging pass
+	scratch  []byte
 
 	judge *judge
 
@@ -237,6 +238,15 @@ func (a *Analyser) internLocked(s string) string {
 	return s
 }
 
+// internBytesLocked is internLocked for a name being built, which costs no
+// allocation when the name is known.
+func (a *Analyser) internBytesLocked(b []byte) string {
+	if v, ok := a.intern[string(b)]; ok {
+		return v
+	}
+	return a.internLocked(string(b))
+}
+
 func (a *Analyser) add(ps ptrace.Span, service, instance string, sw bool, nowNs int64) {
 	tid := ps.TraceID()
 	p := a.traces[tid]
@@ -311,7 +321,8 @@ func (a *Analyser) readAttrs(ps ptrace.Span, s *span) {
 		return
 	}
 	if attrs.ServerAddress != "" && attrs.ServerPort != "" {
-		s.self = a.internLocked(attrs.ServerAddress + ":" + attrs.ServerPort)
+		a.scratch = append(append(append(a.scratch[:0], attrs.ServerAddress...), ':'), attrs.ServerPort...)
+		s.self = a.internBytesLocked(a.scratch)
 	}
 }
 

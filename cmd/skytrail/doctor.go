@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/skytrail/skytrail/internal/doctor"
+)
+
+// runDoctor checks, from where a service runs, that its traces reach
+// SkyTrail: flags override the OTEL_* and SW_* variables the SDKs read.
+func runDoctor(ctx context.Context, args []string) error {
+	cfg := doctor.FromEnv(os.Getenv)
+	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: skytrail doctor [flags]\n\nChecks the path from a service to SkyTrail with the settings its SDK reads\n(OTEL_EXPORTER_OTLP_*, OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER*, SW_AGENT_*);\nflags override them. Exits 1 when the path is broken.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	endpoint := fs.String("endpoint", "", "OTLP endpoint, a URL or host:port (default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4317)")
+	fs.StringVar(&cfg.OTLPProtocol, "protocol", cfg.OTLPProtocol, "OTLP protocol: grpc or http/protobuf (default: OTEL_EXPORTER_OTLP_PROTOCOL, else grpc)")
+	fs.BoolVar(&cfg.OTLPInsecure, "insecure", cfg.OTLPInsecure, "no TLS for an endpoint given without scheme (OTEL_EXPORTER_OTLP_INSECURE)")
+	fs.BoolVar(&cfg.SkipOTLP, "no-otlp", false, "skip the OTLP checks (a SkyWalking-only service)")
+	fs.StringVar(&cfg.ServiceName, "service-name", cfg.ServiceName, "the service's own name (OTEL_SERVICE_NAME, else SW_AGENT_NAME)")
+	fs.StringVar(&cfg.SWBackend, "sw-backend", cfg.SWBackend, "SkyWalking gRPC backend host:port (SW_AGENT_REPORTER_GRPC_BACKEND_SERVICE; empty: skip)")
+	fs.StringVar(&cfg.SWToken, "sw-token", cfg.SWToken, "SkyWalking agent token (SW_AGENT_AUTHENTICATION)")
+	fs.StringVar(&cfg.Server, "server", "", "SkyTrail query API URL (default: port 8080 on the OTLP endpoint's host)")
+	fs.StringVar(&cfg.Service, "service", "", "print the server's findings about this service (default: --service-name)")
+	fs.DurationVar(&cfg.Wait, "wait", 30*time.Second, "how long to wait for a probe trace to become searchable")
+	fs.DurationVar(&cfg.DialTimeout, "timeout", 5*time.Second, "timeout of each connection check")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("doctor: unexpected argument %q", fs.Arg(0))
+	}
+	if *endpoint != "" {
+		cfg.OTLPEndpoint, cfg.TracesEndpoint = *endpoint, false
+	}
+	tty := isTerminal(os.Stdout) && !*asJSON
+	var opts doctor.Options
+	if isTerminal(os.Stderr) && !*asJSON {
+		opts.Progress = func(line string) { fmt.Fprint(os.Stderr, "\r\033[K"+line) }
+	}
+	report, err := doctor.Run(ctx, cfg, opts)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		err = report.WriteJSON(os.Stdout)
+	} else {
+		err = report.WriteText(os.Stdout, tty && os.Getenv("NO_COLOR") == "")
+	}
+	if err != nil {
+		return err
+	}
+	if !report.OK {
+		return errors.New("doctor: the path to SkyTrail is broken")
+	}
+	return nil
+}
+
+// isTerminal tells whether f is a terminal, for colour and a progress line.
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

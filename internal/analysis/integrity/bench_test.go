@@ -1,0 +1,108 @@
+package integrity
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// batch builds 1000 spans from 10 services with about 8 attributes each:
+// per request a server span, an HTTP client span to the next service, a
+// database call and two internal spans, 100 traces in all.
+func batch() ptrace.Traces {
+	td := ptrace.NewTraces()
+	now := time.Now()
+	var id uint64
+	nextID := func() pcommon.SpanID {
+		id++
+		var s pcommon.SpanID
+		binary.BigEndian.PutUint64(s[:], id)
+		return s
+	}
+	for svc := range 10 {
+		rs := td.ResourceSpans().AppendEmpty()
+		ra := rs.Resource().Attributes()
+		ra.PutStr("service.name", fmt.Sprintf("service-%d", svc))
+		ra.PutStr("service.instance.id", fmt.Sprintf("service-%d-7f9c", svc))
+		ra.PutStr("telemetry.sdk.name", "opentelemetry")
+		spans := rs.ScopeSpans().AppendEmpty().Spans()
+		for req := range 20 {
+			var trace pcommon.TraceID
+			binary.BigEndian.PutUint64(trace[:], uint64(req%10+1))
+			start := pcommon.NewTimestampFromTime(now)
+			end := pcommon.NewTimestampFromTime(now.Add(10 * time.Millisecond))
+			add := func(kind ptrace.SpanKind, name string, parent pcommon.SpanID) ptrace.Span {
+				s := spans.AppendEmpty()
+				s.SetTraceID(trace)
+				s.SetSpanID(nextID())
+				s.SetParentSpanID(parent)
+				s.SetKind(kind)
+				s.SetName(name)
+				s.SetStartTimestamp(start)
+				s.SetEndTimestamp(end)
+				s.SetFlags(0x100 | 0x200)
+				a := s.Attributes()
+				a.PutStr("http.request.method", "GET")
+				a.PutStr("url.path", "/api/items/42")
+				a.PutStr("http.route", "/api/items/{id}")
+				a.PutInt("http.response.status_code", 200)
+				a.PutStr("client.address", "10.0.0.12")
+				return s
+			}
+			srv := add(ptrace.SpanKindServer, "GET /api/items/{id}", pcommon.SpanID{})
+			srv.Attributes().PutStr("server.address", fmt.Sprintf("service-%d", svc))
+			srv.Attributes().PutInt("server.port", 8080)
+			cl := add(ptrace.SpanKindClient, "GET", srv.SpanID())
+			cl.Attributes().PutStr("server.address", fmt.Sprintf("service-%d", (svc+1)%10))
+			cl.Attributes().PutInt("server.port", 8080)
+			db := add(ptrace.SpanKindClient, "SELECT items", srv.SpanID())
+			db.Attributes().PutStr("db.system", "postgresql")
+			db.Attributes().PutStr("server.address", "pg")
+			add(ptrace.SpanKindInternal, "render", srv.SpanID())
+			add(ptrace.SpanKindInternal, "encode", srv.SpanID())
+		}
+	}
+	return td
+}
+
+// BenchmarkConsumeTraces measures the hot path: what every ingested span
+// costs the integrity analysis before the request is acknowledged.
+func BenchmarkConsumeTraces(b *testing.B) {
+	a := New(Config{})
+	td := batch()
+	spans := td.SpanCount()
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		_ = a.ConsumeTraces(ctx, td)
+		if i%50 == 49 {
+			b.StopTimer()
+			a.Judge(time.Now().Add(time.Hour)) // drain, as the background loop does
+			b.StartTimer()
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*spans), "ns/span")
+}
+
+// BenchmarkJudge measures the background work per span judged.
+func BenchmarkJudge(b *testing.B) {
+	a := New(Config{})
+	td := batch()
+	spans := td.SpanCount()
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		_ = a.ConsumeTraces(ctx, td)
+		b.StartTimer()
+		a.Judge(time.Now().Add(time.Hour))
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*spans), "ns/span")
+}

@@ -1,0 +1,247 @@
+package doctor_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/skytrail/skytrail/internal/analysis/integrity"
+	"github.com/skytrail/skytrail/internal/doctor"
+	"github.com/skytrail/skytrail/internal/server"
+)
+
+func startServer(t *testing.T, token string) *server.Server {
+	t.Helper()
+	cfg := server.Defaults()
+	cfg.DataDir = t.TempDir()
+	cfg.HTTPAddr, cfg.OTLPGRPCAddr, cfg.OTLPHTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.SWGRPCAddr, cfg.SWHTTPAddr = "127.0.0.1:0", ""
+	cfg.SWToken = token
+	cfg.Integrity.Grace = time.Second
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := server.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	return s
+}
+
+// configFor is the configuration of a service set up right for s.
+func configFor(s *server.Server, token string) doctor.Config {
+	return doctor.Config{
+		OTLPEndpoint: "http://" + s.Addrs["OTLP gRPC"],
+		OTLPProtocol: doctor.ProtocolGRPC,
+		ServiceName:  "checkout",
+		SWBackend:    s.Addrs["SkyWalking gRPC"],
+		SWToken:      token,
+		Server:       "http://" + s.Addrs["query API"],
+		Wait:         10 * time.Second,
+		DialTimeout:  2 * time.Second,
+	}
+}
+
+func run(t *testing.T, cfg doctor.Config) *doctor.Report {
+	t.Helper()
+	r, err := doctor.Run(context.Background(), cfg, doctor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	if err := r.WriteText(&text, false); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + text.String())
+	return r
+}
+
+// check finds the check named name in step, failing the test without it.
+func check(t *testing.T, r *doctor.Report, step, name string) doctor.Check {
+	t.Helper()
+	for _, c := range r.Checks {
+		if c.Step == step && c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("no %s check %q", step, name)
+	return doctor.Check{}
+}
+
+// TestWorkingPath: with the right endpoints and token, both probes reach
+// the server and are found through the query API, with timings.
+func TestWorkingPath(t *testing.T) {
+	s := startServer(t, "s3cret")
+	for _, proto := range []string{doctor.ProtocolGRPC, doctor.ProtocolHTTP} {
+		t.Run(proto, func(t *testing.T) {
+			cfg := configFor(s, "s3cret")
+			if proto == doctor.ProtocolHTTP {
+				cfg.OTLPProtocol, cfg.OTLPEndpoint = proto, "http://"+s.Addrs["OTLP HTTP"]
+			}
+			r := run(t, cfg)
+			if !r.OK {
+				t.Fatalf("path reported broken: %+v", r.Checks)
+			}
+			for _, step := range []string{"OTLP", "SkyWalking"} {
+				c := check(t, r, step, "probe searchable")
+				if c.Status != doctor.StatusOK || c.TraceID == "" || c.Millis <= 0 {
+					t.Errorf("%s probe: %+v", step, c)
+				}
+			}
+			if c := check(t, r, "SkyWalking", "gRPC health"); c.Detail != "SERVING" {
+				t.Errorf("SkyWalking health: %+v", c)
+			}
+		})
+	}
+}
+
+// TestWrongPort: nothing listens where the exporter points; doctor says
+// "connection refused" and fails.
+func TestWrongPort(t *testing.T) {
+	s := startServer(t, "")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	_ = ln.Close()
+	cfg := configFor(s, "")
+	cfg.OTLPEndpoint, cfg.SWBackend = "http://"+closed, ""
+	r := run(t, cfg)
+	if r.OK {
+		t.Fatal("path with a closed port reported working")
+	}
+	c := check(t, r, "OTLP", "TCP")
+	if c.Status != doctor.StatusFail || c.Detail != "connection refused" || !strings.Contains(c.Remedy, "4317") {
+		t.Errorf("TCP check: %+v", c)
+	}
+}
+
+// TestWrongToken: the SkyWalking agent's token is not the server's.
+func TestWrongToken(t *testing.T) {
+	s := startServer(t, "right")
+	cfg := configFor(s, "wrong")
+	cfg.SkipOTLP = true
+	r := run(t, cfg)
+	if r.OK {
+		t.Fatal("wrong token reported working")
+	}
+	c := check(t, r, "SkyWalking", "authentication")
+	if c.Status != doctor.StatusFail || !strings.Contains(c.Detail, "token") || !strings.Contains(c.Remedy, "SW_AGENT_AUTHENTICATION") {
+		t.Errorf("authentication check: %+v", c)
+	}
+}
+
+// TestSamplerAtZero: a sampler that keeps nothing fails before any network.
+func TestSamplerAtZero(t *testing.T) {
+	s := startServer(t, "")
+	for _, env := range []map[string]string{
+		{"OTEL_TRACES_SAMPLER": "always_off"},
+		{"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"},
+	} {
+		cfg := doctor.FromEnv(func(k string) string { return env[k] })
+		cfg.OTLPEndpoint, cfg.Server = "http://"+s.Addrs["OTLP gRPC"], "http://"+s.Addrs["query API"]
+		cfg.Wait = 10 * time.Second
+		r := run(t, cfg)
+		if r.OK {
+			t.Errorf("%v reported working", env)
+		}
+		if c := check(t, r, "configuration", "sampler"); c.Status != doctor.StatusFail || !strings.Contains(c.Remedy, "OTEL_TRACES_SAMPLER") {
+			t.Errorf("%v: sampler check %+v", env, c)
+		}
+	}
+}
+
+// TestEnvironment: the variables SDKs read become the configuration.
+func TestEnvironment(t *testing.T) {
+	env := map[string]string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT":            "http://collector:4318",
+		"OTEL_EXPORTER_OTLP_PROTOCOL":            "http/protobuf",
+		"OTEL_EXPORTER_OTLP_HEADERS":             "x-team=payments,authorization=Bearer%20abc",
+		"OTEL_SERVICE_NAME":                      "payments",
+		"SW_AGENT_REPORTER_GRPC_BACKEND_SERVICE": "oap:11800",
+		"SW_AGENT_AUTHENTICATION":                "tok",
+	}
+	cfg := doctor.FromEnv(func(k string) string { return env[k] })
+	if cfg.OTLPEndpoint != "http://collector:4318" || cfg.TracesEndpoint || cfg.OTLPProtocol != doctor.ProtocolHTTP ||
+		cfg.ServiceName != "payments" || cfg.SWBackend != "oap:11800" || cfg.SWToken != "tok" ||
+		cfg.OTLPHeaders["authorization"] != "Bearer abc" || cfg.OTLPHeaders["x-team"] != "payments" {
+		t.Errorf("config from environment: %+v", cfg)
+	}
+}
+
+// TestFindingsAndJSON: doctor --service prints the server's findings with
+// their remedies, and the JSON report parses.
+func TestFindingsAndJSON(t *testing.T) {
+	s := startServer(t, "")
+	exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(s.Addrs["OTLP gRPC"]), otlptracegrpc.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName("frontend"))))
+	defer tp.Shutdown(context.Background())
+	tracer := tp.Tracer("shop")
+	_, req := tracer.Start(context.Background(), "GET /checkout", trace.WithSpanKind(trace.SpanKindServer))
+	req.End()
+	_, lost := tracer.Start(context.Background(), "send receipt") // context dropped
+	lost.End()
+
+	base := "http://" + s.Addrs["query API"]
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var rep integrity.Report
+		resp, err := http.Get(base + "/api/v1/diagnostics?service=frontend")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&rep)
+		_ = resp.Body.Close()
+		if len(rep.Findings) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no finding within 15s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	cfg := configFor(s, "")
+	cfg.SWBackend, cfg.Service = "", "frontend"
+	r := run(t, cfg)
+	c := check(t, r, "findings", integrity.KindDetachedRoot)
+	if c.Target != "frontend" || !strings.Contains(c.Remedy, "context.Background()") || c.TraceID == "" {
+		t.Errorf("finding: %+v", c)
+	}
+	if !r.OK {
+		t.Error("a finding about the service made the path count as broken")
+	}
+	var out bytes.Buffer
+	if err := r.WriteJSON(&out); err != nil {
+		t.Fatal(err)
+	}
+	var parsed struct {
+		OK     bool `json:"ok"`
+		Checks []struct {
+			Step, Name, Status string
+		} `json:"checks"`
+		Findings []integrity.Finding `json:"findings"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &parsed); err != nil {
+		t.Fatalf("JSON report does not parse: %v\n%s", err, out.String())
+	}
+	if !parsed.OK || len(parsed.Checks) != len(r.Checks) || len(parsed.Findings) == 0 || parsed.Findings[0].Remedy == "" {
+		t.Errorf("JSON report: %+v", parsed)
+	}
+}
