@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -83,6 +84,7 @@ func run(bin string, spans int, rate float64, protocol loadgen.Protocol, concurr
 		endpoint = swAddr
 	}
 	cpuBefore := processCPU(srv.Process.Pid)
+	ingestStart := time.Now()
 	res, err := loadgen.Run(context.Background(), loadgen.Config{
 		Endpoint: endpoint, Protocol: protocol, Spans: int64(spans), Rate: rate, Concurrency: concurrency,
 		Progress: os.Stderr,
@@ -100,7 +102,7 @@ func run(bin string, spans int, rate float64, protocol loadgen.Protocol, concurr
 	fmt.Printf("disk: %.1f MiB for %d spans = %.1f bytes/span (trace-ID index included)\n",
 		float64(size)/(1<<20), res.Spans, float64(size)/float64(res.Spans))
 
-	ids, orderIDs, err := sampleTraces(api)
+	ids, orderIDs, err := sampleTraces(api, ingestStart, time.Now())
 	if err != nil {
 		return err
 	}
@@ -127,16 +129,21 @@ func waitHealthy(api string) error {
 	return fmt.Errorf("server at %s never became healthy", api)
 }
 
-// sampleTraces picks stored trace IDs and order IDs to query for.
-func sampleTraces(api string) (ids, orderIDs []string, err error) {
-	var out struct {
-		Traces []struct{ TraceID string } `json:"traces"`
-	}
-	if err := getJSON(api+"/api/v1/traces?service=frontend&limit=1000&lookback=24h", &out); err != nil {
-		return nil, nil, err
-	}
-	for _, t := range out.Traces {
-		ids = append(ids, t.TraceID)
+// sampleTraces picks stored trace IDs from ten moments spread over the
+// ingest, so lookups hit old data as well as new, and order IDs to search for.
+func sampleTraces(api string, from, to time.Time) (ids, orderIDs []string, err error) {
+	for i := 0; i < 10; i++ {
+		at := from.Add(time.Duration(float64(to.Sub(from)) * (float64(i) + 0.5) / 10))
+		var out struct {
+			Traces []struct{ TraceID string } `json:"traces"`
+		}
+		q := url.Values{"service": {"frontend"}, "limit": {"100"}, "end": {strconv.FormatInt(at.UnixMilli(), 10)}, "lookback": {"5s"}}
+		if err := getJSON(api+"/api/v1/traces?"+q.Encode(), &out); err != nil {
+			return nil, nil, err
+		}
+		for _, t := range out.Traces {
+			ids = append(ids, t.TraceID)
+		}
 	}
 	if len(ids) == 0 {
 		return nil, nil, fmt.Errorf("no traces found after ingest")
