@@ -15,6 +15,7 @@ import (
 	"github.com/SkyAPM/go2sky"
 	"github.com/SkyAPM/go2sky/reporter"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -31,6 +32,11 @@ const grace = time.Second
 // startServer runs a SkyTrail on loopback ports with a short grace period.
 func startServer(t *testing.T, token string) *server.Server {
 	t.Helper()
+	return startServerWith(t, token, func(*server.Config) {})
+}
+
+func startServerWith(t *testing.T, token string, configure func(*server.Config)) *server.Server {
+	t.Helper()
 	cfg := server.Defaults()
 	cfg.DataDir = t.TempDir()
 	cfg.HTTPAddr, cfg.OTLPGRPCAddr, cfg.OTLPHTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
@@ -39,6 +45,7 @@ func startServer(t *testing.T, token string) *server.Server {
 	cfg.Integrity.Grace = grace
 	cfg.Analysis.Instances.AliveTimeout = time.Minute
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	configure(&cfg)
 	s, err := server.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -51,11 +58,16 @@ func startServer(t *testing.T, token string) *server.Server {
 // exporting over OTLP gRPC as a real service does.
 func otelService(t *testing.T, s *server.Server, name string) *sdktrace.TracerProvider {
 	t.Helper()
+	return otelServiceWith(t, s, name, semconv.ServiceInstanceID(name+"-1"))
+}
+
+func otelServiceWith(t *testing.T, s *server.Server, name string, attrs ...attribute.KeyValue) *sdktrace.TracerProvider {
+	t.Helper()
 	exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(s.Addrs["OTLP gRPC"]), otlptracegrpc.WithInsecure())
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(name), semconv.ServiceInstanceID(name+"-1"))
+	res := resource.NewWithAttributes(semconv.SchemaURL, append(attrs, semconv.ServiceName(name))...)
 	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithSyncer(exp))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	return tp
@@ -192,7 +204,8 @@ func wantRemedy(t *testing.T, f integrity.Finding, parts ...string) {
 			t.Errorf("%s finding does not say %q:\nsummary: %s\nremedy: %s", f.Kind, p, f.Summary, f.Remedy)
 		}
 	}
-	if len(f.Examples) == 0 && f.Kind != integrity.KindSilentInstance && f.Kind != integrity.KindRejectedData {
+	perInstance := map[string]bool{integrity.KindSilentInstance: true, integrity.KindStoppedInstance: true, integrity.KindDuplicateInstance: true, integrity.KindRejectedData: true}
+	if len(f.Examples) == 0 && !perInstance[f.Kind] {
 		t.Errorf("%s finding has no example trace", f.Kind)
 	}
 }

@@ -5,16 +5,20 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/SkyAPM/go2sky"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
 	agentv3 "skywalking.apache.org/repo/goapi/collect/language/agent/v3"
 
 	"github.com/skytrail/skytrail/internal/analysis/integrity"
 	"github.com/skytrail/skytrail/internal/receiver/skywalking"
+	"github.com/skytrail/skytrail/internal/server"
+	"github.com/skytrail/skytrail/sdk"
 )
 
 // noPropagator is what otel.GetTextMapPropagator returns until a program
@@ -22,8 +26,9 @@ import (
 var noPropagator = propagation.NewCompositeTextMapPropagator()
 
 // TestHealthyWorkload: OpenTelemetry services calling each other over
-// HTTP with the context passed everywhere, and two go2sky services joined
-// by sw8, give no finding at all.
+// HTTP with the context passed everywhere, two go2sky services joined by
+// sw8, and a go2sky service calling one that reads sw8 through SkyTrail's
+// SDK give no finding at all.
 func TestHealthyWorkload(t *testing.T) {
 	s := startServer(t, "")
 	inventory := otelService(t, s, "inventory")
@@ -55,10 +60,19 @@ func TestHealthyWorkload(t *testing.T) {
 		go2skyCall(t, billing, ledgerSrv.URL+"/post")
 	}
 
-	r := settle(t, s, 4+3)
+	// go2sky calling an OpenTelemetry service that reads sw8 too, through
+	// SkyTrail SDK's propagator: the remedy for a propagator mismatch.
+	stock := otelService(t, s, "stock")
+	stockSrv := serve(t, stock, sdk.DefaultPropagator(nil), http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	orders := go2skyService(t, s, "legacy-orders")
+	for range 2 {
+		go2skyCall(t, orders, stockSrv.URL+"/reserve")
+	}
+
+	r := settle(t, s, 4+3+2)
 	// The go2sky instances must also be old enough to be judged silent.
 	time.Sleep(2 * grace)
-	r = settle(t, s, 4+3)
+	r = settle(t, s, 4+3+2)
 	if len(r.Findings) > 0 {
 		t.Fatalf("healthy workload has findings: %s", describe(r.Findings))
 	}
@@ -243,4 +257,56 @@ func go2skyCall(t *testing.T, tracer *go2sky.Tracer, target string) {
 	exit.Tag(go2sky.TagStatusCode, resp.Status)
 	exit.End()
 	entry.End()
+}
+
+// TestNoServerMiddleware: inventory has no tracing at all; frontend's
+// calls to it are reported as going to an uninstrumented address.
+func TestNoServerMiddleware(t *testing.T) {
+	s := startServer(t, "")
+	inv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(inv.Close)
+	frontend := otelService(t, s, "frontend")
+	toInventory := client(frontend, w3c)
+	front := serve(t, frontend, w3c, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		get(t, r.Context(), toInventory, inv.URL+"/stock")
+	}))
+	shopper := client(otelService(t, s, "shop-client"), w3c)
+	get(t, context.Background(), shopper, front.URL+"/checkout")
+	f := waitFinding(t, s, integrity.KindUninstrumentedPeer, "frontend")
+	if want := inv.Listener.Addr().String(); f.Peer != want {
+		t.Errorf("peer %q, want %s", f.Peer, want)
+	}
+	wantRemedy(t, f, "otelhttp.NewHandler")
+}
+
+// TestDuplicateInstances: one process reporting under two instance IDs.
+func TestDuplicateInstances(t *testing.T) {
+	s := startServer(t, "")
+	for _, id := range []string{"cart-a", "cart-b"} {
+		tp := otelServiceWith(t, s, "cart", semconv.ServiceInstanceID(id), semconv.HostName("node-7"), semconv.ProcessPID(4242))
+		_, span := tp.Tracer("cart").Start(context.Background(), "GET /cart", trace.WithSpanKind(trace.SpanKindServer))
+		span.End()
+	}
+	f := waitFinding(t, s, integrity.KindDuplicateInstance, "cart")
+	if f.Instance != "cart-b" || f.Peer != "cart-a" || !strings.Contains(f.Detail, "pid 4242") {
+		t.Errorf("duplicate: %+v", f)
+	}
+	wantRemedy(t, f, "service.instance.id")
+}
+
+// TestStoppedInstance: a go2sky agent that sent spans, then only
+// keep-alives.
+func TestStoppedInstance(t *testing.T) {
+	s := startServerWith(t, "", func(c *server.Config) { c.Integrity.SilentAfter = 2 * time.Second })
+	tracer := go2skyService(t, s, "worker")
+	span, _, err := tracer.CreateEntrySpan(context.Background(), "/job", func(string) (string, error) { return "", nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	span.End()
+	f := waitFinding(t, s, integrity.KindStoppedInstance, "worker")
+	if f.Instance != "worker-1" || !strings.HasPrefix(f.Detail, "last span at") {
+		t.Errorf("stopped: %+v", f)
+	}
+	wantRemedy(t, f, "keep-alives")
 }
