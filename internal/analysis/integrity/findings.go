@@ -161,14 +161,15 @@ type Report struct {
 }
 
 // Findings lists the current findings, about service only when it is not
-// empty (a finding about a call counts for both of its services), most
-// urgent first, then most frequent.
+// empty (a finding about a call counts for both of its services; one about
+// the server, such as refused data, for every service), most urgent first,
+// then most frequent.
 func (a *Analyser) Findings(service string) Report {
 	j := a.judge
 	j.mu.Lock()
 	out := make([]Finding, 0, len(j.findings))
 	for _, f := range j.findings {
-		if service != "" && f.Service != service && !(f.Peer == service && calls(f.Kind)) {
+		if service != "" && f.Service != "" && f.Service != service && !(f.Peer == service && calls(f.Kind)) {
 			continue
 		}
 		if !j.visible(f) {
