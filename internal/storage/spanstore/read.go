@@ -156,12 +156,25 @@ func (s *Store) GetTraces(ctx context.Context, ids []pcommon.TraceID) (ptrace.Tr
 
 // traceWindows looks the trace IDs up in the trace-ID index: the span-start
 // window of each. Traces not in the index are absent from the result.
+// Traces written recently by this process are answered from memory, which
+// saves a query for the lookups users make most: traces they just found.
 func (s *Store) traceWindows(ctx context.Context, ids []pcommon.TraceID) (map[string]traceWindow, error) {
-	q, err := parse(fieldTraceID + ":in(" + quotedIDs(ids) + ")")
+	windows := make(map[string]traceWindow, len(ids))
+	var missing []pcommon.TraceID
+	for _, id := range ids {
+		if w, ok := s.index.lookup(id); ok {
+			windows[hex.EncodeToString(id[:])] = w
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) == 0 {
+		return windows, nil
+	}
+	q, err := parse(fieldTraceID + ":in(" + quotedIDs(missing) + ")")
 	if err != nil {
 		return nil, err
 	}
-	windows := make(map[string]traceWindow, len(ids))
 	var ts []int64
 	err = s.run(ctx, tenantTraceIndex, q, func(db *logstorage.DataBlock) {
 		ts, _ = db.GetTimestamps(ts[:0])

@@ -54,3 +54,15 @@ func (f *traceIndexFilter) needsRow(id pcommon.TraceID, w traceWindow) bool {
 	f.cur[id] = w
 	return true
 }
+
+// lookup returns the window recorded for id, if the filter still holds it.
+// Every span of the trace written since the process started lies in it.
+func (f *traceIndexFilter) lookup(id pcommon.TraceID) (traceWindow, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if w, ok := f.cur[id]; ok {
+		return w, true
+	}
+	w, ok := f.old[id]
+	return w, ok
+}
