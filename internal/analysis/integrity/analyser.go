@@ -11,6 +11,7 @@ package integrity
 import (
 	"context"
 	"encoding/binary"
+	"math"
 	"sync"
 	"time"
 
@@ -117,7 +118,12 @@ type Analyser struct {
 	// lastSpan is when each service instance last sent a span (unix ns).
 	lastSpan map[instanceKey]int64
 	dropped  uint64 // spans not buffered since the last judging pass
-	scratch  []byte
+	// shift halves the share of new traces admitted for judging, by trace
+	// ID, while the buffer is over half full: under heavy load a
+	// consistent sample of whole traces is judged instead of every trace
+	// losing spans. Shares stay right as both sides are sampled alike.
+	shift   uint
+	scratch []byte
 
 	judge *judge
 
@@ -129,6 +135,8 @@ type instanceKey struct{ service, instance string }
 
 // Bounds on the maps ConsumeTraces fills from client data.
 const (
+	// maxShift: at most 1 trace in 1024 is left to judge under load.
+	maxShift     = 10
 	maxInterned  = 100_000
 	maxInstances = 100_000
 )
@@ -251,6 +259,9 @@ func (a *Analyser) add(ps ptrace.Span, service, instance string, sw bool, nowNs 
 	tid := ps.TraceID()
 	p := a.traces[tid]
 	if p == nil {
+		if binary.BigEndian.Uint64(tid[8:]) > math.MaxUint64>>a.shift {
+			return // sampled out as a whole trace
+		}
 		if a.buffered >= a.cfg.MaxSpans {
 			a.dropped++
 			return
@@ -355,8 +366,15 @@ func (a *Analyser) Judge(now time.Time) {
 	dropped := a.dropped
 	a.dropped = 0
 	pendingTraces := len(a.traces)
+	switch {
+	case a.buffered > a.cfg.MaxSpans/2 && a.shift < maxShift:
+		a.shift++
+	case a.buffered < a.cfg.MaxSpans/4 && a.shift > 0:
+		a.shift--
+	}
+	sampled := 1 / float64(uint64(1)<<a.shift)
 	a.mu.Unlock()
-	a.judge.run(now, dueIDs, due, dropped, pendingTraces, a.lastSpanOf)
+	a.judge.run(now, dueIDs, due, dropped, pendingTraces, sampled, a.lastSpanOf)
 }
 
 // lastSpanOf is when an instance last sent a span (unix ns), if it has.

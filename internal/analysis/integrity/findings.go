@@ -141,7 +141,7 @@ func describe(k key) (severity, summary, remedy string) {
 		return SeverityError, fmt.Sprintf("the %s receiver refused spans (%s)", p, k.variant), rejectedRemedy(k.variant)
 	case KindAnalysisOverflow:
 		return SeverityWarning, "some traces were not checked for integrity: too many spans were waiting to be judged",
-			"Raise the integrity buffer (Config.MaxSpans) or shorten the grace period; the spans themselves were stored."
+			"A burst outgrew the integrity buffer before sampling caught up (the spans themselves were stored): raise the buffer (Config.MaxSpans) or shorten the grace period."
 	}
 	return SeverityInfo, k.kind, ""
 }
@@ -154,10 +154,13 @@ type Report struct {
 	Findings []Finding `json:"findings"`
 	// JudgedTraces and PendingTraces: traces judged since the server
 	// started, and waiting for their grace period.
-	JudgedTraces  uint64    `json:"judgedTraces"`
-	PendingTraces int       `json:"pendingTraces"`
-	Grace         string    `json:"grace"`
-	GeneratedAt   time.Time `json:"generatedAt"`
+	JudgedTraces  uint64 `json:"judgedTraces"`
+	PendingTraces int    `json:"pendingTraces"`
+	// Sampled is the share of new traces taken for judging: 1, unless
+	// the load outgrew the buffer and a sample of whole traces is judged.
+	Sampled     float64   `json:"sampled"`
+	Grace       string    `json:"grace"`
+	GeneratedAt time.Time `json:"generatedAt"`
 }
 
 // Findings lists the current findings, about service only when it is not
@@ -183,7 +186,7 @@ func (a *Analyser) Findings(service string) Report {
 		}
 		out = append(out, c)
 	}
-	r := Report{JudgedTraces: j.judged, PendingTraces: j.pendingTraces, Grace: a.cfg.Grace.String(), GeneratedAt: a.cfg.Now().UTC()}
+	r := Report{JudgedTraces: j.judged, PendingTraces: j.pendingTraces, Sampled: j.sampled, Grace: a.cfg.Grace.String(), GeneratedAt: a.cfg.Now().UTC()}
 	j.mu.Unlock()
 	slices.SortFunc(out, func(x, y Finding) int {
 		return cmp.Or(cmp.Compare(severityRank[x.Severity], severityRank[y.Severity]), cmp.Compare(y.Count, x.Count),

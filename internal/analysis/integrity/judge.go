@@ -30,6 +30,12 @@ type judge struct {
 
 	judged, dropped uint64
 	pendingTraces   int
+	sampled         float64
+
+	// judgedIDs remembers recently judged traces in two generations, so
+	// spans arriving after their trace was judged (a long-running
+	// consumer, a slow exporter) are not taken for orphans.
+	judgedIDs, judgedOlder map[pcommon.TraceID]struct{}
 
 	// Scratch reused from trace to trace.
 	index   map[uint64]int
@@ -38,33 +44,38 @@ type judge struct {
 
 // Bounds on what judging keeps across traces.
 const (
-	maxAliases  = 10_000
-	maxServices = 10_000
-	maxFindings = 10_000
-	maxExamples = 5
+	maxJudgedIDs = 50_000 // a generation of judgedIDs
+	maxAliases   = 10_000
+	maxServices  = 10_000
+	maxFindings  = 10_000
+	maxExamples  = 5
 )
 
 func newJudge(cfg Config) *judge {
 	return &judge{
-		cfg:      cfg,
-		aliases:  map[string]string{},
-		entries:  map[string]int64{},
-		sw:       map[string]bool{},
-		traces:   map[string]int64{},
-		findings: map[key]*Finding{},
-		rejected: newRejectedBaseline(),
-		index:    map[uint64]int{},
-		counted:  map[key]bool{},
+		cfg:         cfg,
+		aliases:     map[string]string{},
+		entries:     map[string]int64{},
+		sw:          map[string]bool{},
+		traces:      map[string]int64{},
+		findings:    map[key]*Finding{},
+		rejected:    newRejectedBaseline(),
+		sampled:     1,
+		index:       map[uint64]int{},
+		judgedIDs:   map[pcommon.TraceID]struct{}{},
+		judgedOlder: map[pcommon.TraceID]struct{}{},
+		counted:     map[key]bool{},
 	}
 }
 
 // run judges the traces whose grace period passed, then refreshes the
 // findings that come from the instance registry and the receivers.
-func (j *judge) run(now time.Time, ids []pcommon.TraceID, due []*pending, dropped uint64, pendingTraces int, lastSpan func(service, instance string) (int64, bool)) {
+func (j *judge) run(now time.Time, ids []pcommon.TraceID, due []*pending, dropped uint64, pendingTraces int, sampled float64, lastSpan func(service, instance string) (int64, bool)) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	nowNs := now.UnixNano()
 	j.pendingTraces = pendingTraces
+	j.sampled = sampled
 	for _, p := range due {
 		if !p.truncated {
 			j.learn(p.spans)
@@ -126,6 +137,14 @@ func (j *judge) alias(addr, service string) {
 func (j *judge) trace(id pcommon.TraceID, spans []span, nowNs int64) {
 	clear(j.index)
 	clear(j.counted)
+	_, late := j.judgedIDs[id]
+	if _, older := j.judgedOlder[id]; older {
+		late = true
+	}
+	if len(j.judgedIDs) >= maxJudgedIDs {
+		j.judgedOlder, j.judgedIDs = j.judgedIDs, make(map[pcommon.TraceID]struct{}, maxJudgedIDs)
+	}
+	j.judgedIDs[id] = struct{}{}
 	answered := make(map[uint64]bool, 4)
 	for i := range spans {
 		j.index[spans[i].id] = i
@@ -154,6 +173,9 @@ func (j *judge) trace(id pcommon.TraceID, spans []span, nowNs int64) {
 		if s.parent != 0 {
 			pi, ok := j.index[s.parent]
 			if !ok {
+				if late {
+					continue // the parent was in the part judged before
+				}
 				k := key{kind: KindBrokenTrace, service: s.service, peer: s.refService, variant: "remote"}
 				if s.parentLocal {
 					k.variant, k.peer = "local", ""
