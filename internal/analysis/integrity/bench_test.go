@@ -14,8 +14,9 @@ import (
 
 // batch builds 1000 spans from 10 services with about 8 attributes each:
 // per request a server span, an HTTP client span to the next service, a
-// database call and two internal spans, 100 traces in all.
-func batch() ptrace.Traces {
+// database call and two internal spans, in 10 traces numbered from
+// firstTrace.
+func batch(firstTrace uint64) ptrace.Traces {
 	td := ptrace.NewTraces()
 	now := time.Now()
 	var id uint64
@@ -34,7 +35,7 @@ func batch() ptrace.Traces {
 		spans := rs.ScopeSpans().AppendEmpty().Spans()
 		for req := range 20 {
 			var trace pcommon.TraceID
-			binary.BigEndian.PutUint64(trace[:], uint64(req%10+1))
+			binary.BigEndian.PutUint64(trace[:], firstTrace+uint64(req%10))
 			start := pcommon.NewTimestampFromTime(now)
 			end := pcommon.NewTimestampFromTime(now.Add(10 * time.Millisecond))
 			add := func(kind ptrace.SpanKind, name string, parent pcommon.SpanID) ptrace.Span {
@@ -75,13 +76,17 @@ func batch() ptrace.Traces {
 // costs the integrity analysis before the request is acknowledged.
 func BenchmarkConsumeTraces(b *testing.B) {
 	a := New(Config{})
-	td := batch()
-	spans := td.SpanCount()
+	// Distinct traces in every batch, as in a running server.
+	batches := make([]ptrace.Traces, 50)
+	for i := range batches {
+		batches[i] = batch(uint64(i*10 + 1))
+	}
+	spans := batches[0].SpanCount()
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		_ = a.ConsumeTraces(ctx, td)
+		_ = a.ConsumeTraces(ctx, batches[i%50])
 		if i%50 == 49 {
 			b.StopTimer()
 			a.Judge(time.Now().Add(time.Hour)) // drain, as the background loop does
@@ -94,7 +99,7 @@ func BenchmarkConsumeTraces(b *testing.B) {
 // BenchmarkJudge measures the background work per span judged.
 func BenchmarkJudge(b *testing.B) {
 	a := New(Config{})
-	td := batch()
+	td := batch(1)
 	spans := td.SpanCount()
 	ctx := context.Background()
 	b.ReportAllocs()
