@@ -2,6 +2,7 @@ package integrity_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -105,6 +106,16 @@ func TestMissingExtract(t *testing.T) {
 	// Asked about inventory, the API shows the finding too.
 	if r := diagnostics(t, s, "inventory"); len(r.Findings) == 0 {
 		t.Error("no finding for ?service=inventory")
+	}
+	// Alarms see it on /metrics.
+	resp, err := http.Get("http://" + s.Addrs["query API"] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if want := `skytrail_diagnostics_findings{kind="lost_propagation",service="frontend"} 1`; !strings.Contains(string(metrics), want) {
+		t.Errorf("/metrics lacks %s", want)
 	}
 }
 
