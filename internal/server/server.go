@@ -167,7 +167,8 @@ func Start(cfg Config) (*Server, error) {
 			Heartbeats: s.Analyser,
 		}
 	}
-	swOpts := skywalking.Options{Token: cfg.SWToken, MaxRecvMsgSize: cfg.MaxRequest, Logger: log}
+	swOpts := skywalking.Options{Token: cfg.SWToken, MaxRecvMsgSize: cfg.MaxRequest, Logger: log,
+		GRPCServerOptions: []grpc.ServerOption{grpc.StatsHandler(s.Integrity.GRPCStatsHandler(skywalking.GRPCReceiver))}}
 
 	mux := http.NewServeMux()
 	query.NewAPI(store, store, s.Analyser).Routes(mux)
@@ -193,14 +194,14 @@ func Start(cfg Config) (*Server, error) {
 			return err
 		}
 		if cfg.OTLPGRPCAddr != "" {
-			gs := grpc.NewServer(grpc.MaxRecvMsgSize(cfg.MaxRequest))
+			gs := grpc.NewServer(grpc.MaxRecvMsgSize(cfg.MaxRequest), grpc.StatsHandler(s.Integrity.GRPCStatsHandler("otlp-grpc")))
 			otlpRecv.RegisterGRPC(gs)
 			healthpb.RegisterHealthServer(gs, health.NewServer()) // for `skytrail doctor` and load balancers
 			if err := s.serveGRPC("OTLP gRPC", cfg.OTLPGRPCAddr, gs); err != nil {
 				return err
 			}
 		}
-		if err := s.serveHTTP("OTLP HTTP", cfg.OTLPHTTPAddr, otlpRecv.HTTPHandler()); err != nil {
+		if err := s.serveHTTP("OTLP HTTP", cfg.OTLPHTTPAddr, s.Integrity.HTTPMiddleware("otlp-http", otlpRecv.HTTPHandler())); err != nil {
 			return err
 		}
 		if cfg.SWGRPCAddr != "" {
@@ -210,7 +211,7 @@ func Start(cfg Config) (*Server, error) {
 				return err
 			}
 		}
-		return s.serveHTTP("SkyWalking HTTP", cfg.SWHTTPAddr, skywalking.NewHTTPHandler(swConsumers(skywalking.HTTPReceiver), swOpts))
+		return s.serveHTTP("SkyWalking HTTP", cfg.SWHTTPAddr, s.Integrity.HTTPMiddleware(skywalking.HTTPReceiver, skywalking.NewHTTPHandler(swConsumers(skywalking.HTTPReceiver), swOpts)))
 	}
 	if err := start(); err != nil {
 		_ = s.Shutdown(context.Background())

@@ -125,7 +125,8 @@ type Analyser struct {
 	shift   uint
 	scratch []byte
 
-	judge *judge
+	judge   *judge
+	clients clients
 
 	stop chan struct{}
 	done chan struct{}
@@ -144,13 +145,15 @@ const (
 // New returns an analyser; Start begins judging.
 func New(cfg Config) *Analyser {
 	cfg.defaults()
-	return &Analyser{
+	a := &Analyser{
 		cfg:      cfg,
 		traces:   map[pcommon.TraceID]*pending{},
 		intern:   map[string]string{},
 		lastSpan: map[instanceKey]int64{},
-		judge:    newJudge(cfg),
+		clients:  clients{seen: map[clientKey]*ClientRejections{}},
 	}
+	a.judge = newJudge(cfg, &a.clients)
+	return a
 }
 
 // Grace is the configured grace period.

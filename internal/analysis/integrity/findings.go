@@ -76,6 +76,9 @@ type Finding struct {
 	Summary   string    `json:"summary"`
 	Detail    string    `json:"detail,omitempty"`
 	Remedy    string    `json:"remedy"`
+	// Clients are the addresses whose requests were refused, for
+	// rejected_data, most first.
+	Clients []ClientRejections `json:"clients,omitempty"`
 
 	variant    string
 	tracesBase int64
@@ -180,6 +183,7 @@ func (a *Analyser) Findings(service string) Report {
 		}
 		c := *f
 		c.Examples = slices.Clone(f.Examples)
+		c.Clients = slices.Clone(f.Clients)
 		if perTrace(c.Kind) {
 			c.Traces = max(j.traces[c.Service]-f.tracesBase, c.Count)
 			c.Share = float64(c.Count) / float64(c.Traces)

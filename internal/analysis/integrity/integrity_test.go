@@ -193,6 +193,37 @@ func TestWrongToken(t *testing.T) {
 		t.Errorf("receiver %q, want %s", f.Peer, skywalking.GRPCReceiver)
 	}
 	wantRemedy(t, f, "unauthenticated", "SW_AGENT_AUTHENTICATION", "--sw-token")
+	// The refused agent is named by its address.
+	for deadline := time.Now().Add(10 * time.Second); len(f.Clients) == 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		f = waitFinding(t, s, integrity.KindRejectedData, "")
+	}
+	if len(f.Clients) == 0 || f.Clients[0].Client != "127.0.0.1" || f.Clients[0].Reason != "unauthenticated" || f.Clients[0].Requests < 1 {
+		t.Errorf("refused clients: %+v", f.Clients)
+	}
+}
+
+// TestRejectedOverHTTP: an OTLP/HTTP client posting garbage is named.
+func TestRejectedOverHTTP(t *testing.T) {
+	s := startServer(t, "")
+	resp, err := http.Post("http://"+s.Addrs["OTLP HTTP"]+"/v1/traces", "application/x-protobuf", strings.NewReader("not protobuf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("garbage answered %s", resp.Status)
+	}
+	f := waitFinding(t, s, integrity.KindRejectedData, "")
+	// The client is counted once its answer is written: a pass later.
+	for deadline := time.Now().Add(10 * time.Second); len(f.Clients) == 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		f = waitFinding(t, s, integrity.KindRejectedData, "")
+	}
+	if f.Peer != "otlp-http" || len(f.Clients) != 1 || f.Clients[0].Client != "127.0.0.1" {
+		t.Errorf("finding: %+v", f)
+	}
+	wantRemedy(t, f, "malformed")
 }
 
 // TestBrokenSkewedPeerless: a request whose caller never sends its spans,

@@ -27,6 +27,7 @@ type judge struct {
 	traces   map[string]int64
 	findings map[key]*Finding
 	rejected rejectedBaseline
+	clients  *clients
 
 	judged, dropped uint64
 	pendingTraces   int
@@ -51,9 +52,10 @@ const (
 	maxExamples  = 5
 )
 
-func newJudge(cfg Config) *judge {
+func newJudge(cfg Config, c *clients) *judge {
 	return &judge{
 		cfg:         cfg,
+		clients:     c,
 		aliases:     map[string]string{},
 		entries:     map[string]int64{},
 		sw:          map[string]bool{},
@@ -96,6 +98,7 @@ func (j *judge) run(now time.Time, ids []pcommon.TraceID, due []*pending, droppe
 	j.instanceFindings(now, lastSpan)
 	j.rejectedFindings(nowNs)
 	j.expire(nowNs)
+	j.clients.expire(now.Add(-j.cfg.Window))
 	j.publish()
 }
 

@@ -47,19 +47,27 @@ func readRejected() map[[2]string]float64 {
 	return out
 }
 
-// rejectedFindings reports what each receiver refused, by reason. The
-// receivers count refusals per receiver and reason only: the client that
-// sent them is not known here.
+// rejectedFindings reports what each receiver refused, by reason, with the
+// clients refused there: the receivers count spans by receiver and reason,
+// the transport watchers (clients.go) count requests by client.
 func (j *judge) rejectedFindings(nowNs int64) {
 	for k, v := range readRejected() {
-		n := v - j.rejected[k]
-		if n < 1 {
+		fk := key{kind: KindRejectedData, peer: k[0], variant: k[1]}
+		f := j.findings[fk]
+		if n := v - j.rejected[k]; n >= 1 {
+			f = j.record(fk, "", nowNs, uint64(n))
+			j.rejected[k] = v
+		}
+		if f == nil {
 			continue
 		}
-		f := j.record(key{kind: KindRejectedData, peer: k[0], variant: k[1]}, "", nowNs, uint64(n))
-		j.rejected[k] = v
-		if f != nil {
-			f.Detail = "reason: " + k[1]
+		f.Detail = "reason: " + k[1]
+		f.Clients = j.clients.of(k[0], k[1])
+		if len(f.Clients) > 0 {
+			f.Detail += "; from " + f.Clients[0].Client
+			if len(f.Clients) > 1 {
+				f.Detail += " and others"
+			}
 		}
 	}
 }

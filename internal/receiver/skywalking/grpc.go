@@ -49,14 +49,14 @@ const authMetadataKey = "authentication"
 func NewGRPCServer(c Consumers, opts Options) *grpc.Server {
 	in := newIngester(c, opts, GRPCReceiver)
 	a := authenticator{token: opts.Token, in: in}
-	s := grpc.NewServer(
+	s := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(opts.maxRecvMsgSize()),
 		grpc.ChainUnaryInterceptor(a.unary),
 		grpc.ChainStreamInterceptor(a.stream),
 		// Agents keep connections open for hours and some ping; refusing their
 		// pings would cut them off.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-	)
+	}, opts.GRPCServerOptions...)...)
 
 	agentv3.RegisterTraceSegmentReportServiceServer(s, &traceService{in: in})
 	agentcompat.RegisterTraceSegmentReportServiceServer(s, &traceServiceCompat{in: in})

@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"google.golang.org/grpc"
 	eventv3 "skywalking.apache.org/repo/goapi/collect/event/v3"
 	agentv3 "skywalking.apache.org/repo/goapi/collect/language/agent/v3"
 	logv3 "skywalking.apache.org/repo/goapi/collect/logging/v3"
@@ -54,6 +55,9 @@ type Options struct {
 	// Logger receives warnings about data rejected on agents' long-lived
 	// streams, at most one every RejectLogInterval; nil means slog.Default().
 	Logger *slog.Logger
+	// GRPCServerOptions are added to the gRPC server's own, such as a stats
+	// handler that attributes refused calls to the agents that made them.
+	GRPCServerOptions []grpc.ServerOption
 }
 
 // RejectLogInterval is the least time between two warnings about rejected
