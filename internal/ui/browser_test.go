@@ -1,4 +1,5 @@
-package ui
+// An external test package: the test runs the real server, which imports ui.
+package ui_test
 
 import (
 	"bytes"
@@ -8,8 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -80,23 +79,15 @@ func startSkyTrail(t *testing.T) (*server.Server, string) {
 	}
 	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
 	api := "http://" + s.Addrs["query API"]
-	if resp, err := http.Get(api + "/traces/0af7651916cd43dd8448eb211c80319c"); err == nil {
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
-			return s, api
-		}
+	resp, err := http.Get(api + "/traces/0af7651916cd43dd8448eb211c80319c")
+	if err != nil {
+		t.Fatal(err)
 	}
-	target, _ := url.Parse(api)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	mux := http.NewServeMux()
-	for _, p := range []string{"/api/", "/jaeger/", "/prometheus/", "/metrics", "/healthz"} {
-		mux.Handle(p, proxy)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("the server does not serve the UI at /traces/{id}: HTTP %d, %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	mux.Handle("/", Handler())
-	front := httptest.NewServer(mux)
-	t.Cleanup(front.Close)
-	t.Logf("the server does not serve the UI yet; testing it behind a front at %s", front.URL)
-	return s, front.URL
+	return s, api
 }
 
 // feeder sends spans to SkyTrail over OTLP/gRPC with the real
