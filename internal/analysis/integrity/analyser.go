@@ -27,8 +27,9 @@ type Config struct {
 	// Grace is how long after a trace's last span arrived it is judged
 	// (default 30 s): exporters batch, so a trace's spans arrive spread out.
 	Grace time.Duration
-	// MaxSpans bounds the spans waiting to be judged (default 200,000,
-	// about 25 MB). Traces that do not fit are not judged, and counted.
+	// MaxSpans bounds the spans waiting to be judged (default 100,000,
+	// about 20 MB). Past half of it, a shrinking sample of new traces is
+	// judged; a trace that does not fit is not judged, and counted.
 	MaxSpans int
 	// SkewTolerance is how far a child may start outside its cross-process
 	// parent before clocks are reported as skewed (default 500 ms).
@@ -51,7 +52,7 @@ func (c *Config) defaults() {
 		c.Grace = 30 * time.Second
 	}
 	if c.MaxSpans <= 0 {
-		c.MaxSpans = 200_000
+		c.MaxSpans = 100_000
 	}
 	if c.SkewTolerance <= 0 {
 		c.SkewTolerance = 500 * time.Millisecond
@@ -67,12 +68,11 @@ func (c *Config) defaults() {
 	}
 }
 
-// span is what judging a trace needs of one span: about 100 bytes, the
+// span is what judging a trace needs of one span: about 120 bytes, the
 // strings shared with every other span of the same resource or peer.
 type span struct {
 	id, parent uint64
 	service    string
-	instance   string
 	// peer is the address a client span called ("" when it names none, or
 	// calls a database, cache or queue that never answers with spans).
 	peer string
@@ -213,7 +213,7 @@ func (a *Analyser) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
 		for j := 0; j < ilss.Len(); j++ {
 			spans := ilss.At(j).Spans()
 			for k := 0; k < spans.Len(); k++ {
-				a.add(spans.At(k), service, instance, sw, nowNs)
+				a.add(spans.At(k), service, sw, nowNs)
 			}
 		}
 	}
@@ -258,7 +258,7 @@ func (a *Analyser) internBytesLocked(b []byte) string {
 	return a.internLocked(string(b))
 }
 
-func (a *Analyser) add(ps ptrace.Span, service, instance string, sw bool, nowNs int64) {
+func (a *Analyser) add(ps ptrace.Span, service string, sw bool, nowNs int64) {
 	tid := ps.TraceID()
 	p := a.traces[tid]
 	if p == nil {
@@ -289,7 +289,6 @@ func (a *Analyser) add(ps ptrace.Span, service, instance string, sw bool, nowNs 
 		id:         spanID(ps.SpanID()),
 		parent:     spanID(ps.ParentSpanID()),
 		service:    service,
-		instance:   instance,
 		startNs:    int64(ps.StartTimestamp()),
 		endNs:      int64(ps.EndTimestamp()),
 		kind:       ps.Kind(),
