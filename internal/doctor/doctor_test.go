@@ -129,6 +129,34 @@ func TestWrongPort(t *testing.T) {
 	}
 }
 
+// TestTLSToPlaintext: an https endpoint (or one without scheme, and
+// without OTEL_EXPORTER_OTLP_INSECURE) on a plain SkyTrail.
+func TestTLSToPlaintext(t *testing.T) {
+	s := startServer(t, "")
+	cfg := configFor(s, "")
+	cfg.OTLPEndpoint, cfg.SWBackend = s.Addrs["OTLP gRPC"], ""
+	r := run(t, cfg)
+	if r.OK {
+		t.Fatal("TLS to a plaintext port reported working")
+	}
+	c := check(t, r, "OTLP", "TLS")
+	if c.Status != doctor.StatusFail || !strings.Contains(c.Detail, "plain text") || !strings.Contains(c.Remedy, "OTEL_EXPORTER_OTLP_INSECURE=true") {
+		t.Errorf("TLS check: %+v", c)
+	}
+}
+
+// TestProtocolMismatch: the gRPC exporter pointed at the OTLP HTTP port.
+func TestProtocolMismatch(t *testing.T) {
+	s := startServer(t, "")
+	cfg := configFor(s, "")
+	cfg.OTLPEndpoint, cfg.SWBackend = "http://"+s.Addrs["OTLP HTTP"], ""
+	r := run(t, cfg)
+	c := check(t, r, "OTLP", "gRPC health")
+	if r.OK || c.Status != doctor.StatusFail || !strings.Contains(c.Remedy, "HTTP/1, not gRPC") {
+		t.Errorf("gRPC health on the HTTP port: %+v", c)
+	}
+}
+
 // TestWrongToken: the SkyWalking agent's token is not the server's.
 func TestWrongToken(t *testing.T) {
 	s := startServer(t, "right")
