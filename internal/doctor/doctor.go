@@ -229,9 +229,9 @@ func (d *doctor) findings(ctx context.Context, base, service string) {
 		return
 	}
 	for _, f := range r.Findings {
-		st := StatusInfo
-		if f.Severity == integrity.SeverityError {
-			st = StatusWarn
+		st := StatusWarn // a finding about the service, not a broken path
+		if f.Severity == integrity.SeverityInfo {
+			st = StatusInfo
 		}
 		detail := f.Summary
 		if f.Count > 0 && f.Traces > 0 {
