@@ -39,8 +39,10 @@ type judge struct {
 	judgedIDs, judgedOlder map[pcommon.TraceID]struct{}
 
 	// Scratch reused from trace to trace.
-	index   map[uint64]int
-	counted map[key]bool
+	index    map[uint64]int
+	counted  map[key]bool
+	answered map[uint64]bool // span IDs that are some span's parent
+	seen     map[string]bool // services in the trace
 }
 
 // Bounds on what judging keeps across traces.
@@ -67,6 +69,8 @@ func newJudge(cfg Config, c *clients) *judge {
 		judgedIDs:   map[pcommon.TraceID]struct{}{},
 		judgedOlder: map[pcommon.TraceID]struct{}{},
 		counted:     map[key]bool{},
+		answered:    map[uint64]bool{},
+		seen:        map[string]bool{},
 	}
 }
 
@@ -148,14 +152,15 @@ func (j *judge) trace(id pcommon.TraceID, spans []span, nowNs int64) {
 		j.judgedOlder, j.judgedIDs = j.judgedIDs, make(map[pcommon.TraceID]struct{}, maxJudgedIDs)
 	}
 	j.judgedIDs[id] = struct{}{}
-	answered := make(map[uint64]bool, 4)
+	answered, seen := j.answered, j.seen
+	clear(answered)
+	clear(seen)
 	for i := range spans {
 		j.index[spans[i].id] = i
 		if spans[i].parent != 0 {
 			answered[spans[i].parent] = true
 		}
 	}
-	seen := map[string]bool{}
 	for i := range spans {
 		if svc := spans[i].service; !seen[svc] {
 			seen[svc] = true
