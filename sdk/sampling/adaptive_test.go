@@ -220,8 +220,13 @@ func TestAdaptiveConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	// 0.3 s at 50/s is 15; the first window's reaction adds a few dozen.
-	if k := kept.Load(); k > 60 {
+	// 0.3 s at 50/s is 15; the first window's reaction adds a few dozen, and
+	// on a loaded machine (CI runs tests in parallel) the ticker that ends a
+	// window can be late. The rate itself is held to account on a clock of
+	// the test's own (TestAdaptiveHoldsRateUnderBurst); here it is enough that
+	// the four goroutines' millions of decisions keep no more than a handful
+	// of windows' worth.
+	if k := kept.Load(); k > 200 {
 		t.Errorf("kept %d traces in 0.3 s at a limit of 50/s", k)
 	}
 }
