@@ -25,6 +25,7 @@ func serverFlags(fs *flag.FlagSet, cfg *server.Config) (configFile *string, logL
 	fs.DurationVar(&cfg.MetricsRetention, "metrics-retention", cfg.MetricsRetention, "how long service, instance, endpoint and edge metrics are kept")
 	fs.DurationVar(&cfg.Analysis.ApdexThreshold, "apdex-threshold", 500*time.Millisecond, "apdex T: calls at most this long satisfy, up to 4T tolerate")
 	fs.DurationVar(&cfg.Analysis.Instances.AliveTimeout, "instance-alive-timeout", 90*time.Second, "an instance silent this long is shown as not alive")
+	fs.DurationVar(&cfg.Integrity.Grace, "integrity-grace", 30*time.Second, "how long after a trace's last span it is judged for /api/v1/diagnostics")
 	fs.IntVar(&cfg.MaxRequest, "max-request-bytes", cfg.MaxRequest, "largest request accepted, after decompression")
 	fs.Int64Var(&cfg.MaxInFlight, "max-inflight-bytes", cfg.MaxInFlight, "request bytes processed at once before clients are asked to retry")
 	fs.IntVar(&cfg.Limits.MaxAttributes, "max-attributes", 256, "most attributes on one span (or resource)")
