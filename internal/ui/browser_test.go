@@ -72,6 +72,8 @@ func startSkyTrail(t *testing.T) (*server.Server, string) {
 	cfg.HTTPAddr, cfg.OTLPGRPCAddr, cfg.OTLPHTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.SWGRPCAddr, cfg.SWHTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.FlushInterval = 200 * time.Millisecond
+	// Traces are judged for integrity a second after their last span, not 30 s.
+	cfg.Integrity.Grace = time.Second
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	s, err := server.Start(cfg)
 	if err != nil {
@@ -274,6 +276,52 @@ func bigTrace(f *feeder, base time.Time, n int) string {
 	return trace.SpanContextFromContext(ctx).TraceID().String()
 }
 
+// lostContextTraces records calls from invoices to ledger whose server
+// span starts a new trace (ledger does not extract the context), the
+// integrity analysis's lost_propagation; it returns the callers' trace IDs.
+// The caller is not frontend, whose neighbours the map test counts.
+func lostContextTraces(f *feeder, base time.Time, n int) []string {
+	inv, ledger := f.tracer("invoices"), f.tracer("ledger")
+	var ids []string
+	for i := range n {
+		at := base.Add(time.Duration(i) * time.Second)
+		ctx, endRoot := span(context.Background(), inv, "POST /invoices", trace.SpanKindServer, at, 40*time.Millisecond)
+		_, endCall := span(ctx, inv, "GET /balance", trace.SpanKindClient, at.Add(2*time.Millisecond), 30*time.Millisecond,
+			attribute.String("server.address", "ledger"), attribute.Int("server.port", 8080), attribute.String("url.full", "http://ledger:8080/balance"))
+		// What a server without the propagation middleware records: a new trace.
+		_, endServe := span(context.Background(), ledger, "GET /balance", trace.SpanKindServer, at.Add(4*time.Millisecond), 25*time.Millisecond,
+			attribute.String("server.address", "ledger"), attribute.Int("server.port", 8080), attribute.String("http.route", "/balance"))
+		endServe()
+		endCall()
+		endRoot()
+		ids = append(ids, trace.SpanContextFromContext(ctx).TraceID().String())
+	}
+	return ids
+}
+
+// findingOf judges the traces whose grace period has passed and answers
+// the finding of kind about service, if the server reports it.
+func findingOf(s *server.Server, api, kind, service string) bool {
+	s.Integrity.Judge(time.Now())
+	resp, err := http.Get(api + "/api/v1/diagnostics")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var rep struct {
+		Findings []struct{ Kind, Service string } `json:"findings"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&rep) != nil {
+		return false
+	}
+	for _, f := range rep.Findings {
+		if f.Kind == kind && f.Service == service {
+			return true
+		}
+	}
+	return false
+}
+
 func waitFor(t *testing.T, what string, f func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -361,11 +409,13 @@ func TestBrowser(t *testing.T) {
 	swTraceID := skywalkingTrace(t, s.Addrs["SkyWalking gRPC"])
 	const bigSpans = 2000
 	bigID := bigTrace(f, now.Add(-5*time.Minute), bigSpans)
+	lostIDs := lostContextTraces(f, now.Add(-3*time.Minute), 3)
 	f.flush()
 	waitFor(t, "the checkout trace", func() bool { return traceSpans(api, traceID) == len(tree) })
 	waitFor(t, "the 2,000-span trace", func() bool { return traceSpans(api, bigID) == bigSpans })
 	waitFor(t, "the go2sky trace", func() bool { return traceSpans(api, url.PathEscape(swTraceID)) == 4 })
 	postAgentLog(t, s.Addrs["SkyWalking HTTP"], swTraceID, "stock reservation failed: lock wait timeout")
+	waitFor(t, "the lost_propagation finding about invoices", func() bool { return findingOf(s, api, "lost_propagation", "invoices") })
 	if s.Analyser != nil {
 		// Write the figures of the open minutes now rather than a minute later.
 		if err := s.Analyser.Flush(context.Background()); err != nil {
@@ -377,7 +427,7 @@ func TestBrowser(t *testing.T) {
 	if hold, _ := time.ParseDuration(os.Getenv("UI_DEV")); hold > 0 {
 		// UI_DEV=20m: keep the fed servers up for a person (or ui.mjs run
 		// by hand with these variables) instead of running the checks.
-		t.Logf("BASE_URL=%s EMPTY_BASE_URL=%s TRACE_ID=%s BIG_TRACE_ID=%s SW_TRACE_ID=%s TREE='%s'", base, emptyBase, traceID, bigID, swTraceID, want)
+		t.Logf("BASE_URL=%s EMPTY_BASE_URL=%s TRACE_ID=%s BIG_TRACE_ID=%s SW_TRACE_ID=%s LOST_TRACE_IDS=%s TREE='%s'", base, emptyBase, traceID, bigID, swTraceID, strings.Join(lostIDs, ","), want)
 		time.Sleep(hold)
 		return
 	}
@@ -387,7 +437,7 @@ func TestBrowser(t *testing.T) {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
 		"BASE_URL="+base, "EMPTY_BASE_URL="+emptyBase, "TRACE_ID="+traceID, "BIG_TRACE_ID="+bigID,
-		"TREE="+string(want), "SW_TRACE_ID="+swTraceID, "LINKED_TRACE_ID="+earlier, "ALLOW_MISSING="+strings.Join(missingAPIs(t, base), ","), "CHROMIUM="+chromium,
+		"TREE="+string(want), "SW_TRACE_ID="+swTraceID, "LINKED_TRACE_ID="+earlier, "LOST_TRACE_IDS="+strings.Join(lostIDs, ","), "ALLOW_MISSING="+strings.Join(missingAPIs(t, base), ","), "CHROMIUM="+chromium,
 		// UI_SCREENSHOTS=/some/dir keeps a screenshot of every page, light and dark.
 		"SCREENSHOTS="+os.Getenv("UI_SCREENSHOTS"))
 	out, err := cmd.CombinedOutput()

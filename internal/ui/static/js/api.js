@@ -53,6 +53,9 @@ export const api = {
   logs: (traceID, signal) => optional('/api/v1/logs' + qs({traceID, limit: 1000}), signal),
   topology: (r, signal) => optional('/api/v1/topology' + qs({start: r.start, end: r.end}), signal),
   instances: (service, r, signal) => optional(`/api/v1/services/${seg(service)}/instances` + qs({start: r.start, end: r.end}), signal),
+  // The server's integrity findings, about one service (and the server as
+  // a whole) or all; not bound to the time range: findings last 15 minutes.
+  diagnostics: (service, signal) => optional('/api/v1/diagnostics' + qs({service}), signal),
   endpoints: (service, r, signal) => optional(`/api/v1/services/${seg(service)}/endpoints` + qs({start: r.start, end: r.end}), signal),
   // PromQL over the embedded metric store; null when it is not served.
   promRange: async (query, r, step, signal) => {

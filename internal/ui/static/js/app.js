@@ -7,6 +7,8 @@ import * as map from './pages/map.js';
 import * as traces from './pages/traces.js';
 import * as trace from './pages/trace.js';
 import * as instances from './pages/instances.js';
+import * as health from './pages/health.js';
+import {api} from './api.js';
 
 const RANGES = {'15m': 15 * 60000, '1h': 3600000, '6h': 6 * 3600000, '24h': 24 * 3600000};
 const REFRESH = {off: 0, '10s': 10000, '30s': 30000, '1m': 60000, '5m': 300000};
@@ -21,6 +23,7 @@ const routes = [
   {re: /^\/traces$/, page: traces, nav: 'traces'},
   {re: /^\/traces\/([^/]+)$/, page: trace, nav: 'traces'},
   {re: /^\/instances$/, page: instances, nav: 'instances'},
+  {re: /^\/health$/, page: health, nav: 'health'},
 ];
 
 // timeRange reads the shared range from the URL: a relative range ending
@@ -73,7 +76,7 @@ export function setParams(params) {
 
 const main = h('main', {id: 'main', tabindex: '-1'});
 const navLinks = {};
-let rangeSelect, refreshSelect, customBox, fromInput, toInput;
+let rangeSelect, refreshSelect, customBox, fromInput, toInput, healthBadge;
 
 function toLocalInput(ms) {
   const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
@@ -83,10 +86,12 @@ function toLocalInput(ms) {
 function header() {
   const nav = h('nav', {'aria-label': 'Main'});
   for (const [key, label, path] of [['services', 'Services', '/services'], ['map', 'Service map', '/map'],
-    ['traces', 'Traces', '/traces'], ['instances', 'Instances', '/instances']]) {
+    ['traces', 'Traces', '/traces'], ['instances', 'Instances', '/instances'], ['health', 'Health', '/health']]) {
     navLinks[key] = h('a', {href: path, dataset: {path}}, label);
     nav.append(navLinks[key]);
   }
+  healthBadge = h('span', {class: 'nav-badge', hidden: true});
+  navLinks.health.append(healthBadge);
   rangeSelect = h('select', {id: 'range', 'aria-label': 'Time range', onchange: () => {
     if (rangeSelect.value === 'custom') {
       const r = timeRange(new URLSearchParams(location.search));
@@ -156,6 +161,24 @@ function updateNav(active) {
   }
 }
 
+// updateHealthBadge shows on the Health link how many findings need
+// attention (errors and warnings); a server without the API shows none.
+async function updateHealthBadge() {
+  let rep = null;
+  try {
+    rep = await api.diagnostics('');
+  } catch { /* the page itself reports a failing API */ }
+  const findings = (rep && rep.findings) || [];
+  const n = findings.filter((f) => f.severity === 'error' || f.severity === 'warning').length;
+  healthBadge.hidden = n === 0;
+  healthBadge.textContent = String(n);
+  healthBadge.className = 'nav-badge ' + (findings.some((f) => f.severity === 'error') ? 'error' : 'warning');
+  healthBadge.title = `${n} finding${n === 1 ? '' : 's'} need${n === 1 ? 's' : ''} attention`;
+  // The link's name says it to screen readers too: "Health, 3 findings…".
+  if (n) navLinks.health.setAttribute('aria-label', `Health, ${healthBadge.title}`);
+  else navLinks.health.removeAttribute('aria-label');
+}
+
 let current = null; // {controller, page}
 let timer = null;
 
@@ -188,6 +211,7 @@ export async function render(refreshing) {
   current = {controller, page: route ? route.page : {}, busy: true};
   const me = current;
   updateNav(route ? route.nav : '');
+  updateHealthBadge();
   schedule();
   if (!route) {
     document.title = 'Not found · SkyTrail';

@@ -8,6 +8,8 @@
 //   BIG_TRACE_ID    a 2,000-span trace
 //   LINKED_TRACE_ID the trace the payment's charge span links to
 //   SW_TRACE_ID     a go2sky trace (gateway → stock → mysql), as the agent logs its ID
+//   LOST_TRACE_IDS  comma-separated traces in which invoices calls ledger, which
+//                   starts a new trace (the server's lost_propagation finding)
 //   ALLOW_MISSING   comma-separated API paths the server does not serve yet
 //   SCREENSHOTS     a directory for screenshots (optional)
 import {chromium} from 'playwright-core';
@@ -355,6 +357,64 @@ try {
       await shot('instances-orders');
     }
     await shot('instances');
+  });
+
+  await check('the Health page ranks the findings, each with its remedy', async () => {
+    const lostIDs = env.LOST_TRACE_IDS.split(',');
+    await page.goto(base + '/services');
+    await page.locator('table.services').waitFor();
+    // The nav counts the findings to act on; the link leads to the page.
+    const badge = page.locator('nav a[data-path="/health"] .nav-badge');
+    await badge.waitFor();
+    assert.ok(Number(await badge.innerText()) >= 1, `the Health badge shows ${await badge.innerText()}`);
+    await page.locator('nav a[data-path="/health"]').click();
+    await page.waitForURL(/\/health/);
+    await page.locator('h1', {hasText: 'Health'}).waitFor();
+    const facts = await page.locator('.health-facts').innerText();
+    assert.match(facts, /\d+ traces? judged · \d+ waiting for their 1s grace period/, `the header line says: ${facts}`);
+    const card = page.locator('li.finding[data-kind="lost_propagation"]', {hasText: 'invoices'});
+    await card.waitFor();
+    // textContent: the severity is shown in capitals by CSS, written as a word.
+    const text = await card.textContent();
+    for (const s of ['Error', 'Trace context lost between services', 'invoices', 'ledger', 'What to do:', 'starts new traces', 'first seen', 'last seen'])
+      assert.ok(text.includes(s), `the lost_propagation card lacks "${s}":\n${text}`);
+    assert.match(text, /\d+ of \d+ traces?, \d+(\.\d+)?%/, `the card does not say how many traces: ${text}`);
+    // Ranked as served: no warning or info above an error.
+    const sevs = await page.locator('li.finding').evaluateAll((lis) => lis.map((li) => li.className.match(/sev-(\w+)/)[1]));
+    const rank = {error: 0, warning: 1, info: 2};
+    assert.deepEqual([...sevs].sort((a, b) => rank[a] - rank[b]), sevs, `findings out of order: ${sevs.join(', ')}`);
+    await shot('health');
+    // The service filter keeps the choice in the URL and narrows the list.
+    await page.locator('#health-service').selectOption('invoices');
+    await page.waitForURL(/\/health\?.*service=invoices/);
+    await page.locator('li.finding[data-kind="lost_propagation"]').first().waitFor();
+    const about = await page.locator('li.finding .who').allInnerTexts();
+    assert.ok(about.every((w) => w.includes('invoices') || w.startsWith('the server')), `?service=invoices shows findings about others: ${about.join(' | ')}`);
+    // An example trace opens in the app, from the keyboard.
+    const ex = card.locator('.examples a').first();
+    const href = await ex.getAttribute('href');
+    const id = href.split('/')[2].split('?')[0];
+    assert.ok(lostIDs.includes(id), `the example links to ${href}, not one of ${lostIDs.join(', ')}`);
+    await ex.focus();
+    await page.keyboard.press('Enter');
+    await page.waitForURL(new RegExp('/traces/' + id));
+    await page.locator('.wf-row', {hasText: 'GET /balance'}).waitFor();
+    // The service page sums the findings up and links to them.
+    await page.goto(base + '/services/invoices');
+    const line = page.locator('.health-line');
+    await line.waitFor();
+    assert.match(await line.innerText(), /Health: \d+ findings? \([1-9]\d* errors?/);
+    await line.getByRole('link').click();
+    await page.waitForURL(/\/health\?.*service=invoices/);
+    await page.locator('li.finding').first().waitFor();
+  });
+
+  await check('the Health page with nothing to report', async () => {
+    await page.goto(env.EMPTY_BASE_URL + '/health');
+    await page.locator('.health-empty').waitFor();
+    assert.match(await page.locator('.health-empty').innerText(), /No findings: every trace judged so far is whole\./);
+    assert.equal(await page.locator('nav a[data-path="/health"] .nav-badge').isVisible(), false, 'the badge shows with no findings');
+    await shot('health-empty');
   });
 
   await check('no console errors', async () => {

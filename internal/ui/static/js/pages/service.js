@@ -6,6 +6,7 @@ import {lineChart} from '../charts.js';
 import {traceList, searchRange} from '../common.js';
 import {apdexClass} from './services.js';
 import {instanceRows} from './instances.js';
+import {attention} from './health.js';
 
 function stat(label, value, cls) {
   return h('div', {class: ['stat', cls]}, h('div', {class: 'stat-value'}, value), h('div', {class: 'stat-label'}, label));
@@ -48,6 +49,23 @@ function endpointsTable(ctx, service, data) {
   data.overflowed ? message('warn', `More than ${data.endpointCap} endpoints: the rest are counted as <overflow>.`) : null);
 }
 
+// healthLine sums up the server's findings about the service (and the
+// server as a whole) with a link to them on the Health page.
+function healthLine(ctx, service, rep) {
+  if (rep === null) return null; // the diagnostics API is not served
+  const more = h('a', {href: ctx.link('/health', {service})}, 'Health of ' + service + ' →');
+  if (rep instanceof Error) return h('p', {class: 'health-line'}, h('span', {class: 'muted'}, 'Could not read the findings: ' + rep.message), more);
+  const findings = rep.findings || [];
+  if (findings.length === 0) {
+    return h('p', {class: 'health-line'}, h('span', {}, h('strong', {}, 'Health: '), 'no findings, every trace judged so far is whole.'), more);
+  }
+  const errors = findings.filter((f) => f.severity === 'error').length, act = attention(findings);
+  const parts = [[errors, 'error'], [act - errors, 'warning'], [findings.length - act, 'info']]
+    .filter(([n]) => n > 0).map(([n, s]) => `${n} ${s === 'info' || n === 1 ? s : s + 's'}`);
+  return h('p', {class: ['health-line', errors ? 'error' : act ? 'warning' : '']},
+    h('span', {}, h('strong', {}, 'Health: '), `${findings.length} finding${findings.length === 1 ? '' : 's'} (${parts.join(', ')})`), more);
+}
+
 export async function render(ctx) {
   const {root, range: r, signal, match} = ctx;
   const service = decodeURIComponent(match[1]);
@@ -58,13 +76,14 @@ export async function render(ctx) {
     h('a', {class: 'button', href: ctx.link('/map', {focus: service, node: service})}, 'On the map'));
   if (!ctx.refreshing) replace(root, head, loading());
   const sr = searchRange(r);
-  const [all, chartBox, instances, endpoints, recent, errors] = await Promise.all([
+  const [all, chartBox, instances, endpoints, recent, errors, diagnostics] = await Promise.all([
     api.services(r, signal),
     charts(service, r, signal).catch((e) => message('error', 'Could not draw the charts: ' + e.message)),
     api.instances(service, r, signal).catch((e) => e),
     api.endpoints(service, r, signal).catch((e) => e),
     api.traces({service, ...sr, limit: 200}, signal),
     api.traces({service, errors: 'true', ...sr, limit: 10}, signal),
+    api.diagnostics(service, signal).catch((e) => e),
   ]);
   if (!ctx.current()) return;
   const entry = all.services.find((x) => x.name === service);
@@ -93,6 +112,7 @@ export async function render(ctx) {
   else instBox = instanceRows(ctx, instances.instances, false);
   replace(root, head,
     stats || (recent.traces.length === 0 ? message('info', 'No spans from this service in this time range.') : null),
+    healthLine(ctx, service, diagnostics),
     chartBox,
     h('section', {}, h('h2', {}, 'Instances', instances && instances.instances ? h('span', {class: 'count'}, instances.instances.length) : null), instBox),
     h('section', {}, h('h2', {}, 'Endpoints'), endpoints instanceof Error ? message('error', 'Could not read the endpoints: ' + endpoints.message) : endpointsTable(ctx, service, endpoints)),
