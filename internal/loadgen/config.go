@@ -43,10 +43,10 @@ type Config struct {
 	Duration time.Duration // stop issuing requests after this long; 0 = no limit
 	Spans    int64         // stop once this many spans were issued (whole requests); 0 = no limit
 
-	Concurrency int // requests in flight at once; default 4
-	Batch       int // spans per request (whole traces, so about); default 1000
-	Services    int // distinct services; default 4 (frontend, order, inventory, payment)
-	PoolSize    int // pre-encoded requests to cycle through; default 64
+	Concurrency int    // requests in flight at once; default 4
+	Batch       int    // spans per request (whole traces, so about); default 1000
+	Services    int    // distinct services; default 4 (frontend, order, inventory, payment)
+	PoolSize    int    // pre-encoded requests to cycle through; default 64
 	Seed        uint64 // 0 = random; a fixed seed repeats the same trace IDs in every run
 
 	RequestTimeout time.Duration // per attempt; default 10s
