@@ -3,71 +3,21 @@ package integrity
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
-	"fmt"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/skytrail/skytrail/internal/loadgen"
 )
 
-// batch builds 1000 spans from 10 services with about 8 attributes each:
-// per request a server span, an HTTP client span to the next service, a
-// database call and two internal spans, in 10 traces numbered from
-// firstTrace.
-func batch(firstTrace uint64) ptrace.Traces {
-	td := ptrace.NewTraces()
-	now := time.Now()
-	var id uint64
-	nextID := func() pcommon.SpanID {
-		id++
-		var s pcommon.SpanID
-		binary.BigEndian.PutUint64(s[:], id)
-		return s
-	}
-	for svc := range 10 {
-		rs := td.ResourceSpans().AppendEmpty()
-		ra := rs.Resource().Attributes()
-		ra.PutStr("service.name", fmt.Sprintf("service-%d", svc))
-		ra.PutStr("service.instance.id", fmt.Sprintf("service-%d-7f9c", svc))
-		ra.PutStr("telemetry.sdk.name", "opentelemetry")
-		spans := rs.ScopeSpans().AppendEmpty().Spans()
-		for req := range 20 {
-			var trace pcommon.TraceID
-			binary.BigEndian.PutUint64(trace[:], firstTrace+uint64(req%10))
-			start := pcommon.NewTimestampFromTime(now)
-			end := pcommon.NewTimestampFromTime(now.Add(10 * time.Millisecond))
-			add := func(kind ptrace.SpanKind, name string, parent pcommon.SpanID) ptrace.Span {
-				s := spans.AppendEmpty()
-				s.SetTraceID(trace)
-				s.SetSpanID(nextID())
-				s.SetParentSpanID(parent)
-				s.SetKind(kind)
-				s.SetName(name)
-				s.SetStartTimestamp(start)
-				s.SetEndTimestamp(end)
-				s.SetFlags(0x100 | 0x200)
-				a := s.Attributes()
-				a.PutStr("http.request.method", "GET")
-				a.PutStr("url.path", "/api/items/42")
-				a.PutStr("http.route", "/api/items/{id}")
-				a.PutInt("http.response.status_code", 200)
-				a.PutStr("client.address", "10.0.0.12")
-				return s
-			}
-			srv := add(ptrace.SpanKindServer, "GET /api/items/{id}", pcommon.SpanID{})
-			srv.Attributes().PutStr("server.address", fmt.Sprintf("service-%d", svc))
-			srv.Attributes().PutInt("server.port", 8080)
-			cl := add(ptrace.SpanKindClient, "GET", srv.SpanID())
-			cl.Attributes().PutStr("server.address", fmt.Sprintf("service-%d", (svc+1)%10))
-			cl.Attributes().PutInt("server.port", 8080)
-			db := add(ptrace.SpanKindClient, "SELECT items", srv.SpanID())
-			db.Attributes().PutStr("db.system", "postgresql")
-			db.Attributes().PutStr("server.address", "pg")
-			add(ptrace.SpanKindInternal, "render", srv.SpanID())
-			add(ptrace.SpanKindInternal, "encode", srv.SpanID())
-		}
+// batch is about 1,000 spans of the traces `skytrail loadgen` sends, from
+// 10 services; seeds give distinct trace and span IDs.
+func batch(seed uint64) ptrace.Traces {
+	td, err := loadgen.Traces(1000, 10, seed, time.Now())
+	if err != nil {
+		panic(err)
 	}
 	return td
 }
