@@ -51,7 +51,6 @@ const (
 	fieldExtra         = "extra"
 	fieldOverflow      = "overflow"
 	fieldEnd           = "end"
-	fieldTime          = "_time"
 
 	prefixAttr      = "attr."
 	prefixResource  = "resource."

@@ -154,10 +154,3 @@ func (s *Store) addIndexRows(idx *logstorage.LogRows, windows map[pcommon.TraceI
 
 // Flush makes everything written so far searchable (tests, shutdown paths).
 func (s *Store) Flush() { s.storage.DebugFlush() }
-
-// Stats reports row counts and disk use.
-func (s *Store) Stats() logstorage.StorageStats {
-	var st logstorage.StorageStats
-	s.storage.UpdateStats(&st)
-	return st
-}
