@@ -142,7 +142,6 @@ func (b *traceBuilder) addRow(cols []logstorage.BlockColumn, row int, startNs in
 				ss.Scope().SetVersion(v)
 			}
 		}
-		putEmptyStrings(res.Attributes(), types, prefixResource)
 		putEmptyStrings(ss.Scope().Attributes(), types, prefixScopeAttr)
 		b.scopes[sKey] = ss
 	}
