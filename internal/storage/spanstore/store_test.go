@@ -31,6 +31,7 @@ func sampleTrace(traceByte byte, start time.Time, failing bool) ptrace.Traces {
 	rs.Resource().Attributes().PutStr("service.name", "frontend")
 	rs.Resource().Attributes().PutStr("host.name", "web-1")
 	rs.Resource().Attributes().PutInt("process.pid", 4242)
+	rs.Resource().Attributes().PutStr("deployment.environment", "")
 	ss := rs.ScopeSpans().AppendEmpty()
 	ss.Scope().SetName("otelhttp")
 	ss.Scope().SetVersion("0.72.0")
