@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -62,10 +61,7 @@ func GolangMetrics(raw []byte, observed time.Time) (pmetric.Metrics, error) {
 		if err != nil {
 			return pmetric.Metrics{}, fmt.Errorf("decoding GolangMetric: %w", err)
 		}
-		ts := pcommon.NewTimestampFromTime(observed)
-		if t := values[1]; t > 0 && t <= maxMillis {
-			ts = pcommon.Timestamp(uint64(t) * 1e6)
-		}
+		ts := agentTimeOr(values[1], observed)
 		g := gaugeWriter{metrics: metrics, ts: ts}
 		for num := 2; num < len(values); num++ {
 			if seen[num] {

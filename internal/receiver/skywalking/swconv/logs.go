@@ -42,8 +42,8 @@ func AppendLog(ld plog.Logs, log *logv3.LogData, observed time.Time) error {
 	}
 	rec := resourceLogs(ld, log.Service, log.ServiceInstance, ScopeName).AppendEmpty()
 	rec.SetObservedTimestamp(pcommon.NewTimestampFromTime(observed))
-	if log.Timestamp > 0 && log.Timestamp <= maxMillis {
-		rec.SetTimestamp(pcommon.Timestamp(uint64(log.Timestamp) * 1e6))
+	if ts, ok := agentTime(log.Timestamp); ok {
+		rec.SetTimestamp(ts)
 	}
 	attrs := rec.Attributes()
 	if log.Tags != nil {
@@ -103,8 +103,8 @@ func AppendEvent(ld plog.Logs, ev *eventv3.Event, observed time.Time) error {
 	}
 	rec := resourceLogs(ld, src.Service, src.ServiceInstance, EventScopeName).AppendEmpty()
 	rec.SetObservedTimestamp(pcommon.NewTimestampFromTime(observed))
-	if ev.StartTime > 0 && ev.StartTime <= maxMillis {
-		rec.SetTimestamp(pcommon.Timestamp(uint64(ev.StartTime) * 1e6))
+	if ts, ok := agentTime(ev.StartTime); ok {
+		rec.SetTimestamp(ts)
 	}
 	rec.Body().SetStr(ev.Message)
 	attrs := rec.Attributes()

@@ -43,10 +43,7 @@ func (s *MeterStream) Append(md pmetric.Metrics, m *agentv3.MeterData, observed 
 	if s.service == "" {
 		return fmt.Errorf("meter %q has no service and none came before it in the stream", meterName(m))
 	}
-	ts := pcommon.NewTimestampFromTime(observed)
-	if s.timestamp > 0 && s.timestamp <= maxMillis {
-		ts = pcommon.Timestamp(uint64(s.timestamp) * 1e6)
-	}
+	ts := agentTimeOr(s.timestamp, observed)
 	switch v := m.Metric.(type) {
 	case *agentv3.MeterData_SingleValue:
 		if v.SingleValue.GetName() == "" {

@@ -28,11 +28,7 @@ func AppendJVMMetrics(md pmetric.Metrics, c *agentv3.JVMMetricCollection, observ
 		if m == nil {
 			continue
 		}
-		ts := pcommon.NewTimestampFromTime(observed)
-		if m.Time > 0 && m.Time <= maxMillis {
-			ts = pcommon.Timestamp(uint64(m.Time) * 1e6)
-		}
-		g := gaugeWriter{metrics: metrics, ts: ts}
+		g := gaugeWriter{metrics: metrics, ts: agentTimeOr(m.Time, observed)}
 		if m.Cpu != nil {
 			g.put("jvm_cpu_usage_percent", m.Cpu.UsagePercent, "", "")
 		}
@@ -117,11 +113,7 @@ func AppendCLRMetrics(md pmetric.Metrics, c *agentv3.CLRMetricCollection, observ
 		if m == nil {
 			continue
 		}
-		ts := pcommon.NewTimestampFromTime(observed)
-		if m.Time > 0 && m.Time <= maxMillis {
-			ts = pcommon.Timestamp(uint64(m.Time) * 1e6)
-		}
-		g := gaugeWriter{metrics: metrics, ts: ts}
+		g := gaugeWriter{metrics: metrics, ts: agentTimeOr(m.Time, observed)}
 		if m.Cpu != nil {
 			g.put("clr_cpu_usage_percent", m.Cpu.UsagePercent, "", "")
 		}

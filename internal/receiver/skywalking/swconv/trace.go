@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -57,6 +58,23 @@ const (
 // maxMillis is the largest millisecond time whose nanoseconds fit an int64
 // (year 2262); later times are clamped so the conversion never wraps around.
 const maxMillis = math.MaxInt64 / int64(1e6)
+
+// agentTime converts an agent's millisecond time, reporting false for one
+// that is unset (not positive) or beyond what nanoseconds can hold.
+func agentTime(ms int64) (pcommon.Timestamp, bool) {
+	if ms <= 0 || ms > maxMillis {
+		return 0, false
+	}
+	return pcommon.Timestamp(uint64(ms) * 1e6), true
+}
+
+// agentTimeOr is the agent's time when usable, else observed.
+func agentTimeOr(ms int64, observed time.Time) pcommon.Timestamp {
+	if ts, ok := agentTime(ms); ok {
+		return ts
+	}
+	return pcommon.NewTimestampFromTime(observed)
+}
 
 // smallSegment is the span count up to which a segment's bookkeeping lives on
 // the stack: agents rarely put more spans in one segment.
