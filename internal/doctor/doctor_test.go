@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -21,23 +19,12 @@ import (
 	"github.com/skytrail/skytrail/internal/analysis/integrity"
 	"github.com/skytrail/skytrail/internal/doctor"
 	"github.com/skytrail/skytrail/internal/server"
+	"github.com/skytrail/skytrail/internal/servertest"
 )
 
 func startServer(t *testing.T, token string) *server.Server {
 	t.Helper()
-	cfg := server.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.HTTPAddr, cfg.OTLPGRPCAddr, cfg.OTLPHTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.SWGRPCAddr, cfg.SWHTTPAddr = "127.0.0.1:0", ""
-	cfg.SWToken = token
-	cfg.Integrity.Grace = time.Second
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := server.Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
-	return s
+	return servertest.Start(t, func(c *server.Config) { c.SWToken, c.SWHTTPAddr = token, "" })
 }
 
 // configFor is the configuration of a service set up right for s.

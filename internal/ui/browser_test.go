@@ -6,8 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,7 +16,6 @@ import (
 	"time"
 
 	"github.com/SkyAPM/go2sky"
-	"github.com/SkyAPM/go2sky/reporter"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -31,6 +28,7 @@ import (
 	agentv3 "skywalking.apache.org/repo/goapi/collect/language/agent/v3"
 
 	"github.com/skytrail/skytrail/internal/server"
+	"github.com/skytrail/skytrail/internal/servertest"
 )
 
 const chromium = "/usr/bin/chromium"
@@ -67,19 +65,7 @@ func browserPrereqs(t *testing.T) string {
 // else a front that serves Handler and passes the APIs through.
 func startSkyTrail(t *testing.T) (*server.Server, string) {
 	t.Helper()
-	cfg := server.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.HTTPAddr, cfg.OTLPGRPCAddr, cfg.OTLPHTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.SWGRPCAddr, cfg.SWHTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.FlushInterval = 200 * time.Millisecond
-	// Traces are judged for integrity a second after their last span, not 30 s.
-	cfg.Integrity.Grace = time.Second
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := server.Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	s := servertest.Start(t, func(c *server.Config) { c.FlushInterval = 200 * time.Millisecond })
 	api := "http://" + s.Addrs["query API"]
 	resp, err := http.Get(api + "/traces/0af7651916cd43dd8448eb211c80319c")
 	if err != nil {
@@ -197,20 +183,8 @@ func checkoutTrace(f *feeder, base time.Time, orderID int, links ...trace.Link) 
 
 // skywalkingTrace records gateway → stock → MySQL with go2sky, reported to
 // SkyTrail's SkyWalking port, and returns the trace ID as the agent logs it.
-func skywalkingTrace(t *testing.T, addr string) string {
-	tracer := func(service string) *go2sky.Tracer {
-		r, err := reporter.NewGRPCReporter(addr, reporter.WithCheckInterval(time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(r.Close)
-		tr, err := go2sky.NewTracer(service, go2sky.WithReporter(r), go2sky.WithInstance(service+"-1"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tr
-	}
-	gw, stock := tracer("gateway"), tracer("stock")
+func skywalkingTrace(t *testing.T, s *server.Server) string {
+	gw, stock := servertest.Go2sky(t, s, "gateway"), servertest.Go2sky(t, s, "stock")
 	headers := map[string]string{}
 	entry, ctx, err := gw.CreateEntrySpan(context.Background(), "GET /buy", func(string) (string, error) { return "", nil })
 	if err != nil {
@@ -406,7 +380,7 @@ func TestBrowser(t *testing.T) {
 		_, end := span(context.Background(), f.tracer(fmt.Sprintf("svc-%03d", i)), "GET /health", trace.SpanKindServer, now.Add(-time.Minute), time.Duration(i+1)*time.Millisecond)
 		end()
 	}
-	swTraceID := skywalkingTrace(t, s.Addrs["SkyWalking gRPC"])
+	swTraceID := skywalkingTrace(t, s)
 	const bigSpans = 2000
 	bigID := bigTrace(f, now.Add(-5*time.Minute), bigSpans)
 	lostIDs := lostContextTraces(f, now.Add(-3*time.Minute), 3)

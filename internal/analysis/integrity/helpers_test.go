@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/skytrail/skytrail/internal/analysis/integrity"
 	"github.com/skytrail/skytrail/internal/server"
+	"github.com/skytrail/skytrail/internal/servertest"
 )
 
 // grace is the judging delay the tests run with, instead of 30 s.
@@ -37,21 +37,11 @@ func startServer(t *testing.T, token string) *server.Server {
 
 func startServerWith(t *testing.T, token string, configure func(*server.Config)) *server.Server {
 	t.Helper()
-	cfg := server.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.HTTPAddr, cfg.OTLPGRPCAddr, cfg.OTLPHTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.SWGRPCAddr, cfg.SWHTTPAddr = "127.0.0.1:0", ""
-	cfg.SWToken = token
-	cfg.Integrity.Grace = grace
-	cfg.Analysis.Instances.AliveTimeout = time.Minute
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	configure(&cfg)
-	s, err := server.Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
-	return s
+	return servertest.Start(t, func(c *server.Config) {
+		c.SWToken, c.SWHTTPAddr = token, ""
+		c.Integrity.Grace = grace
+		c.Analysis.Instances.AliveTimeout = time.Minute
+	}, configure)
 }
 
 // otelService is a service instrumented with the OpenTelemetry SDK,
