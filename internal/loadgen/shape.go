@@ -160,9 +160,15 @@ type planner struct {
 	sku      string
 }
 
+// newPlanner plans traces over the services' instances; the seed varies the
+// traces only. The instances depend on the number of services alone, so the
+// planners of one run (one per pre-encoded request) and every batch of a
+// benchmark report from the same instancesPerService copies of each service,
+// as a running system does, not from a fresh set per request.
 func newPlanner(services int, seed uint64) *planner {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	return &planner{rng: rng, apps: newApps(services, rng), errorRate: 0.02}
+	apps := newApps(services, rand.New(rand.NewPCG(uint64(services), 0x5eed)))
+	return &planner{rng: rng, apps: apps, errorRate: 0.02}
 }
 
 // next plans one trace. The result is only valid until the next call.

@@ -2,6 +2,9 @@ package spanstore
 
 import (
 	"context"
+	"io/fs"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +28,54 @@ func benchBatches(b *testing.B, n int, base time.Time) []ptrace.Traces {
 		out[i] = td
 	}
 	return out
+}
+
+// BenchmarkDiskPerSpan writes 1M spans of loadgen's traces in 1,000-span
+// batches 10 ms apart (100k spans/s), closes the store and weighs its
+// directory: bytes on disk a span, trace-ID index included, and the part of
+// them that is bloom filters. bench/ingest measures the same at 10M spans
+// through a real server.
+func BenchmarkDiskPerSpan(b *testing.B) {
+	base := time.Now().Add(-time.Hour)
+	for i := 0; i < b.N; i++ {
+		dir := b.TempDir()
+		s, err := Open(Config{Dir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		spans := 0
+		for j := range 1000 {
+			td, err := loadgen.Traces(1000, 4, uint64(j+1), base.Add(time.Duration(j)*10*time.Millisecond))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := s.ConsumeTraces(context.Background(), td); err != nil {
+				b.Fatal(err)
+			}
+			spans += td.SpanCount()
+		}
+		_ = s.Close()
+		var total, bloom int64
+		err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			total += info.Size()
+			if strings.HasPrefix(d.Name(), "bloom.bin") {
+				bloom += info.Size()
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(total)/float64(spans), "B/span")
+		b.ReportMetric(float64(bloom)/float64(spans), "bloom-B/span")
+	}
 }
 
 func BenchmarkConsumeTraces(b *testing.B) {

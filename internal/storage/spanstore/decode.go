@@ -1,6 +1,7 @@
 package spanstore
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -131,8 +132,13 @@ func (b *traceBuilder) addRow(cols []logstorage.BlockColumn, row int, startNs in
 			v := c.Values[row]
 			switch {
 			case c.Name == fieldResource:
-				forEachResourcePair(v, func(k, v string) {
-					putAttr(res.Attributes(), k, v, types[prefixResource+k])
+				forEachResourcePair(v, func(k, v string, letter byte) {
+					if letter == 0 {
+						// Data written before resource pairs carried their
+						// types kept them in the types field.
+						letter = cmp.Or(types[prefixResource+k], 's')
+					}
+					putAttr(res.Attributes(), k, v, letter)
 				})
 			case strings.HasPrefix(c.Name, prefixScopeAttr):
 				putAttr(ss.Scope().Attributes(), c.Name[len(prefixScopeAttr):], v, types[c.Name])
@@ -158,14 +164,14 @@ func (b *traceBuilder) addRow(cols []logstorage.BlockColumn, row int, startNs in
 			var id pcommon.TraceID
 			_, _ = hex.Decode(id[:], []byte(v))
 			span.SetTraceID(id)
-		case fieldSpanID:
-			var id pcommon.SpanID
-			_, _ = hex.Decode(id[:], []byte(v))
+		case fieldSpan:
+			var id, parent pcommon.SpanID
+			if b, err := hex.DecodeString(v); err == nil && (len(b) == 8 || len(b) == 16) {
+				copy(id[:], b)
+				copy(parent[:], b[8:])
+			}
 			span.SetSpanID(id)
-		case fieldParentSpanID:
-			var id pcommon.SpanID
-			_, _ = hex.Decode(id[:], []byte(v))
-			span.SetParentSpanID(id)
+			span.SetParentSpanID(parent)
 		case fieldKind:
 			n, _ := strconv.Atoi(v)
 			span.SetKind(ptrace.SpanKind(n))
@@ -194,8 +200,9 @@ func (b *traceBuilder) addRow(cols []logstorage.BlockColumn, row int, startNs in
 }
 
 // forEachResourcePair calls fn for each attribute packed in a resource
-// field; it stops at the first malformed pair.
-func forEachResourcePair(packed string, fn func(key, value string)) {
+// field, with its type letter (0 for a string); it stops at the first
+// malformed pair.
+func forEachResourcePair(packed string, fn func(key, value string, letter byte)) {
 	for rest := packed; rest != ""; {
 		qk, err := strconv.QuotedPrefix(rest)
 		if err != nil {
@@ -206,6 +213,10 @@ func forEachResourcePair(packed string, fn func(key, value string)) {
 			return
 		}
 		rest = rest[1:]
+		var letter byte
+		if rest != "" && rest[0] >= 'a' && rest[0] <= 'z' {
+			letter, rest = rest[0], rest[1:]
+		}
 		qv, err := strconv.QuotedPrefix(rest)
 		if err != nil {
 			return
@@ -213,26 +224,34 @@ func forEachResourcePair(packed string, fn func(key, value string)) {
 		rest = strings.TrimPrefix(rest[len(qv):], " ")
 		k, _ := strconv.Unquote(qk)
 		v, _ := strconv.Unquote(qv)
-		fn(k, v)
+		fn(k, v, letter)
 	}
 }
 
 // putEmptyStrings restores the empty string attributes under prefix: logstorage
-// keeps no column for an empty value, so only the types entry tells of them.
+// keeps no column for an empty value, so only the types entry ("s", which a
+// string that reads as an integer has too) tells of them.
 func putEmptyStrings(m pcommon.Map, types map[string]byte, prefix string) {
 	for name, t := range types {
-		if t == 's' && strings.HasPrefix(name, prefix) {
+		if t != 's' || !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		if _, ok := m.Get(name[len(prefix):]); !ok {
 			m.PutStr(name[len(prefix):], "")
 		}
 	}
 }
 
 // putAttr restores one attribute with the type recorded for it; a row of a
-// block that lacks the attribute has "" and no type, and is skipped.
+// block that lacks the attribute has "" and no type, and is skipped. With no
+// type recorded, an integer's text is an int (see appendAttr).
 func putAttr(m pcommon.Map, key, v string, t byte) {
 	switch t {
 	case 0:
-		if v != "" {
+		if isCanonicalInt(v) {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			m.PutInt(key, n)
+		} else if v != "" {
 			m.PutStr(key, v)
 		}
 	case 's':
@@ -289,6 +308,11 @@ func decodeExtra(span ptrace.Span, v string) {
 		return
 	}
 	src := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+	start := uint64(span.StartTimestamp())
+	for i := 0; i < src.Events().Len(); i++ {
+		ev := src.Events().At(i)
+		ev.SetTimestamp(pcommon.Timestamp(uint64(ev.Timestamp()) + start))
+	}
 	src.Events().MoveAndAppendTo(span.Events())
 	src.Links().MoveAndAppendTo(span.Links())
 	span.SetDroppedAttributesCount(src.DroppedAttributesCount())

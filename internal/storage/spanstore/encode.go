@@ -3,9 +3,9 @@ package spanstore
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"unsafe"
 
 	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
@@ -23,7 +23,7 @@ type rowEncoder struct {
 
 	// resource and scope fields are the same for a run of spans: encode once.
 	resourceFields []logstorage.Field
-	resourceTypes  []byte
+	resourceKeys   []string
 	resourceBuf    []byte
 	service        string
 	scopeFields    []logstorage.Field
@@ -50,42 +50,57 @@ func unsafeString(b []byte) string {
 }
 
 // setResource encodes the resource fields shared by the spans that follow:
-// service.name as the service, the other attributes packed in one field.
+// service.name as the service, the other attributes packed in one field,
+// each with its type, so the field alone restores the resource.
 func (e *rowEncoder) setResource(res pcommon.Resource) {
 	e.resourceFields = e.resourceFields[:0]
-	e.resourceTypes = e.resourceTypes[:0]
 	e.resourceBuf = e.resourceBuf[:0]
 	e.service = ""
-	if v, ok := res.Attributes().Get("service.name"); ok {
+	attrs := res.Attributes()
+	if v, ok := attrs.Get("service.name"); ok {
 		e.service = v.AsString()
 	}
-	var fields []logstorage.Field
-	res.Attributes().Range(func(k string, v pcommon.Value) bool {
-		if k == "service.name" && v.Type() == pcommon.ValueTypeStr {
-			return true
+	keys := e.resourceKeys[:0]
+	attrs.Range(func(k string, v pcommon.Value) bool {
+		if k != "service.name" || v.Type() != pcommon.ValueTypeStr {
+			keys = append(keys, k)
 		}
-		fields, e.resourceTypes, e.resourceBuf = appendAttr(fields, e.resourceTypes, e.resourceBuf, prefixResource, k, v)
 		return true
 	})
-	if len(fields) == 0 {
+	e.resourceKeys = keys
+	if len(keys) == 0 {
 		return
 	}
-	slices.SortFunc(fields, func(a, b logstorage.Field) int { return strings.Compare(a.Name, b.Name) })
-	start := len(e.resourceBuf)
-	for i, f := range fields {
+	slices.Sort(keys)
+	for i, k := range keys {
 		if i > 0 {
 			e.resourceBuf = append(e.resourceBuf, ' ')
 		}
-		e.resourceBuf = appendResourcePair(e.resourceBuf, f.Name[len(prefixResource):], f.Value)
+		v, _ := attrs.Get(k)
+		e.resourceBuf = appendResourcePair(e.resourceBuf, k, v)
 	}
-	e.resourceFields = append(e.resourceFields, logstorage.Field{Name: fieldResource, Value: unsafeString(e.resourceBuf[start:])})
+	e.resourceFields = append(e.resourceFields, logstorage.Field{Name: fieldResource, Value: unsafeString(e.resourceBuf)})
 }
 
-// appendResourcePair appends one packed resource attribute: "key"="value".
-func appendResourcePair(dst []byte, key, value string) []byte {
+// appendResourcePair appends one packed resource attribute: "key"="value"
+// for a string, "key"=<letter>"value" for other types (see putAttr).
+func appendResourcePair(dst []byte, key string, v pcommon.Value) []byte {
 	dst = strconv.AppendQuote(dst, key)
 	dst = append(dst, '=')
-	return strconv.AppendQuote(dst, value)
+	if v.Type() == pcommon.ValueTypeStr {
+		return strconv.AppendQuote(dst, v.Str())
+	}
+	start := len(dst)
+	dst, letter := appendValueText(dst, v)
+	text := string(dst[start:])
+	dst = append(dst[:start], letter)
+	return strconv.AppendQuote(dst, text)
+}
+
+// resourcePairPattern is the regular expression that finds key=value among
+// packed resource attributes, whatever the value's type.
+func resourcePairPattern(key, value string) string {
+	return regexp.QuoteMeta(strconv.Quote(key)) + "=[a-z]?" + regexp.QuoteMeta(strconv.Quote(value))
 }
 
 // setScope encodes the instrumentation scope fields shared by the spans that follow.
@@ -114,39 +129,70 @@ func appendAttr(fields []logstorage.Field, types, buf []byte, prefix, key string
 	buf = append(buf, prefix...)
 	buf = append(buf, key...)
 	name := unsafeString(buf[start:])
-	start = len(buf)
-	var letter byte
-	switch v.Type() {
-	case pcommon.ValueTypeStr:
+	if v.Type() == pcommon.ValueTypeStr {
 		fields = append(fields, logstorage.Field{Name: name, Value: v.Str()})
-		if v.Str() == "" {
-			// logstorage does not tell an empty value from a missing one: record it.
+		if v.Str() == "" || isCanonicalInt(v.Str()) {
+			// logstorage does not tell an empty value from a missing one, and
+			// an untyped integer is read back as an int: record the string.
 			types = appendType(types, name, 's')
 		}
 		return fields, types, buf
-	case pcommon.ValueTypeBool:
-		letter = 'b'
-		buf = strconv.AppendBool(buf, v.Bool())
-	case pcommon.ValueTypeInt:
-		letter = 'i'
-		buf = strconv.AppendInt(buf, v.Int(), 10)
-	case pcommon.ValueTypeDouble:
-		letter = 'd'
-		buf = strconv.AppendFloat(buf, v.Double(), 'g', -1, 64)
-	case pcommon.ValueTypeBytes:
-		letter = 'y'
-		buf = base64.StdEncoding.AppendEncode(buf, v.Bytes().AsRaw())
-	case pcommon.ValueTypeSlice:
-		letter = 'a'
-		buf = append(buf, v.AsString()...)
-	case pcommon.ValueTypeMap:
-		letter = 'm'
-		buf = append(buf, v.AsString()...)
-	default:
-		letter = 'e'
 	}
+	start = len(buf)
+	buf, letter := appendValueText(buf, v)
 	fields = append(fields, logstorage.Field{Name: name, Value: unsafeString(buf[start:])})
+	if letter == 'i' {
+		// Integers are the common typed attribute (status codes, ports,
+		// sizes): their text alone says int, which keeps most rows free of a
+		// types entry, about 2 bytes a span on disk.
+		return fields, types, buf
+	}
 	return fields, appendType(types, name, letter), buf
+}
+
+// isCanonicalInt reports whether s is how strconv.FormatInt writes some
+// int64: the text an int attribute is stored as.
+func isCanonicalInt(s string) bool {
+	if s == "" || len(s) > 20 {
+		return false
+	}
+	digits := s
+	if digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if digits == "" || digits[0] == '0' && len(s) > 1 {
+		return false
+	}
+	for i := 0; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return false
+		}
+	}
+	_, err := strconv.ParseInt(s, 10, 64)
+	return err == nil
+}
+
+// appendValueText appends a value that is not a string as the text stored
+// for it, and returns the letter that names its type (see putAttr).
+func appendValueText(buf []byte, v pcommon.Value) ([]byte, byte) {
+	switch v.Type() {
+	case pcommon.ValueTypeBool:
+		return strconv.AppendBool(buf, v.Bool()), 'b'
+	case pcommon.ValueTypeInt:
+		return strconv.AppendInt(buf, v.Int(), 10), 'i'
+	case pcommon.ValueTypeDouble:
+		return strconv.AppendFloat(buf, v.Double(), 'g', -1, 64), 'd'
+	case pcommon.ValueTypeBytes:
+		return base64.StdEncoding.AppendEncode(buf, v.Bytes().AsRaw()), 'y'
+	case pcommon.ValueTypeSlice:
+		return append(buf, v.AsString()...), 'a'
+	case pcommon.ValueTypeMap:
+		return append(buf, v.AsString()...), 'm'
+	case pcommon.ValueTypeStr:
+		return append(buf, v.Str()...), 's'
+	default:
+		return buf, 'e'
+	}
 }
 
 // appendType adds "name=letter" to the types list.
@@ -169,11 +215,7 @@ func (e *rowEncoder) encodeSpan(span ptrace.Span) []logstorage.Field {
 
 	tid := span.TraceID()
 	f = append(f, e.hexField(fieldTraceID, tid[:]))
-	sid := span.SpanID()
-	f = append(f, e.hexField(fieldSpanID, sid[:]))
-	if psid := span.ParentSpanID(); !psid.IsEmpty() {
-		f = append(f, e.hexField(fieldParentSpanID, psid[:]))
-	}
+	f = append(f, e.spanField(span.SpanID(), span.ParentSpanID()))
 	f = append(f, e.intField(fieldKind, int64(span.Kind())))
 	dur := int64(span.EndTimestamp()) - int64(span.StartTimestamp())
 	f = append(f, e.intField(fieldDuration, dur))
@@ -197,9 +239,9 @@ func (e *rowEncoder) encodeSpan(span ptrace.Span) []logstorage.Field {
 		return true
 	})
 	f = e.spillOverBudget(f, attrsFrom)
-	if len(e.resourceTypes)+len(e.scopeTypes)+len(e.types) > 0 {
+	if len(e.scopeTypes)+len(e.types) > 0 {
 		start := len(e.buf)
-		for _, t := range [][]byte{e.resourceTypes, e.scopeTypes, e.types} {
+		for _, t := range [][]byte{e.scopeTypes, e.types} {
 			if len(t) == 0 {
 				continue
 			}
@@ -246,6 +288,17 @@ func (e *rowEncoder) hexField(name string, id []byte) logstorage.Field {
 	return logstorage.Field{Name: name, Value: unsafeString(e.buf[start:])}
 }
 
+// spanField is the span ID followed, for a child span, by its parent's (see
+// schema.go).
+func (e *rowEncoder) spanField(id, parent pcommon.SpanID) logstorage.Field {
+	start := len(e.buf)
+	e.buf = hex.AppendEncode(e.buf, id[:])
+	if !parent.IsEmpty() {
+		e.buf = hex.AppendEncode(e.buf, parent[:])
+	}
+	return logstorage.Field{Name: fieldSpan, Value: unsafeString(e.buf[start:])}
+}
+
 func (e *rowEncoder) intField(name string, v int64) logstorage.Field {
 	start := len(e.buf)
 	e.buf = strconv.AppendInt(e.buf, v, 10)
@@ -264,6 +317,14 @@ func (e *rowEncoder) encodeExtra(span ptrace.Span) string {
 	rss.RemoveIf(func(ptrace.ResourceSpans) bool { return true })
 	dst := rss.AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
 	span.Events().CopyTo(dst.Events())
+	// Event times as offsets from the span's start: a few small bytes
+	// instead of eight random ones (uint64 arithmetic wraps, so an event
+	// before its span's start comes back exactly too).
+	spanStart := uint64(span.StartTimestamp())
+	for i := 0; i < dst.Events().Len(); i++ {
+		ev := dst.Events().At(i)
+		ev.SetTimestamp(pcommon.Timestamp(uint64(ev.Timestamp()) - spanStart))
+	}
 	span.Links().CopyTo(dst.Links())
 	dst.SetDroppedAttributesCount(span.DroppedAttributesCount())
 	dst.SetDroppedEventsCount(span.DroppedEventsCount())

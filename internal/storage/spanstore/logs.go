@@ -186,7 +186,7 @@ func (s *Store) Logs(ctx context.Context, lq LogQuery) ([]LogEntry, error) {
 				case strings.HasPrefix(c.Name, prefixAttr):
 					le.Attributes[c.Name[len(prefixAttr):]] = v
 				case c.Name == fieldResource:
-					forEachResourcePair(v, func(k, v string) { le.Resource[k] = v })
+					forEachResourcePair(v, func(k, v string, _ byte) { le.Resource[k] = v })
 				}
 			}
 			out = append(out, le)

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -171,40 +170,68 @@ func (s *Store) traceWindows(ctx context.Context, ids []pcommon.TraceID) (map[st
 	if len(missing) == 0 {
 		return windows, nil
 	}
-	q, err := parse(fieldTraceID + ":in(" + quotedIDs(missing) + ")")
+	suffixes := make([]string, len(missing))
+	for i, id := range missing {
+		suffixes[i] = traceIDSuffix(id)
+	}
+	q, err := parse(fieldTraceSuffix + ":in(" + quoteAll(suffixes) + ")")
 	if err != nil {
 		return nil, err
 	}
+	// Traces whose IDs share a suffix (rare: 48 bits) get the union of
+	// their windows; the span query then matches the whole trace ID.
+	bySuffix := make(map[string]traceWindow, len(missing))
 	var ts []int64
 	err = s.run(ctx, tenantTraceIndex, q, func(db *logstorage.DataBlock) {
 		ts, _ = db.GetTimestamps(ts[:0])
-		tids, ends := db.GetColumnByName(fieldTraceID), db.GetColumnByName(fieldEnd)
-		if tids == nil || ends == nil {
+		sfx, lengths := db.GetColumnByName(fieldTraceSuffix), db.GetColumnByName(fieldWindowMs)
+		if sfx == nil || lengths == nil {
 			return
 		}
-		for i := range tids.Values {
-			end, _ := strconv.ParseInt(ends.Values[i], 10, 64)
-			w := traceWindow{start: ts[i], end: end}
-			if known, ok := windows[tids.Values[i]]; ok {
+		for i, v := range sfx.Values {
+			ms, _ := strconv.ParseInt(lengths.Values[i], 10, 64)
+			w := traceWindow{start: ts[i], end: ts[i] + ms*int64(time.Millisecond)}
+			if known, ok := bySuffix[v]; ok {
 				w.start, w.end = min(w.start, known.start), max(w.end, known.end)
 			}
-			windows[strings.Clone(tids.Values[i])] = w
+			bySuffix[strings.Clone(v)] = w
 		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("look up trace IDs in the index: %w", err)
 	}
+	for i, id := range missing {
+		if w, ok := bySuffix[suffixes[i]]; ok {
+			windows[hex.EncodeToString(id[:])] = w
+		}
+	}
 	return windows, nil
 }
 
+// traceIDSuffix is what the trace-ID index keeps of a trace ID: its last 6
+// bytes in hex. They are random in W3C trace IDs (and in X-Ray's and
+// 64-bit legacy IDs, which pad or stamp the front), and 6 bytes rather than
+// 16 take a byte a span off the disk; a lookup matches the whole ID among
+// the spans.
+func traceIDSuffix(id pcommon.TraceID) string { return hex.EncodeToString(id[10:]) }
+
 func quotedIDs(ids []pcommon.TraceID) string {
-	var b strings.Builder
+	hexIDs := make([]string, len(ids))
 	for i, id := range ids {
+		hexIDs[i] = hex.EncodeToString(id[:])
+	}
+	return quoteAll(hexIDs)
+}
+
+// quoteAll quotes hex strings for a LogsQL in(...) list.
+func quoteAll(values []string) string {
+	var b strings.Builder
+	for i, v := range values {
 		if i > 0 {
 			b.WriteByte(',')
 		}
 		b.WriteByte('"')
-		b.WriteString(hex.EncodeToString(id[:]))
+		b.WriteString(v)
 		b.WriteByte('"')
 	}
 	return b.String()
@@ -320,8 +347,7 @@ func attributeFilter(key, value string) (string, error) {
 		return "", fmt.Errorf("attribute filter key %q: want 1 to %d bytes", key, MaxAttributeKeyLen)
 	}
 	// The resource's attributes are packed in one field: match the pair.
-	pair := regexp.QuoteMeta(string(appendResourcePair(nil, key, value)))
-	return fmt.Sprintf("(%s:=%s or %s:~%s)", quote(prefixAttr+key), quote(value), fieldResource, quote(pair)), nil
+	return fmt.Sprintf("(%s:=%s or %s:~%s)", quote(prefixAttr+key), quote(value), fieldResource, quote(resourcePairPattern(key, value))), nil
 }
 
 func (q TraceQuery) bounds() (start, end time.Time, limit int) {
@@ -437,7 +463,7 @@ func cmpInt(a, b int64) int {
 }
 
 // summaryFields are the columns a trace summary needs.
-var summaryFields = []string{"_time", fieldTraceID, fieldSpanID, fieldParentSpanID, fieldService, fieldName, fieldDuration, fieldStatusCode}
+var summaryFields = []string{"_time", fieldTraceID, fieldSpan, fieldService, fieldName, fieldDuration, fieldStatusCode}
 
 // FindTraces implements Reader.
 func (s *Store) FindTraces(ctx context.Context, tq TraceQuery) ([]TraceSummary, error) {

@@ -32,6 +32,8 @@ func sampleTrace(traceByte byte, start time.Time, failing bool) ptrace.Traces {
 	rs.Resource().Attributes().PutStr("host.name", "web-1")
 	rs.Resource().Attributes().PutInt("process.pid", 4242)
 	rs.Resource().Attributes().PutStr("deployment.environment", "")
+	rs.Resource().Attributes().PutStr("build.number", "1234") // a string that reads as an int
+	rs.Resource().Attributes().PutBool("container.privileged", false)
 	ss := rs.ScopeSpans().AppendEmpty()
 	ss.Scope().SetName("otelhttp")
 	ss.Scope().SetVersion("0.72.0")
@@ -50,10 +52,18 @@ func sampleTrace(traceByte byte, start time.Time, failing bool) ptrace.Traces {
 	a.PutEmptyBytes("blob").FromRaw([]byte{0, 1, 2})
 	_ = a.PutEmptySlice("tags").FromRaw([]any{"a", "b"})
 	a.PutStr("empty", "")
+	// Strings that read as integers stay strings; integers of any sign stay ints.
+	a.PutStr("http.status_text", "200")
+	a.PutStr("zip", "007")
+	a.PutInt("delta", -7)
 	ev := root.Events().AppendEmpty()
 	ev.SetName("cart loaded")
 	ev.SetTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Millisecond)))
 	ev.Attributes().PutInt("items", 3)
+	// An event stamped before its span's start (clock skew) keeps its time.
+	early := root.Events().AppendEmpty()
+	early.SetName("queued")
+	early.SetTimestamp(pcommon.NewTimestampFromTime(start.Add(-time.Second)))
 	link := root.Links().AppendEmpty()
 	link.SetTraceID(pcommon.TraceID{9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9})
 	link.SetSpanID(pcommon.SpanID{8, 8, 8, 8, 8, 8, 8, 8})
@@ -127,14 +137,23 @@ func TestRoundTripKeepsEverything(t *testing.T) {
 	}
 }
 
+func eventsEqual(a, b ptrace.SpanEventSlice) bool {
+	for i := 0; i < a.Len(); i++ {
+		if a.At(i).Name() != b.At(i).Name() || a.At(i).Timestamp() != b.At(i).Timestamp() ||
+			!a.At(i).Attributes().Equal(b.At(i).Attributes()) {
+			return false
+		}
+	}
+	return true
+}
+
 func spanEqual(a, b ptrace.Span) bool {
 	return a.TraceID() == b.TraceID() && a.SpanID() == b.SpanID() && a.ParentSpanID() == b.ParentSpanID() &&
 		a.Name() == b.Name() && a.Kind() == b.Kind() && a.StartTimestamp() == b.StartTimestamp() &&
 		a.EndTimestamp() == b.EndTimestamp() && a.Status().Code() == b.Status().Code() &&
 		a.Status().Message() == b.Status().Message() && a.TraceState().AsRaw() == b.TraceState().AsRaw() &&
 		a.Events().Len() == b.Events().Len() && a.Links().Len() == b.Links().Len() &&
-		(a.Events().Len() == 0 || (a.Events().At(0).Name() == b.Events().At(0).Name() &&
-			a.Events().At(0).Attributes().Equal(b.Events().At(0).Attributes()))) &&
+		eventsEqual(a.Events(), b.Events()) &&
 		(a.Links().Len() == 0 || a.Links().At(0).TraceID() == b.Links().At(0).TraceID())
 }
 
