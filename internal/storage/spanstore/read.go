@@ -174,7 +174,13 @@ func (s *Store) traceWindows(ctx context.Context, ids []pcommon.TraceID) (map[st
 	for i, id := range missing {
 		suffixes[i] = traceIDSuffix(id)
 	}
-	q, err := parse(fieldTraceSuffix + ":in(" + quoteAll(suffixes) + ")")
+	var buckets []string
+	for _, sfx := range suffixes {
+		if b := indexBucket(sfx); !slices.Contains(buckets, b) {
+			buckets = append(buckets, b)
+		}
+	}
+	q, err := parse(fmt.Sprintf("_stream:{%s in (%s)} %s", fieldIndexBucket, quoteAll(buckets), anyOf(fieldTraceSuffix, suffixes)))
 	if err != nil {
 		return nil, err
 	}
@@ -215,26 +221,24 @@ func (s *Store) traceWindows(ctx context.Context, ids []pcommon.TraceID) (map[st
 // the spans.
 func traceIDSuffix(id pcommon.TraceID) string { return hex.EncodeToString(id[10:]) }
 
-func quotedIDs(ids []pcommon.TraceID) string {
-	hexIDs := make([]string, len(ids))
-	for i, id := range ids {
-		hexIDs[i] = hex.EncodeToString(id[:])
+// anyOf is the LogsQL filter for field equal to one of values. One value
+// is an exact match, not in(...): logstorage checks an exact match against
+// each block's bloom filter before anything else, so the blocks without the
+// value are skipped before their timestamps are read.
+func anyOf(field string, values []string) string {
+	if len(values) == 1 {
+		return field + ":=" + quote(values[0])
 	}
-	return quoteAll(hexIDs)
+	return field + ":in(" + quoteAll(values) + ")"
 }
 
-// quoteAll quotes hex strings for a LogsQL in(...) list.
+// quoteAll quotes values for a LogsQL list: "a","b".
 func quoteAll(values []string) string {
-	var b strings.Builder
+	quoted := make([]string, len(values))
 	for i, v := range values {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('"')
-		b.WriteString(v)
-		b.WriteByte('"')
+		quoted[i] = quote(v)
 	}
-	return b.String()
+	return strings.Join(quoted, ",")
 }
 
 // getTraces returns the spans of the given traces; fields, when given,
@@ -256,7 +260,11 @@ func (s *Store) getTraces(ctx context.Context, ids []pcommon.TraceID, fields []s
 			found = append(found, id)
 		}
 	}
-	query := fieldTraceID + ":in(" + quotedIDs(found) + ")"
+	hexIDs := make([]string, len(found))
+	for i, id := range found {
+		hexIDs[i] = hex.EncodeToString(id[:])
+	}
+	query := anyOf(fieldTraceID, hexIDs)
 	if len(fields) > 0 {
 		query += " | fields " + strings.Join(fields, ", ")
 	}

@@ -43,8 +43,10 @@ package spanstore
 //
 // Trace-ID index rows live in their own tenant: one row a trace and time
 // window seen, timestamp the earliest span start rounded down to the
-// millisecond, fields trace_suffix (see traceIDSuffix) and window_ms, the
-// milliseconds (rounded up) from the timestamp to the latest span end.
+// millisecond, fields trace_suffix (see traceIDSuffix), bucket (its first hex
+// digit: the log stream, see indexStreamFields) and window_ms, the
+// milliseconds from the timestamp to the latest span end, rounded up to a
+// power of two.
 const (
 	fieldService       = "service"
 	fieldName          = "name"
@@ -64,6 +66,7 @@ const (
 	fieldOverflow      = "overflow"
 	fieldTraceSuffix   = "trace_suffix"
 	fieldWindowMs      = "window_ms"
+	fieldIndexBucket   = "bucket"
 
 	prefixAttr      = "attr."
 	prefixResource  = "resource."

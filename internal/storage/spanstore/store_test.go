@@ -237,10 +237,32 @@ func TestSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { _ = s.Close() }) // the store open when the test ends
 	td, err := s.GetTrace(context.Background(), pcommon.TraceID{7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
 	if err != nil || td.SpanCount() != 2 {
 		t.Fatalf("after restart: %d spans, %v", td.SpanCount(), err)
+	}
+	// Several traces at once, from different streams of the trace-ID index.
+	other := sampleTrace(8, time.Now().Add(-time.Minute), false)
+	otherID := other.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).TraceID()
+	otherID[10] = 0xf0 // another index stream than trace 7's (suffix 0a...)
+	for i := 0; i < other.ResourceSpans().Len(); i++ {
+		spans := other.ResourceSpans().At(i).ScopeSpans().At(0).Spans()
+		for j := 0; j < spans.Len(); j++ {
+			spans.At(j).SetTraceID(otherID)
+		}
+	}
+	if err := s.ConsumeTraces(context.Background(), other); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	s, err = Open(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	td, err = s.GetTraces(context.Background(), []pcommon.TraceID{{7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, otherID})
+	if err != nil || td.SpanCount() != 4 {
+		t.Fatalf("two traces after restart: %d spans, want 4 (%v)", td.SpanCount(), err)
 	}
 }
 
