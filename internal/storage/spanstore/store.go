@@ -187,4 +187,3 @@ func (s *Store) addIndexRows(idx *logstorage.LogRows, windows map[pcommon.TraceI
 
 // Flush makes everything written so far searchable (tests, shutdown paths).
 func (s *Store) Flush() { s.storage.DebugFlush() }
-
