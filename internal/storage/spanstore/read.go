@@ -3,8 +3,10 @@ package spanstore
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -264,20 +266,77 @@ func (s *Store) getTraces(ctx context.Context, ids []pcommon.TraceID, fields []s
 	for i, id := range found {
 		hexIDs[i] = hex.EncodeToString(id[:])
 	}
-	query := anyOf(fieldTraceID, hexIDs)
+	pipes := ""
 	if len(fields) > 0 {
-		query += " | fields " + strings.Join(fields, ", ")
+		pipes = " | fields " + strings.Join(fields, ", ")
 	}
-	q, err := parse(query)
-	if err != nil {
-		return b.td, err
+	// One query a shard of the services, run side by side: logstorage hands
+	// all the blocks of a part to one worker, and the blocks of a trace (one
+	// for each service instance it touched) usually sit in one part.
+	var mu sync.Mutex
+	addBlock := func(db *logstorage.DataBlock) {
+		mu.Lock()
+		defer mu.Unlock()
+		b.addBlock(db)
 	}
-	q.AddTimeFilter(lo, hi)
-	if err := s.run(ctx, tenantSpans, q, b.addBlock); err != nil {
+	shards := s.serviceShards(ctx)
+	errs := make([]error, len(shards))
+	var wg sync.WaitGroup
+	for i, shard := range shards {
+		q, err := parse(shard + anyOf(fieldTraceID, hexIDs) + pipes)
+		if err != nil {
+			return b.td, err
+		}
+		q.AddTimeFilter(lo, hi)
+		wg.Go(func() { errs[i] = s.run(ctx, tenantSpans, q, addBlock) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		return b.td, fmt.Errorf("read spans of %d traces: %w", len(found), err)
 	}
 	return b.td, nil
 }
+
+// serviceShards splits the span streams by service into one stream filter a
+// CPU (each ending in a space), services dealt out in turn; the last filter
+// takes every service the others do not name, so a service first seen since
+// the list was made is still searched. One CPU, or one service, makes one
+// empty filter.
+func (s *Store) serviceShards(ctx context.Context) []string {
+	services := s.cachedServices(ctx)
+	n := min(runtime.GOMAXPROCS(0), len(services))
+	if n < 2 {
+		return []string{""}
+	}
+	groups := make([][]string, n-1)
+	var named []string
+	for i, svc := range services {
+		if g := i % n; g < n-1 {
+			groups[g] = append(groups[g], svc)
+			named = append(named, svc)
+		}
+	}
+	shards := make([]string, 0, n)
+	for _, g := range groups {
+		shards = append(shards, fmt.Sprintf("_stream:{%s in (%s)} ", fieldService, quoteAll(g)))
+	}
+	return append(shards, fmt.Sprintf("_stream:{%s not_in (%s)} ", fieldService, quoteAll(named)))
+}
+
+// cachedServices is Services, refreshed at most every servicesCacheTTL:
+// lookups shard by it and must not list the services each time.
+func (s *Store) cachedServices(ctx context.Context) []string {
+	s.servicesMu.Lock()
+	defer s.servicesMu.Unlock()
+	if time.Since(s.servicesAt) > servicesCacheTTL {
+		if services, err := s.Services(ctx); err == nil {
+			s.services, s.servicesAt = services, time.Now()
+		}
+	}
+	return s.services
+}
+
+const servicesCacheTTL = 10 * time.Second
 
 // searchFilter builds the LogsQL filter for a span matching q.
 func searchFilter(q TraceQuery) (string, error) {

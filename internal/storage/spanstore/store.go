@@ -58,6 +58,10 @@ type Store struct {
 	columns   *columnBudget
 
 	encoders sync.Pool
+
+	servicesMu sync.Mutex
+	services   []string
+	servicesAt time.Time
 }
 
 var parseFlagsOnce sync.Once
