@@ -300,12 +300,12 @@ func (s *Store) getTraces(ctx context.Context, ids []pcommon.TraceID, fields []s
 // serviceShards splits the span streams by service into one stream filter a
 // CPU (each ending in a space), services dealt out in turn; the last filter
 // takes every service the others do not name, so a service first seen since
-// the list was made is still searched. One CPU, or one service, makes one
-// empty filter.
+// the list was made is still searched. One CPU, one service, or more
+// services than a filter should list, make one empty filter.
 func (s *Store) serviceShards(ctx context.Context) []string {
 	services := s.cachedServices(ctx)
 	n := min(runtime.GOMAXPROCS(0), len(services))
-	if n < 2 {
+	if n < 2 || len(services) > maxShardedServices {
 		return []string{""}
 	}
 	groups := make([][]string, n-1)
@@ -337,6 +337,10 @@ func (s *Store) cachedServices(ctx context.Context) []string {
 }
 
 const servicesCacheTTL = 10 * time.Second
+
+// maxShardedServices bounds the names a lookup's shard filters list (and
+// logstorage parses on every lookup).
+const maxShardedServices = 1000
 
 // searchFilter builds the LogsQL filter for a span matching q.
 func searchFilter(q TraceQuery) (string, error) {
