@@ -91,7 +91,8 @@ func tlsConfig(host string, rootCAs *x509.CertPool, alpn ...string) *tls.Config 
 }
 
 // grpcHealth asks the gRPC health service, with token as the SkyWalking
-// Authentication metadata when not empty.
+// Authentication metadata when not empty (SkyTrail's health service needs
+// none, but a server in front of it may).
 func (d *doctor) grpcHealth(ctx context.Context, step, addr string, tlsCfg *tls.Config, token string) bool {
 	creds := insecure.NewCredentials()
 	if tlsCfg != nil {

@@ -150,7 +150,9 @@ func (d *doctor) probeSkyWalking(ctx context.Context, addr string) string {
 		c := Check{Step: stepSkyWalking, Name: "probe segment", Target: addr, Status: StatusFail, Detail: grpcReason(err), Millis: since(start),
 			Remedy: "The SkyWalking receiver refused the segment: see the message, and the server's log."}
 		if status.Code(err) == codes.Unauthenticated {
-			c.Detail = "authentication refused: " + status.Convert(err).Message()
+			// The health check needs no token, so this is where a wrong one shows.
+			c.Name = "authentication"
+			c.Detail = "the server refused the agent token: " + status.Convert(err).Message()
 			c.Remedy = authRemedy(d.cfg.SWToken)
 		}
 		d.add(c)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"testing"
@@ -11,6 +13,11 @@ import (
 
 	"github.com/SkyAPM/go2sky"
 	"github.com/SkyAPM/go2sky/reporter"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 	agentv3 "skywalking.apache.org/repo/goapi/collect/language/agent/v3"
 )
 
@@ -111,5 +118,37 @@ func TestGo2skyTraceThroughTheServer(t *testing.T) {
 	})
 	if logs.Logs[0].Body != "reserve failed" || logs.Logs[0].Service != "stock" {
 		t.Errorf("log = %+v", logs.Logs[0])
+	}
+}
+
+// With an agent token set, probes and load balancers still get the SkyWalking
+// port's gRPC health without it, while agents without it are refused.
+func TestSkyWalkingHealthCheckNeedsNoToken(t *testing.T) {
+	cfg := Defaults()
+	cfg.DataDir = t.TempDir()
+	cfg.HTTPAddr, cfg.OTLPGRPCAddr, cfg.OTLPHTTPAddr = "127.0.0.1:0", "127.0.0.1:0", ""
+	cfg.SWGRPCAddr, cfg.SWHTTPAddr = "127.0.0.1:0", ""
+	cfg.SWToken = "s3cret"
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	conn, err := grpc.NewClient(s.Addrs["SkyWalking gRPC"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health check without the token: %v, %v", resp.GetStatus(), err)
+	}
+	_, err = agentv3.NewTraceSegmentReportServiceClient(conn).CollectInSync(ctx, &agentv3.SegmentCollection{})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("segments without the token: %v, want Unauthenticated", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"io"
+	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -100,18 +101,29 @@ func (a authenticator) check(ctx context.Context) error {
 	return status.Error(codes.Unauthenticated, "missing or wrong Authentication token (set the agent's authentication to the server's token)")
 }
 
-func (a authenticator) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if err := a.check(ctx); err != nil {
-		return nil, err
+func (a authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if !isHealthCheck(info.FullMethod) {
+		if err := a.check(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return handler(ctx, req)
 }
 
-func (a authenticator) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if err := a.check(ss.Context()); err != nil {
-		return err
+func (a authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if !isHealthCheck(info.FullMethod) {
+		if err := a.check(ss.Context()); err != nil {
+			return err
+		}
 	}
 	return handler(srv, ss)
+}
+
+// isHealthCheck tells the standard gRPC health service's methods, which
+// load balancers and Kubernetes probes call without an agent's token and
+// which tell nothing but whether the server is up.
+func isHealthCheck(fullMethod string) bool {
+	return strings.HasPrefix(fullMethod, "/grpc.health.v1.Health/")
 }
 
 // grpcError turns an ingest error into the status agents and SDKs act on.
