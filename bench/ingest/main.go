@@ -2,7 +2,8 @@
 // `skytrail server` in a fresh data directory, drives `loadgen` at it over
 // OTLP (or SkyWalking) gRPC, then measures what a user gets: the ingest rate
 // (acknowledged spans per second), bytes per span on disk, trace-by-ID and
-// attribute-search latency at that size, and the server's peak RSS.
+// attribute-search latency at that size, the server's peak RSS, and trace-by-ID
+// latency again after a restart, when no trace window is in memory.
 //
 //	go build -o /tmp/skytrail ./cmd/skytrail
 //	go run ./bench/ingest --bin /tmp/skytrail --spans 10000000
@@ -63,27 +64,18 @@ func run(bin string, spans int, rate float64, protocol loadgen.Protocol, concurr
 		defer os.RemoveAll(dir)
 		dataDir = dir
 	}
-	httpAddr, otlpAddr, swAddr := freeAddr(), freeAddr(), freeAddr()
-	srv := exec.Command(bin, "server", "--data", dataDir, "--http", httpAddr, "--otlp-grpc", otlpAddr,
-		"--otlp-http=", "--sw-grpc", swAddr, "--sw-http=", "--log-level", "warn")
-	srv.Stdout, srv.Stderr = os.Stderr, os.Stderr
-	if err := srv.Start(); err != nil {
-		return fmt.Errorf("start server: %w", err)
-	}
-	defer func() {
-		_ = srv.Process.Signal(os.Interrupt)
-		_ = srv.Wait()
-	}()
-	api := "http://" + httpAddr
-	if err := waitHealthy(api); err != nil {
+	srv, err := startServer(bin, dataDir)
+	if err != nil {
 		return err
 	}
+	defer srv.stop()
+	api := srv.api
 
-	endpoint := otlpAddr
+	endpoint := srv.otlpAddr
 	if protocol == loadgen.ProtocolSkyWalking {
-		endpoint = swAddr
+		endpoint = srv.swAddr
 	}
-	cpuBefore := processCPU(srv.Process.Pid)
+	cpuBefore := processCPU(srv.cmd.Process.Pid)
 	ingestStart := time.Now()
 	res, err := loadgen.Run(context.Background(), loadgen.Config{
 		Endpoint: endpoint, Protocol: protocol, Spans: int64(spans), Rate: rate, Concurrency: concurrency,
@@ -92,7 +84,7 @@ func run(bin string, spans int, rate float64, protocol loadgen.Protocol, concurr
 	if err != nil {
 		return err
 	}
-	cpu := processCPU(srv.Process.Pid) - cpuBefore
+	cpu := processCPU(srv.cmd.Process.Pid) - cpuBefore
 	fmt.Printf("ingest (%s): %s\n", protocol, res.Summary())
 	fmt.Printf("server CPU during ingest: %.1f s, %.0f spans per CPU-second\n", cpu, float64(res.Spans)/cpu)
 
@@ -113,8 +105,51 @@ func run(bin string, spans int, rate float64, protocol loadgen.Protocol, concurr
 		return api + "/api/v1/traces?" + q.Encode()
 	})
 	fmt.Printf("attribute search order_id=... (%d searches, limit 20): p50 %s, p99 %s\n", queries, search[0], search[1])
-	fmt.Printf("server peak RSS: %.0f MiB\n", float64(peakRSS(srv.Process.Pid))/(1<<10))
+	fmt.Printf("server peak RSS: %.0f MiB\n", float64(peakRSS(srv.cmd.Process.Pid))/(1<<10))
+
+	// After a restart nothing is in memory: every lookup goes through the
+	// trace-ID index on disk.
+	srv.stop()
+	if srv, err = startServer(bin, dataDir); err != nil {
+		return err
+	}
+	defer srv.stop()
+	cold := timeQueries(queries, func(i int) string { return srv.api + "/api/v1/traces/" + ids[i%len(ids)] })
+	fmt.Printf("trace by ID after a restart (%d lookups): p50 %s, p99 %s\n", queries, cold[0], cold[1])
 	return nil
+}
+
+// server is a running `skytrail server` on free loopback ports.
+type server struct {
+	cmd                   *exec.Cmd
+	api, otlpAddr, swAddr string
+	stopped               bool
+}
+
+func startServer(bin, dataDir string) (*server, error) {
+	httpAddr, otlpAddr, swAddr := freeAddr(), freeAddr(), freeAddr()
+	cmd := exec.Command(bin, "server", "--data", dataDir, "--http", httpAddr, "--otlp-grpc", otlpAddr,
+		"--otlp-http=", "--sw-grpc", swAddr, "--sw-http=", "--log-level", "warn")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start server: %w", err)
+	}
+	s := &server{cmd: cmd, api: "http://" + httpAddr, otlpAddr: otlpAddr, swAddr: swAddr}
+	if err := waitHealthy(s.api); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// stop ends the server gracefully (it flushes everything) and waits for it.
+func (s *server) stop() {
+	if s.stopped {
+		return
+	}
+	s.stopped = true
+	_ = s.cmd.Process.Signal(os.Interrupt)
+	_ = s.cmd.Wait()
 }
 
 func waitHealthy(api string) error {
