@@ -82,6 +82,14 @@ func (e *rowEncoder) setResource(res pcommon.Resource) {
 	e.resourceFields = append(e.resourceFields, logstorage.Field{Name: fieldResource, Value: unsafeString(e.resourceBuf)})
 }
 
+// resource is the packed resource of the spans that follow ("" for none).
+func (e *rowEncoder) resource() string {
+	if len(e.resourceFields) == 0 {
+		return ""
+	}
+	return e.resourceFields[0].Value
+}
+
 // appendResourcePair appends one packed resource attribute: "key"="value"
 // for a string, "key"=<letter>"value" for other types (see putAttr).
 func appendResourcePair(dst []byte, key string, v pcommon.Value) []byte {
@@ -210,7 +218,10 @@ func (e *rowEncoder) encodeSpan(span ptrace.Span) []logstorage.Field {
 	e.types = e.types[:0]
 	f := e.fields[:0]
 
+	// service, then resource: the fields that make the row's log stream
+	// (see instanceStreams) come first.
 	f = append(f, logstorage.Field{Name: fieldService, Value: e.service})
+	f = append(f, e.resourceFields...)
 	f = append(f, logstorage.Field{Name: fieldName, Value: span.Name()})
 
 	tid := span.TraceID()
@@ -231,9 +242,8 @@ func (e *rowEncoder) encodeSpan(span ptrace.Span) []logstorage.Field {
 	if fl := span.Flags(); fl != 0 {
 		f = append(f, e.intField(fieldFlags, int64(fl)))
 	}
-	f = append(f, e.resourceFields...)
+	attrsFrom := len(f)
 	f = append(f, e.scopeFields...)
-	attrsFrom := len(f) - len(e.resourceFields) - len(e.scopeFields)
 	span.Attributes().Range(func(k string, v pcommon.Value) bool {
 		f, e.types, e.buf = appendAttr(f, e.types, e.buf, prefixAttr, k, v)
 		return true

@@ -27,8 +27,9 @@ package spanstore
 //	                     the quote. One field, not one a key: every field costs
 //	                     logstorage work on every row (about 4% of ingest CPU
 //	                     each, measured). With service it makes the log
-//	                     stream, so a block holds one instance's spans and the
-//	                     resource is a constant column, stored once a block.
+//	                     stream (see instanceStreams), so a block holds one
+//	                     instance's spans and the resource is a constant
+//	                     column, stored once a block.
 //	scope_attr.<key>     instrumentation scope attribute
 //	types                the OTLP type of each attribute whose stored text does
 //	                     not say it: "<prefix><key>=<letter>" joined by "\n"
