@@ -70,6 +70,9 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.Retention <= 0 {
 		cfg.Retention = 7 * 24 * time.Hour
 	}
+	if err := checkFormat(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("open span store: %w", err)
+	}
 	// The VictoriaMetrics libraries under logstorage read settings from Go's
 	// global flag set and expect it parsed; SkyTrail has its own flags, so
 	// parse the (otherwise unused) global set once, empty, here.
