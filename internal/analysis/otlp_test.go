@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strconv"
 	"testing"
 	"time"
@@ -121,6 +122,9 @@ func (h *harness) get(path string, v any) {
 	if resp.StatusCode != http.StatusOK {
 		h.t.Fatalf("GET %s: %s: %s", path, resp.Status, body)
 	}
+	// A zero value to decode into: encoding/json would decode a polled
+	// slice's elements into the old ones, keeping what the new JSON omits.
+	reflect.ValueOf(v).Elem().SetZero()
 	if err := json.Unmarshal(body, v); err != nil {
 		h.t.Fatalf("GET %s: decoding %s: %v", path, body, err)
 	}

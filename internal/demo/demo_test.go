@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -254,6 +255,9 @@ func getJSON(t *testing.T, u string, v any) int {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusOK {
+		// A zero value to decode into: encoding/json would decode a polled
+		// slice's elements into the old ones, keeping what the new JSON omits.
+		reflect.ValueOf(v).Elem().SetZero()
 		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 			t.Fatalf("GET %s: decoding: %v", u, err)
 		}
