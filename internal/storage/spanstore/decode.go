@@ -133,12 +133,7 @@ func (b *traceBuilder) addRow(cols []logstorage.BlockColumn, row int, startNs in
 			switch {
 			case c.Name == fieldResource:
 				forEachResourcePair(v, func(k, v string, letter byte) {
-					if letter == 0 {
-						// Data written before resource pairs carried their
-						// types kept them in the types field.
-						letter = cmp.Or(types[prefixResource+k], 's')
-					}
-					putAttr(res.Attributes(), k, v, letter)
+					putAttr(res.Attributes(), k, v, cmp.Or(letter, 's'))
 				})
 			case strings.HasPrefix(c.Name, prefixScopeAttr):
 				putAttr(ss.Scope().Attributes(), c.Name[len(prefixScopeAttr):], v, types[c.Name])

@@ -70,7 +70,6 @@ const (
 	fieldIndexBucket   = "bucket"
 
 	prefixAttr      = "attr."
-	prefixResource  = "resource."
 	fieldResource   = "resource"
 	prefixScopeAttr = "scope_attr."
 )
