@@ -160,10 +160,12 @@ func (b *traceBuilder) addRow(cols []logstorage.BlockColumn, row int, startNs in
 			_, _ = hex.Decode(id[:], []byte(v))
 			span.SetTraceID(id)
 		case fieldSpan:
+			var ids [16]byte // the span ID, then the parent's, if any
 			var id, parent pcommon.SpanID
-			if b, err := hex.DecodeString(v); err == nil && (len(b) == 8 || len(b) == 16) {
-				copy(id[:], b)
-				copy(parent[:], b[8:])
+			if n := len(v) / 2; (n == 8 || n == 16) && len(v)%2 == 0 {
+				if _, err := hex.Decode(ids[:n], []byte(v)); err == nil {
+					id, parent = pcommon.SpanID(ids[:8]), pcommon.SpanID(ids[8:])
+				}
 			}
 			span.SetSpanID(id)
 			span.SetParentSpanID(parent)
@@ -243,8 +245,7 @@ func putEmptyStrings(m pcommon.Map, types map[string]byte, prefix string) {
 func putAttr(m pcommon.Map, key, v string, t byte) {
 	switch t {
 	case 0:
-		if isCanonicalInt(v) {
-			n, _ := strconv.ParseInt(v, 10, 64)
+		if n, ok := parseCanonicalInt(v); ok {
 			m.PutInt(key, n)
 		} else if v != "" {
 			m.PutStr(key, v)

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"unsafe"
 
 	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
@@ -139,7 +140,7 @@ func appendAttr(fields []logstorage.Field, types, buf []byte, prefix, key string
 	name := unsafeString(buf[start:])
 	if v.Type() == pcommon.ValueTypeStr {
 		fields = append(fields, logstorage.Field{Name: name, Value: v.Str()})
-		if v.Str() == "" || isCanonicalInt(v.Str()) {
+		if _, isInt := parseCanonicalInt(v.Str()); isInt || v.Str() == "" {
 			// logstorage does not tell an empty value from a missing one, and
 			// an untyped integer is read back as an int: record the string.
 			types = appendType(types, name, 's')
@@ -158,26 +159,17 @@ func appendAttr(fields []logstorage.Field, types, buf []byte, prefix, key string
 	return fields, appendType(types, name, letter), buf
 }
 
-// isCanonicalInt reports whether s is how strconv.FormatInt writes some
-// int64: the text an int attribute is stored as.
-func isCanonicalInt(s string) bool {
-	if s == "" || len(s) > 20 {
-		return false
-	}
-	digits := s
-	if digits[0] == '-' {
-		digits = digits[1:]
-	}
+// parseCanonicalInt returns the int64 that s is the strconv.FormatInt text
+// of, the text an int attribute is stored as; ok is false for any other
+// text, "007", "+7" and "-0" included.
+func parseCanonicalInt(s string) (n int64, ok bool) {
+	digits := strings.TrimPrefix(s, "-")
 	if digits == "" || digits[0] == '0' && len(s) > 1 {
-		return false
+		return 0, false
 	}
-	for i := 0; i < len(digits); i++ {
-		if digits[i] < '0' || digits[i] > '9' {
-			return false
-		}
-	}
-	_, err := strconv.ParseInt(s, 10, 64)
-	return err == nil
+	n, err := strconv.ParseInt(s, 10, 64)
+	// ParseInt takes a leading "+", which FormatInt never writes.
+	return n, err == nil && digits[0] != '+'
 }
 
 // appendValueText appends a value that is not a string as the text stored
@@ -196,8 +188,6 @@ func appendValueText(buf []byte, v pcommon.Value) ([]byte, byte) {
 		return append(buf, v.AsString()...), 'a'
 	case pcommon.ValueTypeMap:
 		return append(buf, v.AsString()...), 'm'
-	case pcommon.ValueTypeStr:
-		return append(buf, v.Str()...), 's'
 	default:
 		return buf, 'e'
 	}

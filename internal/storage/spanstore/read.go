@@ -159,12 +159,12 @@ func (s *Store) GetTraces(ctx context.Context, ids []pcommon.TraceID) (ptrace.Tr
 // window of each. Traces not in the index are absent from the result.
 // Traces written recently by this process are answered from memory, which
 // saves a query for the lookups users make most: traces they just found.
-func (s *Store) traceWindows(ctx context.Context, ids []pcommon.TraceID) (map[string]traceWindow, error) {
-	windows := make(map[string]traceWindow, len(ids))
+func (s *Store) traceWindows(ctx context.Context, ids []pcommon.TraceID) (map[pcommon.TraceID]traceWindow, error) {
+	windows := make(map[pcommon.TraceID]traceWindow, len(ids))
 	var missing []pcommon.TraceID
 	for _, id := range ids {
 		if w, ok := s.index.lookup(id); ok {
-			windows[hex.EncodeToString(id[:])] = w
+			windows[id] = w
 		} else {
 			missing = append(missing, id)
 		}
@@ -174,7 +174,7 @@ func (s *Store) traceWindows(ctx context.Context, ids []pcommon.TraceID) (map[st
 	}
 	suffixes := make([]string, len(missing))
 	for i, id := range missing {
-		suffixes[i] = traceIDSuffix(id)
+		suffixes[i] = hex.EncodeToString(traceIDSuffix(&id))
 	}
 	var buckets []string
 	for _, sfx := range suffixes {
@@ -210,18 +210,17 @@ func (s *Store) traceWindows(ctx context.Context, ids []pcommon.TraceID) (map[st
 	}
 	for i, id := range missing {
 		if w, ok := bySuffix[suffixes[i]]; ok {
-			windows[hex.EncodeToString(id[:])] = w
+			windows[id] = w
 		}
 	}
 	return windows, nil
 }
 
 // traceIDSuffix is what the trace-ID index keeps of a trace ID: its last 6
-// bytes in hex. They are random in W3C trace IDs (and in X-Ray's and
-// 64-bit legacy IDs, which pad or stamp the front), and 6 bytes rather than
-// 16 take a byte a span off the disk; a lookup matches the whole ID among
-// the spans.
-func traceIDSuffix(id pcommon.TraceID) string { return hex.EncodeToString(id[10:]) }
+// bytes. They are random in W3C trace IDs (and in X-Ray's and 64-bit legacy
+// IDs, which pad or stamp the front), and 6 bytes rather than 16 take a byte
+// a span off the disk; a lookup matches the whole ID among the spans.
+func traceIDSuffix(id *pcommon.TraceID) []byte { return id[len(id)-6:] }
 
 // anyOf is the LogsQL filter for field equal to one of values. One value
 // is an exact match, not in(...): logstorage checks an exact match against
@@ -257,7 +256,7 @@ func (s *Store) getTraces(ctx context.Context, ids []pcommon.TraceID, fields []s
 	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
 	found := make([]pcommon.TraceID, 0, len(windows))
 	for _, id := range ids {
-		if w, ok := windows[hex.EncodeToString(id[:])]; ok {
+		if w, ok := windows[id]; ok {
 			lo, hi = min(lo, w.start), max(hi, w.end)
 			found = append(found, id)
 		}

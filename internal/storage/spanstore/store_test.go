@@ -327,3 +327,17 @@ func TestSearchWidensIntoOlderData(t *testing.T) {
 		t.Fatalf("found %v, want the three newest traces 04,03,02", got)
 	}
 }
+
+// Only the text strconv.FormatInt writes reads back as an int; any other
+// text stays the string it was.
+func TestParseCanonicalInt(t *testing.T) {
+	for s, want := range map[string]bool{
+		"0": true, "7": true, "-7": true, "200": true, "9223372036854775807": true, "-9223372036854775808": true,
+		"": false, "-": false, "-0": false, "007": false, "+7": false, "1_000": false, " 7": false,
+		"9223372036854775808": false, "7a": false,
+	} {
+		if n, ok := parseCanonicalInt(s); ok != want || ok && strconv.FormatInt(n, 10) != s {
+			t.Errorf("parseCanonicalInt(%q) = %d, %v; want ok %v", s, n, ok, want)
+		}
+	}
+}
