@@ -25,14 +25,18 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// startServer runs a SkyTrail on loopback ports in a temporary directory.
-func startServer(t *testing.T, dir string) *Server {
+// startServer runs a SkyTrail on loopback ports in dir, after configure
+// has changed the configuration.
+func startServer(t *testing.T, dir string, configure ...func(*Config)) *Server {
 	t.Helper()
 	cfg := Defaults()
 	cfg.DataDir = dir
 	cfg.HTTPAddr, cfg.OTLPGRPCAddr, cfg.OTLPHTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.SWGRPCAddr, cfg.SWHTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, c := range configure {
+		c(&cfg)
+	}
 	s, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)

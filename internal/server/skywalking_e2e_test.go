@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"testing"
@@ -124,17 +122,7 @@ func TestGo2skyTraceThroughTheServer(t *testing.T) {
 // With an agent token set, probes and load balancers still get the SkyWalking
 // port's gRPC health without it, while agents without it are refused.
 func TestSkyWalkingHealthCheckNeedsNoToken(t *testing.T) {
-	cfg := Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.HTTPAddr, cfg.OTLPGRPCAddr, cfg.OTLPHTTPAddr = "127.0.0.1:0", "127.0.0.1:0", ""
-	cfg.SWGRPCAddr, cfg.SWHTTPAddr = "127.0.0.1:0", ""
-	cfg.SWToken = "s3cret"
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	s := startServer(t, t.TempDir(), func(c *Config) { c.SWToken = "s3cret" })
 	conn, err := grpc.NewClient(s.Addrs["SkyWalking gRPC"], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
