@@ -22,12 +22,14 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/skytrail/skytrail/internal/server"
+	"github.com/skytrail/skytrail/internal/storage/spanstore"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
+	setEngineFlags()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	args := os.Args[1:]
@@ -54,6 +56,19 @@ func main() {
 		fmt.Fprintln(os.Stderr, "skytrail:", err)
 		os.Exit(1)
 	}
+}
+
+// setEngineFlags sets what the VictoriaMetrics libraries under the span
+// store read from Go's global flag set (spanstore.GlobalFlags says what and
+// why) and marks the set parsed, as they expect. Only main touches the
+// global set: SkyTrail's own flags are per subcommand.
+func setEngineFlags() {
+	for name, value := range spanstore.GlobalFlags {
+		if err := flag.Set(name, value); err != nil {
+			panic(fmt.Sprintf("setting the storage engine's flag %s=%s: %v", name, value, err))
+		}
+	}
+	_ = flag.CommandLine.Parse(nil)
 }
 
 func runServer(ctx context.Context, args []string) error {

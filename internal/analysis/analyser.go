@@ -21,9 +21,6 @@ import (
 // Overflow is the name figures are counted under once a cap is reached.
 const Overflow = "<overflow>"
 
-// unknownService is what OpenTelemetry SDKs call a service without a name.
-const unknownService = "unknown_service"
-
 // Analyser computes metrics, the service map and the instance registry
 // from every span. It is a pipeline.TracesConsumer and, for SkyWalking's
 // keep-alives, a pipeline.HeartbeatConsumer.
@@ -33,6 +30,7 @@ type Analyser struct {
 	registry *instances.Registry
 	log      *slog.Logger
 	now      func() time.Time
+	metrics  *metrics
 
 	mu       sync.Mutex // guards everything below
 	minutes  *red.Minutes
@@ -72,8 +70,9 @@ func New(cfg Config, store *metricstore.Store) *Analyser {
 		cfg:      cfg,
 		store:    store,
 		registry: instances.New(cfg.Instances),
-		log:      slog.Default().With("component", "analysis"),
-		now:      time.Now,
+		log:      cfg.Logger.With("component", "analysis"),
+		now:      cfg.Now,
+		metrics:  newMetrics(cfg.Registerer),
 		minutes:  red.NewMinutes(),
 		joiner:   servicemap.NewJoiner(cfg.MaxWaitingSpans),
 		services: map[string]*service{},
@@ -160,7 +159,7 @@ func (a *Analyser) tick(ctx context.Context, all bool) error {
 		a.registry.Prune(now)
 		a.swept = now
 	}
-	spansLate.Add(float64(a.minutes.Late))
+	a.metrics.spansLate.Add(float64(a.minutes.Late))
 	a.minutes.Late = 0
 	a.reportSizes()
 	a.mu.Unlock()
@@ -184,21 +183,21 @@ func (a *Analyser) tick(ctx context.Context, all bool) error {
 
 func (a *Analyser) write(ctx context.Context, due []*red.Window) error {
 	start := time.Now()
-	defer func() { metricstore.AppendSeconds.Observe(time.Since(start).Seconds()) }()
+	defer func() { a.store.ObserveWrite(time.Since(start)) }()
 	app := a.store.Appender(ctx)
 	for _, w := range due {
 		_, refused, err := w.Append(app)
 		if refused > 0 {
-			samplesRefused.Add(float64(refused))
+			a.metrics.samplesRefused.Add(float64(refused))
 		}
 		if err != nil {
-			flushErrors.Inc()
+			a.metrics.flushErrors.Inc()
 			_ = app.Rollback()
 			return fmt.Errorf("writing the figures of the minute ending %s: %w", time.UnixMilli(w.End).UTC().Format(time.RFC3339), err)
 		}
 	}
 	if err := app.Commit(); err != nil {
-		flushErrors.Inc()
+		a.metrics.flushErrors.Inc()
 		return fmt.Errorf("committing analysis figures: %w", err)
 	}
 	return nil
@@ -220,26 +219,26 @@ func (a *Analyser) sweep(beforeMs int64) {
 }
 
 func (a *Analyser) reportSizes() {
-	waitingSpans.Set(float64(a.joiner.Len()))
+	a.metrics.waitingSpans.Set(float64(a.joiner.Len()))
 	var eps, insts int
 	for _, s := range a.services {
 		eps += len(s.endpoints)
 		insts += len(s.instances)
 	}
-	trackedSeries.WithLabelValues("service").Set(float64(len(a.services)))
-	trackedSeries.WithLabelValues("endpoint").Set(float64(eps))
-	trackedSeries.WithLabelValues("instance").Set(float64(insts))
-	trackedSeries.WithLabelValues("registry_instance").Set(float64(a.registry.Len()))
-	overflow.WithLabelValues("join").Add(float64(a.joiner.Overflow))
+	a.metrics.trackedSeries.WithLabelValues("service").Set(float64(len(a.services)))
+	a.metrics.trackedSeries.WithLabelValues("endpoint").Set(float64(eps))
+	a.metrics.trackedSeries.WithLabelValues("instance").Set(float64(insts))
+	a.metrics.trackedSeries.WithLabelValues("registry_instance").Set(float64(a.registry.Len()))
+	a.metrics.overflow.WithLabelValues("join").Add(float64(a.joiner.Overflow))
 	a.joiner.Overflow = 0
 	if n := a.registry.Overflow(); n > a.registryOverflow {
-		overflow.WithLabelValues("registry").Add(float64(n - a.registryOverflow))
+		a.metrics.overflow.WithLabelValues("registry").Add(float64(n - a.registryOverflow))
 		a.registryOverflow = n
 	}
 	for _, s := range a.services {
 		if s.endpointOverflow > 0 {
-			endpointOverflow.WithLabelValues(s.name).Add(float64(s.endpointOverflow))
-			overflow.WithLabelValues("endpoint").Add(float64(s.endpointOverflow))
+			a.metrics.endpointOverflow.WithLabelValues(s.name).Add(float64(s.endpointOverflow))
+			a.metrics.overflow.WithLabelValues("endpoint").Add(float64(s.endpointOverflow))
 			s.endpointOverflow = 0
 		}
 	}
@@ -257,7 +256,7 @@ type batchCounts struct {
 
 // ConsumeTraces counts every span into the open minute it started in. It
 // copies nothing but the names it keeps and does no I/O.
-func (a *Analyser) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
+func (a *Analyser) ConsumeTraces(_ context.Context, td pipeline.Traces) error {
 	now := a.now()
 	nowMs := now.UnixMilli()
 	var counts batchCounts
@@ -265,7 +264,7 @@ func (a *Analyser) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
 	a.mu.Lock()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
-		svc, instance := a.resource(rs.Resource(), now, &counts)
+		svc, instance := a.resource(rs.Resource(), td.Resources[i], now, &counts)
 		ilss := rs.ScopeSpans()
 		for j := 0; j < ilss.Len(); j++ {
 			spans := ilss.At(j).Spans()
@@ -275,48 +274,27 @@ func (a *Analyser) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
 		}
 	}
 	a.mu.Unlock()
-	spansAnalysed.Add(float64(counts.spans))
+	a.metrics.spansAnalysed.Add(float64(counts.spans))
 	if counts.skipped > 0 {
-		spansSkipped.Add(float64(counts.skipped))
+		a.metrics.spansSkipped.Add(float64(counts.skipped))
 	}
 	if counts.edgeOverflow > 0 {
-		overflow.WithLabelValues("edge").Add(float64(counts.edgeOverflow))
+		a.metrics.overflow.WithLabelValues("edge").Add(float64(counts.edgeOverflow))
 	}
 	if counts.instanceOverflow > 0 {
-		overflow.WithLabelValues("instance").Add(float64(counts.instanceOverflow))
+		a.metrics.overflow.WithLabelValues("instance").Add(float64(counts.instanceOverflow))
 	}
 	if counts.serviceOverflow > 0 {
-		overflow.WithLabelValues("service").Add(float64(counts.serviceOverflow))
+		a.metrics.overflow.WithLabelValues("service").Add(float64(counts.serviceOverflow))
 	}
 	return nil
 }
 
-// resource finds the service and instance a resource names and records
-// the instance's sign of life.
-func (a *Analyser) resource(res pcommon.Resource, now time.Time, counts *batchCounts) (*service, string) {
+// resource finds the analysis' record of the service a resource belongs to
+// and records its instance's sign of life.
+func (a *Analyser) resource(res pcommon.Resource, id pipeline.Resource, now time.Time, counts *batchCounts) (*service, string) {
 	attrs := res.Attributes()
-	name, instance := unknownService, ""
-	var host, pid string
-	if v, ok := attrs.Get("service.name"); ok && v.Str() != "" {
-		name = v.Str()
-	}
-	if v, ok := attrs.Get("service.instance.id"); ok {
-		instance = v.AsString()
-	}
-	if instance == "" {
-		if v, ok := attrs.Get("host.name"); ok {
-			host = v.Str()
-		}
-		if v, ok := attrs.Get("process.pid"); ok {
-			pid = v.AsString()
-		}
-		switch {
-		case host != "" && pid != "":
-			instance = host + ":" + pid
-		case host != "":
-			instance = host
-		}
-	}
+	name, instance := id.Service, id.Instance
 	svc := a.services[name]
 	if svc == nil {
 		if len(a.services) >= a.cfg.MaxServices {
@@ -462,7 +440,7 @@ func (a *Analyser) joined(c servicemap.Call, e servicemap.Entry, nowMs int64) {
 	a.edge(a.minutes.For(c.StartMs, nowMs), true, k, c.Seconds, c.Failed, &counts)
 	a.edge(a.minutes.For(e.StartMs, nowMs), false, k, e.Seconds, e.Failed, &counts)
 	if counts.edgeOverflow > 0 {
-		overflow.WithLabelValues("edge").Add(float64(counts.edgeOverflow))
+		a.metrics.overflow.WithLabelValues("edge").Add(float64(counts.edgeOverflow))
 	}
 }
 
@@ -478,7 +456,7 @@ func (a *Analyser) resolveCall(c servicemap.Call, nowMs int64) {
 	var counts batchCounts
 	a.edge(a.minutes.For(c.StartMs, nowMs), true, k, c.Seconds, c.Failed, &counts)
 	if counts.edgeOverflow > 0 {
-		overflow.WithLabelValues("edge").Add(float64(counts.edgeOverflow))
+		a.metrics.overflow.WithLabelValues("edge").Add(float64(counts.edgeOverflow))
 	}
 }
 
@@ -492,7 +470,7 @@ func (a *Analyser) resolveEntry(e servicemap.Entry, nowMs int64) {
 	var counts batchCounts
 	a.edge(a.minutes.For(e.StartMs, nowMs), false, k, e.Seconds, e.Failed, &counts)
 	if counts.edgeOverflow > 0 {
-		overflow.WithLabelValues("edge").Add(float64(counts.edgeOverflow))
+		a.metrics.overflow.WithLabelValues("edge").Add(float64(counts.edgeOverflow))
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"github.com/skytrail/skytrail/internal/analysis/servicemap"
 	"github.com/skytrail/skytrail/internal/loadgen"
 	"github.com/skytrail/skytrail/internal/storage/metricstore"
+
+	"github.com/skytrail/skytrail/internal/pipeline"
 )
 
 // realisticBatch is about 1,000 spans of the traces `skytrail loadgen`
@@ -23,13 +25,13 @@ func realisticBatch() ptrace.Traces {
 }
 
 func BenchmarkConsumeTraces(b *testing.B) {
-	store, err := metricstore.Open(b.TempDir(), 0)
+	store, err := metricstore.Open(metricstore.Config{Dir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer store.Close()
 	a := New(Config{}, store)
-	td := realisticBatch()
+	td := pipeline.TracesOf(realisticBatch())
 	spans := td.SpanCount()
 	ctx := context.Background()
 	b.ReportAllocs()

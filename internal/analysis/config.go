@@ -5,7 +5,10 @@
 package analysis
 
 import (
+	"log/slog"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/skytrail/skytrail/internal/analysis/instances"
 )
@@ -47,6 +50,12 @@ type Config struct {
 	// RegistryFile, when set, is where the instance registry is saved each
 	// minute and loaded at start, so first-seen times survive a restart.
 	RegistryFile string
+	// Registerer takes the analysis' own metrics; nil keeps them unregistered.
+	Registerer prometheus.Registerer
+	// Logger receives warnings; nil means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 func (c *Config) defaults() {
@@ -76,5 +85,11 @@ func (c *Config) defaults() {
 	}
 	if c.FlushDelay <= 0 {
 		c.FlushDelay = c.JoinGrace + 15*time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/skytrail/skytrail/internal/storage/metricstore"
+
+	"github.com/skytrail/skytrail/internal/pipeline"
 )
 
 // FuzzConsumeTraces feeds whatever an OTLP client could send (any span
@@ -20,7 +22,7 @@ func FuzzConsumeTraces(f *testing.F) {
 	}
 	f.Add(seed)
 	f.Add([]byte{})
-	store, err := metricstore.Open(f.TempDir(), 0)
+	store, err := metricstore.Open(metricstore.Config{Dir: f.TempDir()})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -32,7 +34,7 @@ func FuzzConsumeTraces(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if err := a.ConsumeTraces(context.Background(), td); err != nil {
+		if err := a.ConsumeTraces(context.Background(), pipeline.TracesOf(td)); err != nil {
 			t.Fatal(err)
 		}
 		a.mu.Lock()

@@ -18,11 +18,6 @@ func sendEntry(tracer trace.Tracer, name string) {
 	span.End(trace.WithTimestamp(start.Add(5 * time.Millisecond)))
 }
 
-type instancesAnswer struct {
-	Service   string         `json:"service"`
-	Instances []InstanceView `json:"instances"`
-}
-
 // TestRestartUnderNewID: a program restarted on the same host under a new
 // instance ID (skywalking-go's UUID@IP does this) is flagged as a duplicate
 // of the instance it replaced; two IDs from one live process are flagged
@@ -45,8 +40,7 @@ func TestRestartUnderNewID(t *testing.T) {
 	finish3()
 	h.flush()
 
-	var got instancesAnswer
-	h.get("/api/v1/services/cart/instances", &got)
+	got := h.instances("cart")
 	byName := map[string]InstanceView{}
 	for _, inst := range got.Instances {
 		byName[inst.Name] = inst
@@ -83,11 +77,10 @@ func TestEndpointCardinalityCap(t *testing.T) {
 	finish()
 	h.flush()
 
-	var got struct {
-		Endpoints  []EndpointView `json:"endpoints"`
-		Overflowed bool           `json:"overflowed"`
+	got, err := h.analyser.Endpoints(context.Background(), "users", time.Now().Add(-15*time.Minute), time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
 	}
-	h.get("/api/v1/services/users/endpoints", &got)
 	if len(got.Endpoints) != 6 || !got.Overflowed {
 		t.Fatalf("endpoints: %+v (overflowed %v), want 5 named and <overflow>", got.Endpoints, got.Overflowed)
 	}

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -23,22 +22,12 @@ import (
 
 	"github.com/skytrail/skytrail/internal/pipeline"
 	"github.com/skytrail/skytrail/internal/query/promapi"
+	"github.com/skytrail/skytrail/internal/receiver/otlp"
 	"github.com/skytrail/skytrail/internal/storage/metricstore"
 )
 
-// otlpReceiver is the smallest OTLP gRPC trace service: it hands each
-// request to a consumer, as the real receiver does.
-type otlpReceiver struct {
-	ptraceotlp.UnimplementedGRPCServer
-	next pipeline.TracesConsumer
-}
-
-func (r *otlpReceiver) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-	return ptraceotlp.NewExportResponse(), r.next.ConsumeTraces(ctx, req.Traces())
-}
-
-// harness is an analyser on a real store behind a real OTLP gRPC server,
-// with the PromQL API and the JSON routes served over HTTP.
+// harness is an analyser on a real store behind the real front door and
+// OTLP gRPC receiver, with the PromQL API served over HTTP.
 type harness struct {
 	t        *testing.T
 	analyser *Analyser
@@ -49,7 +38,7 @@ type harness struct {
 
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	store, err := metricstore.Open(t.TempDir(), 0)
+	store, err := metricstore.Open(metricstore.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,13 +54,13 @@ func newHarness(t *testing.T, cfg Config) *harness {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
-	ptraceotlp.RegisterGRPCServer(srv, &otlpReceiver{next: a})
+	p := pipeline.New(pipeline.Config{}, pipeline.Consumers{Traces: []pipeline.TracesConsumer{a}, Heartbeats: []pipeline.HeartbeatConsumer{a}})
+	otlp.New(p, otlp.Config{}).RegisterGRPC(srv)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 
 	mux := http.NewServeMux()
 	mux.Handle("/prometheus/", http.StripPrefix("/prometheus", promapi.NewHandler(store)))
-	a.Routes(mux)
 	api := httptest.NewServer(mux)
 	t.Cleanup(api.Close)
 	return &harness{t: t, analyser: a, store: store, otlpAddr: lis.Addr().String(), api: api}
@@ -108,6 +97,27 @@ func (h *harness) flush() {
 	if err := h.analyser.Flush(context.Background()); err != nil {
 		h.t.Fatalf("flushing the analysis: %v", err)
 	}
+}
+
+// instances is what the analysis tells of service's instances over the
+// last 15 minutes, up to the end of the current one.
+func (h *harness) instances(service string) *Instances {
+	h.t.Helper()
+	got, err := h.analyser.Instances(context.Background(), service, time.Now().Add(-15*time.Minute), time.Now().Add(time.Minute))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return got
+}
+
+// topology is the service map over the ten minutes around now.
+func (h *harness) topology() *Topology {
+	h.t.Helper()
+	got, err := h.analyser.Topology(context.Background(), time.Now().Add(-8*time.Minute), time.Now().Add(2*time.Minute))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return got
 }
 
 // get fetches path from the API and decodes the JSON answer into v.

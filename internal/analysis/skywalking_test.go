@@ -3,16 +3,15 @@ package analysis
 import (
 	"context"
 	"net"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/SkyAPM/go2sky"
 	"github.com/SkyAPM/go2sky/reporter"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 	agentv3 "skywalking.apache.org/repo/goapi/collect/language/agent/v3"
 
+	"github.com/skytrail/skytrail/internal/pipeline"
 	"github.com/skytrail/skytrail/internal/receiver/skywalking"
 )
 
@@ -23,7 +22,7 @@ type countingConsumer struct {
 	spans atomic.Int64
 }
 
-func (c *countingConsumer) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+func (c *countingConsumer) ConsumeTraces(ctx context.Context, td pipeline.Traces) error {
 	err := c.next.ConsumeTraces(ctx, td)
 	c.spans.Add(int64(td.SpanCount()))
 	return err
@@ -54,7 +53,8 @@ func TestGo2skyMap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := skywalking.NewGRPCServer(skywalking.Consumers{Traces: counter, Heartbeats: h.analyser}, skywalking.Options{})
+	p := pipeline.New(pipeline.Config{}, pipeline.Consumers{Traces: []pipeline.TracesConsumer{counter}, Heartbeats: []pipeline.HeartbeatConsumer{h.analyser}})
+	srv := skywalking.NewGRPCServer(p, skywalking.Options{})
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	frontend := newGo2sky(t, lis.Addr().String(), "sw-frontend", "fe-1")
@@ -107,9 +107,7 @@ func TestGo2skyMap(t *testing.T) {
 	h.flush()
 
 	// The spans are in the current minute, written stamped with its end.
-	end := time.Now().Add(2 * time.Minute).Unix()
-	var topo Topology
-	h.get("/api/v1/topology?start="+strconv.FormatInt(end-600, 10)+"&end="+strconv.FormatInt(end, 10), &topo)
+	topo := h.topology()
 	type edgeID struct{ client, server, serverType, system string }
 	got := map[edgeID]Edge{}
 	for _, e := range topo.Edges {

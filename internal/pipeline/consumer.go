@@ -1,33 +1,79 @@
-// Package pipeline carries decoded telemetry from the receivers to the
-// consumers that analyse and store it: a bounded in-flight budget gives
-// receivers a retryable error under overload instead of unbounded memory, and
-// a request is acknowledged only after every consumer has taken it.
+// Package pipeline is the front door every piece of telemetry goes through,
+// whichever receiver decoded it: admission within an in-flight budget (so
+// overload is a retryable answer, never unbounded memory), validation
+// against what storage can keep, the service and instance of each resource
+// worked out once, counting by receiver, signal and reason, refusals
+// published to subscribers, and fan-out to the consumers that store and
+// analyse. A receiver acknowledges a request only after Ingest returned
+// without error: what it acknowledged is in every consumer.
 package pipeline
 
 import (
 	"context"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
-// TracesConsumer takes spans. ConsumeTraces returns only after the spans are
-// accepted (for a store: written to its buffers, flushed on graceful shutdown);
-// the caller may reuse td afterwards, so a consumer copies what it keeps.
-type TracesConsumer interface {
-	ConsumeTraces(ctx context.Context, td ptrace.Traces) error
+// Signal names a kind of telemetry; it is the unit the receivers' counters
+// count in.
+type Signal string
+
+// Signals.
+const (
+	SignalSpans      Signal = "spans"
+	SignalLogs       Signal = "log_records"
+	SignalMetrics    Signal = "metric_points"
+	SignalHeartbeats Signal = "heartbeats"
+)
+
+// Resource is who sent a batch's resource: worked out once, here, so that
+// storage, figures and integrity name it alike.
+type Resource struct {
+	// Service is service.name, or UnknownService without one.
+	Service string
+	// Instance is service.instance.id, else host.name:process.pid, else
+	// host.name; "" when the resource names none of them.
+	Instance string
 }
 
-// LogsConsumer takes log records (SkyWalking's LogReportService, later OTLP logs).
-type LogsConsumer interface {
-	ConsumeLogs(ctx context.Context, ld plog.Logs) error
+// UnknownService is the service of a resource without service.name, as
+// OpenTelemetry SDKs name it.
+const UnknownService = "unknown_service"
+
+// Traces is a batch of spans. Receivers fill Traces; the pipeline fills
+// Resources, one for each ResourceSpans, before any consumer sees it.
+type Traces struct {
+	ptrace.Traces
+	Resources []Resource
+	// Refused is what the receiver's decoder already turned away from the
+	// same request (SkyWalking segments it could not convert).
+	Refused Refused
 }
 
-// MetricsConsumer takes agent-reported metrics (SkyWalking's meters).
-type MetricsConsumer interface {
-	ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error
+// Logs is a batch of log records, as Traces is of spans.
+type Logs struct {
+	plog.Logs
+	Resources []Resource
+	Refused   Refused
+}
+
+// Metrics is a batch of agent-reported metrics.
+type Metrics struct {
+	pmetric.Metrics
+	Resources []Resource
+	Refused   Refused
+}
+
+// Refused counts the items of a request a receiver turned away while
+// decoding it, keeping the rest.
+type Refused struct {
+	Items int
+	// First says why the first was refused.
+	First string
 }
 
 // Heartbeat is one sign of life from a service instance: a SkyWalking
@@ -45,7 +91,109 @@ type Heartbeat struct {
 	At       time.Time
 }
 
+// TracesConsumer takes spans. ConsumeTraces returns only after the spans are
+// accepted (for a store: written to its buffers, flushed on graceful
+// shutdown); the caller may reuse the batch afterwards, so a consumer copies
+// what it keeps.
+type TracesConsumer interface {
+	ConsumeTraces(ctx context.Context, td Traces) error
+}
+
+// LogsConsumer takes log records.
+type LogsConsumer interface {
+	ConsumeLogs(ctx context.Context, ld Logs) error
+}
+
+// MetricsConsumer takes agent-reported metrics (SkyWalking's meters).
+type MetricsConsumer interface {
+	ConsumeMetrics(ctx context.Context, md Metrics) error
+}
+
 // HeartbeatConsumer takes heartbeats (the instance registry).
 type HeartbeatConsumer interface {
 	ConsumeHeartbeat(ctx context.Context, hb Heartbeat) error
+}
+
+// Consumers are where admitted data goes, each kind in the order given: put
+// storage first, so a consumer that only aggregates in memory never sees
+// data storage refused.
+type Consumers struct {
+	Traces     []TracesConsumer
+	Logs       []LogsConsumer
+	Metrics    []MetricsConsumer
+	Heartbeats []HeartbeatConsumer
+}
+
+// TracesOf wraps td with its resources worked out, for code that hands
+// spans to a consumer without the pipeline (benchmarks, tests, tools).
+func TracesOf(td ptrace.Traces) Traces {
+	t := Traces{Traces: td}
+	t.Resources = identify(t.Resources, td.ResourceSpans().Len(), func(i int) pcommon.Map {
+		return td.ResourceSpans().At(i).Resource().Attributes()
+	})
+	return t
+}
+
+// LogsOf wraps ld as TracesOf does td.
+func LogsOf(ld plog.Logs) Logs {
+	l := Logs{Logs: ld}
+	l.Resources = identify(l.Resources, ld.ResourceLogs().Len(), func(i int) pcommon.Map {
+		return ld.ResourceLogs().At(i).Resource().Attributes()
+	})
+	return l
+}
+
+// MetricsOf wraps md as TracesOf does td.
+func MetricsOf(md pmetric.Metrics) Metrics {
+	m := Metrics{Metrics: md}
+	m.Resources = identify(m.Resources, md.ResourceMetrics().Len(), func(i int) pcommon.Map {
+		return md.ResourceMetrics().At(i).Resource().Attributes()
+	})
+	return m
+}
+
+// identify works out each of n resources' service and instance into dst,
+// and names the service of a resource without one UnknownService in the
+// resource itself, so that what is stored says what the figures say.
+func identify(dst []Resource, n int, attrs func(i int) pcommon.Map) []Resource {
+	dst = dst[:0]
+	for i := range n {
+		dst = append(dst, identifyResource(attrs(i)))
+	}
+	return dst
+}
+
+func identifyResource(attrs pcommon.Map) Resource {
+	var r Resource
+	v, ok := attrs.Get("service.name")
+	switch {
+	case ok && v.Type() == pcommon.ValueTypeStr && v.Str() != "":
+		r.Service = v.Str()
+	case ok && v.Type() != pcommon.ValueTypeStr && v.AsString() != "":
+		// A name sent as a number is still the name, stored as text.
+		r.Service = v.AsString()
+		attrs.PutStr("service.name", r.Service)
+	default:
+		r.Service = UnknownService
+		attrs.PutStr("service.name", UnknownService)
+	}
+	if v, ok := attrs.Get("service.instance.id"); ok {
+		r.Instance = v.AsString()
+	}
+	if r.Instance == "" {
+		var host, pid string
+		if v, ok := attrs.Get("host.name"); ok {
+			host = v.AsString()
+		}
+		if v, ok := attrs.Get("process.pid"); ok {
+			pid = v.AsString()
+		}
+		switch {
+		case host != "" && pid != "":
+			r.Instance = host + ":" + pid
+		case host != "":
+			r.Instance = host
+		}
+	}
+	return r
 }

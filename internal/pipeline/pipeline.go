@@ -2,99 +2,249 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"sync"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/ptrace"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
-
-	"github.com/skytrail/skytrail/internal/selfmetrics"
 )
 
-// ErrOverloaded means the server has as much work in flight as it allows;
-// receivers answer it with a retryable error (gRPC ResourceExhausted, HTTP
-// 429 with Retry-After) so the client backs off and sends again.
-var ErrOverloaded = errors.New("server overloaded: too much data in flight, retry later")
+// Config sets up the front door.
+type Config struct {
+	// MaxInFlightBytes bounds the requests being processed at once
+	// (default 64 MiB); beyond it requests are refused as Overloaded.
+	MaxInFlightBytes int64
+	// Limits bound what one item may carry.
+	Limits Limits
+	// Storage is what the span store can keep; it states it itself
+	// (spanstore.Store.Limits), and Limits are tightened to it.
+	Storage StorageLimits
+	// Registerer takes the front door's counters; nil keeps them unregistered.
+	Registerer prometheus.Registerer
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
 
-// RetryAfter is the delay receivers suggest to a client turned away.
-const RetryAfter = time.Second
+// Source is where a request came from.
+type Source struct {
+	// Receiver names the listener: otlp-grpc, otlp-http, skywalking-grpc,
+	// skywalking-http.
+	Receiver string
+	// Client is the peer's address (host:port), "" when unknown.
+	Client string
+}
 
-// Pipeline admits requests within an in-flight budget and hands their spans
-// to every consumer in turn. A receiver acknowledges a request only after
-// ConsumeTraces returned nil, so what it acknowledged is in every consumer.
+// Rejection is one refusal, told to every subscriber as it happens.
+type Rejection struct {
+	Source
+	Signal Signal
+	Reason Reason
+	// Items refused; a request refused before its items could be counted
+	// (undecodable, unauthenticated, too large) counts as 1.
+	Items   int
+	Message string
+	At      time.Time
+}
+
+// Outcome is what Ingest did with a batch it acknowledged.
+type Outcome struct {
+	Accepted int
+	// Rejected items were removed (invalid) while the rest was taken: the
+	// receiver reports a partial success, with Message saying why.
+	Rejected int
+	Message  string
+}
+
+// Pipeline is the front door: see the package comment.
 type Pipeline struct {
+	limits    Limits
+	now       func() time.Time
 	budget    *semaphore.Weighted
 	maxBytes  int64
-	consumers []TracesConsumer
+	consumers Consumers
+	counters  *counters
+
+	mu          sync.RWMutex
+	subscribers []func(Rejection)
 }
 
-// New builds a pipeline that admits at most maxInFlightBytes of request
-// payload at once and fans spans out to consumers in order.
-func New(maxInFlightBytes int64, consumers ...TracesConsumer) *Pipeline {
-	return &Pipeline{budget: semaphore.NewWeighted(maxInFlightBytes), maxBytes: maxInFlightBytes, consumers: consumers}
-}
-
-// Admit reserves size bytes of the in-flight budget, or fails at once with
-// ErrOverloaded. Call release when the request is answered.
-func (p *Pipeline) Admit(size int) (release func(), err error) {
-	n := min(max(int64(size), 1), p.maxBytes)
-	if !p.budget.TryAcquire(n) {
-		return nil, ErrOverloaded
+// New builds the front door over consumers.
+func New(cfg Config, consumers Consumers) *Pipeline {
+	if cfg.MaxInFlightBytes <= 0 {
+		cfg.MaxInFlightBytes = 64 << 20
 	}
-	selfmetrics.InFlightBytes.Add(float64(n))
-	return func() {
-		selfmetrics.InFlightBytes.Sub(float64(n))
-		p.budget.Release(n)
-	}, nil
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Pipeline{
+		limits:    cfg.Limits.effective(cfg.Storage),
+		now:       cfg.Now,
+		budget:    semaphore.NewWeighted(cfg.MaxInFlightBytes),
+		maxBytes:  cfg.MaxInFlightBytes,
+		consumers: consumers,
+		counters:  newCounters(cfg.Registerer),
+	}
 }
 
-// ConsumeTraces hands td to each consumer in turn.
-func (p *Pipeline) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
-	for _, c := range p.consumers {
-		if err := c.ConsumeTraces(ctx, td); err != nil {
-			return fmt.Errorf("consume %d spans: %w", td.SpanCount(), err)
-		}
+// Subscribe adds fn to those told of every refusal. fn runs on the refused
+// request's goroutine, so it must be quick and must not block.
+func (p *Pipeline) Subscribe(fn func(Rejection)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.subscribers = append(p.subscribers, fn)
+}
+
+// Limits are the limits items are validated against: the configured ones
+// within what storage can keep.
+func (p *Pipeline) Limits() Limits { return p.limits }
+
+// Request is one client request inside the front door: it holds its share
+// of the in-flight budget until Release.
+type Request struct {
+	p       *Pipeline
+	src     Source
+	signal  Signal
+	charged int64
+}
+
+// Admit reserves size bytes of the in-flight budget for a request from src
+// carrying signal, before the request is read or decoded, or refuses it
+// at once as Overloaded. Release the request when it is answered.
+func (p *Pipeline) Admit(src Source, signal Signal, size int) (*Request, error) {
+	r := p.Begin(src, signal)
+	if err := r.charge(size, 1); err != nil {
+		return nil, err
 	}
+	return r, nil
+}
+
+// Begin starts a request whose size is only known once decoded: its
+// Ingest charges the batch's estimated size. Release it when answered.
+func (p *Pipeline) Begin(src Source, signal Signal) *Request {
+	return &Request{p: p, src: src, signal: signal}
+}
+
+// charge reserves size bytes for a request of items items, or refuses them
+// all as Overloaded.
+func (r *Request) charge(size, items int) error {
+	n := min(max(int64(size), 1), r.p.maxBytes)
+	if !r.p.budget.TryAcquire(n) {
+		return r.p.refuse(r.src, r.signal, Overloaded, items, ErrOverloaded)
+	}
+	r.p.counters.inFlight.Add(float64(n))
+	r.charged = n
 	return nil
 }
 
-// ErrInvalid wraps the reason a batch had no span that could be stored.
-var ErrInvalid = errors.New("no valid span")
-
-// bytesPerSpan is what an admitted batch is charged per span when only its
-// decoded form is at hand: about the encoded size of a span with ten
-// attributes. Measuring the exact size would walk every attribute of every
-// span on the hot path.
-const bytesPerSpan = 512
-
-// EstimatedSize is the in-flight budget a decoded batch is charged.
-func EstimatedSize(td ptrace.Traces) int { return td.SpanCount() * bytesPerSpan }
-
-// Checked is the TracesConsumer a receiver without its own admission and
-// validation hands spans to: it reserves the in-flight budget, removes the
-// spans storage cannot keep (counting them under receiver), and fails with
-// ErrInvalid when none is left, ErrOverloaded when over budget.
-type Checked struct {
-	Pipeline *Pipeline
-	Limits   Limits
-	Receiver string
+// Release returns the request's share of the budget. It may be called more
+// than once.
+func (r *Request) Release() {
+	if r == nil || r.charged == 0 {
+		return
+	}
+	r.p.counters.inFlight.Sub(float64(r.charged))
+	r.p.budget.Release(r.charged)
+	r.charged = 0
 }
 
-// ConsumeTraces implements TracesConsumer.
-func (c Checked) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
-	release, err := c.Pipeline.Admit(EstimatedSize(td))
-	if err != nil {
-		selfmetrics.SpansRejected.WithLabelValues(c.Receiver, "overloaded").Add(float64(td.SpanCount()))
-		return err
+// Refuse refuses the request before it became a batch (a body that does not
+// decode, one over the size limit): it is counted and published, and the
+// returned error carries reason and err's message.
+func (r *Request) Refuse(reason Reason, err error) *Error {
+	return r.p.refuse(r.src, r.signal, reason, 1, err)
+}
+
+// Refuse refuses a request that was never admitted (a wrong token).
+func (p *Pipeline) Refuse(src Source, signal Signal, reason Reason, err error) *Error {
+	return p.refuse(src, signal, reason, 1, err)
+}
+
+func (p *Pipeline) refuse(src Source, signal Signal, reason Reason, items int, err error) *Error {
+	e, ok := err.(*Error)
+	if !ok || e.Reason != reason {
+		e = &Error{Reason: reason, Msg: err.Error(), err: err}
 	}
-	defer release()
-	v := Validate(td, c.Limits, time.Now())
-	if v.Rejected > 0 {
-		selfmetrics.SpansRejected.WithLabelValues(c.Receiver, "invalid").Add(float64(v.Rejected))
-		if v.Accepted == 0 {
-			return fmt.Errorf("%w: all %d spans rejected; first: %s", ErrInvalid, v.Rejected, v.FirstError)
+	p.counters.rejected(src.Receiver, signal, reason, items)
+	p.publish(Rejection{Source: src, Signal: signal, Reason: reason, Items: items, Message: e.Msg, At: p.now()})
+	return e
+}
+
+func (p *Pipeline) publish(r Rejection) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for _, fn := range p.subscribers {
+		fn(r)
+	}
+}
+
+// Ingest takes b from src as Request.Ingest does, charged at its estimated
+// size: the path for receivers that only learn a request's size by
+// decoding it.
+func (p *Pipeline) Ingest(ctx context.Context, src Source, b Batch) (Outcome, error) {
+	r := p.Begin(src, b.signal())
+	defer r.Release()
+	return r.Ingest(ctx, b)
+}
+
+// Ingest validates b in place (removing the items storage could not keep
+// whole), works out its resources, and hands what is left to every consumer
+// of its kind in turn. A request begun without a size is charged b's
+// estimated size first, or refused as Overloaded. It fails with an *Error: Invalid when nothing was
+// left, or the retryable Unavailable when a consumer failed. On success
+// every consumer has the batch, and Outcome says what was removed.
+func (r *Request) Ingest(ctx context.Context, b Batch) (Outcome, error) {
+	p, signal := r.p, b.signal()
+	r.signal = signal
+	if r.charged == 0 {
+		if err := r.charge(b.estimatedBytes(), max(b.items(), 1)); err != nil {
+			return Outcome{}, err
 		}
 	}
-	return c.Pipeline.ConsumeTraces(ctx, td)
+	refused := b.refused()
+	received := b.items() + refused.Items
+	p.counters.received(r.src.Receiver, signal, received)
+
+	v := b.prepare(p.limits, p.now())
+	v.Rejected += refused.Items
+	if refused.Items > 0 && refused.First != "" {
+		v.FirstError = refused.First
+	}
+	if v.Rejected > 0 {
+		p.refuse(r.src, signal, Invalid, v.Rejected, &Error{Reason: Invalid, Msg: v.FirstError})
+	}
+	if v.Accepted == 0 {
+		if v.Rejected > 0 {
+			return Outcome{}, &Error{Reason: Invalid, Msg: fmt.Sprintf("all %d %s rejected; first: %s", v.Rejected, signal.noun(), v.FirstError)}
+		}
+		return Outcome{}, nil
+	}
+	if err := b.consume(ctx, p.consumers); err != nil {
+		reason := ReasonOf(err)
+		if !reason.Retryable() {
+			reason = Unavailable
+		}
+		e := &Error{Reason: reason, Msg: fmt.Sprintf("storing %d %s failed, retry later: %v", v.Accepted, signal.noun(), err), err: err}
+		p.refuse(r.src, signal, reason, v.Accepted, e)
+		return Outcome{}, e
+	}
+	p.counters.accepted(r.src.Receiver, signal, v.Accepted)
+	out := Outcome{Accepted: v.Accepted, Rejected: v.Rejected}
+	if v.Rejected > 0 {
+		out.Message = fmt.Sprintf("%d of %d %s rejected; first: %s", v.Rejected, received, signal.noun(), v.FirstError)
+	}
+	return out, nil
+}
+
+// noun is the signal in an error message.
+func (s Signal) noun() string {
+	switch s {
+	case SignalSpans:
+		return "spans"
+	case SignalLogs:
+		return "log records"
+	case SignalMetrics:
+		return "metric points"
+	}
+	return "heartbeats"
 }

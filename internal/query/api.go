@@ -1,4 +1,8 @@
-// Package query serves SkyTrail's native JSON API, /api/v1, over a span store.
+// Package query owns SkyTrail's native HTTP API, /api/v1: every route, its
+// parameters (one time parser, params.go) and its errors. The data comes
+// from the span store, the analysis and the integrity analysis, which expose
+// data, not handlers. The Jaeger and Prometheus APIs, whose shapes their
+// protocols fix, are the subpackages jaeger and promapi.
 package query
 
 import (
@@ -8,14 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/skytrail/skytrail/internal/analysis"
+	"github.com/skytrail/skytrail/internal/analysis/integrity"
 	"github.com/skytrail/skytrail/internal/storage/spanstore"
 	"github.com/skytrail/skytrail/internal/traceid"
 )
@@ -25,38 +28,75 @@ type LogReader interface {
 	Logs(ctx context.Context, q spanstore.LogQuery) ([]spanstore.LogEntry, error)
 }
 
-// FiguresReader gives each service's current RED figures.
-type FiguresReader interface {
+// Analysis is what the analysis tells of services, instances, endpoints
+// and the service map, over a time range.
+type Analysis interface {
 	ServiceFigures(ctx context.Context, start, end time.Time) (map[string]analysis.Figures, error)
+	Topology(ctx context.Context, start, end time.Time) (*analysis.Topology, error)
+	Instances(ctx context.Context, service string, start, end time.Time) (*analysis.Instances, error)
+	Endpoints(ctx context.Context, service string, start, end time.Time) (*analysis.Endpoints, error)
+}
+
+// Diagnostics is what the integrity analysis found.
+type Diagnostics interface {
+	Findings(service string) integrity.Report
 }
 
 // API is the /api/v1 handler set.
 type API struct {
-	spans   spanstore.Reader
-	logs    LogReader
-	figures FiguresReader
+	spans       spanstore.Reader
+	logs        LogReader
+	analysis    Analysis
+	diagnostics Diagnostics
 }
 
-// NewAPI returns the native API over span and log storage and the
-// analysis' figures (nil: services are listed without figures).
-func NewAPI(r spanstore.Reader, logs LogReader, figures FiguresReader) *API {
-	return &API{spans: r, logs: logs, figures: figures}
+// NewAPI returns the native API over span and log storage, the analysis
+// (nil: services are listed without figures, and the figures endpoints
+// answer 404) and the integrity analysis (nil: no diagnostics).
+func NewAPI(spans spanstore.Reader, logs LogReader, a Analysis, d Diagnostics) *API {
+	return &API{spans: spans, logs: logs, analysis: a, diagnostics: d}
 }
 
-// Routes registers the API's endpoints on mux.
+// Routes registers every /api/v1 endpoint on mux (docs/api.md), and a JSON
+// 404 for any other path under /api/.
 func (a *API) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/services", a.services)
 	mux.HandleFunc("GET /api/v1/services/{service}/operations", a.operations)
 	mux.HandleFunc("GET /api/v1/traces", a.searchTraces)
 	mux.HandleFunc("GET /api/v1/traces/{traceID}", a.getTrace)
 	mux.HandleFunc("GET /api/v1/logs", a.searchLogs)
+	if a.analysis != nil {
+		mux.HandleFunc("GET /api/v1/topology", a.topology)
+		mux.HandleFunc("GET /api/v1/services/{service}/instances", a.instances)
+		mux.HandleFunc("GET /api/v1/services/{service}/endpoints", a.endpoints)
+	}
+	if a.diagnostics != nil {
+		mux.HandleFunc("GET /api/v1/diagnostics", a.serveDiagnostics)
+	}
+	// An unknown API path is a JSON 404, not the UI's index page.
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Errorf("no such API: %s", r.URL.Path))
+	})
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, err error) {
+	writeJSON(w, status, errorBody{Error: err.Error()})
 }
 
 // searchLogs serves agent logs: service, traceID, start, end, limit.
 func (a *API) searchLogs(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	q := spanstore.LogQuery{Service: v.Get("service")}
-	var err error
 	if s := v.Get("traceID"); s != "" {
 		ids, err := traceid.Candidates(s)
 		if err != nil {
@@ -65,22 +105,18 @@ func (a *API) searchLogs(w http.ResponseWriter, r *http.Request) {
 		}
 		q.TraceID = ids[0]
 	}
-	for _, t := range []struct {
-		key string
-		dst *time.Time
-	}{{"start", &q.Start}, {"end", &q.End}} {
-		if s := v.Get(t.key); s != "" {
-			if *t.dst, err = parseTime(s); err != nil {
-				writeError(w, http.StatusBadRequest, fmt.Errorf("%s %q: %v", t.key, s, err))
-				return
-			}
-		}
+	var err error
+	if q.Start, err = timeParam(v, "start", time.Time{}); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
 	}
-	if s := v.Get("limit"); s != "" {
-		if q.Limit, err = strconv.Atoi(s); err != nil || q.Limit < 0 {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("limit %q: want a positive number", s))
-			return
-		}
+	if q.End, err = timeParam(v, "end", time.Time{}); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if q.Limit, err = limitParam(v); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
 	}
 	logs, err := a.logs.Logs(r.Context(), q)
 	if err != nil {
@@ -91,21 +127,6 @@ func (a *API) searchLogs(w http.ResponseWriter, r *http.Request) {
 		logs = []spanstore.LogEntry{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"logs": logs})
-}
-
-type errorBody struct {
-	Error string `json:"error"`
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	_ = enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, err error) {
-	writeJSON(w, status, errorBody{Error: err.Error()})
 }
 
 // ServiceInfo is one entry of /api/v1/services.
@@ -119,7 +140,7 @@ type ServiceInfo struct {
 // services lists every service with stored spans, with its figures over
 // start..end (default: the last 15 minutes; lookback= sets another window).
 func (a *API) services(w http.ResponseWriter, r *http.Request) {
-	start, end, err := window(r.URL.Query(), 15*time.Minute)
+	start, end, err := timeRange(r.URL.Query(), 15*time.Minute)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
@@ -130,8 +151,8 @@ func (a *API) services(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var figures map[string]analysis.Figures
-	if a.figures != nil {
-		if figures, err = a.figures.ServiceFigures(r.Context(), start, end); err != nil {
+	if a.analysis != nil {
+		if figures, err = a.analysis.ServiceFigures(r.Context(), start, end); err != nil {
 			writeError(w, http.StatusInternalServerError, err)
 			return
 		}
@@ -144,41 +165,6 @@ func (a *API) services(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"services": out, "start": start, "end": end})
-}
-
-// window reads start, end and lookback (default def before end). The
-// default end is the end of the current minute: analysis stamps each
-// minute's figures at the minute's end.
-func window(v map[string][]string, def time.Duration) (start, end time.Time, err error) {
-	get := func(k string) string {
-		if len(v[k]) > 0 {
-			return v[k][0]
-		}
-		return ""
-	}
-	end = time.Now().Truncate(time.Minute).Add(time.Minute)
-	if s := get("end"); s != "" {
-		if end, err = parseTime(s); err != nil {
-			return start, end, fmt.Errorf("end %q: %v", s, err)
-		}
-	}
-	start = end.Add(-def)
-	if s := get("lookback"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d <= 0 {
-			return start, end, fmt.Errorf("lookback %q: want a duration such as 1h", s)
-		}
-		start = end.Add(-d)
-	}
-	if s := get("start"); s != "" {
-		if start, err = parseTime(s); err != nil {
-			return start, end, fmt.Errorf("start %q: %v", s, err)
-		}
-	}
-	if end.Before(start) {
-		return start, end, errors.New("end is before start")
-	}
-	return start, end, nil
 }
 
 func (a *API) operations(w http.ResponseWriter, r *http.Request) {
@@ -233,102 +219,8 @@ func (a *API) getTrace(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// ParseSearch reads a trace search from URL parameters: service, operation,
-// repeated tag=key=value (or key:value), tags as a JSON object, minDuration /
-// maxDuration (Go durations), errors=true, start / end (RFC 3339 or Unix
-// milliseconds), lookback (a duration before end), limit.
-func ParseSearch(v map[string][]string) (spanstore.TraceQuery, error) {
-	get := func(k string) string {
-		if len(v[k]) > 0 {
-			return v[k][0]
-		}
-		return ""
-	}
-	q := spanstore.TraceQuery{Service: get("service"), Operation: get("operation"), Attributes: map[string]string{}}
-	for _, t := range v["tag"] {
-		k, val, ok := strings.Cut(t, "=")
-		if !ok {
-			k, val, ok = strings.Cut(t, ":")
-		}
-		if !ok || k == "" {
-			return q, fmt.Errorf("tag %q: want key=value", t)
-		}
-		q.Attributes[k] = val
-	}
-	if tags := get("tags"); tags != "" {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(tags), &m); err != nil {
-			return q, fmt.Errorf("tags %q: want a JSON object of key to value: %v", tags, err)
-		}
-		for k, val := range m {
-			q.Attributes[k] = fmt.Sprint(val)
-		}
-	}
-	var err error
-	for _, d := range []struct {
-		key string
-		dst *time.Duration
-	}{{"minDuration", &q.MinDuration}, {"maxDuration", &q.MaxDuration}} {
-		if s := get(d.key); s != "" {
-			if *d.dst, err = time.ParseDuration(s); err != nil || *d.dst < 0 {
-				return q, fmt.Errorf("%s %q: want a duration such as 250ms or 1.5s", d.key, s)
-			}
-		}
-	}
-	if q.MinDuration > 0 && q.MaxDuration > 0 && q.MaxDuration < q.MinDuration {
-		return q, fmt.Errorf("maxDuration %s is below minDuration %s", q.MaxDuration, q.MinDuration)
-	}
-	if s := get("errors"); s != "" {
-		if q.ErrorsOnly, err = strconv.ParseBool(s); err != nil {
-			return q, fmt.Errorf("errors %q: want true or false", s)
-		}
-	}
-	for _, t := range []struct {
-		key string
-		dst *time.Time
-	}{{"start", &q.Start}, {"end", &q.End}} {
-		if s := get(t.key); s != "" {
-			if *t.dst, err = parseTime(s); err != nil {
-				return q, fmt.Errorf("%s %q: %v", t.key, s, err)
-			}
-		}
-	}
-	if s := get("lookback"); s != "" && q.Start.IsZero() {
-		d, err := time.ParseDuration(s)
-		if err != nil || d <= 0 {
-			return q, fmt.Errorf("lookback %q: want a duration such as 1h", s)
-		}
-		end := q.End
-		if end.IsZero() {
-			end = time.Now()
-		}
-		q.Start = end.Add(-d)
-	}
-	if !q.Start.IsZero() && !q.End.IsZero() && q.End.Before(q.Start) {
-		return q, errors.New("end is before start")
-	}
-	if s := get("limit"); s != "" {
-		if q.Limit, err = strconv.Atoi(s); err != nil || q.Limit < 0 {
-			return q, fmt.Errorf("limit %q: want a positive number", s)
-		}
-	}
-	return q, nil
-}
-
-// parseTime reads RFC 3339 or Unix milliseconds.
-func parseTime(s string) (time.Time, error) {
-	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return time.UnixMilli(ms), nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return t, errors.New("want RFC 3339 (2026-01-02T15:04:05Z) or Unix milliseconds")
-	}
-	return t, nil
-}
-
 func (a *API) searchTraces(w http.ResponseWriter, r *http.Request) {
-	q, err := ParseSearch(r.URL.Query())
+	q, err := parseSearch(r.URL.Query())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
@@ -342,4 +234,54 @@ func (a *API) searchTraces(w http.ResponseWriter, r *http.Request) {
 		sums = []spanstore.TraceSummary{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"traces": sums})
+}
+
+// topology serves the service map over start..end.
+func (a *API) topology(w http.ResponseWriter, r *http.Request) {
+	start, end, err := timeRange(r.URL.Query(), 15*time.Minute)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	t, err := a.analysis.Topology(r.Context(), start, end)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+// instances serves a service's instances: liveness, duplicates, figures.
+func (a *API) instances(w http.ResponseWriter, r *http.Request) {
+	start, end, err := timeRange(r.URL.Query(), 15*time.Minute)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	out, err := a.analysis.Instances(r.Context(), r.PathValue("service"), start, end)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// endpoints serves a service's endpoints with figures, busiest first.
+func (a *API) endpoints(w http.ResponseWriter, r *http.Request) {
+	start, end, err := timeRange(r.URL.Query(), 15*time.Minute)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	out, err := a.analysis.Endpoints(r.Context(), r.PathValue("service"), start, end)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// serveDiagnostics serves the integrity findings, ?service= for one service.
+func (a *API) serveDiagnostics(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.diagnostics.Findings(r.URL.Query().Get("service")))
 }

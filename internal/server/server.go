@@ -4,7 +4,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +16,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP exporters may gzip their requests
 	"google.golang.org/grpc/health"
@@ -30,7 +32,6 @@ import (
 	"github.com/skytrail/skytrail/internal/query/promapi"
 	"github.com/skytrail/skytrail/internal/receiver/otlp"
 	"github.com/skytrail/skytrail/internal/receiver/skywalking"
-	"github.com/skytrail/skytrail/internal/selfmetrics"
 	"github.com/skytrail/skytrail/internal/storage/metricstore"
 	"github.com/skytrail/skytrail/internal/storage/spanstore"
 	"github.com/skytrail/skytrail/internal/ui"
@@ -89,6 +90,10 @@ type Server struct {
 	Analyser *analysis.Analyser
 	// Integrity judges traces for lost context and silent agents.
 	Integrity *integrity.Analyser
+	// Pipeline is the front door every receiver hands its data to.
+	Pipeline *pipeline.Pipeline
+	// Registry holds the server's own metrics, served on /metrics.
+	Registry *prometheus.Registry
 
 	grpcServers []*grpc.Server
 	httpServers []*http.Server
@@ -116,24 +121,28 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Retention <= 0 {
 		cfg.Retention = Defaults().Retention
 	}
-	cfg.Limits.MaxAge = cfg.Retention
 	if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(cfg.MemoryLimit)
 	}
+	// One registry a server, passed to every part: two servers in one
+	// process (tests, the demo) keep their figures apart.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
 	spansDir := filepath.Join(cfg.DataDir, "spans")
-	store, err := spanstore.Open(spanstore.Config{Dir: spansDir, Retention: cfg.Retention, FlushInterval: cfg.FlushInterval})
+	store, err := spanstore.Open(spanstore.Config{Dir: spansDir, Retention: cfg.Retention, FlushInterval: cfg.FlushInterval, Registerer: reg})
 	if err != nil {
 		return nil, err
 	}
 	abs, _ := filepath.Abs(spansDir)
 	log.Info("span storage open", "dir", abs, "retention", store.Retention().String())
-	s := &Server{cfg: cfg, log: log, Spans: store, Addrs: map[string]string{}}
+	s := &Server{cfg: cfg, log: log, Spans: store, Registry: reg, Addrs: map[string]string{}}
 
 	metricsDir := filepath.Join(cfg.DataDir, "metrics")
 	if cfg.MetricsRetention <= 0 {
 		cfg.MetricsRetention = Defaults().MetricsRetention
 	}
-	s.Metrics, err = metricstore.Open(metricsDir, cfg.MetricsRetention)
+	s.Metrics, err = metricstore.Open(metricstore.Config{Dir: metricsDir, Retention: cfg.MetricsRetention, Registerer: reg})
 	if err != nil {
 		_ = store.Close()
 		return nil, err
@@ -143,6 +152,7 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Analysis.RegistryFile == "" {
 		cfg.Analysis.RegistryFile = filepath.Join(cfg.DataDir, "instances.json")
 	}
+	cfg.Analysis.Registerer, cfg.Analysis.Logger = reg, log
 	s.Analyser = analysis.New(cfg.Analysis, s.Metrics)
 	if err := s.Analyser.Start(context.Background()); err != nil {
 		_ = s.Metrics.Close()
@@ -150,43 +160,36 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("start analysis: %w", err)
 	}
 
-	cfg.Integrity.Registry = s.Analyser.Registry()
+	cfg.Integrity.Registry, cfg.Integrity.Registerer = s.Analyser.Registry(), reg
 	s.Integrity = integrity.New(cfg.Integrity)
 	_ = s.Integrity.Start(context.Background()) // starts a goroutine, cannot fail
 
 	// Storage first: a request is acknowledged once its spans are stored;
 	// analysis only aggregates in memory and cannot fail a request.
-	p := pipeline.New(cfg.MaxInFlight, store, s.Analyser, s.Integrity)
-	otlpRecv := otlp.New(p, otlp.Config{MaxRequestBytes: cfg.MaxRequest, Limits: cfg.Limits})
-
-	swConsumers := func(receiver string) skywalking.Consumers {
-		return skywalking.Consumers{
-			Traces:     pipeline.Checked{Pipeline: p, Limits: cfg.Limits, Receiver: receiver},
-			Logs:       store,
-			Metrics:    s.Metrics,
-			Heartbeats: s.Analyser,
-		}
-	}
-	swOpts := skywalking.Options{Token: cfg.SWToken, MaxRecvMsgSize: cfg.MaxRequest, Logger: log,
-		GRPCServerOptions: []grpc.ServerOption{grpc.StatsHandler(s.Integrity.GRPCStatsHandler(skywalking.GRPCReceiver))}}
+	s.Pipeline = pipeline.New(pipeline.Config{
+		MaxInFlightBytes: cfg.MaxInFlight,
+		Limits:           cfg.Limits,
+		Storage:          store.Limits(),
+		Registerer:       reg,
+	}, pipeline.Consumers{
+		Traces:     []pipeline.TracesConsumer{store, s.Analyser, s.Integrity},
+		Logs:       []pipeline.LogsConsumer{store},
+		Metrics:    []pipeline.MetricsConsumer{s.Metrics},
+		Heartbeats: []pipeline.HeartbeatConsumer{s.Analyser},
+	})
+	s.Pipeline.Subscribe(s.Integrity.Rejected)
+	otlpRecv := otlp.New(s.Pipeline, otlp.Config{MaxRequestBytes: cfg.MaxRequest})
+	swOpts := skywalking.Options{Token: cfg.SWToken, MaxRecvMsgSize: cfg.MaxRequest, Logger: log}
 
 	mux := http.NewServeMux()
-	query.NewAPI(store, store, s.Analyser).Routes(mux)
-	s.Analyser.Routes(mux)
-	s.Integrity.Routes(mux)
+	query.NewAPI(store, store, s.Analyser, s.Integrity).Routes(mux)
 	mux.Handle("/jaeger/", http.StripPrefix("/jaeger", jaeger.NewHandler(store, dependencies{s.Analyser})))
 	mux.Handle("/prometheus/", http.StripPrefix("/prometheus", promapi.NewHandler(s.Metrics)))
-	mux.Handle("GET /metrics", selfmetrics.Handler())
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	// Profiles of a running server, for "profile before you optimise".
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	// An unknown API path is a JSON 404, not the UI's index page.
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusNotFound)
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": "no such API: " + r.URL.Path})
-	})
 	mux.Handle("/", ui.Handler())
 
 	start := func() error {
@@ -194,24 +197,24 @@ func Start(cfg Config) (*Server, error) {
 			return err
 		}
 		if cfg.OTLPGRPCAddr != "" {
-			gs := grpc.NewServer(grpc.MaxRecvMsgSize(cfg.MaxRequest), grpc.StatsHandler(s.Integrity.GRPCStatsHandler("otlp-grpc")))
+			gs := grpc.NewServer(grpc.MaxRecvMsgSize(cfg.MaxRequest))
 			otlpRecv.RegisterGRPC(gs)
 			healthpb.RegisterHealthServer(gs, health.NewServer()) // for `skytrail doctor` and load balancers
 			if err := s.serveGRPC("OTLP gRPC", cfg.OTLPGRPCAddr, gs); err != nil {
 				return err
 			}
 		}
-		if err := s.serveHTTP("OTLP HTTP", cfg.OTLPHTTPAddr, s.Integrity.HTTPMiddleware("otlp-http", otlpRecv.HTTPHandler())); err != nil {
+		if err := s.serveHTTP("OTLP HTTP", cfg.OTLPHTTPAddr, otlpRecv.HTTPHandler()); err != nil {
 			return err
 		}
 		if cfg.SWGRPCAddr != "" {
-			gs := skywalking.NewGRPCServer(swConsumers(skywalking.GRPCReceiver), swOpts)
+			gs := skywalking.NewGRPCServer(s.Pipeline, swOpts)
 			healthpb.RegisterHealthServer(gs, health.NewServer())
 			if err := s.serveGRPC("SkyWalking gRPC", cfg.SWGRPCAddr, gs); err != nil {
 				return err
 			}
 		}
-		return s.serveHTTP("SkyWalking HTTP", cfg.SWHTTPAddr, s.Integrity.HTTPMiddleware(skywalking.HTTPReceiver, skywalking.NewHTTPHandler(swConsumers(skywalking.HTTPReceiver), swOpts)))
+		return s.serveHTTP("SkyWalking HTTP", cfg.SWHTTPAddr, skywalking.NewHTTPHandler(s.Pipeline, swOpts))
 	}
 	if err := start(); err != nil {
 		_ = s.Shutdown(context.Background())

@@ -15,11 +15,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/skytrail/skytrail/internal/analysis/instances"
 	"github.com/skytrail/skytrail/internal/analysis/servicemap"
+	"github.com/skytrail/skytrail/internal/pipeline"
 )
 
 // Config tunes the analysis. The zero value works.
@@ -43,6 +45,8 @@ type Config struct {
 	// Registry is the instance registry read for silent and duplicate
 	// instances; nil leaves those findings out.
 	Registry *instances.Registry
+	// Registerer takes the findings' gauges; nil keeps them unregistered.
+	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -125,8 +129,8 @@ type Analyser struct {
 	shift   uint
 	scratch []byte
 
-	judge   *judge
-	clients clients
+	judge      *judge
+	rejections rejections
 
 	stop chan struct{}
 	done chan struct{}
@@ -150,9 +154,12 @@ func New(cfg Config) *Analyser {
 		traces:   map[pcommon.TraceID]*pending{},
 		intern:   map[string]string{},
 		lastSpan: map[instanceKey]int64{},
-		clients:  clients{seen: map[clientKey]*ClientRejections{}},
+		rejections: rejections{
+			pending: map[rejectionKey]uint64{},
+			clients: map[clientKey]*ClientRejections{},
+		},
 	}
-	a.judge = newJudge(cfg, &a.clients)
+	a.judge = newJudge(cfg, &a.rejections, newMetrics(cfg.Registerer))
 	return a
 }
 
@@ -195,14 +202,14 @@ func (a *Analyser) Shutdown(ctx context.Context) error {
 }
 
 // ConsumeTraces keeps what judging needs of each span. It never fails.
-func (a *Analyser) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
+func (a *Analyser) ConsumeTraces(_ context.Context, td pipeline.Traces) error {
 	nowNs := a.cfg.Now().UnixNano()
 	rss := td.ResourceSpans()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
-		service, instance, sw := a.resource(rs.Resource())
+		service, instance, sw := a.resource(rs.Resource(), td.Resources[i])
 		if instance != "" {
 			k := instanceKey{service, instance}
 			if _, ok := a.lastSpan[k]; ok || len(a.lastSpan) < maxInstances {
@@ -220,16 +227,12 @@ func (a *Analyser) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
 	return nil
 }
 
-func (a *Analyser) resource(res pcommon.Resource) (service, instance string, sw bool) {
-	attrs := res.Attributes()
-	service = "unknown_service"
-	if v, ok := attrs.Get("service.name"); ok && v.Str() != "" {
-		service = a.internLocked(v.Str())
+func (a *Analyser) resource(res pcommon.Resource, id pipeline.Resource) (service, instance string, sw bool) {
+	service = a.internLocked(id.Service)
+	if id.Instance != "" {
+		instance = a.internLocked(id.Instance)
 	}
-	if v, ok := attrs.Get("service.instance.id"); ok {
-		instance = a.internLocked(v.AsString())
-	}
-	if v, ok := attrs.Get("telemetry.sdk.name"); ok && v.Str() == "skywalking" {
+	if v, ok := res.Attributes().Get("telemetry.sdk.name"); ok && v.Str() == "skywalking" {
 		sw = true
 	}
 	return service, instance, sw

@@ -10,6 +10,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/skytrail/skytrail/internal/loadgen"
+
+	"github.com/skytrail/skytrail/internal/pipeline"
 )
 
 // batch is about 1,000 spans of the traces `skytrail loadgen` sends, from
@@ -27,9 +29,9 @@ func batch(seed uint64) ptrace.Traces {
 func BenchmarkConsumeTraces(b *testing.B) {
 	a := New(Config{})
 	// Distinct traces in every batch, as in a running server.
-	batches := make([]ptrace.Traces, 50)
+	batches := make([]pipeline.Traces, 50)
 	for i := range batches {
-		batches[i] = batch(uint64(i*10 + 1))
+		batches[i] = pipeline.TracesOf(batch(uint64(i*10 + 1)))
 	}
 	spans := batches[0].SpanCount()
 	ctx := context.Background()
@@ -49,7 +51,7 @@ func BenchmarkConsumeTraces(b *testing.B) {
 // BenchmarkJudge measures the background work per span judged.
 func BenchmarkJudge(b *testing.B) {
 	a := New(Config{})
-	td := batch(1)
+	td := pipeline.TracesOf(batch(1))
 	spans := td.SpanCount()
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -87,7 +89,7 @@ func TestSamplesUnderLoad(t *testing.T) {
 			child.SetSpanID(pcommon.SpanID{2})
 			child.SetParentSpanID(pcommon.SpanID{1})
 		}
-		_ = a.ConsumeTraces(ctx, td)
+		_ = a.ConsumeTraces(ctx, pipeline.TracesOf(td))
 	}
 	// Each round sends 600 spans; only the judging pass after the grace
 	// period frees them, so the buffer stays over half full.
@@ -134,7 +136,7 @@ func TestLateSpans(t *testing.T) {
 			s.SetParentSpanID(pcommon.SpanID{parent})
 		}
 		s.SetKind(kind)
-		_ = a.ConsumeTraces(ctx, td)
+		_ = a.ConsumeTraces(ctx, pipeline.TracesOf(td))
 	}
 	send(1, 0, ptrace.SpanKindServer)
 	a.Judge(now.Add(time.Hour))

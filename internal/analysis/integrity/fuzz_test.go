@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/skytrail/skytrail/internal/pipeline"
 )
 
 // FuzzConsumeTraces feeds any decodable batch through the hot path and a
@@ -23,7 +25,7 @@ func FuzzConsumeTraces(f *testing.F) {
 			return
 		}
 		a := New(Config{MaxSpans: 500})
-		if err := a.ConsumeTraces(context.Background(), td); err != nil {
+		if err := a.ConsumeTraces(context.Background(), pipeline.TracesOf(td)); err != nil {
 			t.Fatalf("ConsumeTraces failed: %v", err)
 		}
 		a.Judge(time.Now().Add(time.Hour))

@@ -24,10 +24,10 @@ type judge struct {
 	entries map[string]int64
 	sw      map[string]bool
 	// traces counts judged traces each service took part in.
-	traces   map[string]int64
-	findings map[key]*Finding
-	rejected rejectedBaseline
-	clients  *clients
+	traces     map[string]int64
+	findings   map[key]*Finding
+	rejections *rejections
+	metrics    *metrics
 
 	judged, dropped uint64
 	pendingTraces   int
@@ -54,16 +54,16 @@ const (
 	maxExamples  = 5
 )
 
-func newJudge(cfg Config, c *clients) *judge {
+func newJudge(cfg Config, r *rejections, m *metrics) *judge {
 	return &judge{
 		cfg:         cfg,
-		clients:     c,
+		rejections:  r,
+		metrics:     m,
 		aliases:     map[string]string{},
 		entries:     map[string]int64{},
 		sw:          map[string]bool{},
 		traces:      map[string]int64{},
 		findings:    map[key]*Finding{},
-		rejected:    newRejectedBaseline(),
 		sampled:     1,
 		index:       map[uint64]int{},
 		judgedIDs:   map[pcommon.TraceID]struct{}{},
@@ -102,7 +102,7 @@ func (j *judge) run(now time.Time, ids []pcommon.TraceID, due []*pending, droppe
 	j.instanceFindings(now, lastSpan)
 	j.rejectedFindings(nowNs)
 	j.expire(nowNs)
-	j.clients.expire(now.Add(-j.cfg.Window))
+	j.rejections.expire(now.Add(-j.cfg.Window))
 	j.publish()
 }
 

@@ -19,6 +19,8 @@ import (
 
 	"github.com/skytrail/skytrail/internal/storage/spanstore"
 	"github.com/skytrail/skytrail/internal/traceid"
+
+	"github.com/skytrail/skytrail/internal/pipeline"
 )
 
 // swTraceID is a trace ID as skywalking-go logs it.
@@ -64,7 +66,7 @@ func newFixture(t *testing.T, deps DependenciesReader) fixture {
 		handOverSpan(swID, "team a/billing", "/charge", time.Now().Add(-5*time.Minute)),
 		handOverSpan(f.legacy, "legacy", "poll", time.Now().Add(-5*time.Minute)),
 	} {
-		if err := store.ConsumeTraces(context.Background(), td); err != nil {
+		if err := store.ConsumeTraces(context.Background(), pipeline.TracesOf(td)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -213,7 +215,7 @@ func TestHandlerSearchManyTraces(t *testing.T) {
 	var newestFirst []string
 	for i := range 30 {
 		id := pcommon.TraceID{0x7e, byte(i), 15: 1}
-		if err := store.ConsumeTraces(context.Background(), handOverSpan(id, "many", "op", base.Add(time.Duration(i)*time.Second))); err != nil {
+		if err := store.ConsumeTraces(context.Background(), pipeline.TracesOf(handOverSpan(id, "many", "op", base.Add(time.Duration(i)*time.Second)))); err != nil {
 			t.Fatal(err)
 		}
 		newestFirst = append([]string{traceIDHex(id)}, newestFirst...)

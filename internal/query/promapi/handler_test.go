@@ -22,7 +22,7 @@ import (
 // one sample a minute for ten minutes ending at end, behind the API.
 func newServer(t *testing.T, end time.Time) *httptest.Server {
 	t.Helper()
-	store, err := metricstore.Open(t.TempDir(), 0)
+	store, err := metricstore.Open(metricstore.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,8 @@ func FuzzHTTPExport(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer store.Close()
-	h := New(pipeline.New(64<<20, store), Config{MaxRequestBytes: 1 << 20}).HTTPHandler()
+	p := pipeline.New(pipeline.Config{Storage: store.Limits()}, pipeline.Consumers{Traces: []pipeline.TracesConsumer{store}})
+	h := New(p, Config{MaxRequestBytes: 1 << 20}).HTTPHandler()
 	f.Fuzz(func(t *testing.T, body []byte, asJSON bool) {
 		ct := contentProtobuf
 		if asJSON {
@@ -66,10 +67,11 @@ func FuzzHTTPExport(f *testing.F) {
 	})
 }
 
-// FuzzStoreRoundTrip decodes arbitrary protobuf, validates it as the
-// receivers do, and writes what is left: storage must keep every span that
-// passed validation (logstorage would drop a row it cannot hold with only a
-// log line, so validation must catch everything first).
+// FuzzStoreRoundTrip decodes arbitrary protobuf and hands it to the front
+// door, which validates it against the store's own limits and writes what is
+// left: storage must keep every span that passed validation (logstorage
+// would drop a row it cannot hold with only a log line, so validation must
+// catch everything first).
 func FuzzStoreRoundTrip(f *testing.F) {
 	pb, _ := ptraceotlp.NewExportRequestFromTraces(seedRequest()).MarshalProto()
 	f.Add(pb)
@@ -78,15 +80,18 @@ func FuzzStoreRoundTrip(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer store.Close()
+	p := pipeline.New(pipeline.Config{Storage: store.Limits()}, pipeline.Consumers{Traces: []pipeline.TracesConsumer{store}})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req := ptraceotlp.NewExportRequest()
 		if req.UnmarshalProto(body) != nil {
 			return
 		}
 		td := req.Traces()
-		pipeline.Validate(td, pipeline.Limits{}, time.Now())
-		if err := store.ConsumeTraces(context.Background(), td); err != nil {
-			t.Fatal(err)
+		if _, err := p.Ingest(context.Background(), pipeline.Source{Receiver: "fuzz"}, &pipeline.Traces{Traces: td}); err != nil {
+			if pipeline.ReasonOf(err) != pipeline.Invalid {
+				t.Fatal(err)
+			}
+			return
 		}
 		want := map[pcommon.TraceID]int{}
 		rss := td.ResourceSpans()

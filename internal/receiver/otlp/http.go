@@ -7,7 +7,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strconv"
 
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -16,11 +15,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/skytrail/skytrail/internal/pipeline"
-	"github.com/skytrail/skytrail/internal/selfmetrics"
+	"github.com/skytrail/skytrail/internal/receiver/wire"
 )
 
 const (
-	httpReceiver    = "otlp-http"
 	contentProtobuf = "application/x-protobuf"
 	contentJSON     = "application/json"
 )
@@ -38,15 +36,16 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 		writeHTTPError(w, contentJSON, http.StatusMethodNotAllowed, codes.InvalidArgument, "OTLP/HTTP takes POST /v1/traces, not "+req.Method)
 		return
 	}
+	src := wire.HTTPSource(req, HTTPReceiver)
 	mediaType, _, err := mime.ParseMediaType(req.Header.Get("Content-Type"))
 	if err != nil || (mediaType != contentProtobuf && mediaType != contentJSON) {
-		writeHTTPError(w, contentJSON, http.StatusUnsupportedMediaType, codes.InvalidArgument,
-			fmt.Sprintf("unsupported Content-Type %q: send %s or %s", req.Header.Get("Content-Type"), contentProtobuf, contentJSON))
+		refused := r.pipeline.Refuse(src, pipeline.SignalSpans, pipeline.Malformed,
+			fmt.Errorf("unsupported Content-Type %q: send %s or %s", req.Header.Get("Content-Type"), contentProtobuf, contentJSON))
+		writeHTTPError(w, contentJSON, http.StatusUnsupportedMediaType, codes.InvalidArgument, refused.Msg)
 		return
 	}
-	reject := func(status int, code codes.Code, reason, msg string) {
-		selfmetrics.SpansRejected.WithLabelValues(httpReceiver, reason).Inc()
-		writeHTTPError(w, mediaType, status, code, msg)
+	fail := func(err error) {
+		writeHTTPError(w, mediaType, wire.HTTPStatus(w.Header(), err), wire.GRPCCode(pipeline.ReasonOf(err)), err.Error())
 	}
 
 	// Reserve the in-flight budget before reading, so a flood of large
@@ -55,23 +54,22 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 	if req.ContentLength > 0 && req.Header.Get("Content-Encoding") == "" {
 		reserve = int(min(req.ContentLength, int64(r.cfg.MaxRequestBytes)))
 	}
-	release, err := r.pipeline.Admit(reserve)
+	admitted, err := r.pipeline.Admit(src, pipeline.SignalSpans, reserve)
 	if err != nil {
-		w.Header().Set("Retry-After", strconv.Itoa(int(pipeline.RetryAfter.Seconds())))
-		reject(http.StatusTooManyRequests, codes.ResourceExhausted, "overloaded", err.Error())
+		fail(err)
 		return
 	}
-	defer release()
+	defer admitted.Release()
 
 	body, err := r.readBody(w, req)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) || errors.Is(err, errBodyTooLarge) {
-			reject(http.StatusRequestEntityTooLarge, codes.InvalidArgument, "too_large",
-				fmt.Sprintf("request body over the limit of %d bytes (after decompression); send smaller batches", r.cfg.MaxRequestBytes))
+			fail(admitted.Refuse(pipeline.TooLarge,
+				fmt.Errorf("request body over the limit of %d bytes (after decompression); send smaller batches", r.cfg.MaxRequestBytes)))
 			return
 		}
-		reject(http.StatusBadRequest, codes.InvalidArgument, "malformed", err.Error())
+		fail(admitted.Refuse(pipeline.Malformed, err))
 		return
 	}
 
@@ -82,35 +80,25 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 		err = otlpReq.UnmarshalProto(body)
 	}
 	if err != nil {
-		reject(http.StatusBadRequest, codes.InvalidArgument, "malformed", "cannot decode "+mediaType+" ExportTraceServiceRequest: "+err.Error())
+		fail(admitted.Refuse(pipeline.Malformed, fmt.Errorf("cannot decode %s ExportTraceServiceRequest: %w", mediaType, err)))
 		return
 	}
 
-	res, err := r.export(req.Context(), otlpReq.Traces(), httpReceiver)
+	out, err := admitted.Ingest(req.Context(), &pipeline.Traces{Traces: otlpReq.Traces()})
 	if err != nil {
-		var inv errInvalid
-		switch {
-		case errors.As(err, &inv):
-			writeHTTPError(w, mediaType, http.StatusBadRequest, codes.InvalidArgument, inv.msg)
-		case errors.Is(err, pipeline.ErrOverloaded):
-			w.Header().Set("Retry-After", strconv.Itoa(int(pipeline.RetryAfter.Seconds())))
-			writeHTTPError(w, mediaType, http.StatusTooManyRequests, codes.ResourceExhausted, err.Error())
-		default:
-			w.Header().Set("Retry-After", strconv.Itoa(int(pipeline.RetryAfter.Seconds())))
-			writeHTTPError(w, mediaType, http.StatusServiceUnavailable, codes.Unavailable, "storing spans failed, retry later: "+err.Error())
-		}
+		fail(err)
 		return
 	}
 	resp := ptraceotlp.NewExportResponse()
-	if res.rejected > 0 {
-		resp.PartialSuccess().SetRejectedSpans(int64(res.rejected))
-		resp.PartialSuccess().SetErrorMessage(res.message)
+	if out.Rejected > 0 {
+		resp.PartialSuccess().SetRejectedSpans(int64(out.Rejected))
+		resp.PartialSuccess().SetErrorMessage(out.Message)
 	}
-	var out []byte
+	var respBody []byte
 	if mediaType == contentJSON {
-		out, err = resp.MarshalJSON()
+		respBody, err = resp.MarshalJSON()
 	} else {
-		out, err = resp.MarshalProto()
+		respBody, err = resp.MarshalProto()
 	}
 	if err != nil {
 		writeHTTPError(w, mediaType, http.StatusInternalServerError, codes.Internal, "encode response: "+err.Error())
@@ -118,7 +106,7 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 	}
 	w.Header().Set("Content-Type", mediaType)
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(out)
+	_, _ = w.Write(respBody)
 }
 
 var errBodyTooLarge = errors.New("request body too large")

@@ -28,10 +28,11 @@ func TestOverloadAnswersRetryableAndSDKRetries(t *testing.T) {
 	}
 	defer store.Close()
 	const budget = 1 << 20
-	p := pipeline.New(budget, store)
+	p := pipeline.New(pipeline.Config{MaxInFlightBytes: budget, Storage: store.Limits()}, pipeline.Consumers{Traces: []pipeline.TracesConsumer{store}})
 	r := New(p, Config{})
 
-	hold, err := p.Admit(budget) // someone else's huge request in flight
+	// Someone else's huge request in flight.
+	hold, err := p.Admit(pipeline.Source{Receiver: "test"}, pipeline.SignalSpans, budget)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func TestOverloadAnswersRetryableAndSDKRetries(t *testing.T) {
 
 	go func() {
 		time.Sleep(700 * time.Millisecond)
-		hold()
+		hold.Release()
 	}()
 	started := time.Now()
 	_, span := tp.Tracer("t").Start(context.Background(), "retried")

@@ -7,13 +7,11 @@ import (
 
 	"github.com/SkyAPM/go2sky"
 	"github.com/SkyAPM/go2sky/reporter"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	agentv3 "skywalking.apache.org/repo/goapi/collect/language/agent/v3"
 
 	"github.com/skytrail/skytrail/internal/receiver/skywalking/swconv"
-	"github.com/skytrail/skytrail/internal/selfmetrics"
 	"github.com/skytrail/skytrail/internal/traceid"
 )
 
@@ -82,10 +80,10 @@ func checkoutTrace(t *testing.T, frontend, backend *go2sky.Tracer) string {
 
 func TestGo2skyTwoServicesJoinIntoOneTree(t *testing.T) {
 	s := &sink{}
-	addr := startGRPC(t, s.consumers(), Options{})
+	addr := startGRPC(t, s.door(), Options{})
 	frontend := newTracer(t, addr, "frontend", "frontend-1")
 	backend := newTracer(t, addr, "backend", "backend-1")
-	accepted := testutil.ToFloat64(selfmetrics.SpansAccepted.WithLabelValues(GRPCReceiver))
+	accepted := s.counter(t, "skytrail_receiver_spans_accepted_total", "receiver", GRPCReceiver)
 
 	traceID := checkoutTrace(t, frontend, backend)
 	waitFor(t, "both segments", func() bool { return len(s.spans()) >= 4 })
@@ -162,7 +160,7 @@ func TestGo2skyTwoServicesJoinIntoOneTree(t *testing.T) {
 	if msg, _ := db.Events().At(0).Attributes().Get("message"); msg.Str() != "deadline exceeded" {
 		t.Errorf("db event attributes = %v", db.Events().At(0).Attributes().AsRaw())
 	}
-	if got := testutil.ToFloat64(selfmetrics.SpansAccepted.WithLabelValues(GRPCReceiver)) - accepted; got != 4 {
+	if got := s.counter(t, "skytrail_receiver_spans_accepted_total", "receiver", GRPCReceiver) - accepted; got != 4 {
 		t.Errorf("spans accepted counter rose by %v, want 4", got)
 	}
 
@@ -181,15 +179,17 @@ func TestGo2skyTwoServicesJoinIntoOneTree(t *testing.T) {
 
 func TestGo2skyWithAuthentication(t *testing.T) {
 	s := &sink{}
-	addr := startGRPC(t, s.consumers(), Options{Token: "s3cret"})
-	unauth := selfmetrics.SpansRejected.WithLabelValues(GRPCReceiver, "unauthenticated")
+	addr := startGRPC(t, s.door(), Options{Token: "s3cret"})
+	unauth := func() float64 {
+		return s.counter(t, "skytrail_receiver_spans_rejected_total", "receiver", GRPCReceiver, "reason", "unauthenticated")
+	}
 
 	// Without the token nothing gets in: wait until the server has turned the
 	// agent away, then check that nothing was stored.
-	before := testutil.ToFloat64(unauth)
+	before := unauth()
 	anonymous := newTracer(t, addr, "anonymous", "anonymous-1")
 	checkoutTrace(t, anonymous, anonymous)
-	waitFor(t, "the server to refuse the agent without a token", func() bool { return testutil.ToFloat64(unauth) > before })
+	waitFor(t, "the server to refuse the agent without a token", func() bool { return unauth() > before })
 	time.Sleep(200 * time.Millisecond)
 	if n := len(s.spans()); n != 0 {
 		t.Fatalf("%d spans stored from an agent without the token", n)

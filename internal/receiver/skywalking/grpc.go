@@ -8,14 +8,12 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	_ "google.golang.org/grpc/encoding/gzip" // agents may gzip their messages
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/grpc/tap"
 	configurationv3 "skywalking.apache.org/repo/goapi/collect/agent/configuration/v3"
 	commonv3 "skywalking.apache.org/repo/goapi/collect/common/v3"
 	eventv3 "skywalking.apache.org/repo/goapi/collect/event/v3"
@@ -27,10 +25,12 @@ import (
 	managementv3 "skywalking.apache.org/repo/goapi/collect/management/v3"
 	managementcompat "skywalking.apache.org/repo/goapi/collect/management/v3/compat"
 
+	"github.com/skytrail/skytrail/internal/pipeline"
 	"github.com/skytrail/skytrail/internal/receiver/skywalking/swconv"
+	"github.com/skytrail/skytrail/internal/receiver/wire"
 )
 
-// GRPCReceiver is the selfmetrics receiver label of the gRPC listener.
+// GRPCReceiver names the gRPC listener, as the front door counts it.
 const GRPCReceiver = "skywalking-grpc"
 
 // authMetadataKey is the metadata the agents put their token in
@@ -38,22 +38,24 @@ const GRPCReceiver = "skywalking-grpc"
 const authMetadataKey = "authentication"
 
 // NewGRPCServer returns a gRPC server with every service SkyWalking agents
-// call registered, ready for Serve; the caller owns its lifecycle (Serve,
-// GracefulStop). Besides the skywalking.v3 services it registers their
-// unpackaged "compat" twins that agents before 8.x-era protocol changes use.
+// call registered, feeding p, ready for Serve; the caller owns its lifecycle
+// (Serve, GracefulStop). Besides the skywalking.v3 services it registers
+// their unpackaged "compat" twins that agents before 8.x-era protocol
+// changes use.
 //
 // Traces, logs, meters, JVM, CLR and Go runtime metrics, events and instance
-// heartbeats are converted and consumed; configuration discovery and the
+// heartbeats are converted and ingested; configuration discovery and the
 // profiling pollers (ProfileTask, AsyncProfilerTask, PprofTask) answer "no
 // commands"; browser data, thread snapshots and span-attached events are
 // accepted and discarded, so no agent logs Unimplemented.
-func NewGRPCServer(c Consumers, opts Options) *grpc.Server {
-	in := newIngester(c, opts, GRPCReceiver)
-	a := authenticator{token: opts.Token, in: in}
+func NewGRPCServer(p *pipeline.Pipeline, opts Options) *grpc.Server {
+	in := newIngester(p, opts, GRPCReceiver)
+	a := authenticator{token: opts.Token, p: p}
 	s := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(opts.maxRecvMsgSize()),
-		grpc.ChainUnaryInterceptor(a.unary),
-		grpc.ChainStreamInterceptor(a.stream),
+		// The token is checked when a call's headers arrive, before any of
+		// its messages is read.
+		grpc.InTapHandle(a.tap),
 		// Agents keep connections open for hours and some ping; refusing their
 		// pings would cut them off.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
@@ -84,69 +86,37 @@ func NewGRPCServer(c Consumers, opts Options) *grpc.Server {
 // authenticator refuses calls without the configured token.
 type authenticator struct {
 	token string
-	in    *ingester
+	p     *pipeline.Pipeline
 }
 
-func (a authenticator) check(ctx context.Context) error {
-	if a.token == "" {
-		return nil
+// tap checks a call's token as its headers arrive. The standard gRPC health
+// service needs none: load balancers and Kubernetes probes call it without
+// an agent's token, and it tells nothing but whether the server is up.
+func (a authenticator) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if a.token == "" || strings.HasPrefix(info.FullMethodName, "/grpc.health.v1.Health/") {
+		return ctx, nil
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	for _, got := range md.Get(authMetadataKey) {
+	for _, got := range info.Header.Get(authMetadataKey) {
 		if subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) == 1 {
-			return nil
+			return ctx, nil
 		}
 	}
-	a.in.unauthenticated.Inc()
-	return status.Error(codes.Unauthenticated, "missing or wrong Authentication token (set the agent's authentication to the server's token)")
+	err := a.p.Refuse(wire.GRPCSource(ctx, GRPCReceiver), signalOf(info.FullMethodName), pipeline.Unauthenticated,
+		errors.New("missing or wrong Authentication token (set the agent's authentication to the server's token)"))
+	return ctx, wire.GRPCError(err)
 }
 
-func (a authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if !isHealthCheck(info.FullMethod) {
-		if err := a.check(ctx); err != nil {
-			return nil, err
-		}
+// signalOf is what a SkyWalking method carries, for counting its refusals.
+func signalOf(fullMethod string) pipeline.Signal {
+	switch {
+	case strings.Contains(fullMethod, "LogReportService"), strings.Contains(fullMethod, "EventService"):
+		return pipeline.SignalLogs
+	case strings.Contains(fullMethod, "Meter"), strings.Contains(fullMethod, "JVM"), strings.Contains(fullMethod, "CLR"), strings.Contains(fullMethod, "GolangMetric"):
+		return pipeline.SignalMetrics
+	case strings.Contains(fullMethod, "ManagementService"):
+		return pipeline.SignalHeartbeats
 	}
-	return handler(ctx, req)
-}
-
-func (a authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if !isHealthCheck(info.FullMethod) {
-		if err := a.check(ss.Context()); err != nil {
-			return err
-		}
-	}
-	return handler(srv, ss)
-}
-
-// isHealthCheck tells the standard gRPC health service's methods, which
-// load balancers and Kubernetes probes call without an agent's token and
-// which tell nothing but whether the server is up.
-func isHealthCheck(fullMethod string) bool {
-	return strings.HasPrefix(fullMethod, "/grpc.health.v1.Health/")
-}
-
-// grpcError turns an ingest error into the status agents and SDKs act on.
-func grpcError(err error) error {
-	if err == nil {
-		return nil
-	}
-	if o := asOverload(err); o != nil {
-		code := codes.Unavailable
-		if o.budgetExceeded() {
-			code = codes.ResourceExhausted
-		}
-		st := status.New(code, err.Error())
-		if withInfo, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(retryAfter)}); derr == nil {
-			st = withInfo
-		}
-		return st.Err()
-	}
-	var inv *invalidError
-	if errors.As(err, &inv) {
-		return status.Error(codes.InvalidArgument, err.Error())
-	}
-	return status.Error(codes.Internal, err.Error())
+	return pipeline.SignalSpans
 }
 
 var noCommands = &commonv3.Commands{}
@@ -161,12 +131,13 @@ type clientStream[T any] interface {
 
 // collect drains a client stream, handing each message to handle. A message
 // that is invalid is counted and the stream goes on: the agent cannot resend
-// it and the messages after it are good. Overload ends the stream at once so
-// the agent backs off. The invalid ones are reported to the agent when the
-// stream ends, which for an agent's long-lived stream may be hours away, so
-// they are logged on the server as they come.
-func collect[T any](in *ingester, s clientStream[T], what string, handle func(context.Context, *T) error) error {
+// it and the messages after it are good. A retryable refusal ends the stream
+// at once so the agent backs off. The invalid ones are reported to the agent
+// when the stream ends, which for an agent's long-lived stream may be hours
+// away, so they are logged on the server as they come.
+func collect[T any](in *ingester, s clientStream[T], signal pipeline.Signal, what string, handle func(context.Context, *pipeline.Request, *T) error) error {
 	ctx := s.Context()
+	src := wire.GRPCSource(ctx, GRPCReceiver)
 	bad := problems{}
 	for {
 		msg, err := s.Recv()
@@ -174,21 +145,37 @@ func collect[T any](in *ingester, s clientStream[T], what string, handle func(co
 			break
 		}
 		if err != nil {
-			return err
+			return in.recvError(src, signal, err)
 		}
 		bad.total++
-		if err := handle(ctx, msg); err != nil {
-			if asOverload(err) != nil {
-				return grpcError(err)
+		req := in.p.Begin(src, signal)
+		err = handle(ctx, req, msg)
+		req.Release()
+		if err != nil {
+			if pipeline.ReasonOf(err).Retryable() {
+				return wire.GRPCError(err)
 			}
-			bad.add(err)
+			bad.add(err, 1)
 			in.warnRejected(what, err)
 		}
 	}
-	if err := bad.err(what); err != nil {
-		return grpcError(err)
+	if msg := bad.summary(what); msg != "" {
+		return wire.GRPCError(&pipeline.Error{Reason: pipeline.Invalid, Msg: msg})
 	}
 	return s.SendAndClose(noCommands)
+}
+
+// recvError reports a message gRPC could not hand over: one over the size
+// limit, or one that does not decode, is refused at the front door like any
+// other; a client gone is not.
+func (in *ingester) recvError(src pipeline.Source, signal pipeline.Signal, err error) error {
+	switch status.Code(err) {
+	case codes.ResourceExhausted:
+		return wire.GRPCError(in.p.Refuse(src, signal, pipeline.TooLarge, err))
+	case codes.Internal:
+		return wire.GRPCError(in.p.Refuse(src, signal, pipeline.Malformed, err))
+	}
+	return err
 }
 
 // discard drains a client stream whose data SkyTrail does not keep.
@@ -202,24 +189,31 @@ func discard[T any](s clientStream[T]) error {
 	}
 }
 
+// unary runs one unary call's handling and puts its error on the wire.
+func (in *ingester) unary(ctx context.Context, signal pipeline.Signal, handle func(context.Context, *pipeline.Request) error) (*commonv3.Commands, error) {
+	req := in.p.Begin(wire.GRPCSource(ctx, GRPCReceiver), signal)
+	defer req.Release()
+	if err := handle(ctx, req); err != nil {
+		return nil, wire.GRPCError(err)
+	}
+	return noCommands, nil
+}
+
 type traceService struct {
 	agentv3.UnimplementedTraceSegmentReportServiceServer
 	in *ingester
 }
 
 func (t *traceService) Collect(s agentv3.TraceSegmentReportService_CollectServer) error {
-	return collect(t.in, s, "segments", t.handle)
+	return collect(t.in, s, pipeline.SignalSpans, "segments", t.handle)
 }
 
-func (t *traceService) handle(ctx context.Context, seg *agentv3.SegmentObject) error {
-	return t.in.segments(ctx, seg)
+func (t *traceService) handle(ctx context.Context, req *pipeline.Request, seg *agentv3.SegmentObject) error {
+	return t.in.segments(ctx, req, seg)
 }
 
 func (t *traceService) CollectInSync(ctx context.Context, c *agentv3.SegmentCollection) (*commonv3.Commands, error) {
-	if err := t.in.segments(ctx, c.Segments...); err != nil {
-		return nil, grpcError(err)
-	}
-	return noCommands, nil
+	return t.in.unary(ctx, pipeline.SignalSpans, func(ctx context.Context, req *pipeline.Request) error { return t.in.segments(ctx, req, c.Segments...) })
 }
 
 type traceServiceCompat struct {
@@ -228,7 +222,7 @@ type traceServiceCompat struct {
 }
 
 func (t *traceServiceCompat) Collect(s agentcompat.TraceSegmentReportService_CollectServer) error {
-	return collect(t.in, s, "segments", (&traceService{in: t.in}).handle)
+	return collect(t.in, s, pipeline.SignalSpans, "segments", (&traceService{in: t.in}).handle)
 }
 
 func (t *traceServiceCompat) CollectInSync(ctx context.Context, c *agentv3.SegmentCollection) (*commonv3.Commands, error) {
@@ -241,17 +235,11 @@ type managementService struct {
 }
 
 func (m *managementService) ReportInstanceProperties(ctx context.Context, p *managementv3.InstanceProperties) (*commonv3.Commands, error) {
-	if err := m.in.properties(ctx, p); err != nil {
-		return nil, grpcError(err)
-	}
-	return noCommands, nil
+	return m.in.unary(ctx, pipeline.SignalHeartbeats, func(ctx context.Context, req *pipeline.Request) error { return m.in.properties(ctx, req, p) })
 }
 
 func (m *managementService) KeepAlive(ctx context.Context, p *managementv3.InstancePingPkg) (*commonv3.Commands, error) {
-	if err := m.in.keepAlive(ctx, p); err != nil {
-		return nil, grpcError(err)
-	}
-	return noCommands, nil
+	return m.in.unary(ctx, pipeline.SignalHeartbeats, func(ctx context.Context, req *pipeline.Request) error { return m.in.keepAlive(ctx, req, p) })
 }
 
 type managementServiceCompat struct {
@@ -278,8 +266,8 @@ func (m *meterService) Collect(s agentv3.MeterReportService_CollectServer) error
 
 func (m *meterService) CollectBatch(s agentv3.MeterReportService_CollectBatchServer) error {
 	var stream swconv.MeterStream
-	return collect(m.in, s, "meter collections", func(ctx context.Context, c *agentv3.MeterDataCollection) error {
-		return m.in.meters(ctx, &stream, c.MeterData...)
+	return collect(m.in, s, pipeline.SignalMetrics, "meter collections", func(ctx context.Context, req *pipeline.Request, c *agentv3.MeterDataCollection) error {
+		return m.in.meters(ctx, req, &stream, c.MeterData...)
 	})
 }
 
@@ -287,8 +275,8 @@ func (m *meterService) CollectBatch(s agentv3.MeterReportService_CollectBatchSer
 // names the service and instance.
 func collectMeters(in *ingester, s clientStream[agentv3.MeterData]) error {
 	var stream swconv.MeterStream
-	return collect(in, s, "meters", func(ctx context.Context, m *agentv3.MeterData) error {
-		return in.meters(ctx, &stream, m)
+	return collect(in, s, pipeline.SignalMetrics, "meters", func(ctx context.Context, req *pipeline.Request, m *agentv3.MeterData) error {
+		return in.meters(ctx, req, &stream, m)
 	})
 }
 
@@ -307,8 +295,8 @@ type logService struct {
 }
 
 func (l *logService) Collect(s logv3.LogReportService_CollectServer) error {
-	return collect(l.in, s, "logs", func(ctx context.Context, log *logv3.LogData) error {
-		return l.in.logs(ctx, log)
+	return collect(l.in, s, pipeline.SignalLogs, "logs", func(ctx context.Context, req *pipeline.Request, log *logv3.LogData) error {
+		return l.in.logs(ctx, req, log)
 	})
 }
 
@@ -318,8 +306,8 @@ type eventService struct {
 }
 
 func (e *eventService) Collect(s eventv3.EventService_CollectServer) error {
-	return collect(e.in, s, "events", func(ctx context.Context, ev *eventv3.Event) error {
-		return e.in.events(ctx, ev)
+	return collect(e.in, s, pipeline.SignalLogs, "events", func(ctx context.Context, req *pipeline.Request, ev *eventv3.Event) error {
+		return e.in.events(ctx, req, ev)
 	})
 }
 
@@ -329,10 +317,7 @@ type jvmService struct {
 }
 
 func (j *jvmService) Collect(ctx context.Context, c *agentv3.JVMMetricCollection) (*commonv3.Commands, error) {
-	if err := j.in.jvmMetrics(ctx, c); err != nil {
-		return nil, grpcError(err)
-	}
-	return noCommands, nil
+	return j.in.unary(ctx, pipeline.SignalMetrics, func(ctx context.Context, req *pipeline.Request) error { return j.in.jvmMetrics(ctx, req, c) })
 }
 
 type jvmServiceCompat struct {
@@ -394,10 +379,7 @@ type clrService struct {
 }
 
 func (c *clrService) Collect(ctx context.Context, m *agentv3.CLRMetricCollection) (*commonv3.Commands, error) {
-	if err := c.in.clrMetrics(ctx, m); err != nil {
-		return nil, grpcError(err)
-	}
-	return noCommands, nil
+	return c.in.unary(ctx, pipeline.SignalMetrics, func(ctx context.Context, req *pipeline.Request) error { return c.in.clrMetrics(ctx, req, m) })
 }
 
 type clrServiceCompat struct {

@@ -11,9 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/collector/pdata/pmetric"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -31,7 +29,6 @@ import (
 	managementv3 "skywalking.apache.org/repo/goapi/collect/management/v3"
 
 	"github.com/skytrail/skytrail/internal/pipeline"
-	"github.com/skytrail/skytrail/internal/selfmetrics"
 	"github.com/skytrail/skytrail/internal/traceid"
 )
 
@@ -72,10 +69,12 @@ func wantCode(t *testing.T, err error, code codes.Code, msg string) *status.Stat
 
 func TestCollectInSyncStoresValidAndNamesInvalid(t *testing.T) {
 	s := &sink{}
-	conn := dial(t, startGRPC(t, s.consumers(), Options{}))
+	conn := dial(t, startGRPC(t, s.door(), Options{}))
 	client := agentv3.NewTraceSegmentReportServiceClient(conn)
-	invalid := selfmetrics.SpansRejected.WithLabelValues(GRPCReceiver, "invalid")
-	before := testutil.ToFloat64(invalid)
+	invalid := func() float64 {
+		return s.counter(t, "skytrail_receiver_spans_rejected_total", "receiver", GRPCReceiver, "reason", "invalid")
+	}
+	before := invalid()
 
 	_, err := client.CollectInSync(testContext(t), &agentv3.SegmentCollection{Segments: []*agentv3.SegmentObject{
 		segment("t1", "s1", "a"), segment("t1", "s2", ""), segment("t1", "s3", "c"),
@@ -84,7 +83,7 @@ func TestCollectInSyncStoresValidAndNamesInvalid(t *testing.T) {
 	if n := len(s.spans()); n != 2 {
 		t.Errorf("stored %d spans, want the 2 valid ones", n)
 	}
-	if got := testutil.ToFloat64(invalid) - before; got != 1 {
+	if got := invalid() - before; got != 1 {
 		t.Errorf("invalid counter rose by %v, want 1", got)
 	}
 }
@@ -110,7 +109,7 @@ func (b *lockedBuffer) String() string {
 func TestCollectStreamGoesOnPastInvalidSegments(t *testing.T) {
 	s := &sink{}
 	var logged lockedBuffer
-	conn := dial(t, startGRPC(t, s.consumers(), Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))}))
+	conn := dial(t, startGRPC(t, s.door(), Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))}))
 	stream, err := agentv3.NewTraceSegmentReportServiceClient(conn).Collect(testContext(t))
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +133,7 @@ func TestCollectStreamGoesOnPastInvalidSegments(t *testing.T) {
 func TestOverloadIsRetryable(t *testing.T) {
 	s := &sink{}
 	s.setFull(true)
-	conn := dial(t, startGRPC(t, s.consumers(), Options{}))
+	conn := dial(t, startGRPC(t, s.door(), Options{}))
 
 	_, err := agentv3.NewTraceSegmentReportServiceClient(conn).CollectInSync(testContext(t), &agentv3.SegmentCollection{Segments: []*agentv3.SegmentObject{segment("t1", "s1", "a")}})
 	st := wantCode(t, err, codes.ResourceExhausted, "retry later")
@@ -160,14 +159,14 @@ func TestOverloadIsRetryable(t *testing.T) {
 	wantCode(t, err, codes.ResourceExhausted, "retry later")
 
 	// A consumer failing for its own reasons (storage) is worth a retry too.
-	conn = dial(t, startGRPC(t, Consumers{Traces: refusing{errors.New("disk full")}}, Options{}))
+	conn = dial(t, startGRPC(t, newDoor(nil, pipeline.Consumers{Traces: []pipeline.TracesConsumer{refusing{errors.New("disk full")}}}), Options{}))
 	_, err = agentv3.NewTraceSegmentReportServiceClient(conn).CollectInSync(testContext(t), &agentv3.SegmentCollection{Segments: []*agentv3.SegmentObject{segment("t1", "s1", "a")}})
 	wantCode(t, err, codes.Unavailable, "disk full")
 }
 
 func TestGzipAndCompatServices(t *testing.T) {
 	s := &sink{}
-	conn := dial(t, startGRPC(t, s.consumers(), Options{}), grpc.WithDefaultCallOptions(grpc.UseCompressor(gzip.Name)))
+	conn := dial(t, startGRPC(t, s.door(), Options{}), grpc.WithDefaultCallOptions(grpc.UseCompressor(gzip.Name)))
 	ctx := testContext(t)
 	if _, err := agentv3.NewTraceSegmentReportServiceClient(conn).CollectInSync(ctx, &agentv3.SegmentCollection{Segments: []*agentv3.SegmentObject{segment("t1", "s1", "a")}}); err != nil {
 		t.Fatalf("gzip-compressed segment: %v", err)
@@ -183,7 +182,7 @@ func TestGzipAndCompatServices(t *testing.T) {
 
 func TestAuthenticationRefusesWithoutToken(t *testing.T) {
 	s := &sink{}
-	conn := dial(t, startGRPC(t, s.consumers(), Options{Token: "s3cret"}))
+	conn := dial(t, startGRPC(t, s.door(), Options{Token: "s3cret"}))
 	client := agentv3.NewTraceSegmentReportServiceClient(conn)
 	batch := &agentv3.SegmentCollection{Segments: []*agentv3.SegmentObject{segment("t1", "s1", "a")}}
 
@@ -211,7 +210,7 @@ func TestAuthenticationRefusesWithoutToken(t *testing.T) {
 
 func TestMetersLogsEventsAndJVMMetrics(t *testing.T) {
 	s := &sink{}
-	conn := dial(t, startGRPC(t, s.consumers(), Options{}))
+	conn := dial(t, startGRPC(t, s.door(), Options{}))
 	ctx := testContext(t)
 
 	// skywalking-go's runtime metrics: only the first meter names the instance.
@@ -313,7 +312,7 @@ func TestMetersLogsEventsAndJVMMetrics(t *testing.T) {
 }
 
 func TestServicesAgentsPollAnswerWithoutCommands(t *testing.T) {
-	conn := dial(t, startGRPC(t, Consumers{}, Options{}))
+	conn := dial(t, startGRPC(t, newDoor(nil, pipeline.Consumers{}), Options{}))
 	ctx := testContext(t)
 	cmds, err := configurationv3.NewConfigurationDiscoveryServiceClient(conn).FetchConfigurations(ctx, &configurationv3.ConfigurationSyncRequest{Service: "a", Uuid: "x"})
 	if err != nil || len(cmds.Commands) != 0 {
@@ -339,29 +338,30 @@ func TestServicesAgentsPollAnswerWithoutCommands(t *testing.T) {
 // refusing is a consumer that turns every batch away with err.
 type refusing struct{ err error }
 
-func (r refusing) ConsumeTraces(context.Context, ptrace.Traces) error { return r.err }
+func (r refusing) ConsumeTraces(context.Context, pipeline.Traces) error { return r.err }
 
 func TestPipelineRefusalsMapToRetryableOrNot(t *testing.T) {
 	// The real validating pipeline: spans from long ago cannot be stored.
-	checked := pipeline.Checked{Pipeline: pipeline.New(1<<20, &sink{}), Receiver: GRPCReceiver}
-	conn := dial(t, startGRPC(t, Consumers{Traces: checked}, Options{}))
+	validating := func(s *sink) *pipeline.Pipeline {
+		return pipeline.New(pipeline.Config{}, pipeline.Consumers{Traces: []pipeline.TracesConsumer{s}})
+	}
+	conn := dial(t, startGRPC(t, validating(&sink{}), Options{}))
 	_, err := agentv3.NewTraceSegmentReportServiceClient(conn).CollectInSync(testContext(t), &agentv3.SegmentCollection{Segments: []*agentv3.SegmentObject{segment("t1", "s1", "a")}})
 	wantCode(t, err, codes.InvalidArgument, "older than the retention allows")
 
 	// Part of a segment too old: the rest is stored, the client told.
 	store := &sink{}
-	checked = pipeline.Checked{Pipeline: pipeline.New(1<<20, store), Receiver: GRPCReceiver}
-	conn = dial(t, startGRPC(t, Consumers{Traces: checked}, Options{}))
+	conn = dial(t, startGRPC(t, validating(store), Options{}))
 	seg := segment("t1", "s1", "a")
 	now := time.Now().UnixMilli()
 	seg.Spans = append(seg.Spans, &agentv3.SpanObject{SpanId: 1, ParentSpanId: 0, StartTime: now, EndTime: now + 1, OperationName: "fresh"})
 	_, err = agentv3.NewTraceSegmentReportServiceClient(conn).CollectInSync(testContext(t), &agentv3.SegmentCollection{Segments: []*agentv3.SegmentObject{seg}})
-	wantCode(t, err, codes.InvalidArgument, "1 of 2 spans refused by the server's storage limits")
+	wantCode(t, err, codes.InvalidArgument, "1 of 2 spans rejected; first: span \"GET /\" of service \"a\": start time 2023-11-14T22:13:20Z is older than the retention allows")
 	if spans := store.spans(); len(spans) != 1 || spans[0].Name() != "fresh" {
 		t.Errorf("stored %d spans, want the fresh one", len(spans))
 	}
 
-	conn = dial(t, startGRPC(t, Consumers{Traces: refusing{fmt.Errorf("admit: %w", pipeline.ErrOverloaded)}}, Options{}))
+	conn = dial(t, startGRPC(t, newDoor(nil, pipeline.Consumers{Traces: []pipeline.TracesConsumer{refusing{fmt.Errorf("admit: %w", pipeline.ErrOverloaded)}}}), Options{}))
 	_, err = agentv3.NewTraceSegmentReportServiceClient(conn).CollectInSync(testContext(t), &agentv3.SegmentCollection{Segments: []*agentv3.SegmentObject{segment("t1", "s1", "a")}})
 	wantCode(t, err, codes.ResourceExhausted, "server overloaded")
 }

@@ -3,13 +3,13 @@ package skywalking
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -19,16 +19,19 @@ import (
 	agentv3 "skywalking.apache.org/repo/goapi/collect/language/agent/v3"
 	logv3 "skywalking.apache.org/repo/goapi/collect/logging/v3"
 	managementv3 "skywalking.apache.org/repo/goapi/collect/management/v3"
+
+	"github.com/skytrail/skytrail/internal/pipeline"
+	"github.com/skytrail/skytrail/internal/receiver/wire"
 )
 
-// HTTPReceiver is the selfmetrics receiver label of the HTTP listener.
+// HTTPReceiver names the HTTP listener, as the front door counts it.
 const HTTPReceiver = "skywalking-http"
 
 // authHeader carries the agent token over HTTP.
 const authHeader = "Authentication"
 
 // NewHTTPHandler serves SkyWalking's HTTP/JSON reporting API, as OAP does on
-// port 12800:
+// port 12800, feeding p:
 //
 //	POST /v3/segment                    one SegmentObject
 //	POST /v3/segments                   a JSON array of SegmentObject
@@ -41,57 +44,56 @@ const authHeader = "Authentication"
 // (lowerCamel field names; enums by name or number; int64 as number or
 // string), optionally gzip-compressed (Content-Encoding: gzip). A success
 // answers 200 with an empty Commands object, {}.
-func NewHTTPHandler(c Consumers, opts Options) http.Handler {
-	h := &httpHandler{in: newIngester(c, opts, HTTPReceiver), token: opts.Token, maxBody: int64(opts.maxRecvMsgSize())}
+func NewHTTPHandler(p *pipeline.Pipeline, opts Options) http.Handler {
+	h := &httpHandler{p: p, in: newIngester(p, opts, HTTPReceiver), token: opts.Token, maxBody: int64(opts.maxRecvMsgSize())}
 	mux := http.NewServeMux()
-	mux.Handle("POST /v3/segment", h.route(func(r *http.Request, body []byte) error {
+	mux.Handle("POST /v3/segment", h.route(pipeline.SignalSpans, func(ctx context.Context, req *pipeline.Request, body []byte) error {
 		seg := &agentv3.SegmentObject{}
 		if err := unmarshalJSON(body, seg); err != nil {
-			h.in.malformed.Inc()
-			return err
+			return req.Refuse(pipeline.Malformed, err)
 		}
-		return h.in.segments(r.Context(), seg)
+		return h.in.segments(ctx, req, seg)
 	}))
-	mux.Handle("POST /v3/segments", h.route(func(r *http.Request, body []byte) error {
+	mux.Handle("POST /v3/segments", h.route(pipeline.SignalSpans, func(ctx context.Context, req *pipeline.Request, body []byte) error {
 		segs, err := unmarshalJSONArray(body, func() *agentv3.SegmentObject { return &agentv3.SegmentObject{} })
 		if err != nil {
-			h.in.malformed.Inc()
-			return err
+			return req.Refuse(pipeline.Malformed, err)
 		}
-		return h.in.segments(r.Context(), segs...)
+		return h.in.segments(ctx, req, segs...)
 	}))
-	mux.Handle("POST /v3/management/reportProperties", h.route(func(r *http.Request, body []byte) error {
+	mux.Handle("POST /v3/management/reportProperties", h.route(pipeline.SignalHeartbeats, func(ctx context.Context, req *pipeline.Request, body []byte) error {
 		p := &managementv3.InstanceProperties{}
 		if err := unmarshalJSON(body, p); err != nil {
-			return err
+			return req.Refuse(pipeline.Malformed, err)
 		}
-		return h.in.properties(r.Context(), p)
+		return h.in.properties(ctx, req, p)
 	}))
-	mux.Handle("POST /v3/management/keepAlive", h.route(func(r *http.Request, body []byte) error {
+	mux.Handle("POST /v3/management/keepAlive", h.route(pipeline.SignalHeartbeats, func(ctx context.Context, req *pipeline.Request, body []byte) error {
 		p := &managementv3.InstancePingPkg{}
 		if err := unmarshalJSON(body, p); err != nil {
-			return err
+			return req.Refuse(pipeline.Malformed, err)
 		}
-		return h.in.keepAlive(r.Context(), p)
+		return h.in.keepAlive(ctx, req, p)
 	}))
-	mux.Handle("POST /v3/logs", h.route(func(r *http.Request, body []byte) error {
+	mux.Handle("POST /v3/logs", h.route(pipeline.SignalLogs, func(ctx context.Context, req *pipeline.Request, body []byte) error {
 		logs, err := unmarshalJSONArray(body, func() *logv3.LogData { return &logv3.LogData{} })
 		if err != nil {
-			return err
+			return req.Refuse(pipeline.Malformed, err)
 		}
-		return h.in.logs(r.Context(), logs...)
+		return h.in.logs(ctx, req, logs...)
 	}))
-	mux.Handle("POST /v3/events", h.route(func(r *http.Request, body []byte) error {
+	mux.Handle("POST /v3/events", h.route(pipeline.SignalLogs, func(ctx context.Context, req *pipeline.Request, body []byte) error {
 		events, err := unmarshalJSONArray(body, func() *eventv3.Event { return &eventv3.Event{} })
 		if err != nil {
-			return err
+			return req.Refuse(pipeline.Malformed, err)
 		}
-		return h.in.events(r.Context(), events...)
+		return h.in.events(ctx, req, events...)
 	}))
 	return mux
 }
 
 type httpHandler struct {
+	p       *pipeline.Pipeline
 	in      *ingester
 	token   string
 	maxBody int64
@@ -112,12 +114,14 @@ func releaseBody(buf *bytes.Buffer) {
 }
 
 // route wraps one endpoint: authentication, body reading and decompression,
-// and the translation of its error into a status code.
-func (h *httpHandler) route(handle func(r *http.Request, body []byte) error) http.Handler {
+// admission by the body's size before it is decoded, and the translation of
+// its error into a status code.
+func (h *httpHandler) route(signal pipeline.Signal, handle func(ctx context.Context, req *pipeline.Request, body []byte) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		src := wire.HTTPSource(r, HTTPReceiver)
 		if !h.authenticated(r) {
-			h.in.unauthenticated.Inc()
-			http.Error(w, "missing or wrong Authentication header (set the agent's authentication to the server's token)", http.StatusUnauthorized)
+			writeHTTPError(w, h.p.Refuse(src, signal, pipeline.Unauthenticated,
+				errors.New("missing or wrong Authentication header (set the agent's authentication to the server's token)")))
 			return
 		}
 		buf := bodyPool.Get().(*bytes.Buffer)
@@ -126,13 +130,19 @@ func (h *httpHandler) route(handle func(r *http.Request, body []byte) error) htt
 		if err := h.readBody(w, r, buf); err != nil {
 			var tooLarge *http.MaxBytesError
 			if errors.As(err, &tooLarge) {
-				http.Error(w, fmt.Sprintf("request body larger than %d bytes", h.maxBody), http.StatusRequestEntityTooLarge)
+				writeHTTPError(w, h.p.Refuse(src, signal, pipeline.TooLarge, fmt.Errorf("request body larger than %d bytes", h.maxBody)))
 				return
 			}
-			http.Error(w, "reading request body: "+err.Error(), http.StatusBadRequest)
+			writeHTTPError(w, h.p.Refuse(src, signal, pipeline.Malformed, fmt.Errorf("reading request body: %w", err)))
 			return
 		}
-		if err := handle(r, buf.Bytes()); err != nil {
+		req, err := h.p.Admit(src, signal, buf.Len())
+		if err != nil {
+			writeHTTPError(w, err)
+			return
+		}
+		defer req.Release()
+		if err := handle(r.Context(), req, buf.Bytes()); err != nil {
 			writeHTTPError(w, err)
 			return
 		}
@@ -180,21 +190,7 @@ func (h *httpHandler) readBody(w http.ResponseWriter, r *http.Request, buf *byte
 }
 
 func writeHTTPError(w http.ResponseWriter, err error) {
-	if o := asOverload(err); o != nil {
-		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
-		code := http.StatusServiceUnavailable
-		if o.budgetExceeded() {
-			code = http.StatusTooManyRequests
-		}
-		http.Error(w, err.Error(), code)
-		return
-	}
-	var inv *invalidError
-	if errors.As(err, &inv) {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	http.Error(w, err.Error(), http.StatusInternalServerError)
+	http.Error(w, err.Error(), wire.HTTPStatus(w.Header(), err))
 }
 
 // unmarshalJSON decodes one message, reporting malformed input as invalid.
@@ -210,7 +206,7 @@ func unmarshalJSON(body []byte, m proto.Message) error {
 		err = protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(body, m)
 	}
 	if err != nil {
-		return invalidf("decoding %s JSON: %v", m.ProtoReflect().Descriptor().Name(), err)
+		return fmt.Errorf("decoding %s JSON: %v", m.ProtoReflect().Descriptor().Name(), err)
 	}
 	return nil
 }
@@ -219,13 +215,13 @@ func unmarshalJSON(body []byte, m proto.Message) error {
 func unmarshalJSONArray[T proto.Message](body []byte, newMsg func() T) ([]T, error) {
 	var raw []json.RawMessage
 	if err := json.Unmarshal(body, &raw); err != nil {
-		return nil, invalidf("decoding JSON array of %s: %v", newMsg().ProtoReflect().Descriptor().Name(), err)
+		return nil, fmt.Errorf("decoding JSON array of %s: %v", newMsg().ProtoReflect().Descriptor().Name(), err)
 	}
 	out := make([]T, 0, len(raw))
 	for i, r := range raw {
 		m := newMsg()
 		if err := unmarshalJSON(r, m); err != nil {
-			return nil, invalidf("element %d of the %s array: %v", i, m.ProtoReflect().Descriptor().Name(), err)
+			return nil, fmt.Errorf("element %d of the %s array: %v", i, m.ProtoReflect().Descriptor().Name(), err)
 		}
 		out = append(out, m)
 	}

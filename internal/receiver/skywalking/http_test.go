@@ -84,7 +84,7 @@ func post(t *testing.T, url, body string, header ...string) (int, string) {
 
 func TestHTTPEndpointsTakeTheAgentsJSON(t *testing.T) {
 	s := &sink{}
-	url := startHTTP(t, s.consumers(), Options{})
+	url := startHTTP(t, s.door(), Options{})
 
 	for _, req := range [][2]string{
 		{"/v3/segment", segmentJSON},
@@ -147,7 +147,7 @@ func TestHTTPEndpointsTakeTheAgentsJSON(t *testing.T) {
 
 func TestHTTPErrors(t *testing.T) {
 	s := &sink{}
-	url := startHTTP(t, s.consumers(), Options{MaxRecvMsgSize: 4096})
+	url := startHTTP(t, s.door(), Options{MaxRecvMsgSize: 4096})
 
 	for name, tc := range map[string]struct {
 		path, body string
@@ -199,7 +199,7 @@ func TestHTTPErrors(t *testing.T) {
 
 func TestHTTPGzipAndAuthentication(t *testing.T) {
 	s := &sink{}
-	url := startHTTP(t, s.consumers(), Options{Token: "s3cret"})
+	url := startHTTP(t, s.door(), Options{Token: "s3cret"})
 
 	for _, header := range [][]string{nil, {"Authentication", "wrong"}} {
 		if code, _ := post(t, url+"/v3/segment", segmentJSON, header...); code != http.StatusUnauthorized {
@@ -236,7 +236,7 @@ func FuzzHTTPSegments(f *testing.F) {
 	f.Add("/v3/events", eventsJSON)
 	f.Add("/v3/management/reportProperties", propertiesJSON)
 	f.Add("/v3/segment", `{"traceId":"t","traceSegmentId":"s","service":"a","spans":[{"spanId":-4,"parentSpanId":9,"startTime":"-9","endTime":"-20","spanType":7,"refs":[{"refType":3}]}]}`)
-	h := NewHTTPHandler((&sink{}).consumers(), Options{MaxRecvMsgSize: 1 << 16})
+	h := NewHTTPHandler((&sink{}).door(), Options{MaxRecvMsgSize: 1 << 16})
 	f.Fuzz(func(t *testing.T, path, body string) {
 		switch path {
 		case "/v3/segment", "/v3/segments", "/v3/logs", "/v3/events", "/v3/management/reportProperties", "/v3/management/keepAlive":

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/emptypb"
 
-	"github.com/skytrail/skytrail/internal/receiver/skywalking/swconv"
+	"github.com/skytrail/skytrail/internal/pipeline"
+	"github.com/skytrail/skytrail/internal/receiver/wire"
 )
 
 // Services newer agents call that the pinned goapi module has no Go types
@@ -38,7 +38,9 @@ var (
 		Methods: []grpc.MethodDesc{{MethodName: "collect", Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 			in := srv.(*ingester)
 			return unaryRaw(ctx, dec, interceptor, "/skywalking.v3.GolangMetricReportService/collect", func(ctx context.Context, raw []byte) error {
-				return in.golangMetrics(ctx, raw)
+				req := in.p.Begin(wire.GRPCSource(ctx, GRPCReceiver), pipeline.SignalMetrics)
+				defer req.Release()
+				return in.golangMetrics(ctx, req, raw)
 			})
 		}}},
 	}
@@ -60,7 +62,7 @@ func unaryRaw(ctx context.Context, dec func(any) error, interceptor grpc.UnarySe
 	}
 	call := func(ctx context.Context, req any) (any, error) {
 		if err := handle(ctx, req.(*emptypb.Empty).ProtoReflect().GetUnknown()); err != nil {
-			return nil, grpcError(err)
+			return nil, wire.GRPCError(err)
 		}
 		return &emptypb.Empty{}, nil
 	}
@@ -89,13 +91,4 @@ func discardStream(_ any, stream grpc.ServerStream) error {
 			return err
 		}
 	}
-}
-
-// golangMetrics stores a GolangMetricCollection as gauges.
-func (in *ingester) golangMetrics(ctx context.Context, raw []byte) error {
-	md, err := swconv.GolangMetrics(raw, time.Now())
-	if err != nil {
-		return &invalidError{msg: err.Error()}
-	}
-	return in.consumeMetrics(ctx, md)
 }

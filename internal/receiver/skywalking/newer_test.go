@@ -8,6 +8,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	profilev3 "skywalking.apache.org/repo/goapi/collect/language/profile/v3"
+
+	"github.com/skytrail/skytrail/internal/pipeline"
 )
 
 // goRuntimeReport encodes a GolangMetricCollection as skywalking-go sends it.
@@ -32,7 +34,7 @@ type rawMessage []byte
 
 func TestServicesNewerThanTheGoapiModule(t *testing.T) {
 	s := &sink{}
-	conn := dial(t, startGRPC(t, s.consumers(), Options{}), grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
+	conn := dial(t, startGRPC(t, s.door(), Options{}), grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
 	ctx := testContext(t)
 
 	// The pollers get no tasks; their query has the same fields as ProfileTaskCommandQuery.
@@ -77,7 +79,7 @@ func TestServicesNewerThanTheGoapiModule(t *testing.T) {
 }
 
 func TestNewerServicesNeedTheToken(t *testing.T) {
-	conn := dial(t, startGRPC(t, Consumers{}, Options{Token: "s3cret"}), grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
+	conn := dial(t, startGRPC(t, newDoor(nil, pipeline.Consumers{}), Options{Token: "s3cret"}), grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
 	var reply rawMessage
 	err := conn.Invoke(testContext(t), "/skywalking.v3.GolangMetricReportService/collect", rawMessage(goRuntimeReport()), &reply)
 	wantCode(t, err, codes.Unauthenticated, "Authentication")

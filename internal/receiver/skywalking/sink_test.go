@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -16,8 +17,9 @@ import (
 	"github.com/skytrail/skytrail/internal/pipeline"
 )
 
-// sink is the far end of the pipeline interfaces for tests: it keeps copies of
-// everything it is handed, or refuses everything while full is set.
+// sink is the far end of the pipeline for tests: a consumer of every kind
+// that keeps copies of everything it is handed, or refuses everything while
+// full is set. The receivers reach it through the real front door.
 type sink struct {
 	mu         sync.Mutex
 	traces     []ptrace.Traces
@@ -25,16 +27,60 @@ type sink struct {
 	metrics    []pmetric.Metrics
 	heartbeats []pipeline.Heartbeat
 	full       bool
+	// reg holds the front door's counters, once door has made it.
+	reg *prometheus.Registry
 }
 
-// errFull is what the pipeline answers when its in-flight budget is spent.
+// errFull is what a consumer answers when it has no room.
 var errFull = fmt.Errorf("queue full: %w", pipeline.ErrOverloaded)
 
-func (s *sink) consumers() Consumers {
-	return Consumers{Traces: s, Logs: s, Metrics: s, Heartbeats: s}
+// door is the real front door over s, taking agents' data from any time:
+// the tests' segments are stamped in 2023.
+func (s *sink) door() *pipeline.Pipeline {
+	s.reg = prometheus.NewRegistry()
+	return newDoor(s.reg, pipeline.Consumers{
+		Traces:     []pipeline.TracesConsumer{s},
+		Logs:       []pipeline.LogsConsumer{s},
+		Metrics:    []pipeline.MetricsConsumer{s},
+		Heartbeats: []pipeline.HeartbeatConsumer{s},
+	})
 }
 
-func (s *sink) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
+func newDoor(reg prometheus.Registerer, c pipeline.Consumers) *pipeline.Pipeline {
+	return pipeline.New(pipeline.Config{Limits: pipeline.Limits{MaxAge: 100 * 365 * 24 * time.Hour}, Registerer: reg}, c)
+}
+
+// counter reads a front-door counter: name with the given label values.
+func (s *sink) counter(t *testing.T, name string, labels ...string) float64 {
+	t.Helper()
+	families, err := s.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range f.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, l := range m.GetLabel() {
+					if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
+						found = true
+					}
+				}
+				if !found {
+					continue metrics
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+func (s *sink) ConsumeTraces(_ context.Context, td pipeline.Traces) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.full {
@@ -46,7 +92,7 @@ func (s *sink) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
 	return nil
 }
 
-func (s *sink) ConsumeLogs(_ context.Context, ld plog.Logs) error {
+func (s *sink) ConsumeLogs(_ context.Context, ld pipeline.Logs) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.full {
@@ -58,7 +104,7 @@ func (s *sink) ConsumeLogs(_ context.Context, ld plog.Logs) error {
 	return nil
 }
 
-func (s *sink) ConsumeMetrics(_ context.Context, md pmetric.Metrics) error {
+func (s *sink) ConsumeMetrics(_ context.Context, md pipeline.Metrics) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.full {
@@ -123,13 +169,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // startGRPC serves NewGRPCServer on 127.0.0.1:0 until the test ends.
-func startGRPC(t *testing.T, c Consumers, opts Options) string {
+func startGRPC(t *testing.T, p *pipeline.Pipeline, opts Options) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewGRPCServer(c, opts)
+	srv := NewGRPCServer(p, opts)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -143,9 +189,9 @@ func startGRPC(t *testing.T, c Consumers, opts Options) string {
 }
 
 // startHTTP serves NewHTTPHandler on 127.0.0.1:0 until the test ends.
-func startHTTP(t *testing.T, c Consumers, opts Options) string {
+func startHTTP(t *testing.T, p *pipeline.Pipeline, opts Options) string {
 	t.Helper()
-	srv := httptest.NewServer(NewHTTPHandler(c, opts))
+	srv := httptest.NewServer(NewHTTPHandler(p, opts))
 	t.Cleanup(srv.Close)
 	return srv.URL
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/skytrail/skytrail/internal/pipeline"
 )
 
 // AgentMetricPrefix starts the name of every metric an agent reported
@@ -24,7 +26,7 @@ const AgentMetricPrefix = "agent_"
 // service, instance and the data point's attributes. Samples the TSDB
 // refuses as out of order or duplicate are skipped: an agent resending a
 // minute must not fail the request.
-func (s *Store) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
+func (s *Store) ConsumeMetrics(ctx context.Context, md pipeline.Metrics) error {
 	app := s.Appender(ctx)
 	var errs []error
 	add := func(name string, base []string, extra []string, ts pcommon.Timestamp, v float64) {
@@ -44,13 +46,9 @@ func (s *Store) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
 	}
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
-		res := rms.At(i).Resource().Attributes()
-		var base []string
-		if v, ok := res.Get("service.name"); ok {
-			base = append(base, "service", v.AsString())
-		}
-		if v, ok := res.Get("service.instance.id"); ok {
-			base = append(base, "instance", v.AsString())
+		base := []string{"service", md.Resources[i].Service}
+		if inst := md.Resources[i].Instance; inst != "" {
+			base = append(base, "instance", inst)
 		}
 		sms := rms.At(i).ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {

@@ -8,15 +8,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
-
-	"github.com/skytrail/skytrail/internal/selfmetrics"
 )
 
 // DefaultRetention is how long samples are kept unless configured otherwise.
@@ -28,28 +25,40 @@ const DefaultRetention = 15 * 24 * time.Hour
 // minute and not smeared over Prometheus' default five.
 const LookbackDelta = time.Minute
 
+// Config sets up a store.
+type Config struct {
+	// Dir holds the TSDB; created when missing.
+	Dir string
+	// Retention is how long samples are kept (DefaultRetention when zero).
+	Retention time.Duration
+	// Registerer takes the store's metrics and the TSDB's own
+	// (prometheus_tsdb_*); nil keeps them unregistered.
+	Registerer prometheus.Registerer
+}
+
 // Store is an open metric store: a TSDB on disk and a PromQL engine over it.
 type Store struct {
 	db     *tsdb.DB
 	engine *promql.Engine
 	dir    string
+	// writeSeconds times the analysis' writes of figures.
+	writeSeconds prometheus.Histogram
 }
 
-// Open opens (or creates) the TSDB in dir, keeping samples for retention
-// (DefaultRetention when zero). Samples in the write-ahead log are replayed,
-// so a restart keeps what was written before it.
-func Open(dir string, retention time.Duration) (*Store, error) {
-	if retention <= 0 {
-		retention = DefaultRetention
+// Open opens (or creates) the TSDB in cfg.Dir. Samples in the write-ahead
+// log are replayed, so a restart keeps what was written before it.
+func Open(cfg Config) (*Store, error) {
+	if cfg.Retention <= 0 {
+		cfg.Retention = DefaultRetention
 	}
 	opts := tsdb.DefaultOptions()
-	opts.RetentionDuration = retention.Milliseconds()
+	opts.RetentionDuration = cfg.Retention.Milliseconds()
 	// A minute's figures may be flushed a little late (spans arrive late,
 	// joins wait for their partner); accept samples that far behind.
 	opts.OutOfOrderTimeWindow = (10 * time.Minute).Milliseconds()
-	db, err := tsdb.Open(dir, slog.New(slog.DiscardHandler), nil, opts, nil)
+	db, err := tsdb.Open(cfg.Dir, slog.New(slog.DiscardHandler), cfg.Registerer, opts, nil)
 	if err != nil {
-		return nil, fmt.Errorf("opening the metric TSDB in %s: %w", dir, err)
+		return nil, fmt.Errorf("opening the metric TSDB in %s: %w", cfg.Dir, err)
 	}
 	engine := promql.NewEngine(promql.EngineOpts{
 		Logger:               slog.New(slog.DiscardHandler),
@@ -59,15 +68,26 @@ func Open(dir string, retention time.Duration) (*Store, error) {
 		EnableAtModifier:     true,
 		EnableNegativeOffset: true,
 	})
-	s := &Store{db: db, engine: engine, dir: dir}
-	openStores.Store(s, struct{}{})
+	s := &Store{db: db, engine: engine, dir: cfg.Dir,
+		writeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:                        "skytrail_metricstore_write_seconds",
+			Help:                        "Time to write one flush of analysis figures into the metric TSDB.",
+			NativeHistogramBucketFactor: 1.1,
+			Buckets:                     prometheus.ExponentialBuckets(0.0001, 4, 9),
+		}),
+	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(s.writeSeconds, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "skytrail_metricstore_head_series",
+			Help: "Series in the metric TSDB's in-memory head block.",
+		}, func() float64 { return float64(s.HeadSeries()) }))
+	}
 	return s, nil
 }
 
 // Close writes the in-memory head out (so the next Open finds it without a
 // long replay) and closes the TSDB.
 func (s *Store) Close() error {
-	openStores.Delete(s)
 	return s.db.Close()
 }
 
@@ -78,6 +98,9 @@ func (s *Store) Dir() string { return s.dir }
 func (s *Store) Appender(ctx context.Context) storage.Appender {
 	return s.db.Appender(ctx)
 }
+
+// ObserveWrite records how long one write of figures took, for /metrics.
+func (s *Store) ObserveWrite(d time.Duration) { s.writeSeconds.Observe(d.Seconds()) }
 
 // Queryable is the store's data for the PromQL engine and for series and
 // label look-ups.
@@ -105,29 +128,4 @@ func (s *Store) InstantQuery(ctx context.Context, expr string, ts time.Time) (pr
 		return nil, fmt.Errorf("running %q: %w", expr, err)
 	}
 	return v, nil
-}
-
-// openStores lets the /metrics gauges below see every open store.
-var openStores sync.Map
-
-var (
-	headSeries = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "skytrail_metricstore_head_series",
-		Help: "Series in the metric TSDB's in-memory head block.",
-	}, func() float64 {
-		var n uint64
-		openStores.Range(func(k, _ any) bool { n += k.(*Store).HeadSeries(); return true })
-		return float64(n)
-	})
-	// AppendSeconds is the time taken to write one minute's figures.
-	AppendSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:                        "skytrail_metricstore_write_seconds",
-		Help:                        "Time to write one flush of analysis figures into the metric TSDB.",
-		NativeHistogramBucketFactor: 1.1,
-		Buckets:                     prometheus.ExponentialBuckets(0.0001, 4, 9),
-	})
-)
-
-func init() {
-	selfmetrics.Registry.MustRegister(headSeries, AppendSeconds)
 }

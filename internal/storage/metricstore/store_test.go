@@ -11,7 +11,7 @@ import (
 // TestRestartKeepsSamples: what was written before Close is there after Open.
 func TestRestartKeepsSamples(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, 0)
+	s, err := Open(Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestRestartKeepsSamples(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s, err = Open(dir, time.Hour)
+	s, err = Open(Config{Dir: dir, Retention: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

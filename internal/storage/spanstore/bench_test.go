@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/skytrail/skytrail/internal/loadgen"
+
+	"github.com/skytrail/skytrail/internal/pipeline"
 )
 
 // benchBatches returns n batches of about 1,000 spans each, the traces
@@ -49,7 +51,7 @@ func BenchmarkDiskPerSpan(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if err := s.ConsumeTraces(context.Background(), td); err != nil {
+			if err := s.ConsumeTraces(context.Background(), pipeline.TracesOf(td)); err != nil {
 				b.Fatal(err)
 			}
 			spans += td.SpanCount()
@@ -90,7 +92,7 @@ func BenchmarkConsumeTraces(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		td := batches[i%len(batches)]
-		if err := s.ConsumeTraces(context.Background(), td); err != nil {
+		if err := s.ConsumeTraces(context.Background(), pipeline.TracesOf(td)); err != nil {
 			b.Fatal(err)
 		}
 		spans += td.SpanCount()
@@ -111,7 +113,7 @@ func BenchmarkGetTrace(b *testing.B) {
 	batches := benchBatches(b, 1000, time.Now().Add(-time.Hour))
 	var ids []pcommon.TraceID
 	for _, td := range batches {
-		if err := s.ConsumeTraces(context.Background(), td); err != nil {
+		if err := s.ConsumeTraces(context.Background(), pipeline.TracesOf(td)); err != nil {
 			b.Fatal(err)
 		}
 		ids = append(ids, td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).TraceID())

@@ -51,16 +51,14 @@ func unsafeString(b []byte) string {
 }
 
 // setResource encodes the resource fields shared by the spans that follow:
-// service.name as the service, the other attributes packed in one field,
-// each with its type, so the field alone restores the resource.
-func (e *rowEncoder) setResource(res pcommon.Resource) {
+// service, the resource's service.name as the pipeline worked it out, and
+// the other attributes packed in one field, each with its type, so the
+// field alone restores the resource.
+func (e *rowEncoder) setResource(res pcommon.Resource, service string) {
 	e.resourceFields = e.resourceFields[:0]
 	e.resourceBuf = e.resourceBuf[:0]
-	e.service = ""
+	e.service = service
 	attrs := res.Attributes()
-	if v, ok := attrs.Get("service.name"); ok {
-		e.service = v.AsString()
-	}
 	keys := e.resourceKeys[:0]
 	attrs.Range(func(k string, v pcommon.Value) bool {
 		if k != "service.name" || v.Type() != pcommon.ValueTypeStr {

@@ -11,6 +11,8 @@ import (
 	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/skytrail/skytrail/internal/pipeline"
 )
 
 // Agent logs (SkyWalking's LogReportService, later OTLP logs) live in the
@@ -30,7 +32,7 @@ const (
 )
 
 // ConsumeLogs stores log records; implements pipeline.LogsConsumer.
-func (s *Store) ConsumeLogs(_ context.Context, ld plog.Logs) error {
+func (s *Store) ConsumeLogs(_ context.Context, ld pipeline.Logs) error {
 	e, _ := s.encoders.Get().(*rowEncoder)
 	if e == nil {
 		e = newRowEncoder(s.columns)
@@ -44,7 +46,7 @@ func (s *Store) ConsumeLogs(_ context.Context, ld plog.Logs) error {
 	newest := now.Add(23 * time.Hour).UnixNano()
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
-		e.setResource(rls.At(i).Resource())
+		e.setResource(rls.At(i).Resource(), ld.Resources[i].Service)
 		sls := rls.At(i).ScopeLogs()
 		for j := 0; j < sls.Len(); j++ {
 			e.setScope(sls.At(j).Scope())

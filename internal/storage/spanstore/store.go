@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 
-	"github.com/skytrail/skytrail/internal/selfmetrics"
+	"github.com/skytrail/skytrail/internal/pipeline"
 )
 
 // Tenants separate the kinds of rows in one logstorage instance.
@@ -42,7 +42,13 @@ type Config struct {
 	// FlushInterval is how often buffered rows become searchable on disk
 	// (default 1s, the minimum logstorage allows).
 	FlushInterval time.Duration
+	// Registerer takes the store's metrics; nil keeps them unregistered.
+	Registerer prometheus.Registerer
 }
+
+// futureRetention is how far ahead of now a span may start: SDKs may send
+// spans from hosts with skewed clocks, so a day ahead is accepted.
+const futureRetention = 24 * time.Hour
 
 // Store is the embedded span store.
 type Store struct {
@@ -58,9 +64,24 @@ type Store struct {
 	servicesMu sync.Mutex
 	services   []string
 	servicesAt time.Time
+
+	writeSeconds prometheus.Histogram
 }
 
-var parseFlagsOnce sync.Once
+// GlobalFlags are the settings of Go's global flag set that the
+// VictoriaMetrics libraries under logstorage read, as SkyTrail wants them.
+// Those libraries expect the global set parsed before the store opens; the
+// program's main applies these and parses it (tests have it parsed by the
+// testing package).
+var GlobalFlags = map[string]string{
+	// Its INFO lines (cache sizes and such) mean nothing to a SkyTrail user.
+	"loggerLevel": "WARN",
+	// Read part files with pread, not mmap: mapped pages of the files a
+	// lookup touches count in the process' RSS (they took peak RSS from 440
+	// to 620 MiB at 10M spans), while pread leaves them in the page cache,
+	// which the kernel reclaims on its own terms.
+	"fs.disableMmap": "true",
+}
 
 // Open opens (or creates) the store in cfg.Dir.
 func Open(cfg Config) (*Store, error) {
@@ -73,34 +94,26 @@ func Open(cfg Config) (*Store, error) {
 	if err := checkFormat(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("open span store: %w", err)
 	}
-	// The VictoriaMetrics libraries under logstorage read settings from Go's
-	// global flag set and expect it parsed; SkyTrail has its own flags, so
-	// parse the (otherwise unused) global set once, empty, here.
-	parseFlagsOnce.Do(func() {
-		if f := flag.Lookup("loggerLevel"); f != nil && !flag.Parsed() {
-			// Its INFO lines (cache sizes and such) mean nothing to a SkyTrail user.
-			_ = f.Value.Set("WARN")
-		}
-		if f := flag.Lookup("fs.disableMmap"); f != nil {
-			// Read part files with pread, not mmap: mapped pages of the files
-			// a lookup touches count in the process' RSS (they took peak RSS
-			// from 440 to 620 MiB at 10M spans), while pread leaves them in
-			// the page cache, which the kernel reclaims on its own terms.
-			_ = f.Value.Set("true")
-		}
-		if !flag.Parsed() {
-			_ = flag.CommandLine.Parse(nil)
-		}
-	})
+	if !flag.Parsed() {
+		return nil, fmt.Errorf("open span store: Go's global flag set is not parsed; the VictoriaMetrics libraries under logstorage read it (apply spanstore.GlobalFlags and call flag.Parse first)")
+	}
 	s := &Store{
 		storage: logstorage.MustOpenStorage(cfg.Dir, &logstorage.StorageConfig{
-			Retention:     cfg.Retention,
-			FlushInterval: cfg.FlushInterval,
-			// SDKs may send spans from hosts with skewed clocks; accept a day ahead.
-			FutureRetention: 24 * time.Hour,
+			Retention:       cfg.Retention,
+			FlushInterval:   cfg.FlushInterval,
+			FutureRetention: futureRetention,
 		}),
 		retention: max(cfg.Retention, 24*time.Hour),
 		columns:   newColumnBudget(),
+		writeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:                        "skytrail_spanstore_write_seconds",
+			Help:                        "Time to write one batch of spans into span storage.",
+			NativeHistogramBucketFactor: 1.1,
+			Buckets:                     prometheus.ExponentialBuckets(0.0001, 4, 9),
+		}),
+	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(s.writeSeconds)
 	}
 	s.index.init()
 	return s, nil
@@ -115,10 +128,16 @@ func (s *Store) Close() error {
 // Retention is the effective retention (at least a day).
 func (s *Store) Retention() time.Duration { return s.retention }
 
+// Limits states what the store can keep, for the front door to refuse the
+// rest: logstorage drops a row it cannot keep with only a log line, after
+// the client was told its spans were stored.
+func (s *Store) Limits() pipeline.StorageLimits {
+	return pipeline.StorageLimits{MaxKeyBytes: MaxAttributeKeyLen, MaxAge: s.retention, MaxFuture: futureRetention}
+}
+
 // ConsumeTraces writes every span of td. Spans must have been validated
-// (see pipeline.Validate): logstorage drops rows it cannot keep with only a
-// log line, so nothing invalid may reach it.
-func (s *Store) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
+// against Limits (the pipeline does): nothing invalid may reach logstorage.
+func (s *Store) ConsumeTraces(_ context.Context, td pipeline.Traces) error {
 	start := time.Now()
 	e, _ := s.encoders.Get().(*rowEncoder)
 	if e == nil {
@@ -132,7 +151,7 @@ func (s *Store) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
-		e.setResource(rs.Resource())
+		e.setResource(rs.Resource(), td.Resources[i].Service)
 		streamFields := s.streams.streamFields(e.service, e.resource(), now)
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
@@ -161,7 +180,7 @@ func (s *Store) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
 	logstorage.PutLogRows(lr)
 	logstorage.PutLogRows(idx)
 	s.encoders.Put(e)
-	selfmetrics.StorageWriteSeconds.Observe(time.Since(start).Seconds())
+	s.writeSeconds.Observe(time.Since(start).Seconds())
 	return nil
 }
 

@@ -9,6 +9,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/skytrail/skytrail/internal/pipeline"
 )
 
 func openTestStore(t *testing.T) *Store {
@@ -91,7 +93,7 @@ func TestRoundTripKeepsEverything(t *testing.T) {
 	ctx := context.Background()
 	start := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
 	want := sampleTrace(1, start, true)
-	if err := s.ConsumeTraces(ctx, want); err != nil {
+	if err := s.ConsumeTraces(ctx, pipeline.TracesOf(want)); err != nil {
 		t.Fatal(err)
 	}
 	s.Flush()
@@ -162,7 +164,7 @@ func TestSearch(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now().Add(-time.Minute)
 	for i := byte(1); i <= 5; i++ {
-		if err := s.ConsumeTraces(ctx, sampleTrace(i, now.Add(time.Duration(i)*time.Second), i == 3)); err != nil {
+		if err := s.ConsumeTraces(ctx, pipeline.TracesOf(sampleTrace(i, now.Add(time.Duration(i)*time.Second), i == 3))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -229,7 +231,7 @@ func TestSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ConsumeTraces(context.Background(), sampleTrace(7, time.Now().Add(-time.Minute), false)); err != nil {
+	if err := s.ConsumeTraces(context.Background(), pipeline.TracesOf(sampleTrace(7, time.Now().Add(-time.Minute), false))); err != nil {
 		t.Fatal(err)
 	}
 	_ = s.Close() // no explicit flush: Close must persist what was acknowledged
@@ -252,7 +254,7 @@ func TestSurvivesRestart(t *testing.T) {
 			spans.At(j).SetTraceID(otherID)
 		}
 	}
-	if err := s.ConsumeTraces(context.Background(), other); err != nil {
+	if err := s.ConsumeTraces(context.Background(), pipeline.TracesOf(other)); err != nil {
 		t.Fatal(err)
 	}
 	_ = s.Close()
@@ -287,7 +289,7 @@ func TestAttributeKeyExplosionLosesNothing(t *testing.T) {
 		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Millisecond)))
 		sp.Attributes().PutInt("request."+strconv.Itoa(i), int64(i))
 	}
-	if err := s.ConsumeTraces(ctx, td); err != nil {
+	if err := s.ConsumeTraces(ctx, pipeline.TracesOf(td)); err != nil {
 		t.Fatal(err)
 	}
 	s.Flush()
@@ -310,7 +312,7 @@ func TestSearchWidensIntoOlderData(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	for i, age := range []time.Duration{3 * time.Hour, 2 * time.Hour, 30 * time.Minute, time.Minute} {
-		if err := s.ConsumeTraces(ctx, sampleTrace(byte(i+1), now.Add(-age), false)); err != nil {
+		if err := s.ConsumeTraces(ctx, pipeline.TracesOf(sampleTrace(byte(i+1), now.Add(-age), false))); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/skytrail/skytrail/internal/pipeline"
 )
 
 // A service that starts instance after instance gets maxInstanceStreams log
@@ -29,7 +31,7 @@ func TestInstanceStreamsAreBounded(t *testing.T) {
 		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
 		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Millisecond)))
 	}
-	if err := s.ConsumeTraces(context.Background(), td); err != nil {
+	if err := s.ConsumeTraces(context.Background(), pipeline.TracesOf(td)); err != nil {
 		t.Fatal(err)
 	}
 	s.Flush()
