@@ -137,3 +137,40 @@ func BenchmarkGetTrace(b *testing.B) {
 	defer s.Close()
 	b.Run("reopened", func(b *testing.B) { lookups(b, s) })
 }
+
+// BenchmarkEncodeSpans turns loadgen's spans into rows without storing
+// them: the encoder's own cost, column budget included, apart from
+// logstorage's (which dominates BenchmarkConsumeTraces and varies with its
+// background merges).
+func BenchmarkEncodeSpans(b *testing.B) {
+	s, err := Open(Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	batches := benchBatches(b, 16, time.Now())
+	e := newRowEncoder(s.columns)
+	e.now = time.Now()
+	spans := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rss := batches[i%len(batches)].ResourceSpans()
+		for j := 0; j < rss.Len(); j++ {
+			e.setResource(rss.At(j).Resource())
+			sss := rss.At(j).ScopeSpans()
+			for k := 0; k < sss.Len(); k++ {
+				e.setScope(sss.At(k).Scope())
+				ss := sss.At(k).Spans()
+				for l := 0; l < ss.Len(); l++ {
+					e.encodeSpan(ss.At(l))
+					spans++
+				}
+			}
+		}
+		if err := e.admitted.sync(s.columns); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(spans)/b.Elapsed().Seconds(), "spans/s")
+}

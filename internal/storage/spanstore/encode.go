@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
@@ -35,13 +36,15 @@ type rowEncoder struct {
 
 	budget   *columnBudget
 	admitted admittedCache
+	// now is when the batch being encoded arrived (the budget's clock).
+	now time.Time
 	// overflow collects, per span, the attributes over the service's column
-	// budget, as a JSON object of field name to stored string.
+	// budget: Go-quoted field names and values, alternating (see schema.go).
 	overflow []byte
 }
 
 func newRowEncoder(budget *columnBudget) *rowEncoder {
-	return &rowEncoder{extra: ptrace.NewTraces(), budget: budget, admitted: admittedCache{}}
+	return &rowEncoder{extra: ptrace.NewTraces(), budget: budget}
 }
 
 // unsafeString views b as a string without copying; b must not change while
@@ -236,7 +239,7 @@ func (e *rowEncoder) encodeSpan(span ptrace.Span) []logstorage.Field {
 		f, e.types, e.buf = appendAttr(f, e.types, e.buf, prefixAttr, k, v)
 		return true
 	})
-	f = e.spillOverBudget(f, attrsFrom)
+	f = e.spillOverBudget(f, attrsFrom, int64(span.StartTimestamp())/nsecsPerDay)
 	if len(e.scopeTypes)+len(e.types) > 0 {
 		start := len(e.buf)
 		for _, t := range [][]byte{e.scopeTypes, e.types} {
@@ -258,12 +261,14 @@ func (e *rowEncoder) encodeSpan(span ptrace.Span) []logstorage.Field {
 }
 
 // spillOverBudget moves the attribute fields (f[from:]) that the service's
-// column budget does not admit into one "overflow" field.
-func (e *rowEncoder) spillOverBudget(f []logstorage.Field, from int) []logstorage.Field {
+// column budget for day (the row's partition) does not admit into one
+// "overflow" field.
+func (e *rowEncoder) spillOverBudget(f []logstorage.Field, from int, day int64) []logstorage.Field {
 	e.overflow = e.overflow[:0]
 	kept := f[:from]
+	cached := e.admitted.names(day, e.service)
 	for _, fld := range f[from:] {
-		if e.admitted.admit(e.budget, e.service, fld.Name) {
+		if e.admitted.admit(e.budget, cached, day, e.service, fld.Name, e.now) {
 			kept = append(kept, fld)
 			continue
 		}

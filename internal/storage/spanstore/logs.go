@@ -42,6 +42,7 @@ func (s *Store) ConsumeLogs(_ context.Context, ld pipeline.Logs) error {
 	defer logstorage.PutLogRows(lr)
 
 	now := time.Now()
+	e.now = now
 	oldest := now.Add(-s.retention + time.Hour).UnixNano()
 	newest := now.Add(23 * time.Hour).UnixNano()
 	rls := ld.ResourceLogs()
@@ -61,15 +62,19 @@ func (s *Store) ConsumeLogs(_ context.Context, ld pipeline.Logs) error {
 				if ts < oldest || ts > newest {
 					original, ts = ts, now.UnixNano()
 				}
-				lr.MustAdd(tenantLogs, ts, e.encodeLog(rec, original), -1)
+				lr.MustAdd(tenantLogs, ts, e.encodeLog(rec, ts, original), -1)
 			}
 		}
+	}
+	if err := e.admitted.sync(s.columns); err != nil {
+		return fmt.Errorf("store log records: %w", err)
 	}
 	s.storage.MustAddRows(lr)
 	return nil
 }
 
-func (e *rowEncoder) encodeLog(rec plog.LogRecord, originalTime int64) []logstorage.Field {
+// encodeLog returns the fields of one log record's row, stored at ts.
+func (e *rowEncoder) encodeLog(rec plog.LogRecord, ts, originalTime int64) []logstorage.Field {
 	e.buf = e.buf[:0]
 	e.types = e.types[:0]
 	f := e.fields[:0]
@@ -97,7 +102,7 @@ func (e *rowEncoder) encodeLog(rec plog.LogRecord, originalTime int64) []logstor
 		f, e.types, e.buf = appendAttr(f, e.types, e.buf, prefixAttr, k, v)
 		return true
 	})
-	f = e.spillOverBudget(f, attrsFrom)
+	f = e.spillOverBudget(f, attrsFrom, ts/nsecsPerDay)
 	if len(e.types) > 0 {
 		start := len(e.buf)
 		e.buf = append(e.buf, e.types...)

@@ -97,6 +97,10 @@ func Open(cfg Config) (*Store, error) {
 	if !flag.Parsed() {
 		return nil, fmt.Errorf("open span store: Go's global flag set is not parsed; the VictoriaMetrics libraries under logstorage read it (apply spanstore.GlobalFlags and call flag.Parse first)")
 	}
+	columns, err := openColumnBudget(cfg.Dir, max(cfg.Retention, 24*time.Hour), time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("open span store: %w", err)
+	}
 	s := &Store{
 		storage: logstorage.MustOpenStorage(cfg.Dir, &logstorage.StorageConfig{
 			Retention:       cfg.Retention,
@@ -104,7 +108,7 @@ func Open(cfg Config) (*Store, error) {
 			FutureRetention: futureRetention,
 		}),
 		retention: max(cfg.Retention, 24*time.Hour),
-		columns:   newColumnBudget(),
+		columns:   columns,
 		writeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:                        "skytrail_spanstore_write_seconds",
 			Help:                        "Time to write one batch of spans into span storage.",
@@ -122,6 +126,7 @@ func Open(cfg Config) (*Store, error) {
 // Close flushes buffered rows to disk and closes the store.
 func (s *Store) Close() error {
 	s.storage.MustClose()
+	s.columns.close()
 	return nil
 }
 
@@ -145,6 +150,7 @@ func (s *Store) ConsumeTraces(_ context.Context, td pipeline.Traces) error {
 	}
 	lr := logstorage.GetLogRows(nil, nil, nil, nil, "") // stream fields given per row
 	now := time.Now()
+	e.now = now
 	idx := logstorage.GetLogRows(indexStreamFields, nil, nil, nil, "")
 	windows := make(map[pcommon.TraceID]traceWindow)
 
@@ -173,6 +179,16 @@ func (s *Store) ConsumeTraces(_ context.Context, td pipeline.Traces) error {
 				windows[span.TraceID()] = w
 			}
 		}
+	}
+	// The column names the rows use must be on disk before the rows reach
+	// logstorage (see columns.go), and before the trace-ID index marks their
+	// windows as covered: on an error nothing of the batch is kept, and the
+	// client's retry writes all of it.
+	if err := e.admitted.sync(s.columns); err != nil {
+		logstorage.PutLogRows(lr)
+		logstorage.PutLogRows(idx)
+		s.encoders.Put(e)
+		return fmt.Errorf("store spans: %w", err)
 	}
 	s.addIndexRows(idx, windows, e)
 	s.storage.MustAddRows(lr)
