@@ -7,11 +7,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -250,6 +252,37 @@ func TestColumnBudgetFailedSyncRewrites(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(dir, columnsDir, dayName(today)))
 	if err != nil || !strings.Contains(string(data), `"attr.c"`) {
 		t.Errorf("file after recovery: %q (%v)", data, err)
+	}
+}
+
+// Agent log records share their service's column budget: the attributes
+// over it are kept in overflow and read back like the others.
+func TestLogAttributesOverBudgetReadBack(t *testing.T) {
+	s := openTestStore(t)
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "chatty")
+	rl.Resource().Attributes().PutStr("host.name", "web-1")
+	rec := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+	rec.SetTimestamp(pcommon.NewTimestampFromTime(time.Now().Add(-time.Minute)))
+	rec.Body().SetStr("hello")
+	const attrs = maxColumnsPerService + 20
+	for i := 0; i < attrs; i++ {
+		rec.Attributes().PutStr(fmt.Sprintf("k%d", i), strconv.Itoa(i))
+	}
+	if err := s.ConsumeLogs(context.Background(), ld); err != nil {
+		t.Fatal(err)
+	}
+	s.Flush()
+	got, err := s.Logs(context.Background(), LogQuery{Service: "chatty"})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("%d records read back (%v)", len(got), err)
+	}
+	if len(got[0].Attributes) != attrs || got[0].Attributes[fmt.Sprintf("k%d", attrs-1)] != strconv.Itoa(attrs-1) {
+		t.Errorf("%d attributes read back of %d", len(got[0].Attributes), attrs)
+	}
+	if got[0].Resource["host.name"] != "web-1" {
+		t.Errorf("resource read back as %v", got[0].Resource)
 	}
 }
 

@@ -59,22 +59,30 @@ func withOverflow(cols []logstorage.BlockColumn, row int, overflow string) []log
 			out = append(out, logstorage.BlockColumn{Name: c.Name, Values: []string{c.Values[row]}})
 		}
 	}
+	forEachOverflowPair(overflow, func(name, value string) {
+		out = append(out, logstorage.BlockColumn{Name: name, Values: []string{value}})
+	})
+	return out
+}
+
+// forEachOverflowPair calls fn with each field name and value kept in an
+// overflow field (see spillOverBudget).
+func forEachOverflowPair(overflow string, fn func(name, value string)) {
 	for rest := overflow; rest != ""; {
 		name, err := strconv.QuotedPrefix(rest)
 		if err != nil {
-			break
+			return
 		}
 		rest = strings.TrimPrefix(rest[len(name):], " ")
 		value, err := strconv.QuotedPrefix(rest)
 		if err != nil {
-			break
+			return
 		}
 		rest = strings.TrimPrefix(rest[len(value):], " ")
 		n, _ := strconv.Unquote(name)
 		v, _ := strconv.Unquote(value)
-		out = append(out, logstorage.BlockColumn{Name: n, Values: []string{v}})
+		fn(n, v)
 	}
-	return out
 }
 
 // cloneColumns copies the column values into one fresh buffer each.

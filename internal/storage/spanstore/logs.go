@@ -132,6 +132,17 @@ type LogEntry struct {
 	Resource   map[string]string `json:"resource"`
 }
 
+// addField adds an attribute or the packed resource, the fields a record
+// may keep in overflow too.
+func (le *LogEntry) addField(name, v string) {
+	switch {
+	case strings.HasPrefix(name, prefixAttr):
+		le.Attributes[name[len(prefixAttr):]] = v
+	case name == fieldResource:
+		forEachResourcePair(v, func(k, v string, _ byte) { le.Resource[k] = v })
+	}
+}
+
 // Logs returns matching log records, newest first.
 func (s *Store) Logs(ctx context.Context, lq LogQuery) ([]LogEntry, error) {
 	var parts []string
@@ -190,10 +201,11 @@ func (s *Store) Logs(ctx context.Context, lq LogQuery) ([]LogEntry, error) {
 					if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 						le.Attributes["original_time"] = nsToTime(n).Format(time.RFC3339Nano)
 					}
-				case strings.HasPrefix(c.Name, prefixAttr):
-					le.Attributes[c.Name[len(prefixAttr):]] = v
-				case c.Name == fieldResource:
-					forEachResourcePair(v, func(k, v string, _ byte) { le.Resource[k] = v })
+				case c.Name == fieldOverflow:
+					// Fields over the service's column budget (see columns.go).
+					forEachOverflowPair(v, func(name, v string) { le.addField(name, v) })
+				default:
+					le.addField(c.Name, v)
 				}
 			}
 			out = append(out, le)
