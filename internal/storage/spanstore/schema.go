@@ -35,9 +35,14 @@ package spanstore
 //	                     not say it: "<prefix><key>=<letter>" joined by "\n"
 //	                     (see putAttr). An integer's text says int; a string
 //	                     that reads as an integer, or is empty, gets "s".
-//	overflow             attributes beyond the service's column budget (see
-//	                     columns.go): Go-quoted field names and values,
-//	                     alternating, separated by spaces
+//	overflow             the fields beyond the service's column budget for
+//	                     the row's day (see columns.go: attr.<key>,
+//	                     scope.name, scope.version, scope_attr.<key>, and
+//	                     for agent logs resource too): Go-quoted field
+//	                     names and values, alternating, separated by
+//	                     spaces. Every reader puts them back where they came
+//	                     from (trace and log APIs, Jaeger, the UI); a tag
+//	                     search does not look into this field.
 //	extra                events, links, dropped counts and schema URLs: base64
 //	                     of an OTLP-encoded span holding just those, so nothing
 //	                     the SDK sent is lost
