@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/skytrail/skytrail/internal/loadgen"
 
@@ -19,15 +18,15 @@ import (
 // benchBatches returns n batches of about 1,000 spans each, the traces
 // `skytrail loadgen` sends (four services, about ten attributes a span),
 // every batch with its own trace and span IDs.
-func benchBatches(b *testing.B, n int, base time.Time) []ptrace.Traces {
+func benchBatches(b *testing.B, n int, base time.Time) []pipeline.Traces {
 	b.Helper()
-	out := make([]ptrace.Traces, n)
+	out := make([]pipeline.Traces, n)
 	for i := range out {
 		td, err := loadgen.Traces(1000, 4, uint64(i+1), base.Add(time.Duration(i)*100*time.Millisecond))
 		if err != nil {
 			b.Fatal(err)
 		}
-		out[i] = td
+		out[i] = pipeline.TracesOf(td)
 	}
 	return out
 }
@@ -92,7 +91,7 @@ func BenchmarkConsumeTraces(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		td := batches[i%len(batches)]
-		if err := s.ConsumeTraces(context.Background(), pipeline.TracesOf(td)); err != nil {
+		if err := s.ConsumeTraces(context.Background(), td); err != nil {
 			b.Fatal(err)
 		}
 		spans += td.SpanCount()
@@ -113,7 +112,7 @@ func BenchmarkGetTrace(b *testing.B) {
 	batches := benchBatches(b, 1000, time.Now().Add(-time.Hour))
 	var ids []pcommon.TraceID
 	for _, td := range batches {
-		if err := s.ConsumeTraces(context.Background(), pipeline.TracesOf(td)); err != nil {
+		if err := s.ConsumeTraces(context.Background(), td); err != nil {
 			b.Fatal(err)
 		}
 		ids = append(ids, td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).TraceID())
@@ -155,9 +154,10 @@ func BenchmarkEncodeSpans(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		rss := batches[i%len(batches)].ResourceSpans()
+		batch := batches[i%len(batches)]
+		rss := batch.ResourceSpans()
 		for j := 0; j < rss.Len(); j++ {
-			e.setResource(rss.At(j).Resource())
+			e.setResource(rss.At(j).Resource(), batch.Resources[j].Service)
 			sss := rss.At(j).ScopeSpans()
 			for k := 0; k < sss.Len(); k++ {
 				e.setScope(sss.At(k).Scope())

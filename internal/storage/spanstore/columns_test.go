@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/skytrail/skytrail/internal/pipeline"
 )
 
 // keyExplosion is one trace of n spans of service "exploding", each span with
@@ -89,7 +91,7 @@ func TestColumnBudgetSurvivesRestartAndMerge(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.ConsumeTraces(context.Background(), keyExplosion(tid(run), prefix(run), spans, start.Add(time.Duration(run)*time.Second))); err != nil {
+		if err := s.ConsumeTraces(context.Background(), pipeline.TracesOf(keyExplosion(tid(run), prefix(run), spans, start.Add(time.Duration(run)*time.Second)))); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Close(); err != nil {
@@ -270,7 +272,7 @@ func TestLogAttributesOverBudgetReadBack(t *testing.T) {
 	for i := 0; i < attrs; i++ {
 		rec.Attributes().PutStr(fmt.Sprintf("k%d", i), strconv.Itoa(i))
 	}
-	if err := s.ConsumeLogs(context.Background(), ld); err != nil {
+	if err := s.ConsumeLogs(context.Background(), pipeline.LogsOf(ld)); err != nil {
 		t.Fatal(err)
 	}
 	s.Flush()
@@ -296,7 +298,7 @@ func TestColumnBudgetConcurrentWriters(t *testing.T) {
 	errs := make(chan error, writers)
 	for w := 0; w < writers; w++ {
 		go func() {
-			errs <- s.ConsumeTraces(context.Background(), keyExplosion(pcommon.TraceID{0xd0 + byte(w), 1}, fmt.Sprintf("w%d.key", w), spans, start))
+			errs <- s.ConsumeTraces(context.Background(), pipeline.TracesOf(keyExplosion(pcommon.TraceID{0xd0 + byte(w), 1}, fmt.Sprintf("w%d.key", w), spans, start)))
 		}()
 	}
 	for w := 0; w < writers; w++ {
