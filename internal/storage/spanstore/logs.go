@@ -172,7 +172,12 @@ func (s *Store) Logs(ctx context.Context, lq LogQuery) ([]LogEntry, error) {
 	if start.IsZero() {
 		start = end.Add(-24 * time.Hour)
 	}
-	q.AddTimeFilter(start.UnixNano(), end.UnixNano())
+	// [start, end] inclusive, narrowed to what the store holds.
+	lo, hi, ok := s.heldPart(start, end.Add(1))
+	if !ok {
+		return nil, nil
+	}
+	q.AddTimeFilter(lo, hi-1)
 	var out []LogEntry
 	var ts []int64
 	err = s.run(ctx, tenantLogs, q, func(db *logstorage.DataBlock) {

@@ -28,15 +28,30 @@ const (
 )
 
 // run executes a LogsQL query and hands each result block to fn, one block
-// at a time. fn must copy any string it keeps.
+// at a time. fn must copy any string it keeps. When ctx ends, run returns
+// its error: logstorage then stops scheduling blocks but reports success
+// with whatever it had found, a partial answer nobody should mistake for a
+// whole one.
 func (s *Store) run(ctx context.Context, tenant logstorage.TenantID, q *logstorage.Query, fn func(db *logstorage.DataBlock)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	qctx := logstorage.NewQueryContext(ctx, &logstorage.QueryStats{}, []logstorage.TenantID{tenant}, q, false, nil)
 	var mu sync.Mutex
-	return s.storage.RunQuery(qctx, func(_ uint, db *logstorage.DataBlock) {
+	err := s.storage.RunQuery(qctx, func(_ uint, db *logstorage.DataBlock) {
 		mu.Lock()
 		defer mu.Unlock()
+		// Blocks already being searched when ctx ended still arrive; decoding
+		// them is work nobody waits for.
+		if ctx.Err() != nil {
+			return
+		}
 		fn(db)
 	})
+	if err == nil {
+		err = ctx.Err()
+	}
+	return err
 }
 
 func parse(query string) (*logstorage.Query, error) {
@@ -56,10 +71,17 @@ func (s *Store) Services(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	q.AddTimeFilter(now.Add(-s.retention).UnixNano(), now.Add(24*time.Hour).UnixNano())
+	lo, hi := s.heldRange(time.Now())
+	q.AddTimeFilter(lo, hi-1)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list services: %w", err)
+	}
 	qctx := logstorage.NewQueryContext(ctx, &logstorage.QueryStats{}, []logstorage.TenantID{tenantSpans}, q, false, nil)
 	values, err := s.storage.GetStreamFieldValues(qctx, fieldService, "", 0)
+	if err == nil {
+		// As in run: a cancelled lookup ends early and reports success.
+		err = ctx.Err()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list services: %w", err)
 	}
@@ -77,8 +99,8 @@ func (s *Store) Operations(ctx context.Context, service string) ([]Operation, er
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	q.AddTimeFilter(now.Add(-s.retention).UnixNano(), now.Add(24*time.Hour).UnixNano())
+	lo, hi := s.heldRange(time.Now())
+	q.AddTimeFilter(lo, hi-1)
 	var ops []Operation
 	err = s.run(ctx, tenantSpans, q, func(db *logstorage.DataBlock) {
 		names, kinds := db.GetColumnByName(fieldName), db.GetColumnByName(fieldKind)
@@ -186,6 +208,7 @@ func (s *Store) traceWindows(ctx context.Context, ids []pcommon.TraceID) (map[pc
 	if err != nil {
 		return nil, err
 	}
+	q.AddTimeFilter(s.heldRangeInclusive())
 	// Traces whose IDs share a suffix (rare: 48 bits) get the union of
 	// their windows; the span query then matches the whole trace ID.
 	bySuffix := make(map[string]traceWindow, len(missing))
@@ -260,6 +283,12 @@ func (s *Store) getTraces(ctx context.Context, ids []pcommon.TraceID, fields []s
 			lo, hi = min(lo, w.start), max(hi, w.end)
 			found = append(found, id)
 		}
+	}
+	// A window's end is a span's end, which may lie beyond any start the
+	// store holds (issue 18 saw one in 2100).
+	heldLo, heldHi := s.heldRangeInclusive()
+	if lo, hi = max(lo, heldLo), min(hi, heldHi); lo > hi {
+		return b.td, nil
 	}
 	hexIDs := make([]string, len(found))
 	for i, id := range found {
@@ -441,24 +470,40 @@ func (q TraceQuery) bounds() (start, end time.Time, limit int) {
 // It searches backwards in windows that grow eightfold, starting with the
 // last five minutes: a search that matches plenty of recent spans (the
 // common case: "the latest traces of this service") never touches older
-// data, and one that matches little still covers the whole range.
+// data, and one that matches little still covers the whole range. The range
+// is first narrowed to what the store can hold (heldPart), so a search from
+// year 1 costs what one over the retention does: at most
+// 1+log8(range/5m) windows, 5 over the default 7 days.
 func (s *Store) FindTraceIDs(ctx context.Context, tq TraceQuery) ([]pcommon.TraceID, error) {
 	filter, err := searchFilter(tq)
 	if err != nil {
 		return nil, err
 	}
 	start, end, limit := tq.bounds()
+	lo, hi, ok := s.heldPart(start, end)
+	if !ok {
+		return nil, nil
+	}
 	seen := map[string]bool{}
 	var out []pcommon.TraceID
-	for window, winEnd := firstSearchWindow, end; winEnd.After(start) && len(out) < limit; window *= 8 {
-		winStart := winEnd.Add(-window)
-		if winStart.Before(start) {
-			winStart = start
+	window := int64(firstSearchWindow)
+	for winEnd := hi; winEnd > lo && len(out) < limit; {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("search spans: %w", err)
 		}
+		// lo >= 0 and window <= winEnd-lo after the first round: no overflow.
+		winStart := max(lo, winEnd-window)
 		if out, err = s.findInWindow(ctx, filter, winStart, winEnd, limit, seen, out); err != nil {
 			return nil, err
 		}
 		winEnd = winStart
+		// Widen, but never past what is left of the range: the window stays
+		// a duration the range holds and cannot overflow (it did, issue 18).
+		if left := winEnd - lo; window > left/8 {
+			window = left
+		} else {
+			window *= 8
+		}
 	}
 	return out, nil
 }
@@ -466,22 +511,64 @@ func (s *Store) FindTraceIDs(ctx context.Context, tq TraceQuery) ([]pcommon.Trac
 // firstSearchWindow is the most recent stretch FindTraceIDs searches first.
 const firstSearchWindow = 5 * time.Minute
 
+// heldRange is the span-start range [lo, hi), in Unix nanoseconds, that the
+// store can hold at now. logstorage keeps and accepts rows by UTC day: back
+// to the day now-retention falls in (older days are dropped), ahead to the
+// day now+futureRetention falls in (later ones are refused). Span times are
+// unsigned, so nothing before the epoch is held.
+func (s *Store) heldRange(now time.Time) (lo, hi int64) {
+	const day = int64(24 * time.Hour)
+	n := now.UnixNano()
+	lo = max(n-int64(s.retention), 0) / day * day
+	hi = ((n+int64(futureRetention))/day + 1) * day
+	return lo, hi
+}
+
+// heldRangeInclusive is heldRange(time.Now()) as logstorage's inclusive
+// time filter takes it.
+func (s *Store) heldRangeInclusive() (lo, hi int64) {
+	lo, hi = s.heldRange(time.Now())
+	return lo, hi - 1
+}
+
+// heldPart narrows [start, end) to the part the store can hold, in Unix
+// nanoseconds; ok is false when it holds none of it. The times are compared
+// as time.Time before either becomes nanoseconds: UnixNano is undefined
+// outside the years 1678 to 2262, and year 1 and year 3000 are ranges
+// clients send.
+func (s *Store) heldPart(start, end time.Time) (lo, hi int64, ok bool) {
+	lo, hi = s.heldRange(time.Now())
+	if start.After(time.Unix(0, lo)) {
+		if !start.Before(time.Unix(0, hi)) {
+			return 0, 0, false
+		}
+		lo = start.UnixNano()
+	}
+	if end.Before(time.Unix(0, hi)) {
+		if !end.After(time.Unix(0, lo)) {
+			return 0, 0, false
+		}
+		hi = end.UnixNano()
+	}
+	return lo, hi, true
+}
+
 // findInWindow appends to out, newest first, the traces of the newest spans
 // matching filter in [start, end) that are not in seen, until out holds
 // limit traces or the window is exhausted.
-func (s *Store) findInWindow(ctx context.Context, filter string, start, end time.Time, limit int, seen map[string]bool, out []pcommon.TraceID) ([]pcommon.TraceID, error) {
+func (s *Store) findInWindow(ctx context.Context, filter string, start, end int64, limit int, seen map[string]bool, out []pcommon.TraceID) ([]pcommon.TraceID, error) {
 	type hit struct {
 		ts int64
 		id string
 	}
 	// Take the newest matching spans, a few per wanted trace, and take more
-	// while they fall in too few traces.
+	// while they fall in too few traces; run checks ctx before each round.
 	for rows := (limit - len(out)) * 8; ; rows *= 4 {
 		q, err := parse(fmt.Sprintf("%s | sort by (_time desc) limit %d | fields _time, %s", filter, rows, fieldTraceID))
 		if err != nil {
 			return out, err
 		}
-		q.AddTimeFilter(start.UnixNano(), end.UnixNano()-1)
+		q.AddTimeFilter(start, end-1)
 		var hits []hit
 		var ts []int64
 		err = s.run(ctx, tenantSpans, q, func(db *logstorage.DataBlock) {
