@@ -45,6 +45,7 @@ func handOverSpan(id pcommon.TraceID, service, name string, start time.Time) ptr
 
 type fixture struct {
 	srv    *httptest.Server
+	api    http.Handler // what srv serves
 	sc     scenario
 	legacy pcommon.TraceID // a 64-bit Jaeger-style ID
 }
@@ -71,7 +72,8 @@ func newFixture(t *testing.T, deps DependenciesReader) fixture {
 		}
 	}
 	store.Flush()
-	f.srv = httptest.NewServer(http.StripPrefix("/jaeger", NewHandler(store, deps)))
+	f.api = http.StripPrefix("/jaeger", NewHandler(store, deps))
+	f.srv = httptest.NewServer(f.api)
 	t.Cleanup(f.srv.Close)
 	return f
 }
@@ -203,6 +205,54 @@ func TestHandlerSearch(t *testing.T) {
 	}
 }
 
+// Searches over times far outside the retention (issue 18: start=1 and end
+// in the year 3000 kept a core busy for good) answer promptly, as searches
+// over the part the store holds.
+func TestHandlerSearchFarOutsideRetention(t *testing.T) {
+	f := newFixture(t, nil)
+	id := f.sc.root.TraceID().String()
+	for _, tc := range []struct {
+		query string
+		want  []string
+	}{
+		{"service=checkout&start=1&end=32503680000000000", []string{id}},  // 1970 to 3000
+		{"service=checkout&start=1&end=253402300799999999", []string{id}}, // to the last µs of 9999
+		{"service=checkout&lookback=36500d", []string{id}},
+		{"service=checkout&lookback=876000h&end=32503680000000000", []string{}}, // 2900 to 3000
+		{"service=checkout&start=1&end=2", []string{}},
+		{"service=checkout&start=32503680000000000", []string{}}, // start after now, the end's default
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/jaeger/api/traces?"+tc.query, nil)
+		rec := httptest.NewRecorder()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			f.api.ServeHTTP(rec, req)
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("search %s: no answer after 5 s", tc.query)
+		}
+		var env struct {
+			Data []struct {
+				TraceID string `json:"traceID"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &env); err != nil || rec.Code != http.StatusOK {
+			t.Errorf("search %s: %d %s", tc.query, rec.Code, rec.Body)
+			continue
+		}
+		got := []string{}
+		for _, tr := range env.Data {
+			got = append(got, tr.TraceID)
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("search %s: got %v, want %v", tc.query, got, tc.want)
+		}
+	}
+}
+
 // TestHandlerSearchManyTraces reads more traces than fetchConcurrency and
 // checks they come back whole, newest first, cut at the limit.
 func TestHandlerSearchManyTraces(t *testing.T) {
@@ -281,6 +331,16 @@ func TestHandlerBadParameters(t *testing.T) {
 		{"/jaeger/api/traces?service=a&start=yesterday", "unable to parse param 'start'"},
 		{"/jaeger/api/traces?service=a&end=-5", "unable to parse param 'end'"},
 		{"/jaeger/api/traces?service=a&start=2000&end=1000", "'start' must not be after 'end'"},
+		{"/jaeger/api/traces?service=a&start=-1", "unable to parse param 'start'"},
+		{"/jaeger/api/traces?service=a&start=0", "unable to parse param 'start'"},
+		{"/jaeger/api/traces?service=a&end=253402300800000000", "unable to parse param 'end': 253402300800000000 µs since the epoch is after the year 9999"},
+		{"/jaeger/api/traces?service=a&start=1&end=9223372036854775807", "unable to parse param 'end'"},
+		{"/jaeger/api/traces?service=a&start=9223372036854775807", "unable to parse param 'start'"},
+		{"/jaeger/api/traces?service=a&end=9223372036854775808", "unable to parse param 'end'"},
+		{"/jaeger/api/traces?service=a&lookback=876001h", "unable to parse param 'lookback': 876001h is longer than 36500 days"},
+		{"/jaeger/api/traces?service=a&lookback=36501d", "unable to parse param 'lookback'"},
+		{"/jaeger/api/traces?service=a&lookback=99999999999h", "unable to parse param 'lookback'"},
+		{"/jaeger/api/traces?service=a&lookback=-1h", "unable to parse param 'lookback'"},
 		{"/jaeger/api/traces?service=a&lookback=forever", "unable to parse param 'lookback'"},
 		{"/jaeger/api/traces?service=a&minDuration=fast", "unable to parse param 'minDuration'"},
 		{"/jaeger/api/traces?service=a&minDuration=2s&maxDuration=1s", "'maxDuration' should be greater than 'minDuration'"},
@@ -297,6 +357,8 @@ func TestHandlerBadParameters(t *testing.T) {
 		{"/jaeger/api/operations?service=a&spanKind=sideways", "unsupported span kind"},
 		{"/jaeger/api/dependencies?endTs=now", "unable to parse param 'endTs'"},
 		{"/jaeger/api/dependencies?lookback=0", "unable to parse param 'lookback'"},
+		{"/jaeger/api/dependencies?endTs=253402300800000", "unable to parse param 'endTs': 253402300800000 ms since the epoch is after the year 9999"},
+		{"/jaeger/api/dependencies?endTs=-1", "unable to parse param 'endTs'"},
 	} {
 		code, env, body := f.get(t, tc.path)
 		errs, _ := env["errors"].([]any)

@@ -24,13 +24,20 @@ const (
 	// maxTraceIDLength bounds a trace ID string; SkyWalking's longest forms
 	// are well under 100 characters.
 	maxTraceIDLength = 256
-	// maxLookbackDays keeps a lookback in days within time.Duration.
+	// maxLookbackDays bounds a lookback, in days or as a Go duration: a
+	// century is already far beyond any retention.
 	maxLookbackDays = 100 * 365
 	// defaultDependenciesLookback is Jaeger's.
 	defaultDependenciesLookback = 24 * time.Hour
 )
 
 var errServiceRequired = errors.New("parameter 'service' is required")
+
+// latestTime bounds the times a client may send. A time past the year 9999
+// is a mistake or a probe, not a search (RFC 3339 cannot even write it);
+// times merely outside the retention are fine, the store narrows a search
+// to what it holds.
+var latestTime = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // requestedTrace is one trace ID a client asked for: the string it sent and
 // the IDs it may be stored under, most likely first.
@@ -192,6 +199,9 @@ func parseMicros(v url.Values, param string) (time.Time, error) {
 	if us <= 0 {
 		return time.Time{}, parseError(param, fmt.Errorf("%d is not a time in microseconds since the epoch", us))
 	}
+	if us >= latestTime.UnixMicro() {
+		return time.Time{}, parseError(param, fmt.Errorf("%d µs since the epoch is after the year 9999", us))
+	}
 	return time.UnixMicro(us), nil
 }
 
@@ -234,6 +244,9 @@ func parseLookback(s string) (time.Duration, error) {
 	if d <= 0 {
 		return 0, fmt.Errorf("%s is not positive", s)
 	}
+	if d > maxLookbackDays*24*time.Hour {
+		return 0, fmt.Errorf("%s is longer than %d days", s, maxLookbackDays)
+	}
 	return d, nil
 }
 
@@ -255,6 +268,9 @@ func parseDependenciesParams(v url.Values, now time.Time) (end time.Time, lookba
 		}
 		if ms <= 0 {
 			return end, lookback, parseError("endTs", fmt.Errorf("%d is not a time in milliseconds since the epoch", ms))
+		}
+		if ms >= latestTime.UnixMilli() {
+			return end, lookback, parseError("endTs", fmt.Errorf("%d ms since the epoch is after the year 9999", ms))
 		}
 		end = time.UnixMilli(ms)
 	}

@@ -89,6 +89,8 @@ func FuzzParseSearchParams(f *testing.F) {
 		"traceID=abc&traceID=6e4a083be8da11f1918c9e2254654e93.28.40073696306070001",
 		"service=a&tags=%7B%22k%22%3A1e400%7D",
 		"service=a&start=9223372036854775807&end=-1",
+		"service=a&start=1&end=32503680000000000&lookback=1h",
+		"service=a&end=253402300800000000&lookback=876000h",
 		"service=a&limit=-1",
 		"service=a&minDuration=-1s",
 	} {
@@ -119,6 +121,9 @@ func FuzzParseSearchParams(f *testing.F) {
 		}
 		if !q.Start.IsZero() && !q.End.IsZero() && q.Start.After(q.End) {
 			t.Fatalf("start after end accepted from %q", raw)
+		}
+		if !q.Start.Before(latestTime) || !q.End.Before(latestTime) {
+			t.Fatalf("a time after the year 9999 accepted from %q", raw)
 		}
 		for k := range q.Attributes {
 			if k == "" || len(k) > spanstore.MaxAttributeKeyLen {
