@@ -30,6 +30,26 @@ import (
 // Prometheus does, so a tiny step over a long range fails fast.
 const maxPoints = 11000
 
+// maxSubqueryPoints caps the steps a subquery evaluates. The engine
+// allocates 16 bytes of bookkeeping a step before evaluating anything
+// (x[100y:1ms] asked for 50 TB and killed the process) and evaluates every
+// step even where no series has data (vector(1)[1d:10ms], 8.6M steps, took
+// 12 s of CPU). 100,000 is VictoriaMetrics' default
+// (-search.maxPointsSubqueryPerTimeseries); [30d:1m] is 43,200.
+const maxSubqueryPoints = 100_000
+
+// minTime and maxTime bound the times a request may give, as in Prometheus'
+// API: the widest range whose instants are int64 milliseconds. Beyond it the
+// engine's timestamps overflowed (labels between -1e30 and 1e30 came back
+// empty). Prometheus' clients send the bounds themselves in RFC 3339, which
+// time.Parse cannot read (nine-digit years), hence the formatted forms.
+var (
+	minTime          = time.Unix(math.MinInt64/1000+62135596801, 0).UTC()
+	maxTime          = time.Unix(math.MaxInt64/1000-62135596801, 999999999).UTC()
+	minTimeFormatted = minTime.Format(time.RFC3339Nano)
+	maxTimeFormatted = maxTime.Format(time.RFC3339Nano)
+)
+
 // Version is what /api/v1/status/buildinfo reports; Grafana reads it to
 // pick the PromQL features it offers.
 const Version = "3.0.0"
@@ -148,6 +168,10 @@ func (h *handler) query(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, badData("invalid parameter \"query\": %v", err)
 	}
+	if err := checkSubqueries(q, ts, ts); err != nil {
+		q.Close()
+		return nil, err
+	}
 	return exec(ctx, q)
 }
 
@@ -170,7 +194,12 @@ func (h *handler) queryRange(r *http.Request) (any, error) {
 	if step <= 0 {
 		return nil, badData("zero or negative query resolution step widths are not accepted. Try a positive integer")
 	}
-	if end.Sub(start)/step > maxPoints {
+	if step < time.Millisecond {
+		// The engine's timestamps are milliseconds: a finer step is a zero
+		// one to it (it divided by it and answered 422).
+		return nil, badData("invalid parameter \"step\": %v is finer than the 1ms resolution of timestamps", step)
+	}
+	if seconds(start, end)/step.Seconds() > maxPoints {
 		return nil, badData("exceeded maximum resolution of %d points per timeseries. Try decreasing the query resolution (?step=XX)", maxPoints)
 	}
 	ctx, cancel, err := withTimeout(r)
@@ -182,7 +211,54 @@ func (h *handler) queryRange(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, badData("invalid parameter \"query\": %v", err)
 	}
+	if err := checkSubqueries(q, start, end); err != nil {
+		q.Close()
+		return nil, err
+	}
 	return exec(ctx, q)
+}
+
+// seconds is end-start in seconds, exact enough over any range parseTime
+// accepts (end.Sub saturates at 292 years and would undercount).
+func seconds(start, end time.Time) float64 {
+	return float64(end.Unix()-start.Unix()) + float64(end.Nanosecond()-start.Nanosecond())/1e9
+}
+
+// checkSubqueries refuses a query with a subquery that would evaluate more
+// than maxSubqueryPoints steps, or steps finer than a millisecond, when
+// evaluated over [start, end]. A subquery is evaluated once over the whole
+// evaluation range widened by its own range and those of the subqueries
+// around it; an @ modifier narrows that, which the count ignores.
+func checkSubqueries(q promql.Query, start, end time.Time) error {
+	stmt, ok := q.Statement().(*parser.EvalStmt)
+	if !ok {
+		return nil
+	}
+	var err error
+	parser.Inspect(stmt.Expr, func(node parser.Node, path []parser.Node) error {
+		sq, ok := node.(*parser.SubqueryExpr)
+		if !ok || err != nil {
+			return nil
+		}
+		span := seconds(start, end) + sq.Range.Seconds()
+		for _, n := range path {
+			if outer, ok := n.(*parser.SubqueryExpr); ok {
+				span += outer.Range.Seconds()
+			}
+		}
+		step := sq.Step
+		if step == 0 {
+			step = metricstore.SubqueryStep
+		}
+		switch points := span / step.Seconds(); {
+		case step < time.Millisecond:
+			err = badData("invalid parameter \"query\": subquery %s: step %v is finer than the 1ms resolution of timestamps", sq, step)
+		case points > maxSubqueryPoints:
+			err = badData("invalid parameter \"query\": subquery %s would evaluate %.0f steps, more than %d; use a longer step or a shorter range", sq, points, maxSubqueryPoints)
+		}
+		return nil
+	})
+	return err
 }
 
 func exec(ctx context.Context, q promql.Query) (any, error) {
@@ -324,17 +400,27 @@ func parseTimeParam(r *http.Request, name string, def time.Time) (time.Time, err
 	return t, nil
 }
 
-// parseTime reads Unix seconds (with fractions) or RFC 3339, as Prometheus does.
+// parseTime reads Unix seconds (with fractions) or RFC 3339, as Prometheus
+// does, between minTime and maxTime.
 func parseTime(s string) (time.Time, error) {
 	if t, err := strconv.ParseFloat(s, 64); err == nil {
 		if math.IsNaN(t) || math.IsInf(t, 0) {
 			return time.Time{}, fmt.Errorf("cannot parse %q to a valid timestamp", s)
+		}
+		if t < float64(minTime.Unix()) || t > float64(maxTime.Unix()) {
+			return time.Time{}, fmt.Errorf("%q is outside the timestamps Prometheus can hold, %d to %d seconds since the epoch", s, minTime.Unix(), maxTime.Unix())
 		}
 		sec, frac := math.Modf(t)
 		return time.Unix(int64(sec), int64(math.Round(frac*1000))*int64(time.Millisecond)).UTC(), nil
 	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t, nil
+	}
+	switch s {
+	case minTimeFormatted:
+		return minTime, nil
+	case maxTimeFormatted:
+		return maxTime, nil
 	}
 	return time.Time{}, fmt.Errorf("cannot parse %q to a valid timestamp", s)
 }

@@ -104,6 +104,40 @@ func TestQueries(t *testing.T) {
 	}
 }
 
+// Queries at the edges of what is accepted are answered: a subquery without
+// a step (the engine had no default and the request died with its
+// connection), long subqueries at the default step, and the time bounds
+// Prometheus' clients send.
+func TestQueriesAtTheLimits(t *testing.T) {
+	end := time.Now().Truncate(time.Minute)
+	srv := newServer(t, end)
+	at := strconv.FormatInt(end.Unix(), 10)
+	for _, c := range []struct {
+		path   string
+		params url.Values
+		want   int // results
+	}{
+		{"/api/v1/query", url.Values{"query": {"max_over_time(skytrail_service_calls[30m:])"}, "time": {at}}, 1},
+		{"/api/v1/query", url.Values{"query": {"max_over_time(skytrail_service_calls[30d:1m])"}, "time": {at}}, 1},
+		{"/api/v1/query_range", url.Values{"query": {"max_over_time(skytrail_service_calls[1d:])"},
+			"start": {strconv.FormatInt(end.Add(-10*time.Minute).Unix(), 10)}, "end": {at}, "step": {"60"}}, 1},
+		{"/api/v1/series", url.Values{"match[]": {`{service="checkout"}`}, "start": {minTimeFormatted}, "end": {maxTimeFormatted}}, 2},
+		{"/api/v1/series", url.Values{"match[]": {`{service="checkout"}`}, "start": {"-9223372036854"}, "end": {"9223372036854"}}, 2},
+	} {
+		code, v := get(t, srv, c.path, c.params)
+		var n int
+		switch d := v["data"].(type) {
+		case []any:
+			n = len(d)
+		case map[string]any:
+			n = len(d["result"].([]any))
+		}
+		if code != http.StatusOK || n != c.want {
+			t.Errorf("GET %s %v: %d %v, want 200 with %d results", c.path, c.params, code, v, c.want)
+		}
+	}
+}
+
 func toStrings(v any) []string {
 	var out []string
 	for _, s := range v.([]any) {
@@ -124,6 +158,17 @@ func TestBadRequests(t *testing.T) {
 		{"/api/v1/query_range", url.Values{"query": {"up"}, "start": {"10"}, "end": {"5"}, "step": {"1"}}, "end timestamp must not be before start"},
 		{"/api/v1/query_range", url.Values{"query": {"up"}, "start": {"0"}, "end": {"100000"}, "step": {"1"}}, "exceeded maximum resolution"},
 		{"/api/v1/query_range", url.Values{"query": {"up"}, "start": {"0"}, "end": {"10"}, "step": {"0"}}, "zero or negative"},
+		// Issue 18: ranges and steps that would overflow, spin or exhaust memory.
+		{"/api/v1/query_range", url.Values{"query": {"up"}, "start": {"-9000000000000000"}, "end": {"9000000000000000"}, "step": {"9000000000"}}, "exceeded maximum resolution"},
+		{"/api/v1/query_range", url.Values{"query": {"up"}, "start": {"1"}, "end": {"2"}, "step": {"0.0001"}}, `invalid parameter "step"`},
+		{"/api/v1/query_range", url.Values{"query": {"up"}, "start": {"-1e30"}, "end": {"0"}, "step": {"1"}}, `invalid parameter "start"`},
+		{"/api/v1/query", url.Values{"query": {"up"}, "time": {"1e30"}}, `invalid parameter "time"`},
+		{"/api/v1/labels", url.Values{"start": {"-1e30"}, "end": {"1e30"}}, `invalid parameter "start"`},
+		{"/api/v1/series", url.Values{"match[]": {"up"}, "end": {"1e17"}}, `invalid parameter "end"`},
+		{"/api/v1/query", url.Values{"query": {"max_over_time(skytrail_service_calls[100y:1ms])"}}, "more than 100000"},
+		{"/api/v1/query", url.Values{"query": {"max_over_time(vector(1)[1d:10ms])"}}, "would evaluate 8640000 steps"},
+		{"/api/v1/query", url.Values{"query": {"max_over_time(max_over_time(vector(1)[1d:1s])[30d:1h])"}}, "subquery vector(1)[1d:1s] would evaluate 2678400 steps"},
+		{"/api/v1/query_range", url.Values{"query": {"max_over_time(vector(1)[1d:1s])"}, "start": {"0"}, "end": {"20000"}, "step": {"2"}}, "would evaluate 106400 steps"},
 		{"/api/v1/series", nil, "no match[]"},
 		{"/api/v1/series", url.Values{"match[]": {"{"}}, `invalid parameter "match[]"`},
 		{"/api/v1/label/%FF/values", nil, "invalid label name"},

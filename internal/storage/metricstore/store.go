@@ -36,6 +36,12 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
+// SubqueryStep is the step of a subquery written without one (x[30m:]): the
+// minute SkyTrail writes a sample for. The engine has no default; without
+// one it dereferenced a nil function and the request died with its
+// connection.
+const SubqueryStep = time.Minute
+
 // Store is an open metric store: a TSDB on disk and a PromQL engine over it.
 type Store struct {
 	db     *tsdb.DB
@@ -67,6 +73,9 @@ func Open(cfg Config) (*Store, error) {
 		LookbackDelta:        LookbackDelta,
 		EnableAtModifier:     true,
 		EnableNegativeOffset: true,
+		NoStepSubqueryIntervalFn: func(int64) int64 {
+			return SubqueryStep.Milliseconds()
+		},
 	})
 	s := &Store{db: db, engine: engine, dir: cfg.Dir,
 		writeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
