@@ -26,7 +26,7 @@ type TraceQuery struct {
 	// Start and End bound span start times; zero End means now, zero Start
 	// means End minus the default lookback. Any times are accepted: the
 	// range is narrowed to what the store holds (the oldest day retention
-	// keeps to the day after tomorrow), and one outside it finds nothing.
+	// keeps to the end of tomorrow, UTC), and one outside it finds nothing.
 	Start, End time.Time
 	// Limit caps the number of traces; zero means the default (20).
 	Limit int
