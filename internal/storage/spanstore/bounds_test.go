@@ -10,6 +10,8 @@ import (
 	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/skytrail/skytrail/internal/pipeline"
 )
 
 // queryDeadline bounds each query these tests make. A search over a store
@@ -77,7 +79,7 @@ func TestSearchOverAbsurdRangesEnds(t *testing.T) {
 		now.Add(20 * time.Hour),               // 02: from a clock running ahead
 		now.Add(-s.Retention() + 2*time.Hour), // 03: about to expire
 	} {
-		if err := s.ConsumeTraces(ctx, sampleTrace(byte(i+1), at, false)); err != nil {
+		if err := s.ConsumeTraces(ctx, pipeline.TracesOf(sampleTrace(byte(i+1), at, false))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -114,7 +116,7 @@ func TestSearchOverAbsurdRangesEnds(t *testing.T) {
 	rec := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
 	rec.SetTimestamp(pcommon.NewTimestampFromTime(now.Add(-time.Minute)))
 	rec.Body().SetStr("cart loaded")
-	if err := s.ConsumeLogs(ctx, ld); err != nil {
+	if err := s.ConsumeLogs(ctx, pipeline.LogsOf(ld)); err != nil {
 		t.Fatal(err)
 	}
 	s.Flush()
@@ -139,7 +141,7 @@ func TestCancelledQueriesStop(t *testing.T) {
 	s, hung := openBoundsStore(t)
 	now := time.Now()
 	for i := byte(1); i <= 3; i++ {
-		if err := s.ConsumeTraces(context.Background(), sampleTrace(i, now.Add(-time.Duration(i)*time.Minute), false)); err != nil {
+		if err := s.ConsumeTraces(context.Background(), pipeline.TracesOf(sampleTrace(i, now.Add(-time.Duration(i)*time.Minute), false))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -179,7 +181,7 @@ func TestCancelStopsBlockCallbacks(t *testing.T) {
 	for i := byte(1); i <= 8; i++ {
 		td := sampleTrace(i, now.Add(-time.Duration(i)*time.Minute), false)
 		td.ResourceSpans().At(0).Resource().Attributes().PutStr("service.name", "svc-"+string('a'+rune(i)))
-		if err := s.ConsumeTraces(context.Background(), td); err != nil {
+		if err := s.ConsumeTraces(context.Background(), pipeline.TracesOf(td)); err != nil {
 			t.Fatal(err)
 		}
 	}
