@@ -9,13 +9,11 @@ import * as trace from './pages/trace.js';
 import * as instances from './pages/instances.js';
 import * as health from './pages/health.js';
 import {api} from './api.js';
+import {link} from './links.js';
 
 const RANGES = {'15m': 15 * 60000, '1h': 3600000, '6h': 6 * 3600000, '24h': 24 * 3600000};
 const REFRESH = {off: 0, '10s': 10000, '30s': 30000, '1m': 60000, '5m': 300000};
 const DEFAULT_RANGE = '1h';
-// GLOBAL are the query parameters every page shares.
-const GLOBAL = ['range', 'from', 'to', 'refresh'];
-
 const routes = [
   {re: /^\/(?:services)?$/, page: services, nav: 'services'},
   {re: /^\/services\/([^/]+)$/, page: service, nav: 'services'},
@@ -41,20 +39,6 @@ function timeRange(params) {
   // newest minute out.
   const end = Math.ceil(Date.now() / 60000) * 60000;
   return {start: end - d, end, key: RANGES[key] ? key : DEFAULT_RANGE, label: RANGES[key] ? key : DEFAULT_RANGE};
-}
-
-// link builds an in-app URL carrying the shared parameters.
-export function link(path, params = {}) {
-  const cur = new URLSearchParams(location.search);
-  const u = new URLSearchParams();
-  for (const k of GLOBAL) if (cur.get(k)) u.set(k, cur.get(k));
-  for (const [k, v] of Object.entries(params)) {
-    if (v === undefined || v === null || v === '' || v === false) continue;
-    if (Array.isArray(v)) v.forEach((x) => u.append(k, x));
-    else u.set(k, v);
-  }
-  const q = u.toString();
-  return path + (q ? '?' + q : '');
 }
 
 export function navigate(url, {replace: rep = false} = {}) {

@@ -1,7 +1,7 @@
 // Pieces several pages share: the empty state that teaches how to send
 // data, service figures, and the trace list.
 import {h, fmtMs, fmtTime, serviceColor} from './dom.js';
-import {link} from './app.js';
+import {link} from './links.js';
 
 // emptyState is what a page shows before any data arrives: how to send it.
 // The ports are SkyTrail's defaults (docs/configuration.md).
