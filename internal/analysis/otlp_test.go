@@ -18,7 +18,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/grpc"
 
 	"github.com/skytrail/skytrail/internal/pipeline"
 	"github.com/skytrail/skytrail/internal/query/promapi"
@@ -53,9 +52,8 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer()
 	p := pipeline.New(pipeline.Config{}, pipeline.Consumers{Traces: []pipeline.TracesConsumer{a}, Heartbeats: []pipeline.HeartbeatConsumer{a}})
-	otlp.New(p, otlp.Config{}).RegisterGRPC(srv)
+	srv := otlp.New(p, otlp.Config{}).NewGRPCServer()
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 

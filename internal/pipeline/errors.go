@@ -26,10 +26,14 @@ const (
 	// Unavailable: a consumer (storage) failed or cannot take data now;
 	// retry after RetryAfter.
 	Unavailable Reason = "storage"
+	// Abandoned: the client stopped waiting (its deadline passed, it hung
+	// up) before the data was stored, so it was not: the client sends it
+	// again, and storing this copy too would duplicate it.
+	Abandoned Reason = "abandoned"
 )
 
 // Retryable tells whether the same data may succeed later.
-func (r Reason) Retryable() bool { return r == Overloaded || r == Unavailable }
+func (r Reason) Retryable() bool { return r == Overloaded || r == Unavailable || r == Abandoned }
 
 // RetryAfter is the delay every receiver asks a client turned away for a
 // retryable reason to wait.

@@ -95,6 +95,10 @@ func (p *Pipeline) Subscribe(fn func(Rejection)) {
 	p.subscribers = append(p.subscribers, fn)
 }
 
+// Budget is the in-flight budget: the most memory the requests being
+// processed may take together, so the most one request may take.
+func (p *Pipeline) Budget() int64 { return p.maxBytes }
+
 // Limits are the limits items are validated against: the configured ones
 // within what storage can keep.
 func (p *Pipeline) Limits() Limits { return p.limits }
@@ -110,7 +114,8 @@ type Request struct {
 
 // Admit reserves size bytes of the in-flight budget for a request from src
 // carrying signal, before the request is read or decoded, or refuses it
-// at once as Overloaded. Release the request when it is answered.
+// at once: Overloaded while the budget is spent, TooLarge when size is more
+// than the whole budget. Release the request when it is answered.
 func (p *Pipeline) Admit(src Source, signal Signal, size int) (*Request, error) {
 	r := p.Begin(src, signal)
 	if err := r.charge(size, 1); err != nil {
@@ -119,21 +124,35 @@ func (p *Pipeline) Admit(src Source, signal Signal, size int) (*Request, error) 
 	return r, nil
 }
 
-// Begin starts a request whose size is only known once decoded: its
-// Ingest charges the batch's estimated size. Release it when answered.
+// Begin starts a request whose size is only known as it is read or
+// decoded: Grow charges it as that happens, and Ingest charges a batch's
+// estimated size if nothing was charged before. Release it when answered.
 func (p *Pipeline) Begin(src Source, signal Signal) *Request {
 	return &Request{p: p, src: src, signal: signal}
 }
 
-// charge reserves size bytes for a request of items items, or refuses them
-// all as Overloaded.
+// Grow charges the request n more bytes: what it takes in memory, as its
+// body arrives or once its decoded size is known. It refuses the request as
+// Admit does.
+func (r *Request) Grow(n int) error {
+	return r.charge(n, 1)
+}
+
+// charge reserves size more bytes for a request of items items, or refuses
+// them all: TooLarge when the request would need more than the whole
+// budget, so could never be taken; Overloaded when the budget is spent now.
 func (r *Request) charge(size, items int) error {
-	n := min(max(int64(size), 1), r.p.maxBytes)
+	n := max(int64(size), 1)
+	if r.charged+n > r.p.maxBytes {
+		return r.p.refuse(r.src, r.signal, TooLarge, items, Refusef(TooLarge,
+			"the request needs %d bytes of memory to decode, more than the server's in-flight budget of %d (--max-inflight-bytes): send smaller batches",
+			r.charged+n, r.p.maxBytes))
+	}
 	if !r.p.budget.TryAcquire(n) {
 		return r.p.refuse(r.src, r.signal, Overloaded, items, ErrOverloaded)
 	}
 	r.p.counters.inFlight.Add(float64(n))
-	r.charged = n
+	r.charged += n
 	return nil
 }
 
@@ -218,6 +237,13 @@ func (r *Request) Ingest(ctx context.Context, b Batch) (Outcome, error) {
 			return Outcome{}, &Error{Reason: Invalid, Msg: fmt.Sprintf("all %d %s rejected; first: %s", v.Rejected, signal.noun(), v.FirstError)}
 		}
 		return Outcome{}, nil
+	}
+	// A client that stopped waiting (its deadline passed, it hung up) will
+	// send the batch again: storing this copy would only duplicate it.
+	if err := ctx.Err(); err != nil {
+		e := &Error{Reason: Abandoned, Msg: fmt.Sprintf("the client stopped waiting before %d %s were stored: %v", v.Accepted, signal.noun(), err), err: err}
+		p.refuse(r.src, signal, Abandoned, v.Accepted, e)
+		return Outcome{}, e
 	}
 	if err := b.consume(ctx, p.consumers); err != nil {
 		reason := ReasonOf(err)

@@ -197,8 +197,7 @@ func Start(cfg Config) (*Server, error) {
 			return err
 		}
 		if cfg.OTLPGRPCAddr != "" {
-			gs := grpc.NewServer(grpc.MaxRecvMsgSize(cfg.MaxRequest))
-			otlpRecv.RegisterGRPC(gs)
+			gs := otlpRecv.NewGRPCServer()
 			healthpb.RegisterHealthServer(gs, health.NewServer()) // for `skytrail doctor` and load balancers
 			if err := s.serveGRPC("OTLP gRPC", cfg.OTLPGRPCAddr, gs); err != nil {
 				return err

@@ -1,10 +1,7 @@
 package otlp
 
 import (
-	"compress/gzip"
-	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 
@@ -48,28 +45,23 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 		writeHTTPError(w, mediaType, wire.HTTPStatus(w.Header(), err), wire.GRPCCode(pipeline.ReasonOf(err)), err.Error())
 	}
 
-	// Reserve the in-flight budget before reading, so a flood of large
-	// bodies is turned away instead of buffered.
-	reserve := r.cfg.MaxRequestBytes
-	if req.ContentLength > 0 && req.Header.Get("Content-Encoding") == "" {
-		reserve = int(min(req.ContentLength, int64(r.cfg.MaxRequestBytes)))
-	}
-	admitted, err := r.pipeline.Admit(src, pipeline.SignalSpans, reserve)
-	if err != nil {
+	// The body is charged to the in-flight budget as it arrives, and its
+	// decoding at what it will take before it is decoded.
+	admitted := r.pipeline.Begin(src, pipeline.SignalSpans)
+	defer admitted.Release()
+	buf := wire.Buffer()
+	defer wire.PutBuffer(buf)
+	if err := wire.ReadBody(w, req, admitted, int64(r.cfg.MaxRequestBytes), buf); err != nil {
 		fail(err)
 		return
 	}
-	defer admitted.Release()
-
-	body, err := r.readBody(w, req)
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) || errors.Is(err, errBodyTooLarge) {
-			fail(admitted.Refuse(pipeline.TooLarge,
-				fmt.Errorf("request body over the limit of %d bytes (after decompression); send smaller batches", r.cfg.MaxRequestBytes)))
-			return
-		}
-		fail(admitted.Refuse(pipeline.Malformed, err))
+	body := buf.Bytes()
+	decoded := wire.JSONDecodedSize(body)
+	if mediaType == contentProtobuf {
+		decoded = wire.DecodedSize(body, traceRequest)
+	}
+	if err := admitted.Grow(decoded); err != nil {
+		fail(err)
 		return
 	}
 
@@ -107,39 +99,6 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Type", mediaType)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(respBody)
-}
-
-var errBodyTooLarge = errors.New("request body too large")
-
-// readBody reads the request body, gunzipping it when asked, and refuses
-// more than MaxRequestBytes either before or after decompression.
-func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request) ([]byte, error) {
-	limit := int64(r.cfg.MaxRequestBytes)
-	var src io.Reader = http.MaxBytesReader(w, req.Body, limit)
-	switch req.Header.Get("Content-Encoding") {
-	case "", "identity":
-	case "gzip":
-		zr, err := gzip.NewReader(src)
-		if err != nil {
-			return nil, fmt.Errorf("Content-Encoding is gzip but the body is not: %w", err)
-		}
-		defer zr.Close()
-		src = zr
-	default:
-		return nil, fmt.Errorf("unsupported Content-Encoding %q: send gzip or none", req.Header.Get("Content-Encoding"))
-	}
-	body, err := io.ReadAll(io.LimitReader(src, limit+1))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("read request body: %w", err)
-	}
-	if int64(len(body)) > limit {
-		return nil, errBodyTooLarge
-	}
-	return body, nil
 }
 
 // writeHTTPError answers with a google.rpc.Status in the request's encoding,

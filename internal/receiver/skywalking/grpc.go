@@ -53,6 +53,11 @@ func NewGRPCServer(p *pipeline.Pipeline, opts Options) *grpc.Server {
 	a := authenticator{token: opts.Token, p: p}
 	s := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(opts.maxRecvMsgSize()),
+		// A message whose decoding alone would take more than the in-flight
+		// budget is refused undecoded. Smaller ones are charged once
+		// decoded (an agent's segment is a few kilobytes): gRPC decodes a
+		// stream's messages before a handler sees them.
+		grpc.ForceServerCodecV2(wire.GuardedCodec(int(p.Budget()))),
 		// The token is checked when a call's headers arrive, before any of
 		// its messages is read.
 		grpc.InTapHandle(a.tap),
@@ -166,13 +171,15 @@ func collect[T any](in *ingester, s clientStream[T], signal pipeline.Signal, wha
 }
 
 // recvError reports a message gRPC could not hand over: one over the size
-// limit, or one that does not decode, is refused at the front door like any
-// other; a client gone is not.
+// limit, or one that does not decode, is counted and published at the front
+// door like any other refusal; a client gone is not. (gRPC has answered
+// the agent already, with the reason.)
 func (in *ingester) recvError(src pipeline.Source, signal pipeline.Signal, err error) error {
-	switch status.Code(err) {
-	case codes.ResourceExhausted:
+	st := status.Convert(err)
+	switch {
+	case st.Code() == codes.ResourceExhausted, st.Code() == codes.Internal && wire.TooLargeToDecode(st.Message()):
 		return wire.GRPCError(in.p.Refuse(src, signal, pipeline.TooLarge, err))
-	case codes.Internal:
+	case st.Code() == codes.Internal:
 		return wire.GRPCError(in.p.Refuse(src, signal, pipeline.Malformed, err))
 	}
 	return err

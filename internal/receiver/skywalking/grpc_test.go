@@ -365,3 +365,27 @@ func TestPipelineRefusalsMapToRetryableOrNot(t *testing.T) {
 	_, err = agentv3.NewTraceSegmentReportServiceClient(conn).CollectInSync(testContext(t), &agentv3.SegmentCollection{Segments: []*agentv3.SegmentObject{segment("t1", "s1", "a")}})
 	wantCode(t, err, codes.ResourceExhausted, "server overloaded")
 }
+
+// A message whose decoding alone would take more memory than the whole
+// in-flight budget is refused before gRPC decodes it: 4 MB of empty spans
+// would take 400 MB. gRPC itself answers a stream message it could not
+// hand over, with Internal (not retried) and the reason.
+func TestGRPCRefusesMessagesTooLargeToDecode(t *testing.T) {
+	s := &sink{}
+	conn := dial(t, startGRPC(t, s.door(), Options{}))
+	stream, err := agentv3.NewTraceSegmentReportServiceClient(conn).Collect(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg := segment("t1", "s1", "a")
+	seg.Spans = make([]*agentv3.SpanObject, 2<<20)
+	for i := range seg.Spans {
+		seg.Spans[i] = &agentv3.SpanObject{}
+	}
+	_ = stream.Send(seg)
+	_, err = stream.CloseAndRecv()
+	wantCode(t, err, codes.Internal, "in-flight budget")
+	if v := s.counter(t, "skytrail_receiver_spans_rejected_total", "receiver", GRPCReceiver, "reason", "too_large"); v != 1 {
+		t.Errorf("rejected{too_large} = %v, want 1", v)
+	}
+}

@@ -1,8 +1,6 @@
 package skywalking
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -11,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -99,23 +96,10 @@ type httpHandler struct {
 	maxBody int64
 }
 
-// bodyPool recycles request-body buffers: segments arrive continuously and
-// are all roughly the same size.
-var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// maxPooledBody is the largest buffer kept for reuse; a rare huge request
-// should not pin its memory.
-const maxPooledBody = 1 << 20
-
-func releaseBody(buf *bytes.Buffer) {
-	if buf.Cap() <= maxPooledBody {
-		bodyPool.Put(buf)
-	}
-}
-
-// route wraps one endpoint: authentication, body reading and decompression,
-// admission by the body's size before it is decoded, and the translation of
-// its error into a status code.
+// route wraps one endpoint: authentication before anything is read, the
+// body read and charged to the in-flight budget as it arrives, its decoding
+// charged before it is decoded, and the translation of its error into a
+// status code.
 func (h *httpHandler) route(signal pipeline.Signal, handle func(ctx context.Context, req *pipeline.Request, body []byte) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		src := wire.HTTPSource(r, HTTPReceiver)
@@ -124,24 +108,20 @@ func (h *httpHandler) route(signal pipeline.Signal, handle func(ctx context.Cont
 				errors.New("missing or wrong Authentication header (set the agent's authentication to the server's token)")))
 			return
 		}
-		buf := bodyPool.Get().(*bytes.Buffer)
-		defer releaseBody(buf)
-		buf.Reset()
-		if err := h.readBody(w, r, buf); err != nil {
-			var tooLarge *http.MaxBytesError
-			if errors.As(err, &tooLarge) {
-				writeHTTPError(w, h.p.Refuse(src, signal, pipeline.TooLarge, fmt.Errorf("request body larger than %d bytes", h.maxBody)))
-				return
-			}
-			writeHTTPError(w, h.p.Refuse(src, signal, pipeline.Malformed, fmt.Errorf("reading request body: %w", err)))
-			return
-		}
-		req, err := h.p.Admit(src, signal, buf.Len())
-		if err != nil {
+		req := h.p.Begin(src, signal)
+		defer req.Release()
+		buf := wire.Buffer()
+		defer wire.PutBuffer(buf)
+		if err := wire.ReadBody(w, r, req, h.maxBody, buf); err != nil {
 			writeHTTPError(w, err)
 			return
 		}
-		defer req.Release()
+		// Decoding takes more than the body (every JSON object is a message):
+		// charge that before decoding.
+		if err := req.Grow(wire.JSONDecodedSize(buf.Bytes())); err != nil {
+			writeHTTPError(w, err)
+			return
+		}
 		if err := handle(r.Context(), req, buf.Bytes()); err != nil {
 			writeHTTPError(w, err)
 			return
@@ -161,32 +141,6 @@ func (h *httpHandler) authenticated(r *http.Request) bool {
 		}
 	}
 	return false
-}
-
-// readBody reads the (possibly gzipped) body into buf, refusing more than
-// maxBody bytes before or after decompression.
-func (h *httpHandler) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) error {
-	body := http.MaxBytesReader(w, r.Body, h.maxBody)
-	var src io.Reader = body
-	switch enc := r.Header.Get("Content-Encoding"); enc {
-	case "", "identity":
-	case "gzip":
-		zr, err := gzip.NewReader(body)
-		if err != nil {
-			return fmt.Errorf("gzip: %w", err)
-		}
-		defer zr.Close()
-		src = io.LimitReader(zr, h.maxBody+1)
-	default:
-		return fmt.Errorf("unsupported Content-Encoding %q (use gzip or none)", enc)
-	}
-	if _, err := buf.ReadFrom(src); err != nil {
-		return err
-	}
-	if int64(buf.Len()) > h.maxBody {
-		return &http.MaxBytesError{Limit: h.maxBody}
-	}
-	return nil
 }
 
 func writeHTTPError(w http.ResponseWriter, err error) {

@@ -161,7 +161,7 @@ func TestHTTPErrors(t *testing.T) {
 		"no service":        {"/v3/segment", strings.Replace(segmentJSON, `"service": "gateway",`, "", 1), http.StatusBadRequest, "has no service"},
 		"unknown enum":      {"/v3/segment", strings.Replace(segmentJSON, `"Exit"`, `"Sideways"`, 1), http.StatusBadRequest, "Sideways"},
 		"keepAlive no inst": {"/v3/management/keepAlive", `{"service": "a"}`, http.StatusBadRequest, "has no serviceInstance"},
-		"too large":         {"/v3/segments", "[" + strings.Repeat(segmentJSON+",", 5) + segmentJSON + "]", http.StatusRequestEntityTooLarge, "larger than 4096"},
+		"too large":         {"/v3/segments", "[" + strings.Repeat(segmentJSON+",", 5) + segmentJSON + "]", http.StatusRequestEntityTooLarge, "over the limit of 4096 bytes"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			code, msg := post(t, url+tc.path, tc.body)
@@ -194,6 +194,18 @@ func TestHTTPErrors(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("overloaded = %d Retry-After %q, want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+// A body whose decoding would take more than the whole in-flight budget is
+// refused before it is decoded: 3 MB of empty segments would take 200 MB as
+// messages (/v3/segments once took the server to 5.1 GB).
+func TestHTTPChargesDecodingBeforeIt(t *testing.T) {
+	s := &sink{}
+	url := startHTTP(t, s.door(), Options{})
+	code, msg := post(t, url+"/v3/segments", "["+strings.Repeat("{},", 1<<20)+"{}]")
+	if code != http.StatusRequestEntityTooLarge || !strings.Contains(msg, "in-flight budget") {
+		t.Fatalf("= %d %q, want 413: more than the in-flight budget", code, msg)
 	}
 }
 
