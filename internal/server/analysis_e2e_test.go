@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"context"
@@ -12,13 +12,17 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	agentv3 "skywalking.apache.org/repo/goapi/collect/language/agent/v3"
+
+	"github.com/skytrail/skytrail/internal/servertest"
+	"github.com/skytrail/skytrail/internal/testutil/poll"
 )
 
 // Spans sent to the server are counted: the services list carries figures,
 // the service map has the call, and the PromQL and Jaeger dependency APIs
 // answer from the same analysis. Agent meters land in the metric store.
 func TestAnalysisThroughTheServer(t *testing.T) {
-	s := startServer(t, t.TempDir())
+	t.Parallel()
+	s := servertest.Start(t)
 	ctx := context.Background()
 	api := "http://" + s.Addrs["query API"]
 	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(s.Addrs["OTLP gRPC"]), otlptracegrpc.WithInsecure())
@@ -44,8 +48,8 @@ func TestAnalysisThroughTheServer(t *testing.T) {
 	}
 	figures := map[string]uint64{}
 	// Services are listed once their spans are searchable (within a second).
-	eventually(t, "services with figures", func() bool {
-		if code := getJSON(t, api, "/api/v1/services?lookback=1h", &svcs); code != http.StatusOK {
+	poll.Until(t, waitTimeout, "services with figures", func() bool {
+		if code := servertest.GetJSON(t, api+"/api/v1/services?lookback=1h", &svcs); code != http.StatusOK {
 			t.Fatalf("services: HTTP %d", code)
 		}
 		for _, sv := range svcs.Services {
@@ -64,7 +68,7 @@ func TestAnalysisThroughTheServer(t *testing.T) {
 	}
 	// Each minute's figures are stamped at the minute's end.
 	end := time.Now().Truncate(time.Minute).Add(time.Minute)
-	getJSON(t, api, "/api/v1/topology?start="+url.QueryEscape(end.Add(-time.Hour).Format(time.RFC3339))+"&end="+url.QueryEscape(end.Format(time.RFC3339)), &topo)
+	servertest.GetJSON(t, api+"/api/v1/topology?start="+url.QueryEscape(end.Add(-time.Hour).Format(time.RFC3339))+"&end="+url.QueryEscape(end.Format(time.RFC3339)), &topo)
 	found := false
 	for _, e := range topo.Edges {
 		found = found || (e.Client == "frontend" && e.Server == "payment")
@@ -76,7 +80,7 @@ func TestAnalysisThroughTheServer(t *testing.T) {
 	var deps struct {
 		Data []struct{ Parent, Child string }
 	}
-	getJSON(t, api, "/jaeger/api/dependencies?lookback=3600000&endTs="+strconv.FormatInt(end.UnixMilli(), 10), &deps)
+	servertest.GetJSON(t, api+"/jaeger/api/dependencies?lookback=3600000&endTs="+strconv.FormatInt(end.UnixMilli(), 10), &deps)
 	if len(deps.Data) == 0 {
 		t.Errorf("jaeger dependencies empty")
 	}
@@ -106,7 +110,7 @@ func TestAnalysisThroughTheServer(t *testing.T) {
 			Result []struct{ Value []any }
 		}
 	}
-	getJSON(t, api, "/prometheus/api/v1/query?query="+url.QueryEscape(`agent_instance_golang_heap_alloc{service="stock",instance="stock-1"}`), &prom)
+	servertest.GetJSON(t, api+"/prometheus/api/v1/query?query="+url.QueryEscape(`agent_instance_golang_heap_alloc{service="stock",instance="stock-1"}`), &prom)
 	if len(prom.Data.Result) != 1 || prom.Data.Result[0].Value[1] != "4096" {
 		t.Errorf("agent meter through PromQL = %+v", prom.Data.Result)
 	}

@@ -1,134 +1,27 @@
-package server
+package server_test
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
-	"reflect"
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/sdk/resource"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/skytrail/skytrail/internal/servertest"
+	"github.com/skytrail/skytrail/internal/testutil/poll"
 )
 
-// startServer runs a SkyTrail on loopback ports in dir, after configure
-// has changed the configuration.
-func startServer(t *testing.T, dir string, configure ...func(*Config)) *Server {
-	t.Helper()
-	cfg := Defaults()
-	cfg.DataDir = dir
-	cfg.HTTPAddr, cfg.OTLPGRPCAddr, cfg.OTLPHTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.SWGRPCAddr, cfg.SWHTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	for _, c := range configure {
-		c(&cfg)
-	}
-	s, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
-	return s
-}
-
-func provider(t *testing.T, exp *otlptrace.Exporter, service string) *sdktrace.TracerProvider {
-	t.Helper()
-	res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(service), attribute.String("host.name", "test-host"))
-	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithSyncer(exp))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	return tp
-}
-
-// checkoutTrace records frontend -> payment, the payment call failing, and
-// returns its trace ID.
-func checkoutTrace(t *testing.T, frontend, payment *sdktrace.TracerProvider, orderID int) trace.TraceID {
-	ctx := context.Background()
-	ctx, root := frontend.Tracer("shop").Start(ctx, "GET /checkout",
-		trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.Int("order_id", orderID), attribute.String("http.route", "/checkout")))
-	cctx, call := frontend.Tracer("shop").Start(ctx, "POST payment", trace.WithSpanKind(trace.SpanKindClient))
-	// The context crosses to payment as it would over HTTP: in a traceparent header.
-	headers := propagation.MapCarrier{}
-	propagation.TraceContext{}.Inject(cctx, headers)
-	pctx := propagation.TraceContext{}.Extract(context.Background(), headers)
-	_, charge := payment.Tracer("pay").Start(pctx, "charge", trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.Bool("retry", false), attribute.Float64("amount", 12.5)))
-	time.Sleep(30 * time.Millisecond)
-	charge.AddEvent("card checked", trace.WithAttributes(attribute.String("card.brand", "visa")))
-	charge.SetStatus(codes.Error, "card declined")
-	charge.End()
-	call.SetStatus(codes.Error, "payment failed")
-	call.End()
-	root.End()
-	return root.SpanContext().TraceID()
-}
-
-func getJSON(t *testing.T, base, path string, out any) int {
-	t.Helper()
-	resp, err := http.Get(base + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if out != nil && resp.StatusCode == http.StatusOK {
-		// Decode into a zero value: callers poll into the same variable, and
-		// encoding/json decodes a slice's elements into the old ones in place,
-		// keeping fields the new JSON omits and merging maps. A poll that saw
-		// a partial trace once left the root span with another span's parent,
-		// status message and attributes (a CI failure of this test).
-		reflect.ValueOf(out).Elem().SetZero()
-		if err := json.Unmarshal(body, out); err != nil {
-			t.Fatalf("GET %s: %v in %s", path, err, body)
-		}
-	}
-	return resp.StatusCode
-}
-
-// eventually retries f until it holds: spans become searchable after the
-// storage's flush interval.
-func eventually(t *testing.T, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-type nativeTrace struct {
-	Summary struct {
-		RootService string   `json:"rootService"`
-		SpanCount   int      `json:"spanCount"`
-		Services    []string `json:"services"`
-		Error       bool     `json:"error"`
-	} `json:"summary"`
-	Spans []struct {
-		SpanID, ParentSpanID, Name, Kind, Service, StatusCode, StatusMessage string
-		Attributes                                                           map[string]any
-		Events                                                               []struct{ Name string }
-	} `json:"spans"`
-}
-
 func TestOpenTelemetrySDKToBothAPIs(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
-	s := startServer(t, dir)
+	s := servertest.StartIn(t, dir)
 	ctx := context.Background()
 	api := "http://" + s.Addrs["query API"]
 
@@ -146,8 +39,8 @@ func TestOpenTelemetrySDKToBothAPIs(t *testing.T) {
 
 	for _, id := range []trace.TraceID{overGRPC, overHTTP} {
 		var tr nativeTrace
-		eventually(t, "trace "+id.String(), func() bool {
-			return getJSON(t, api, "/api/v1/traces/"+id.String(), &tr) == http.StatusOK && len(tr.Spans) == 3
+		poll.Until(t, waitTimeout, "trace "+id.String(), func() bool {
+			return servertest.GetJSON(t, api+"/api/v1/traces/"+id.String(), &tr) == http.StatusOK && len(tr.Spans) == 3
 		})
 		root, call, charge := tr.Spans[0], tr.Spans[1], tr.Spans[2]
 		if root.ParentSpanID != "" || call.ParentSpanID != root.SpanID || charge.ParentSpanID != call.SpanID {
@@ -172,7 +65,7 @@ func TestOpenTelemetrySDKToBothAPIs(t *testing.T) {
 		var out struct {
 			Traces []struct{ TraceID string } `json:"traces"`
 		}
-		if code := getJSON(t, api, "/api/v1/traces?"+q.Encode(), &out); code != http.StatusOK {
+		if code := servertest.GetJSON(t, api+"/api/v1/traces?"+q.Encode(), &out); code != http.StatusOK {
 			t.Fatalf("search %v: HTTP %d", q, code)
 		}
 		var ids []string
@@ -206,7 +99,7 @@ func TestOpenTelemetrySDKToBothAPIs(t *testing.T) {
 			Processes map[string]struct{ ServiceName string }
 		}
 	}
-	if code := getJSON(t, api, "/jaeger/api/traces/"+overGRPC.String(), &jt); code != http.StatusOK || len(jt.Data) != 1 {
+	if code := servertest.GetJSON(t, api+"/jaeger/api/traces/"+overGRPC.String(), &jt); code != http.StatusOK || len(jt.Data) != 1 {
 		t.Fatalf("jaeger trace: HTTP %d, %d traces", code, len(jt.Data))
 	}
 	var sawError, sawChild bool
@@ -225,7 +118,7 @@ func TestOpenTelemetrySDKToBothAPIs(t *testing.T) {
 	}
 	var found struct{ Data []struct{ TraceID string } }
 	q := url.Values{"service": {"frontend"}, "tags": {`{"order_id":"1002"}`}, "lookback": {"1h"}}
-	if code := getJSON(t, api, "/jaeger/api/traces?"+q.Encode(), &found); code != http.StatusOK || len(found.Data) != 1 || found.Data[0].TraceID != overHTTP.String() {
+	if code := servertest.GetJSON(t, api+"/jaeger/api/traces?"+q.Encode(), &found); code != http.StatusOK || len(found.Data) != 1 || found.Data[0].TraceID != overHTTP.String() {
 		t.Errorf("jaeger tag search: HTTP %d, %+v", code, found.Data)
 	}
 
@@ -233,15 +126,16 @@ func TestOpenTelemetrySDKToBothAPIs(t *testing.T) {
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s2 := startServer(t, dir)
+	s2 := servertest.StartIn(t, dir)
 	var tr nativeTrace
-	if code := getJSON(t, "http://"+s2.Addrs["query API"], "/api/v1/traces/"+overHTTP.String(), &tr); code != http.StatusOK || len(tr.Spans) != 3 {
+	if code := servertest.GetJSON(t, "http://"+s2.Addrs["query API"]+"/api/v1/traces/"+overHTTP.String(), &tr); code != http.StatusOK || len(tr.Spans) != 3 {
 		t.Fatalf("after restart: HTTP %d, %d spans", code, len(tr.Spans))
 	}
 }
 
 func TestOTLPHTTPBadInput(t *testing.T) {
-	s := startServer(t, t.TempDir())
+	t.Parallel()
+	s := servertest.Start(t)
 	base := "http://" + s.Addrs["OTLP HTTP"] + "/v1/traces"
 	now := time.Now().UnixNano()
 	span := func(traceID, spanID string) string {
@@ -273,6 +167,7 @@ func TestOTLPHTTPBadInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			resp, err := http.Post(base, c.contentType, bytes.NewBufferString(c.body))
 			if err != nil {
 				t.Fatal(err)

@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"github.com/SkyAPM/go2sky"
 	agentv3 "skywalking.apache.org/repo/goapi/collect/language/agent/v3"
 
+	"github.com/skytrail/skytrail/internal/servertest"
+	"github.com/skytrail/skytrail/internal/testutil/poll"
 	"github.com/skytrail/skytrail/sdk"
 	"github.com/skytrail/skytrail/sdk/tracehttp"
 )
@@ -55,12 +57,15 @@ func go2skyServer(t *testing.T, tr *go2sky.Tracer, path, next string) *httptest.
 // A go2sky service calls a service instrumented with SkyTrail's SDK, which
 // calls another go2sky service, over real loopback HTTP: SkyTrail shows one
 // trace, found by go2sky's own trace ID, with every parent link in place.
+//
+// Not parallel: sdk.Start sets OpenTelemetry's global tracer provider and
+// propagator, as it does in a service.
 func TestGo2skyAndSDKMakeOneTrace(t *testing.T) {
-	s := startServer(t, t.TempDir())
+	s := servertest.Start(t)
 	api := "http://" + s.Addrs["query API"]
 	ctx := context.Background()
 
-	ledger := go2skyServer(t, go2skyTracer(t, s.Addrs["SkyWalking gRPC"], "ledger"), "/entries", "")
+	ledger := go2skyServer(t, servertest.Go2sky(t, s, "ledger"), "/entries", "")
 
 	shutdown, err := sdk.Start(ctx, sdk.WithServiceName("billing"), sdk.WithEndpoint("http://"+s.Addrs["OTLP gRPC"]),
 		sdk.WithBatchTimeout(20*time.Millisecond))
@@ -83,7 +88,7 @@ func TestGo2skyAndSDKMakeOneTrace(t *testing.T) {
 	defer billing.Close()
 
 	// The caller is go2sky; its trace ID is what a user has in hand.
-	shop := go2skyTracer(t, s.Addrs["SkyWalking gRPC"], "shop")
+	shop := servertest.Go2sky(t, s, "shop")
 	entry, sctx, err := shop.CreateEntrySpan(ctx, "GET /buy", func(string) (string, error) { return "", nil })
 	if err != nil {
 		t.Fatal(err)
@@ -121,12 +126,12 @@ func TestGo2skyAndSDKMakeOneTrace(t *testing.T) {
 					SpanCount int
 				}
 			}
-			getJSON(t, api, "/api/v1/traces?lookback=1h", &all)
+			servertest.GetJSON(t, api+"/api/v1/traces?lookback=1h", &all)
 			t.Logf("traces stored: %+v (go2sky ID %s)", all.Traces, swTraceID)
 		}
 	}()
-	eventually(t, "one trace across go2sky and the SDK", func() bool {
-		return getJSON(t, api, "/api/v1/traces/"+url.PathEscape(swTraceID), &tr) == http.StatusOK && len(tr.Spans) == 5
+	poll.Until(t, waitTimeout, "one trace across go2sky and the SDK", func() bool {
+		return servertest.GetJSON(t, api+"/api/v1/traces/"+url.PathEscape(swTraceID), &tr) == http.StatusOK && len(tr.Spans) == 5
 	})
 	byID := map[string]string{}
 	names := map[string]string{}

@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"bytes"
@@ -10,36 +10,26 @@ import (
 	"time"
 
 	"github.com/SkyAPM/go2sky"
-	"github.com/SkyAPM/go2sky/reporter"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	agentv3 "skywalking.apache.org/repo/goapi/collect/language/agent/v3"
-)
 
-func go2skyTracer(t *testing.T, addr, service string) *go2sky.Tracer {
-	t.Helper()
-	r, err := reporter.NewGRPCReporter(addr, reporter.WithCheckInterval(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	tr, err := go2sky.NewTracer(service, go2sky.WithReporter(r), go2sky.WithInstance(service+"-1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tr
-}
+	"github.com/skytrail/skytrail/internal/server"
+	"github.com/skytrail/skytrail/internal/servertest"
+	"github.com/skytrail/skytrail/internal/testutil/poll"
+)
 
 // A go2sky trace across two services, reported to the server's SkyWalking
 // port, is one tree found by go2sky's own trace ID through both APIs, and a
 // log the agent reports for it is found by the same ID.
 func TestGo2skyTraceThroughTheServer(t *testing.T) {
-	s := startServer(t, t.TempDir())
+	t.Parallel()
+	s := servertest.Start(t)
 	api := "http://" + s.Addrs["query API"]
-	gw, stock := go2skyTracer(t, s.Addrs["SkyWalking gRPC"], "gateway"), go2skyTracer(t, s.Addrs["SkyWalking gRPC"], "stock")
+	gw, stock := servertest.Go2sky(t, s, "gateway"), servertest.Go2sky(t, s, "stock")
 
 	headers := map[string]string{}
 	entry, ctx, err := gw.CreateEntrySpan(context.Background(), "GET /buy", func(string) (string, error) { return "", nil })
@@ -69,8 +59,8 @@ func TestGo2skyTraceThroughTheServer(t *testing.T) {
 	swTraceID := go2sky.TraceID(ctx)
 
 	var tr nativeTrace
-	eventually(t, "the go2sky trace", func() bool {
-		return getJSON(t, api, "/api/v1/traces/"+url.PathEscape(swTraceID), &tr) == http.StatusOK && len(tr.Spans) == 4
+	poll.Until(t, waitTimeout, "the go2sky trace", func() bool {
+		return servertest.GetJSON(t, api+"/api/v1/traces/"+url.PathEscape(swTraceID), &tr) == http.StatusOK && len(tr.Spans) == 4
 	})
 	ids := map[string]string{} // name+kind -> span ID
 	parents := map[string]string{}
@@ -87,11 +77,11 @@ func TestGo2skyTraceThroughTheServer(t *testing.T) {
 		t.Errorf("summary = %+v", tr.Summary)
 	}
 	var jt struct{ Data []struct{ Spans []any } }
-	if code := getJSON(t, api, "/jaeger/api/traces/"+url.PathEscape(swTraceID), &jt); code != http.StatusOK || len(jt.Data) != 1 || len(jt.Data[0].Spans) != 4 {
+	if code := servertest.GetJSON(t, api+"/jaeger/api/traces/"+url.PathEscape(swTraceID), &jt); code != http.StatusOK || len(jt.Data) != 1 || len(jt.Data[0].Spans) != 4 {
 		t.Errorf("jaeger lookup by go2sky trace ID: HTTP %d, %+v", code, jt)
 	}
 	var found struct{ Traces []struct{ TraceID string } }
-	getJSON(t, api, "/api/v1/traces?service=gateway&tag=order_id=2002", &found)
+	servertest.GetJSON(t, api+"/api/v1/traces?service=gateway&tag=order_id=2002", &found)
 	if len(found.Traces) != 1 {
 		t.Errorf("search by tag on a SkyWalking span found %+v", found.Traces)
 	}
@@ -110,8 +100,8 @@ func TestGo2skyTraceThroughTheServer(t *testing.T) {
 	var logs struct {
 		Logs []struct{ Body, Service string }
 	}
-	eventually(t, "the agent log", func() bool {
-		getJSON(t, api, "/api/v1/logs?traceID="+url.QueryEscape(swTraceID), &logs)
+	poll.Until(t, waitTimeout, "the agent log", func() bool {
+		servertest.GetJSON(t, api+"/api/v1/logs?traceID="+url.QueryEscape(swTraceID), &logs)
 		return len(logs.Logs) == 1
 	})
 	if logs.Logs[0].Body != "reserve failed" || logs.Logs[0].Service != "stock" {
@@ -122,7 +112,8 @@ func TestGo2skyTraceThroughTheServer(t *testing.T) {
 // With an agent token set, probes and load balancers still get the SkyWalking
 // port's gRPC health without it, while agents without it are refused.
 func TestSkyWalkingHealthCheckNeedsNoToken(t *testing.T) {
-	s := startServer(t, t.TempDir(), func(c *Config) { c.SWToken = "s3cret" })
+	t.Parallel()
+	s := servertest.Start(t, func(c *server.Config) { c.SWToken = "s3cret" })
 	conn, err := grpc.NewClient(s.Addrs["SkyWalking gRPC"], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
