@@ -20,6 +20,7 @@ const histogramTolerance = 0.0905
 // 20 ms ... 1200 ms through the OpenTelemetry SDK and reads exact counts
 // and percentiles back through PromQL.
 func TestKnownTraffic(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{})
 	tracer, finish := h.tracer("checkout", attribute.String("service.instance.id", "checkout-1"))
 	base := pastMinute()

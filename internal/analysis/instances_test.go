@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/skytrail/skytrail/internal/analysis/instances"
+	"github.com/skytrail/skytrail/internal/testutil/testclock"
 )
 
 func sendEntry(tracer trace.Tracer, name string) {
@@ -23,13 +24,18 @@ func sendEntry(tracer trace.Tracer, name string) {
 // of the instance it replaced; two IDs from one live process are flagged
 // as the same process.
 func TestRestartUnderNewID(t *testing.T) {
-	h := newHarness(t, Config{Instances: instances.Config{AliveTimeout: 50 * time.Millisecond}})
+	t.Parallel()
+	clock := testclock.New()
+	// A minute apart is one process (the one's last sign of life and the
+	// other's first), however slow the machine; the restart is passed on
+	// the clock instead of waited for.
+	h := newHarness(t, Config{Instances: instances.Config{AliveTimeout: time.Minute}, Now: clock.Now})
 	host := attribute.String("host.name", "node-7")
 
 	first, finish := h.tracer("cart", attribute.String("service.instance.id", "0b6e@10.0.0.7"), host, attribute.Int("process.pid", 4242))
 	sendEntry(first, "GET /cart")
 	finish()
-	time.Sleep(200 * time.Millisecond) // the old process is gone for longer than the alive timeout
+	clock.Advance(2 * time.Minute) // the old process is gone for longer than the alive timeout
 
 	second, finish2 := h.tracer("cart", attribute.String("service.instance.id", "9f1d@10.0.0.7"), host, attribute.Int("process.pid", 4377))
 	sendEntry(second, "GET /cart")
@@ -69,6 +75,7 @@ func TestRestartUnderNewID(t *testing.T) {
 // TestEndpointCardinalityCap: URLs with IDs in them do not make a series
 // each; beyond the cap they count as "<overflow>", reported as such.
 func TestEndpointCardinalityCap(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{MaxEndpointsPerService: 5})
 	tracer, finish := h.tracer("users")
 	for i := range 20 {

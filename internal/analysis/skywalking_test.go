@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/skytrail/skytrail/internal/pipeline"
 	"github.com/skytrail/skytrail/internal/receiver/skywalking"
+	"github.com/skytrail/skytrail/internal/testutil/poll"
 )
 
 // countingConsumer counts the spans it passes on, so a test knows when an
@@ -47,6 +49,7 @@ func newGo2sky(t *testing.T, addr, service, instance string) *go2sky.Tracer {
 // MySQL exit span, which becomes a virtual database node; the instances
 // register through SkyWalking's management service.
 func TestGo2skyMap(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{})
 	counter := &countingConsumer{next: h.analyser}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -90,20 +93,19 @@ func TestGo2skyMap(t *testing.T) {
 		exit.End()
 		entry.End()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for counter.spans.Load() < 4*requests {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d spans arrived", counter.spans.Load(), 4*requests)
+	poll.UntilNil(t, 30*time.Second, func() error {
+		if n := counter.spans.Load(); n < 4*requests {
+			return fmt.Errorf("%d of %d spans arrived", n, 4*requests)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	// go2sky reports instance properties on its first check (1 s).
-	for len(h.analyser.Registry().List("sw-backend", time.Now())) == 0 || h.analyser.Registry().List("sw-backend", time.Now())[0].Properties == nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("sw-backend's instance properties never arrived: %+v", h.analyser.Registry().List("sw-backend", time.Now()))
+	poll.UntilNil(t, 30*time.Second, func() error {
+		if list := h.analyser.Registry().List("sw-backend", time.Now()); len(list) == 0 || list[0].Properties == nil {
+			return fmt.Errorf("sw-backend's instance properties never arrived: %+v", list)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	h.flush()
 
 	// The spans are in the current minute, written stamped with its end.

@@ -26,6 +26,7 @@ func call(ctx context.Context, client, server trace.Tracer, op string, start tim
 // inventory and payment, inventory to MySQL — and expects that map, with
 // MySQL as a virtual database node and frontend under the user node.
 func TestECommerceMap(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{})
 	frontend, flushFrontend := h.tracer("frontend", attribute.String("service.instance.id", "fe-1"))
 	order, flushOrder := h.tracer("order", attribute.String("service.instance.id", "order-1"))
@@ -125,6 +126,7 @@ func TestECommerceMap(t *testing.T) {
 // TestUnansweredHTTPCall: a client span no instrumented server answers
 // becomes an edge to an external node named for the host it called.
 func TestUnansweredHTTPCall(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{})
 	tracer, finish := h.tracer("shop")
 	start := pastMinute()

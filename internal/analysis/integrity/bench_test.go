@@ -69,6 +69,7 @@ func BenchmarkJudge(b *testing.B) {
 // sample of whole traces, none losing spans, and judging returns to every
 // trace when the load drops.
 func TestSamplesUnderLoad(t *testing.T) {
+	t.Parallel()
 	a := New(Config{MaxSpans: 1000})
 	ctx := context.Background()
 	now := time.Now()
@@ -121,6 +122,7 @@ func TestSamplesUnderLoad(t *testing.T) {
 // TestLateSpans: a span arriving after its trace was judged is not an
 // orphan: its parent was judged before.
 func TestLateSpans(t *testing.T) {
+	t.Parallel()
 	a := New(Config{})
 	ctx := context.Background()
 	now := time.Now()

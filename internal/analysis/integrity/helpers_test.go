@@ -2,7 +2,6 @@ package integrity_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/SkyAPM/go2sky"
-	"github.com/SkyAPM/go2sky/reporter"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -24,10 +21,15 @@ import (
 	"github.com/skytrail/skytrail/internal/analysis/integrity"
 	"github.com/skytrail/skytrail/internal/server"
 	"github.com/skytrail/skytrail/internal/servertest"
+	"github.com/skytrail/skytrail/internal/testutil/poll"
 )
 
 // grace is the judging delay the tests run with, instead of 30 s.
 const grace = time.Second
+
+// waitTimeout bounds every wait for a finding or a judging pass: generous,
+// for a busy CI machine running tests in parallel.
+const waitTimeout = 30 * time.Second
 
 // startServer runs a SkyTrail on loopback ports with a short grace period.
 func startServer(t *testing.T, token string) *server.Server {
@@ -35,6 +37,8 @@ func startServer(t *testing.T, token string) *server.Server {
 	return startServerWith(t, token, func(*server.Config) {})
 }
 
+// startServerWith is startServer, then configure changes the configuration
+// (Integrity.Now to a testclock's Now, say).
 func startServerWith(t *testing.T, token string, configure func(*server.Config)) *server.Server {
 	t.Helper()
 	return servertest.Start(t, func(c *server.Config) {
@@ -100,44 +104,12 @@ func get(t *testing.T, ctx context.Context, c *http.Client, url string) {
 	}
 }
 
-// go2skyService is a service instrumented with go2sky, reporting over gRPC.
-func go2skyService(t *testing.T, s *server.Server, name string, opts ...go2sky.TracerOption) *go2sky.Tracer {
-	t.Helper()
-	return go2skyWithToken(t, s, name, "", opts...)
-}
-
-func go2skyWithToken(t *testing.T, s *server.Server, name, token string, opts ...go2sky.TracerOption) *go2sky.Tracer {
-	t.Helper()
-	ropts := []reporter.GRPCReporterOption{reporter.WithCheckInterval(200 * time.Millisecond)}
-	if token != "" {
-		ropts = append(ropts, reporter.WithAuthentication(token))
-	}
-	r, err := reporter.NewGRPCReporter(s.Addrs["SkyWalking gRPC"], ropts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	tracer, err := go2sky.NewTracer(name, append([]go2sky.TracerOption{go2sky.WithReporter(r), go2sky.WithInstance(name + "-1")}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tracer
-}
-
 // diagnostics reads /api/v1/diagnostics.
 func diagnostics(t *testing.T, s *server.Server, service string) integrity.Report {
 	t.Helper()
-	resp, err := http.Get("http://" + s.Addrs["query API"] + "/api/v1/diagnostics?service=" + service)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("diagnostics: %s", resp.Status)
-	}
 	var r integrity.Report
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		t.Fatal(err)
+	if code := servertest.GetJSON(t, "http://"+s.Addrs["query API"]+"/api/v1/diagnostics?service="+service, &r); code != http.StatusOK {
+		t.Fatalf("diagnostics: HTTP %d", code)
 	}
 	return r
 }
@@ -145,35 +117,61 @@ func diagnostics(t *testing.T, s *server.Server, service string) integrity.Repor
 // waitFinding waits until a finding of kind about service shows up.
 func waitFinding(t *testing.T, s *server.Server, kind, service string) integrity.Finding {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	var last integrity.Report
-	for time.Now().Before(deadline) {
-		last = diagnostics(t, s, "")
+	return waitFindingThat(t, s, kind, service, "", nil)
+}
+
+// waitFindingThat waits until a finding of kind about service shows up
+// that ok (described by what) accepts; nil accepts any.
+func waitFindingThat(t *testing.T, s *server.Server, kind, service, what string, ok func(integrity.Finding) bool) integrity.Finding {
+	t.Helper()
+	var found integrity.Finding
+	poll.UntilNil(t, waitTimeout, func() error {
+		last := diagnostics(t, s, "")
+		var other []integrity.Finding
 		for _, f := range last.Findings {
-			if f.Kind == kind && f.Service == service {
-				return f
+			if f.Kind != kind || f.Service != service {
+				continue
 			}
+			if ok == nil || ok(f) {
+				found = f
+				return nil
+			}
+			other = append(other, f)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("no %s finding for %q within 15s; findings: %s", kind, service, describe(last.Findings))
-	return integrity.Finding{}
+		if len(other) > 0 {
+			return fmt.Errorf("no %s finding for %q %s yet: %+v", kind, service, what, other)
+		}
+		return fmt.Errorf("no %s finding for %q; findings: %s", kind, service, describe(last.Findings))
+	})
+	return found
 }
 
 // settle waits until at least n traces were judged and none waits.
 func settle(t *testing.T, s *server.Server, n uint64) integrity.Report {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		r := diagnostics(t, s, "")
+	var r integrity.Report
+	poll.UntilNil(t, waitTimeout, func() error {
+		r = diagnostics(t, s, "")
 		if r.JudgedTraces >= n && r.PendingTraces == 0 {
-			return r
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d traces judged (%d pending) within 15s, want %d", r.JudgedTraces, r.PendingTraces, n)
+		return fmt.Errorf("%d traces judged (%d pending), want %d", r.JudgedTraces, r.PendingTraces, n)
+	})
+	return r
+}
+
+// instanceKnown waits until the registry knows service's instance: what
+// an agent reports in the background has arrived.
+func instanceKnown(t *testing.T, s *server.Server, service, instance string) {
+	t.Helper()
+	poll.Until(t, waitTimeout, "instance "+instance+" of "+service+" in the registry", func() bool {
+		for _, inst := range s.Analyser.Registry().List(service, time.Now()) {
+			if inst.Name == instance {
+				return true
+			}
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return false
+	})
 }
 
 func describe(fs []integrity.Finding) string {

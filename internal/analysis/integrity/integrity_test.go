@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/SkyAPM/go2sky"
+	"github.com/SkyAPM/go2sky/reporter"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
@@ -19,6 +20,8 @@ import (
 	"github.com/skytrail/skytrail/internal/analysis/integrity"
 	"github.com/skytrail/skytrail/internal/receiver/skywalking"
 	"github.com/skytrail/skytrail/internal/server"
+	"github.com/skytrail/skytrail/internal/servertest"
+	"github.com/skytrail/skytrail/internal/testutil/testclock"
 	"github.com/skytrail/skytrail/sdk"
 )
 
@@ -31,7 +34,9 @@ var noPropagator = propagation.NewCompositeTextMapPropagator()
 // sw8, and a go2sky service calling one that reads sw8 through SkyTrail's
 // SDK give no finding at all.
 func TestHealthyWorkload(t *testing.T) {
-	s := startServer(t, "")
+	t.Parallel()
+	clock := testclock.New()
+	s := startServerWith(t, "", func(c *server.Config) { c.Integrity.Now = clock.Now })
 	inventory := otelService(t, s, "inventory")
 	inv := serve(t, inventory, w3c, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, span := inventory.Tracer("db").Start(r.Context(), "load stock")
@@ -54,8 +59,8 @@ func TestHealthyWorkload(t *testing.T) {
 		get(t, context.Background(), shopper, front.URL+"/checkout")
 	}
 
-	billing := go2skyService(t, s, "billing")
-	ledger := go2skyService(t, s, "ledger")
+	billing := servertest.Go2sky(t, s, "billing")
+	ledger := servertest.Go2sky(t, s, "ledger")
 	ledgerSrv := go2skyServer(t, ledger)
 	for range 3 {
 		go2skyCall(t, billing, ledgerSrv.URL+"/post")
@@ -65,15 +70,21 @@ func TestHealthyWorkload(t *testing.T) {
 	// SkyTrail SDK's propagator: the remedy for a propagator mismatch.
 	stock := otelService(t, s, "stock")
 	stockSrv := serve(t, stock, sdk.DefaultPropagator(nil), http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	orders := go2skyService(t, s, "legacy-orders")
+	orders := servertest.Go2sky(t, s, "legacy-orders")
 	for range 2 {
 		go2skyCall(t, orders, stockSrv.URL+"/reserve")
 	}
 
+	settle(t, s, 4+3+2)
+	// The go2sky instances, once known, must also be old enough to be
+	// judged silent: the clock moves past the grace period instead of the
+	// test sleeping through it.
+	for _, service := range []string{"billing", "ledger", "legacy-orders"} {
+		instanceKnown(t, s, service, service+"-1")
+	}
+	clock.Advance(2 * grace)
+	s.Integrity.Judge(clock.Now())
 	r := settle(t, s, 4+3+2)
-	// The go2sky instances must also be old enough to be judged silent.
-	time.Sleep(2 * grace)
-	r = settle(t, s, 4+3+2)
 	if len(r.Findings) > 0 {
 		t.Fatalf("healthy workload has findings: %s", describe(r.Findings))
 	}
@@ -83,6 +94,7 @@ func TestHealthyWorkload(t *testing.T) {
 // propagator, so it does not extract the caller's context and each call
 // from frontend starts a new trace there.
 func TestMissingExtract(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "")
 	inventory := otelService(t, s, "inventory")
 	inv := serve(t, inventory, noPropagator, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
@@ -122,6 +134,7 @@ func TestMissingExtract(t *testing.T) {
 // TestGoroutineDropsContext: frontend starts a span in a goroutine from
 // context.Background(): a root that is not a request.
 func TestGoroutineDropsContext(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "")
 	frontend := otelService(t, s, "frontend")
 	front := serve(t, frontend, w3c, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -145,10 +158,11 @@ func TestGoroutineDropsContext(t *testing.T) {
 // service that reads only W3C traceparent; the sw8 header it sends is
 // ignored.
 func TestGo2skyCallsW3COnlyService(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "")
 	inventory := otelService(t, s, "inventory")
 	inv := serve(t, inventory, w3c, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	legacy := go2skyService(t, s, "legacy-orders")
+	legacy := servertest.Go2sky(t, s, "legacy-orders")
 	for range 3 {
 		go2skyCall(t, legacy, inv.URL+"/stock")
 	}
@@ -160,10 +174,21 @@ func TestGo2skyCallsW3COnlyService(t *testing.T) {
 }
 
 // TestSamplerAtZero: a go2sky agent sampling nothing still sends
-// keep-alives; the instance is reported silent.
+// keep-alives; once older than the grace period, the instance is reported
+// silent.
 func TestSamplerAtZero(t *testing.T) {
-	s := startServer(t, "")
-	quiet := go2skyService(t, s, "quiet", go2sky.WithSampler(0))
+	t.Parallel()
+	clock := testclock.New()
+	s := startServerWith(t, "", func(c *server.Config) {
+		// A grace period no slow machine gets near, passed by the clock.
+		c.Integrity.Grace, c.Integrity.Now = time.Minute, clock.Now
+		c.Analysis.Instances.AliveTimeout = 10 * time.Minute
+	})
+	quiet, err := go2sky.NewTracer("quiet", go2sky.WithReporter(servertest.Go2skyReporter(t, s)),
+		go2sky.WithInstance("quiet-1"), go2sky.WithSampler(0))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for range 3 {
 		span, _, err := quiet.CreateEntrySpan(context.Background(), "/work", func(string) (string, error) { return "", nil })
 		if err != nil {
@@ -171,6 +196,13 @@ func TestSamplerAtZero(t *testing.T) {
 		}
 		span.End()
 	}
+	instanceKnown(t, s, "quiet", "quiet-1")
+	s.Integrity.Judge(clock.Now())
+	if r := diagnostics(t, s, ""); len(r.Findings) > 0 {
+		t.Fatalf("an instance younger than the grace period has findings: %s", describe(r.Findings))
+	}
+	clock.Advance(2 * time.Minute)
+	s.Integrity.Judge(clock.Now())
 	f := waitFinding(t, s, integrity.KindSilentInstance, "quiet")
 	if f.Instance != "quiet-1" {
 		t.Errorf("instance %q, want quiet-1", f.Instance)
@@ -181,23 +213,20 @@ func TestSamplerAtZero(t *testing.T) {
 // TestWrongToken: the server refuses a go2sky agent with the wrong token,
 // and says so.
 func TestWrongToken(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "right-token")
-	agent := go2skyWithToken(t, s, "locked-out", "wrong-token")
+	agent := servertest.Go2sky(t, s, "locked-out", reporter.WithAuthentication("wrong-token"))
 	span, _, err := agent.CreateEntrySpan(context.Background(), "/work", func(string) (string, error) { return "", nil })
 	if err != nil {
 		t.Fatal(err)
 	}
 	span.End()
-	f := waitFinding(t, s, integrity.KindRejectedData, "")
+	// The refused agent is named by its address.
+	f := waitFindingThat(t, s, integrity.KindRejectedData, "", "naming its clients", func(f integrity.Finding) bool { return len(f.Clients) > 0 })
 	if f.Peer != skywalking.GRPCReceiver {
 		t.Errorf("receiver %q, want %s", f.Peer, skywalking.GRPCReceiver)
 	}
 	wantRemedy(t, f, "unauthenticated", "SW_AGENT_AUTHENTICATION", "--sw-token")
-	// The refused agent is named by its address.
-	for deadline := time.Now().Add(10 * time.Second); len(f.Clients) == 0 && time.Now().Before(deadline); {
-		time.Sleep(100 * time.Millisecond)
-		f = waitFinding(t, s, integrity.KindRejectedData, "")
-	}
 	if len(f.Clients) == 0 || f.Clients[0].Client != "127.0.0.1" || f.Clients[0].Reason != "unauthenticated" || f.Clients[0].Requests < 1 {
 		t.Errorf("refused clients: %+v", f.Clients)
 	}
@@ -205,6 +234,7 @@ func TestWrongToken(t *testing.T) {
 
 // TestRejectedOverHTTP: an OTLP/HTTP client posting garbage is named.
 func TestRejectedOverHTTP(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "")
 	resp, err := http.Post("http://"+s.Addrs["OTLP HTTP"]+"/v1/traces", "application/x-protobuf", strings.NewReader("not protobuf"))
 	if err != nil {
@@ -214,12 +244,8 @@ func TestRejectedOverHTTP(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("garbage answered %s", resp.Status)
 	}
-	f := waitFinding(t, s, integrity.KindRejectedData, "")
 	// The client is counted once its answer is written: a pass later.
-	for deadline := time.Now().Add(10 * time.Second); len(f.Clients) == 0 && time.Now().Before(deadline); {
-		time.Sleep(100 * time.Millisecond)
-		f = waitFinding(t, s, integrity.KindRejectedData, "")
-	}
+	f := waitFindingThat(t, s, integrity.KindRejectedData, "", "naming its clients", func(f integrity.Finding) bool { return len(f.Clients) > 0 })
 	if f.Peer != "otlp-http" || len(f.Clients) != 1 || f.Clients[0].Client != "127.0.0.1" {
 		t.Errorf("finding: %+v", f)
 	}
@@ -230,6 +256,7 @@ func TestRejectedOverHTTP(t *testing.T) {
 // a server span that starts seconds before the call that caused it, and a
 // client span naming nothing it called.
 func TestBrokenSkewedPeerless(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "")
 	payment := otelService(t, s, "payment")
 	// A caller that propagates W3C context but exports nothing.
@@ -304,6 +331,7 @@ func go2skyCall(t *testing.T, tracer *go2sky.Tracer, target string) {
 // TestNoServerMiddleware: inventory has no tracing at all; frontend's
 // calls to it are reported as going to an uninstrumented address.
 func TestNoServerMiddleware(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "")
 	inv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	t.Cleanup(inv.Close)
@@ -323,6 +351,7 @@ func TestNoServerMiddleware(t *testing.T) {
 
 // TestDuplicateInstances: one process reporting under two instance IDs.
 func TestDuplicateInstances(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "")
 	for _, id := range []string{"cart-a", "cart-b"} {
 		tp := otelServiceWith(t, s, "cart", semconv.ServiceInstanceID(id), semconv.HostName("node-7"), semconv.ProcessPID(4242))
@@ -337,15 +366,32 @@ func TestDuplicateInstances(t *testing.T) {
 }
 
 // TestStoppedInstance: a go2sky agent that sent spans, then only
-// keep-alives.
+// keep-alives for longer than SilentAfter.
 func TestStoppedInstance(t *testing.T) {
-	s := startServerWith(t, "", func(c *server.Config) { c.Integrity.SilentAfter = 2 * time.Second })
-	tracer := go2skyService(t, s, "worker")
+	t.Parallel()
+	clock := testclock.New()
+	// Longer than any wait of the test: only the clock gets there.
+	const silentAfter = time.Minute
+	s := startServerWith(t, "", func(c *server.Config) {
+		c.Integrity.SilentAfter, c.Integrity.Now = silentAfter, clock.Now
+		// Alive still when the clock has passed SilentAfter: its keep-alives
+		// come in real time.
+		c.Analysis.Instances.AliveTimeout = 10 * time.Minute
+	})
+	tracer := servertest.Go2sky(t, s, "worker")
 	span, _, err := tracer.CreateEntrySpan(context.Background(), "/job", func(string) (string, error) { return "", nil })
 	if err != nil {
 		t.Fatal(err)
 	}
 	span.End()
+	settle(t, s, 1)
+	s.Integrity.Judge(clock.Now())
+	if r := diagnostics(t, s, ""); len(r.Findings) > 0 {
+		t.Fatalf("an instance that just sent a span has findings: %s", describe(r.Findings))
+	}
+	// The clock passes SilentAfter without a span.
+	clock.Advance(2 * silentAfter)
+	s.Integrity.Judge(clock.Now())
 	f := waitFinding(t, s, integrity.KindStoppedInstance, "worker")
 	if f.Instance != "worker-1" || !strings.HasPrefix(f.Detail, "last span at") {
 		t.Errorf("stopped: %+v", f)
