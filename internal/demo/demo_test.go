@@ -3,11 +3,9 @@ package demo
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +13,8 @@ import (
 	"time"
 
 	"github.com/skytrail/skytrail/internal/server"
+	"github.com/skytrail/skytrail/internal/servertest"
+	"github.com/skytrail/skytrail/internal/testutil/poll"
 )
 
 // lockedBuffer collects the demo's output, written from the traffic's
@@ -36,14 +36,17 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// testConfig is servertest's configuration with the demo's warnings in the
+// test's output.
 func testConfig(t *testing.T) server.Config {
-	cfg := server.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.HTTPAddr, cfg.OTLPGRPCAddr, cfg.OTLPHTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.SWGRPCAddr, cfg.SWHTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg := servertest.Config(t.TempDir())
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	return cfg
 }
+
+// waitTimeout bounds each wait for the demo's traffic to show: generous,
+// for a busy CI machine running tests in parallel.
+const waitTimeout = 30 * time.Second
 
 func startDemo(t *testing.T) (*Demo, *lockedBuffer) {
 	t.Helper()
@@ -61,6 +64,7 @@ func startDemo(t *testing.T) (*Demo, *lockedBuffer) {
 // checkouts, the deliberate propagation bug, and the service map; then it
 // stops cleanly.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	d, out := startDemo(t)
 	stopped := false
 	t.Cleanup(func() {
@@ -71,11 +75,10 @@ func TestDemo(t *testing.T) {
 		}
 	})
 	api := "http://" + d.Server.Addrs["query API"]
-	deadline := time.Now().Add(20 * time.Second)
 
 	var services struct{ Services []struct{ Name string } }
-	eventually(t, deadline, "the four services", func() bool {
-		getJSON(t, api+"/api/v1/services", &services)
+	poll.Until(t, waitTimeout, "the four services", func() bool {
+		servertest.GetJSON(t, api+"/api/v1/services", &services)
 		var names []string
 		for _, s := range services.Services {
 			names = append(names, s.Name)
@@ -86,13 +89,13 @@ func TestDemo(t *testing.T) {
 	// A whole checkout: frontend's root, order, inventory, payment (go2sky),
 	// and inventory's consumer, which ends last.
 	var checkout trace
-	eventually(t, deadline, "a checkout trace through all four services and the queue", func() bool {
+	poll.Until(t, waitTimeout, "a checkout trace through all four services and the queue", func() bool {
 		for _, sum := range search(t, api, url.Values{"service": {"payment"}, "lookback": {"5m"}, "limit": {"50"}}) {
 			if !containsAll(sum.Services, "frontend", "order", "inventory", "payment") || sum.Error {
 				continue
 			}
 			checkout = trace{} // decoding into a used value would merge the two
-			getJSON(t, api+"/api/v1/traces/"+sum.TraceID, &checkout)
+			servertest.GetJSON(t, api+"/api/v1/traces/"+sum.TraceID, &checkout)
 			if checkout.find("inventory", "process orders") != nil && checkout.find("frontend", "GET /checkout") != nil {
 				return true
 			}
@@ -153,9 +156,9 @@ func TestDemo(t *testing.T) {
 	}
 
 	// Product pages are one endpoint, named by route, however many products.
-	eventually(t, deadline, "the frontend's endpoints", func() bool {
+	poll.Until(t, waitTimeout, "the frontend's endpoints", func() bool {
 		var ops struct{ Operations []struct{ Name string } }
-		getJSON(t, api+"/api/v1/services/frontend/operations", &ops)
+		servertest.GetJSON(t, api+"/api/v1/services/frontend/operations", &ops)
 		var names []string
 		for _, op := range ops.Operations {
 			names = append(names, op.Name)
@@ -163,11 +166,11 @@ func TestDemo(t *testing.T) {
 		return containsAll(names, "GET /products/{item}", "GET /checkout")
 	})
 
-	eventually(t, deadline, "a failed checkout", func() bool {
+	poll.Until(t, waitTimeout, "a failed checkout", func() bool {
 		return len(search(t, api, url.Values{"service": {"frontend"}, "errors": {"true"}, "lookback": {"5m"}})) > 0
 	})
 	// The deliberate bug: confirmation e-mails are traces of their own.
-	eventually(t, deadline, "confirmation e-mails as traces of their own", func() bool {
+	poll.Until(t, waitTimeout, "confirmation e-mails as traces of their own", func() bool {
 		found := search(t, api, url.Values{"service": {"order"}, "operation": {"send confirmation email"}, "lookback": {"5m"}})
 		return len(found) > 0 && found[0].RootService == "order" && found[0].RootOperation == "send confirmation email" && found[0].SpanCount == 2
 	})
@@ -180,7 +183,7 @@ func TestDemo(t *testing.T) {
 	var topo struct {
 		Edges []struct{ Client, Server string }
 	}
-	if code := getJSON(t, api+"/api/v1/topology", &topo); code == http.StatusNotFound {
+	if code := servertest.GetJSON(t, api+"/api/v1/topology", &topo); code == http.StatusNotFound {
 		t.Log("no /api/v1/topology on this server: service map not checked")
 	} else {
 		var edges []string
@@ -241,28 +244,10 @@ func (tr *trace) find(service, name string) *span {
 func search(t *testing.T, api string, q url.Values) []summary {
 	t.Helper()
 	var res struct{ Traces []summary }
-	if code := getJSON(t, api+"/api/v1/traces?"+q.Encode(), &res); code != http.StatusOK {
+	if code := servertest.GetJSON(t, api+"/api/v1/traces?"+q.Encode(), &res); code != http.StatusOK {
 		t.Fatalf("search %v: status %d", q, code)
 	}
 	return res.Traces
-}
-
-func getJSON(t *testing.T, u string, v any) int {
-	t.Helper()
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatalf("GET %s: %v", u, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusOK {
-		// A zero value to decode into: encoding/json would decode a polled
-		// slice's elements into the old ones, keeping what the new JSON omits.
-		reflect.ValueOf(v).Elem().SetZero()
-		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-			t.Fatalf("GET %s: decoding: %v", u, err)
-		}
-	}
-	return resp.StatusCode
 }
 
 func containsAll(have []string, want ...string) bool {
@@ -274,18 +259,9 @@ func containsAll(have []string, want ...string) bool {
 	return true
 }
 
-func eventually(t *testing.T, deadline time.Time, what string, ok func() bool) {
-	t.Helper()
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
 // The demo refuses to start without the listeners its services report to.
 func TestDemoNeedsItsReceivers(t *testing.T) {
+	t.Parallel()
 	cfg := server.Defaults()
 	cfg.DataDir = t.TempDir()
 	cfg.SWGRPCAddr = ""
@@ -298,12 +274,13 @@ func TestDemoNeedsItsReceivers(t *testing.T) {
 // Run prints where to look, points at the first order, and on Ctrl-C (its
 // context ending) stops everything and sums the traffic up.
 func TestRunUntilInterrupted(t *testing.T) {
+	t.Parallel()
 	ctx, interrupt := context.WithCancel(t.Context())
 	defer interrupt()
 	out := &lockedBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, Config{Server: testConfig(t), RPS: 40, Out: out}) }()
-	eventually(t, time.Now().Add(20*time.Second), "the first order", func() bool {
+	poll.Until(t, waitTimeout, "the first order", func() bool {
 		return strings.Contains(out.String(), "First order placed")
 	})
 	interrupt()

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/skytrail/skytrail/internal/doctor"
 	"github.com/skytrail/skytrail/internal/server"
 	"github.com/skytrail/skytrail/internal/servertest"
+	"github.com/skytrail/skytrail/internal/testutil/poll"
 )
 
 func startServer(t *testing.T, token string) *server.Server {
@@ -70,9 +70,11 @@ func check(t *testing.T, r *doctor.Report, step, name string) doctor.Check {
 // TestWorkingPath: with the right endpoints and token, both probes reach
 // the server and are found through the query API, with timings.
 func TestWorkingPath(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "s3cret")
 	for _, proto := range []string{doctor.ProtocolGRPC, doctor.ProtocolHTTP} {
 		t.Run(proto, func(t *testing.T) {
+			t.Parallel()
 			cfg := configFor(s, "s3cret")
 			if proto == doctor.ProtocolHTTP {
 				cfg.OTLPProtocol, cfg.OTLPEndpoint = proto, "http://"+s.Addrs["OTLP HTTP"]
@@ -95,7 +97,8 @@ func TestWorkingPath(t *testing.T) {
 }
 
 // TestWrongPort: nothing listens where the exporter points; doctor says
-// "connection refused" and fails.
+// "connection refused" and fails. Not parallel: the port it closes must
+// stay free while it runs, and the package's parallel tests bind ports.
 func TestWrongPort(t *testing.T) {
 	s := startServer(t, "")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -119,6 +122,7 @@ func TestWrongPort(t *testing.T) {
 // TestTLSToPlaintext: an https endpoint (or one without scheme, and
 // without OTEL_EXPORTER_OTLP_INSECURE) on a plain SkyTrail.
 func TestTLSToPlaintext(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "")
 	cfg := configFor(s, "")
 	cfg.OTLPEndpoint, cfg.SWBackend = s.Addrs["OTLP gRPC"], ""
@@ -134,6 +138,7 @@ func TestTLSToPlaintext(t *testing.T) {
 
 // TestProtocolMismatch: the gRPC exporter pointed at the OTLP HTTP port.
 func TestProtocolMismatch(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "")
 	cfg := configFor(s, "")
 	cfg.OTLPEndpoint, cfg.SWBackend = "http://"+s.Addrs["OTLP HTTP"], ""
@@ -146,6 +151,7 @@ func TestProtocolMismatch(t *testing.T) {
 
 // TestWrongToken: the SkyWalking agent's token is not the server's.
 func TestWrongToken(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "right")
 	cfg := configFor(s, "wrong")
 	cfg.SkipOTLP = true
@@ -161,6 +167,7 @@ func TestWrongToken(t *testing.T) {
 
 // TestSamplerAtZero: a sampler that keeps nothing fails before any network.
 func TestSamplerAtZero(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "")
 	for _, env := range []map[string]string{
 		{"OTEL_TRACES_SAMPLER": "always_off"},
@@ -181,6 +188,7 @@ func TestSamplerAtZero(t *testing.T) {
 
 // TestEnvironment: the variables SDKs read become the configuration.
 func TestEnvironment(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{
 		"OTEL_EXPORTER_OTLP_ENDPOINT":            "http://collector:4318",
 		"OTEL_EXPORTER_OTLP_PROTOCOL":            "http/protobuf",
@@ -200,6 +208,7 @@ func TestEnvironment(t *testing.T) {
 // TestFindingsAndJSON: doctor --service prints the server's findings with
 // their remedies, and the JSON report parses.
 func TestFindingsAndJSON(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "")
 	exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(s.Addrs["OTLP gRPC"]), otlptracegrpc.WithInsecure())
 	if err != nil {
@@ -214,23 +223,11 @@ func TestFindingsAndJSON(t *testing.T) {
 	lost.End()
 
 	base := "http://" + s.Addrs["query API"]
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	poll.Until(t, 30*time.Second, "a finding about frontend", func() bool {
 		var rep integrity.Report
-		resp, err := http.Get(base + "/api/v1/diagnostics?service=frontend")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = json.NewDecoder(resp.Body).Decode(&rep)
-		_ = resp.Body.Close()
-		if len(rep.Findings) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no finding within 15s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		servertest.GetJSON(t, base+"/api/v1/diagnostics?service=frontend", &rep)
+		return len(rep.Findings) > 0
+	})
 
 	cfg := configFor(s, "")
 	cfg.SWBackend, cfg.Service = "", "frontend"

@@ -29,6 +29,7 @@ import (
 
 	"github.com/skytrail/skytrail/internal/server"
 	"github.com/skytrail/skytrail/internal/servertest"
+	"github.com/skytrail/skytrail/internal/testutil/poll"
 )
 
 const chromium = "/usr/bin/chromium"
@@ -296,16 +297,9 @@ func findingOf(s *server.Server, api, kind, service string) bool {
 	return false
 }
 
-func waitFor(t *testing.T, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
+// waitTimeout bounds each wait for what the feeders sent to show through
+// the API: generous, for a busy CI machine running tests in parallel.
+const waitTimeout = 30 * time.Second
 
 func traceSpans(api, id string) int {
 	resp, err := http.Get(api + "/api/v1/traces/" + id)
@@ -385,11 +379,11 @@ func TestBrowser(t *testing.T) {
 	bigID := bigTrace(f, now.Add(-5*time.Minute), bigSpans)
 	lostIDs := lostContextTraces(f, now.Add(-3*time.Minute), 3)
 	f.flush()
-	waitFor(t, "the checkout trace", func() bool { return traceSpans(api, traceID) == len(tree) })
-	waitFor(t, "the 2,000-span trace", func() bool { return traceSpans(api, bigID) == bigSpans })
-	waitFor(t, "the go2sky trace", func() bool { return traceSpans(api, url.PathEscape(swTraceID)) == 4 })
+	poll.Until(t, waitTimeout, "the checkout trace", func() bool { return traceSpans(api, traceID) == len(tree) })
+	poll.Until(t, waitTimeout, "the 2,000-span trace", func() bool { return traceSpans(api, bigID) == bigSpans })
+	poll.Until(t, waitTimeout, "the go2sky trace", func() bool { return traceSpans(api, url.PathEscape(swTraceID)) == 4 })
 	postAgentLog(t, s.Addrs["SkyWalking HTTP"], swTraceID, "stock reservation failed: lock wait timeout")
-	waitFor(t, "the lost_propagation finding about invoices", func() bool { return findingOf(s, api, "lost_propagation", "invoices") })
+	poll.Until(t, waitTimeout, "the lost_propagation finding about invoices", func() bool { return findingOf(s, api, "lost_propagation", "invoices") })
 	if s.Analyser != nil {
 		// Write the figures of the open minutes now rather than a minute later.
 		if err := s.Analyser.Flush(context.Background()); err != nil {
