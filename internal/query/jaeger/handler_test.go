@@ -120,6 +120,7 @@ func (f fixture) traceIDs(t *testing.T, path string) []string {
 }
 
 func TestHandlerServicesAndOperations(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 
 	code, env, body := f.get(t, "/jaeger/api/services")
@@ -158,6 +159,7 @@ func TestHandlerServicesAndOperations(t *testing.T) {
 }
 
 func TestHandlerSearch(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	id := f.sc.root.TraceID().String()
 	window := fmt.Sprintf("&start=%d&end=%d", f.sc.base.Add(-time.Minute).UnixMicro(), time.Now().UnixMicro())
@@ -256,6 +258,7 @@ func TestHandlerSearchFarOutsideRetention(t *testing.T) {
 // TestHandlerSearchManyTraces reads more traces than fetchConcurrency and
 // checks they come back whole, newest first, cut at the limit.
 func TestHandlerSearchManyTraces(t *testing.T) {
+	t.Parallel()
 	store, err := spanstore.Open(spanstore.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -284,6 +287,7 @@ func TestHandlerSearchManyTraces(t *testing.T) {
 }
 
 func TestHandlerGetTrace(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	id := f.sc.root.TraceID().String()
 	swID, _ := traceid.FromString(swTraceID)
@@ -325,6 +329,7 @@ func TestHandlerGetTrace(t *testing.T) {
 }
 
 func TestHandlerBadParameters(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	for _, tc := range []struct{ path, msg string }{
 		{"/jaeger/api/traces", "parameter 'service' is required"},
@@ -388,6 +393,7 @@ func (s *staticDependencies) Dependencies(_ context.Context, end time.Time, look
 }
 
 func TestHandlerDependencies(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	code, env, body := f.get(t, "/jaeger/api/dependencies?endTs=1700000000000&lookback=3600000")
 	if code != 200 || !reflect.DeepEqual(env["data"], []any{}) {
@@ -449,6 +455,7 @@ func (brokenReader) FindTraces(context.Context, spanstore.TraceQuery) ([]spansto
 }
 
 func TestHandlerStoreErrors(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(NewHandler(brokenReader{}, nil))
 	defer srv.Close()
 	for _, path := range []string{
@@ -472,6 +479,7 @@ func TestHandlerStoreErrors(t *testing.T) {
 }
 
 func TestHandlerUnknownEndpoint(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(NewHandler(brokenReader{}, nil))
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/api/nothing")
@@ -495,6 +503,7 @@ func TestHandlerUnknownEndpoint(t *testing.T) {
 }
 
 func TestHandlerPrettyPrint(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(NewHandler(brokenReader{}, nil))
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/api/dependencies?prettyPrint=true")

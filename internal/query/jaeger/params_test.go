@@ -14,6 +14,7 @@ import (
 )
 
 func TestParseSearchParams(t *testing.T) {
+	t.Parallel()
 	now := time.UnixMicro(1_700_000_000_000_000)
 	for _, tc := range []struct {
 		query string
@@ -53,6 +54,7 @@ func TestParseSearchParams(t *testing.T) {
 }
 
 func TestParseTraceID(t *testing.T) {
+	t.Parallel()
 	sw, _ := traceid.FromString(swTraceID)
 	short, _ := traceid.FromString("abc")
 	for _, tc := range []struct {

@@ -62,6 +62,7 @@ func spanByID(t *testing.T, tr obj, id string) obj {
 func micros(t time.Time) float64 { return float64(t.UnixMicro()) }
 
 func TestFromTracesSDKTrace(t *testing.T) {
+	t.Parallel()
 	base := time.Date(2026, 11, 25, 14, 0, 0, 123456789, time.UTC)
 	sc := sdkScenario(t, base)
 
@@ -182,6 +183,7 @@ func TestFromTracesSDKTrace(t *testing.T) {
 // non-finite numbers, maps, empty values, a resource without service.name,
 // trace state, unsampled spans and links that retype the parent.
 func TestFromTracesEdgeValues(t *testing.T) {
+	t.Parallel()
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
 	ss := rs.ScopeSpans().AppendEmpty()
@@ -271,6 +273,7 @@ func TestFromTracesEdgeValues(t *testing.T) {
 }
 
 func TestFromTracesSplitsTraces(t *testing.T) {
+	t.Parallel()
 	td := ptrace.NewTraces()
 	spans := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()
 	for i, b := range []byte{2, 1, 2} {

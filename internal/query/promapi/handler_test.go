@@ -63,6 +63,7 @@ func get(t *testing.T, srv *httptest.Server, path string, params url.Values) (in
 }
 
 func TestQueries(t *testing.T) {
+	t.Parallel()
 	end := time.Now().Truncate(time.Minute)
 	srv := newServer(t, end)
 	at := strconv.FormatInt(end.Unix(), 10)
@@ -147,6 +148,7 @@ func toStrings(v any) []string {
 }
 
 func TestBadRequests(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t, time.Now().Truncate(time.Minute))
 	for _, c := range []struct {
 		path   string

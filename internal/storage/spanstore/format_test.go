@@ -10,6 +10,7 @@ import (
 // A directory written by a build with another row layout is refused with
 // what to do, not misread; a new one is marked, and opens again.
 func TestFormatIsChecked(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s, err := Open(Config{Dir: filepath.Join(dir, "new")})
 	if err != nil {

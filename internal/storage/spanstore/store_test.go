@@ -89,6 +89,7 @@ func sampleTrace(traceByte byte, start time.Time, failing bool) ptrace.Traces {
 }
 
 func TestRoundTripKeepsEverything(t *testing.T) {
+	t.Parallel()
 	s := openTestStore(t)
 	ctx := context.Background()
 	start := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
@@ -160,6 +161,7 @@ func spanEqual(a, b ptrace.Span) bool {
 }
 
 func TestSearch(t *testing.T) {
+	t.Parallel()
 	s := openTestStore(t)
 	ctx := context.Background()
 	now := time.Now().Add(-time.Minute)
@@ -226,6 +228,7 @@ func TestSearch(t *testing.T) {
 }
 
 func TestSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s, err := Open(Config{Dir: dir})
 	if err != nil {
@@ -272,6 +275,7 @@ func TestSurvivesRestart(t *testing.T) {
 // logstorage past its column limit, where it would drop rows: the keys over
 // the budget are kept in the overflow field and read back like any other.
 func TestAttributeKeyExplosionLosesNothing(t *testing.T) {
+	t.Parallel()
 	s := openTestStore(t)
 	ctx := context.Background()
 	start := time.Now().Add(-time.Minute)
@@ -308,6 +312,7 @@ func TestAttributeKeyExplosionLosesNothing(t *testing.T) {
 // A search that the newest window cannot satisfy goes on into older data,
 // keeping newest-first order across windows.
 func TestSearchWidensIntoOlderData(t *testing.T) {
+	t.Parallel()
 	s := openTestStore(t)
 	ctx := context.Background()
 	now := time.Now()
@@ -333,6 +338,7 @@ func TestSearchWidensIntoOlderData(t *testing.T) {
 // Only the text strconv.FormatInt writes reads back as an int; any other
 // text stays the string it was.
 func TestParseCanonicalInt(t *testing.T) {
+	t.Parallel()
 	for s, want := range map[string]bool{
 		"0": true, "7": true, "-7": true, "200": true, "9223372036854775807": true, "-9223372036854775808": true,
 		"": false, "-": false, "-0": false, "007": false, "+7": false, "1_000": false, " 7": false,

@@ -16,6 +16,7 @@ import (
 // A service that starts instance after instance gets maxInstanceStreams log
 // streams of its own; the instances beyond share one, and lose nothing.
 func TestInstanceStreamsAreBounded(t *testing.T) {
+	t.Parallel()
 	s := openTestStore(t)
 	const instances = maxInstanceStreams + 20
 	td := ptrace.NewTraces()
