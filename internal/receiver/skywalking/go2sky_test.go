@@ -12,6 +12,7 @@ import (
 	agentv3 "skywalking.apache.org/repo/goapi/collect/language/agent/v3"
 
 	"github.com/skytrail/skytrail/internal/receiver/skywalking/swconv"
+	"github.com/skytrail/skytrail/internal/testutil/poll"
 	"github.com/skytrail/skytrail/internal/traceid"
 )
 
@@ -86,7 +87,7 @@ func TestGo2skyTwoServicesJoinIntoOneTree(t *testing.T) {
 	accepted := s.counter(t, "skytrail_receiver_spans_accepted_total", "receiver", GRPCReceiver)
 
 	traceID := checkoutTrace(t, frontend, backend)
-	waitFor(t, "both segments", func() bool { return len(s.spans()) >= 4 })
+	poll.Until(t, 30*time.Second, "both segments", func() bool { return len(s.spans()) >= 4 })
 
 	want, ok := traceid.FromString(traceID)
 	if !ok {
@@ -165,7 +166,7 @@ func TestGo2skyTwoServicesJoinIntoOneTree(t *testing.T) {
 	}
 
 	// go2sky reports its instance properties, then keeps alive.
-	waitFor(t, "instance properties and a keep-alive", func() bool {
+	poll.Until(t, 30*time.Second, "instance properties and a keep-alive", func() bool {
 		var props, ping bool
 		for _, hb := range s.heartbeatList() {
 			if hb.Service == "backend" && hb.Instance == "backend-1" && hb.Protocol == "skywalking" {
@@ -189,7 +190,7 @@ func TestGo2skyWithAuthentication(t *testing.T) {
 	before := unauth()
 	anonymous := newTracer(t, addr, "anonymous", "anonymous-1")
 	checkoutTrace(t, anonymous, anonymous)
-	waitFor(t, "the server to refuse the agent without a token", func() bool { return unauth() > before })
+	poll.Until(t, 30*time.Second, "the server to refuse the agent without a token", func() bool { return unauth() > before })
 	time.Sleep(200 * time.Millisecond)
 	if n := len(s.spans()); n != 0 {
 		t.Fatalf("%d spans stored from an agent without the token", n)
@@ -201,7 +202,7 @@ func TestGo2skyWithAuthentication(t *testing.T) {
 	frontend := newTracer(t, addr, "frontend", "frontend-1", reporter.WithAuthentication("s3cret"))
 	backend := newTracer(t, addr, "backend", "backend-1", reporter.WithAuthentication("s3cret"))
 	checkoutTrace(t, frontend, backend)
-	waitFor(t, "spans from the agents with the token", func() bool { return len(s.spans()) >= 4 })
+	poll.Until(t, 30*time.Second, "spans from the agents with the token", func() bool { return len(s.spans()) >= 4 })
 	for _, span := range s.spans() {
 		if svc, _ := span.Attributes().Get("sw.ref.parent_service"); svc.Str() == "anonymous" {
 			t.Errorf("span %q from the unauthenticated agent stored", span.Name())

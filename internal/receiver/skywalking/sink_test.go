@@ -155,19 +155,6 @@ func (s *sink) heartbeatList() []pipeline.Heartbeat {
 	return append([]pipeline.Heartbeat(nil), s.heartbeats...)
 }
 
-// waitFor polls cond until it holds or 15 s pass (the agents report
-// asynchronously).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // startGRPC serves NewGRPCServer on 127.0.0.1:0 until the test ends.
 func startGRPC(t *testing.T, p *pipeline.Pipeline, opts Options) string {
 	t.Helper()
