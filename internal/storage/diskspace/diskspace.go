@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/skytrail/skytrail/internal/selfmetrics"
 )
 
 // DefaultMinFree is the free space a store keeps (--min-free-disk). It has
@@ -61,7 +59,6 @@ type Guard struct {
 	// not switch (and log) at every merge.
 	resume uint64
 	log    *slog.Logger
-	gauge  prometheus.Gauge
 
 	readOnly atomic.Bool
 	free     atomic.Uint64
@@ -73,13 +70,25 @@ type Guard struct {
 // NewGuard watches dir for the store named store ("spans", "metrics"),
 // read-only while less than minFree bytes are free there; minFree <= 0 turns
 // the guard off. It reads the free space once before returning, so a store
-// opened on a full disk is read-only from its first write.
-func NewGuard(store, dir string, minFree int64, log *slog.Logger) *Guard {
+// opened on a full disk is read-only from its first write. reg, when not
+// nil, takes skytrail_storage_read_only{store}.
+func NewGuard(store, dir string, minFree int64, log *slog.Logger, reg prometheus.Registerer) *Guard {
 	if log == nil {
 		log = slog.Default()
 	}
-	g := &Guard{store: store, dir: dir, log: log, gauge: readOnlyGauge.WithLabelValues(store)}
-	g.gauge.Set(0)
+	g := &Guard{store: store, dir: dir, log: log}
+	if reg != nil {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "skytrail_storage_read_only",
+			Help:        "1 while a store refuses writes because its disk has less free space than --min-free-disk.",
+			ConstLabels: prometheus.Labels{"store": store},
+		}, func() float64 {
+			if g.ReadOnly() {
+				return 1
+			}
+			return 0
+		}))
+	}
 	if minFree <= 0 {
 		return g
 	}
@@ -144,12 +153,10 @@ func (g *Guard) check() {
 	switch ro := g.readOnly.Load(); {
 	case !ro && free < g.min:
 		g.readOnly.Store(true)
-		g.gauge.Set(1)
 		g.log.Error("disk almost full: storage is read-only, new data is refused with a retryable error until space is freed; queries go on",
 			"store", g.store, "dir", g.dir, "free_bytes", free, "min_free_bytes", g.min)
 	case ro && free >= g.resume:
 		g.readOnly.Store(false)
-		g.gauge.Set(0)
 		g.log.Info("disk space freed: storage takes data again",
 			"store", g.store, "dir", g.dir, "free_bytes", free, "min_free_bytes", g.min)
 	}
@@ -176,10 +183,3 @@ func Bytes(n uint64) string {
 	}
 	return fmt.Sprintf("%d B", n)
 }
-
-var readOnlyGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-	Name: "skytrail_storage_read_only",
-	Help: "1 while a store refuses new data because its disk is under --min-free-disk free.",
-}, []string{"store"})
-
-func init() { selfmetrics.Registry.MustRegister(readOnlyGauge) }

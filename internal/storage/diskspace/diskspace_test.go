@@ -7,9 +7,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 	"time"
 
-	"github.com/skytrail/skytrail/internal/selfmetrics"
 	"github.com/skytrail/skytrail/internal/storage/diskspace"
 	"github.com/skytrail/skytrail/internal/storage/diskspace/disktest"
 )
@@ -49,9 +50,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestGuardFollowsTheDisk(t *testing.T) {
 	dir := disktest.Tmpfs(t, 32<<20)
 	var logs syncBuffer
-	g := diskspace.NewGuard("test", dir, 8<<20, slog.New(slog.NewTextHandler(&logs, nil)))
+	reg := prometheus.NewRegistry()
+	g := diskspace.NewGuard("test", dir, 8<<20, slog.New(slog.NewTextHandler(&logs, nil)), reg)
 	defer g.Close()
-	gauge := func() float64 { return readOnly(t, "test") }
+	gauge := func() float64 { return readOnly(t, reg, "test") }
 	if g.Err() != nil || g.ReadOnly() || gauge() != 0 {
 		t.Fatalf("an empty disk: err %v, read-only %v, gauge %g", g.Err(), g.ReadOnly(), gauge())
 	}
@@ -89,7 +91,7 @@ func TestGuardFollowsTheDisk(t *testing.T) {
 func TestGuardOff(t *testing.T) {
 	dir := disktest.Tmpfs(t, 8<<20)
 	disktest.Fill(t, dir, 0)
-	g := diskspace.NewGuard("off", dir, 0, nil)
+	g := diskspace.NewGuard("off", dir, 0, nil, nil)
 	defer g.Close()
 	if g.Err() != nil || g.ReadOnly() {
 		t.Fatalf("guard off: err %v", g.Err())
@@ -104,11 +106,11 @@ func TestBytes(t *testing.T) {
 	}
 }
 
-// readOnly reads skytrail_storage_read_only{store=store} from the registry
-// /metrics serves, as a scrape would.
-func readOnly(t *testing.T, store string) float64 {
+// readOnly reads skytrail_storage_read_only{store=store} from reg, as a
+// scrape of /metrics would.
+func readOnly(t *testing.T, reg *prometheus.Registry, store string) float64 {
 	t.Helper()
-	families, err := selfmetrics.Registry.Gather()
+	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

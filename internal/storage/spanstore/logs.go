@@ -31,8 +31,13 @@ const (
 	fieldOriginalTime = "original_time"
 )
 
-// ConsumeLogs stores log records; implements pipeline.LogsConsumer.
+// ConsumeLogs stores log records; implements pipeline.LogsConsumer. Like
+// ConsumeTraces it writes nothing and fails with ErrDiskFull while the disk
+// is too full.
 func (s *Store) ConsumeLogs(_ context.Context, ld pipeline.Logs) error {
+	if err := s.disk.Err(); err != nil {
+		return err
+	}
 	e, _ := s.encoders.Get().(*rowEncoder)
 	if e == nil {
 		e = newRowEncoder(s.columns)

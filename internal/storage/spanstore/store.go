@@ -6,6 +6,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math/bits"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/skytrail/skytrail/internal/pipeline"
+	"github.com/skytrail/skytrail/internal/storage/diskspace"
 )
 
 // Tenants separate the kinds of rows in one logstorage instance.
@@ -44,11 +46,22 @@ type Config struct {
 	FlushInterval time.Duration
 	// Registerer takes the store's metrics; nil keeps them unregistered.
 	Registerer prometheus.Registerer
+	// MinFreeDiskBytes is the free space kept in Dir (0: none): below it
+	// the store is read-only, writes fail with ErrDiskFull, queries go on.
+	// diskspace.DefaultMinFree says what it must hold.
+	MinFreeDiskBytes int64
+	// Logger gets the read-only state's changes (default slog.Default()).
+	Logger *slog.Logger
 }
 
 // futureRetention is how far ahead of now a span may start: SDKs may send
 // spans from hosts with skewed clocks, so a day ahead is accepted.
 const futureRetention = 24 * time.Hour
+
+// ErrDiskFull is what ConsumeTraces and ConsumeLogs fail with, nothing
+// written, while the disk has less than Config.MinFreeDiskBytes free; the
+// error names the directory, the free bytes and the limit.
+var ErrDiskFull = diskspace.ErrFull
 
 // Store is the embedded span store.
 type Store struct {
@@ -56,6 +69,7 @@ type Store struct {
 	retention time.Duration
 	index     traceIndexFilter
 	columns   *columnBudget
+	disk      *diskspace.Guard
 
 	encoders sync.Pool
 
@@ -106,9 +120,16 @@ func Open(cfg Config) (*Store, error) {
 			Retention:       cfg.Retention,
 			FlushInterval:   cfg.FlushInterval,
 			FutureRetention: futureRetention,
+			// logstorage only reports this in IsReadOnly and does not act on
+			// it: MustAddRows stores rows whatever the free space, and a part
+			// that then cannot be written panics. s.disk does the refusing,
+			// with the same limit but a fresher figure (IsReadOnly's is up to
+			// 2 s old); the engine's own view agrees with it.
+			MinFreeDiskSpaceBytes: cfg.MinFreeDiskBytes,
 		}),
 		retention: max(cfg.Retention, 24*time.Hour),
 		columns:   columns,
+		disk:      diskspace.NewGuard("spans", cfg.Dir, cfg.MinFreeDiskBytes, cfg.Logger, cfg.Registerer),
 		writeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:                        "skytrail_spanstore_write_seconds",
 			Help:                        "Time to write one batch of spans into span storage.",
@@ -125,6 +146,7 @@ func Open(cfg Config) (*Store, error) {
 
 // Close flushes buffered rows to disk and closes the store.
 func (s *Store) Close() error {
+	s.disk.Close()
 	s.storage.MustClose()
 	s.columns.close()
 	return nil
@@ -140,9 +162,19 @@ func (s *Store) Limits() pipeline.StorageLimits {
 	return pipeline.StorageLimits{MaxKeyBytes: MaxAttributeKeyLen, MaxAge: s.retention, MaxFuture: futureRetention}
 }
 
+// ReadOnly reports whether the store refuses writes for lack of disk space.
+func (s *Store) ReadOnly() bool { return s.disk.ReadOnly() }
+
 // ConsumeTraces writes every span of td. Spans must have been validated
 // against Limits (the pipeline does): nothing invalid may reach logstorage.
+// While the disk is too full it writes nothing and fails with ErrDiskFull,
+// which the client retries.
 func (s *Store) ConsumeTraces(_ context.Context, td pipeline.Traces) error {
+	if err := s.disk.Err(); err != nil {
+		// Before anything is encoded: the trace-ID index filter must not
+		// remember windows whose rows were never written.
+		return err
+	}
 	start := time.Now()
 	e, _ := s.encoders.Get().(*rowEncoder)
 	if e == nil {
