@@ -3,8 +3,10 @@ package analysis
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -40,6 +42,9 @@ type Analyser struct {
 	swept    time.Time
 	// registryOverflow is the registry's overflow count last reported.
 	registryOverflow uint64
+	// unwritten holds minutes the metric store refused (a full disk), oldest
+	// first, for the next tick to write again.
+	unwritten []*red.Window
 
 	stop chan struct{}
 	done chan struct{}
@@ -116,14 +121,24 @@ func (a *Analyser) run() {
 	defer close(a.done)
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
+	failing := false
 	for {
 		select {
 		case <-a.stop:
 			return
 		case <-t.C:
-			if err := a.tick(context.Background(), false); err != nil {
-				a.log.Warn("writing analysis figures", "err", err)
+			// Once per failing streak: a full disk fails every tick until
+			// space is freed, and the store logs the disk's state itself.
+			err := a.tick(context.Background(), false)
+			switch {
+			case err != nil && !failing:
+				a.log.Warn("writing analysis figures failed; the minutes are kept and written again on the next tick", "err", err)
+			case err != nil:
+				a.log.Debug("writing analysis figures failed again", "err", err)
+			case failing:
+				a.log.Info("analysis figures written again")
 			}
+			failing = err != nil
 		}
 	}
 }
@@ -154,6 +169,10 @@ func (a *Analyser) tick(ctx context.Context, all bool) error {
 		a.rotated = now
 	}
 	due := a.minutes.Due(nowMs, a.cfg.FlushDelay.Milliseconds(), all)
+	if len(a.unwritten) > 0 {
+		due = append(a.unwritten, due...)
+		a.unwritten = nil
+	}
 	if now.Sub(a.swept) >= a.cfg.IdleExpiry {
 		a.sweep(nowMs - a.cfg.IdleExpiry.Milliseconds())
 		a.registry.Prune(now)
@@ -167,6 +186,7 @@ func (a *Analyser) tick(ctx context.Context, all bool) error {
 	var errs []error
 	if len(due) > 0 {
 		if err := a.write(ctx, due); err != nil {
+			a.keepUnwritten(due)
 			errs = append(errs, err)
 		}
 		if a.cfg.RegistryFile != "" {
@@ -175,13 +195,37 @@ func (a *Analyser) tick(ctx context.Context, all bool) error {
 			}
 		}
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%v", errs)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
+// maxUnwritten is how many minutes of figures the analysis holds while the
+// metric store refuses them: an hour of a full disk. Each is as large as a
+// minute the analysis keeps open anyway (bounded by the caps in Config).
+const maxUnwritten = 60
+
+// keepUnwritten holds minutes whose write failed for the next tick, the
+// newest maxUnwritten of them; older ones are dropped and counted.
+func (a *Analyser) keepUnwritten(due []*red.Window) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	all := append(due, a.unwritten...)
+	sort.Slice(all, func(i, j int) bool { return all[i].End < all[j].End })
+	if n := len(all) - maxUnwritten; n > 0 {
+		a.metrics.minutesDropped.Add(float64(n))
+		a.log.Warn("dropping analysis figures the metric store refused for too long", "minutes", n, "oldest", minute(all[0]))
+		all = append([]*red.Window(nil), all[n:]...)
+	}
+	a.unwritten = all
+}
+
+// write writes due in one transaction, oldest minute first (the TSDB takes a
+// series' samples in order), or nothing.
 func (a *Analyser) write(ctx context.Context, due []*red.Window) error {
+	sort.Slice(due, func(i, j int) bool { return due[i].End < due[j].End })
+	if err := a.store.Writable(); err != nil {
+		a.metrics.flushErrors.Inc()
+		return fmt.Errorf("writing the figures of the minutes ending %s to %s: %w", minute(due[0]), minute(due[len(due)-1]), err)
+	}
 	start := time.Now()
 	defer func() { a.store.ObserveWrite(time.Since(start)) }()
 	app := a.store.Appender(ctx)
@@ -193,7 +237,7 @@ func (a *Analyser) write(ctx context.Context, due []*red.Window) error {
 		if err != nil {
 			a.metrics.flushErrors.Inc()
 			_ = app.Rollback()
-			return fmt.Errorf("writing the figures of the minute ending %s: %w", time.UnixMilli(w.End).UTC().Format(time.RFC3339), err)
+			return fmt.Errorf("writing the figures of the minute ending %s: %w", minute(w), err)
 		}
 	}
 	if err := app.Commit(); err != nil {
@@ -202,6 +246,8 @@ func (a *Analyser) write(ctx context.Context, due []*red.Window) error {
 	}
 	return nil
 }
+
+func minute(w *red.Window) string { return time.UnixMilli(w.End).UTC().Format(time.RFC3339) }
 
 func (a *Analyser) sweep(beforeMs int64) {
 	for _, s := range a.services {

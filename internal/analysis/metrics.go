@@ -15,6 +15,7 @@ type metrics struct {
 	trackedSeries    *prometheus.GaugeVec
 	samplesRefused   prometheus.Counter
 	flushErrors      prometheus.Counter
+	minutesDropped   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -53,12 +54,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		flushErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "skytrail_analysis_flush_errors_total",
-			Help: "Minutes whose figures could not be written to the metric store.",
+			Help: "Failed writes of figures to the metric store (a full disk, say); the minutes are written again on the next tick.",
+		}),
+		minutesDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "skytrail_analysis_minutes_dropped_total",
+			Help: "Minutes of figures dropped unwritten after the metric store refused them for an hour.",
 		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.spansAnalysed, m.spansSkipped, m.spansLate, m.overflow, m.endpointOverflow,
-			m.waitingSpans, m.trackedSeries, m.samplesRefused, m.flushErrors)
+			m.waitingSpans, m.trackedSeries, m.samplesRefused, m.flushErrors, m.minutesDropped)
 	}
 	return m
 }

@@ -25,8 +25,13 @@ const AgentMetricPrefix = "agent_"
 // Prometheus classic buckets (_bucket with le, _count, _sum). Labels are
 // service, instance and the data point's attributes. Samples the TSDB
 // refuses as out of order or duplicate are skipped: an agent resending a
-// minute must not fail the request.
+// minute must not fail the request. While the disk is too full nothing is
+// written and the error wraps ErrDiskFull; a failed commit returns its error
+// too, and both are retryable for the agent.
 func (s *Store) ConsumeMetrics(ctx context.Context, md pipeline.Metrics) error {
+	if err := s.Writable(); err != nil {
+		return err
+	}
 	app := s.Appender(ctx)
 	var errs []error
 	add := func(name string, base []string, extra []string, ts pcommon.Timestamp, v float64) {
@@ -94,7 +99,10 @@ func (s *Store) ConsumeMetrics(ctx context.Context, md pipeline.Metrics) error {
 		_ = app.Rollback()
 		return errors.Join(errs...)
 	}
-	return app.Commit()
+	if err := app.Commit(); err != nil {
+		return fmt.Errorf("storing %d agent metric data points: %w", md.DataPointCount(), err)
+	}
+	return nil
 }
 
 func numberValue(dp pmetric.NumberDataPoint) float64 {

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/skytrail/skytrail/internal/storage/diskspace"
 )
 
 // DefaultRetention is how long samples are kept unless configured otherwise.
@@ -34,6 +36,13 @@ type Config struct {
 	// Registerer takes the store's metrics and the TSDB's own
 	// (prometheus_tsdb_*); nil keeps them unregistered.
 	Registerer prometheus.Registerer
+	// MinFreeDiskBytes is the free space kept in Dir (0: none): below it
+	// Writable and ConsumeMetrics fail with ErrDiskFull and nothing is
+	// written; queries go on. diskspace.DefaultMinFree says what it must
+	// hold.
+	MinFreeDiskBytes int64
+	// Logger gets the read-only state's changes (default slog.Default()).
+	Logger *slog.Logger
 }
 
 // SubqueryStep is the step of a subquery written without one (x[30m:]): the
@@ -49,7 +58,13 @@ type Store struct {
 	dir    string
 	// writeSeconds times the analysis' writes of figures.
 	writeSeconds prometheus.Histogram
+	disk         *diskspace.Guard
 }
+
+// ErrDiskFull is what writes fail with while the disk has less than
+// Config.MinFreeDiskBytes free; the error names the directory, the free
+// bytes and the limit.
+var ErrDiskFull = diskspace.ErrFull
 
 // Open opens (or creates) the TSDB in cfg.Dir. Samples in the write-ahead
 // log are replayed, so a restart keeps what was written before it.
@@ -84,6 +99,7 @@ func Open(cfg Config) (*Store, error) {
 			NativeHistogramBucketFactor: 1.1,
 			Buckets:                     prometheus.ExponentialBuckets(0.0001, 4, 9),
 		}),
+		disk: diskspace.NewGuard("metrics", cfg.Dir, cfg.MinFreeDiskBytes, cfg.Logger, cfg.Registerer),
 	}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(s.writeSeconds, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -97,8 +113,20 @@ func Open(cfg Config) (*Store, error) {
 // Close writes the in-memory head out (so the next Open finds it without a
 // long replay) and closes the TSDB.
 func (s *Store) Close() error {
+	s.disk.Close()
 	return s.db.Close()
 }
+
+// Writable is nil while the store takes samples, and an error wrapping
+// ErrDiskFull while its disk is too full. Check it before Appender: on a
+// full disk the TSDB's WAL write fails softly (Commit returns the error),
+// but a head chunk it then cannot write makes it panic, in a goroutine of
+// its own. A write that fails after the check passed (the disk filled by
+// someone else) returns its error from Commit and may be tried again.
+func (s *Store) Writable() error { return s.disk.Err() }
+
+// ReadOnly reports whether the store refuses writes for lack of disk space.
+func (s *Store) ReadOnly() bool { return s.disk.ReadOnly() }
 
 // Dir is the directory the store lives in.
 func (s *Store) Dir() string { return s.dir }
