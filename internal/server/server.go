@@ -32,6 +32,7 @@ import (
 	"github.com/skytrail/skytrail/internal/query/promapi"
 	"github.com/skytrail/skytrail/internal/receiver/otlp"
 	"github.com/skytrail/skytrail/internal/receiver/skywalking"
+	"github.com/skytrail/skytrail/internal/storage/diskspace"
 	"github.com/skytrail/skytrail/internal/storage/metricstore"
 	"github.com/skytrail/skytrail/internal/storage/spanstore"
 	"github.com/skytrail/skytrail/internal/ui"
@@ -62,6 +63,9 @@ type Config struct {
 	Logger      *slog.Logger
 	// Integrity tunes the trace integrity analysis (/api/v1/diagnostics).
 	Integrity integrity.Config
+	// MinFreeDisk is the free space, in bytes, the stores keep in DataDir
+	// (0: none): below it they refuse new data with a retryable error.
+	MinFreeDisk int64
 }
 
 // Defaults are the documented defaults (docs/configuration.md).
@@ -78,6 +82,7 @@ func Defaults() Config {
 		MaxRequest:       16 << 20,
 		MaxInFlight:      64 << 20,
 		MemoryLimit:      384 << 20,
+		MinFreeDisk:      diskspace.DefaultMinFree,
 	}
 }
 
@@ -130,7 +135,8 @@ func Start(cfg Config) (*Server, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	spansDir := filepath.Join(cfg.DataDir, "spans")
-	store, err := spanstore.Open(spanstore.Config{Dir: spansDir, Retention: cfg.Retention, FlushInterval: cfg.FlushInterval, Registerer: reg})
+	store, err := spanstore.Open(spanstore.Config{Dir: spansDir, Retention: cfg.Retention, FlushInterval: cfg.FlushInterval,
+		MinFreeDiskBytes: cfg.MinFreeDisk, Logger: log, Registerer: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +148,8 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.MetricsRetention <= 0 {
 		cfg.MetricsRetention = Defaults().MetricsRetention
 	}
-	s.Metrics, err = metricstore.Open(metricstore.Config{Dir: metricsDir, Retention: cfg.MetricsRetention, Registerer: reg})
+	s.Metrics, err = metricstore.Open(metricstore.Config{Dir: metricsDir, Retention: cfg.MetricsRetention,
+		MinFreeDiskBytes: cfg.MinFreeDisk, Logger: log, Registerer: reg})
 	if err != nil {
 		_ = store.Close()
 		return nil, err
