@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -291,5 +292,51 @@ func TestRefusalsBeforeDecoding(t *testing.T) {
 	}
 	if got := d.rejections(); len(got) != 2 || got[1].Message != "not protobuf" {
 		t.Errorf("published %+v", got)
+	}
+}
+
+// Whatever the client sends, what the front door acknowledges storage
+// keeps: a span over what one stored row may hold is refused (it was once
+// acknowledged and then dropped by the engine with a warning), and one just
+// under it is stored and read back whole.
+func TestRowsStorageCannotHoldAreRefused(t *testing.T) {
+	t.Parallel()
+	d := newFrontDoor(t, pipeline.Config{Limits: pipeline.Limits{MaxValueBytes: 1 << 20, MaxSpanBytes: 8 << 20}}, 24*time.Hour)
+	withAttrs := func(id byte, value string, n int) ptrace.Traces {
+		td := spans("orders", 1, time.Now())
+		sp := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+		sp.SetTraceID(pcommon.TraceID{9, id})
+		for i := range n {
+			sp.Attributes().PutStr(fmt.Sprintf("blob.%d", i), value)
+		}
+		return td
+	}
+	// 1.5 MB of text: one row of about 1.5 MB.
+	fits := withAttrs(1, strings.Repeat("a", 500<<10), 3)
+	if _, err := d.p.Ingest(context.Background(), src, &pipeline.Traces{Traces: fits}); err != nil {
+		t.Fatalf("a 1.5 MB span: %v", err)
+	}
+	// The same with an event of 700 KiB, which the store keeps as base64
+	// of its protobuf: about 2.4 MB, over the 2 MiB a row may take.
+	tooBig := withAttrs(2, strings.Repeat("a", 500<<10), 3)
+	tooBig.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Events().AppendEmpty().Attributes().PutStr("stack", strings.Repeat("b", 700<<10))
+	_, err := d.p.Ingest(context.Background(), src, &pipeline.Traces{Traces: tooBig})
+	if pipeline.ReasonOf(err) != pipeline.Invalid || !strings.Contains(err.Error(), "storage keeps of one span") {
+		t.Fatalf("a span storage cannot hold: %v, want Invalid", err)
+	}
+	// Control characters take four bytes each where the store quotes text
+	// (attributes over a service's column budget): 3 x 500 KiB of them may
+	// take 6 MB, and are refused too.
+	_, err = d.p.Ingest(context.Background(), src, &pipeline.Traces{Traces: withAttrs(3, strings.Repeat("\x01", 500<<10), 3)})
+	if pipeline.ReasonOf(err) != pipeline.Invalid {
+		t.Fatalf("a span of control characters: %v, want Invalid", err)
+	}
+	d.store.Flush()
+	got, err := d.store.GetTrace(context.Background(), pcommon.TraceID{9, 1})
+	if err != nil || got.SpanCount() != 1 {
+		t.Fatalf("the 1.5 MB span was not stored: %v", err)
+	}
+	if v, _ := got.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes().Get("blob.2"); len(v.Str()) != 500<<10 {
+		t.Errorf("blob.2 read back %d bytes", len(v.Str()))
 	}
 }

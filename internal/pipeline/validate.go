@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -22,6 +23,9 @@ type Limits struct {
 	MaxAge             time.Duration // oldest start accepted; default 7 days, at most what storage keeps
 	MaxFuture          time.Duration // furthest start ahead of now; default 24h, at most what storage keeps
 	MaxServiceNameSize int           // default 256
+	// MaxRowBytes is what storage keeps of one item (StorageLimits); an
+	// item that may take more is checked exactly and refused if it does.
+	MaxRowBytes int
 }
 
 // StorageLimits is what a store can keep, as the store states it
@@ -34,6 +38,9 @@ type StorageLimits struct {
 	MaxAge time.Duration
 	// MaxFuture is how far ahead of now a start time may be.
 	MaxFuture time.Duration
+	// MaxRowBytes bounds one stored item, all its fields and their names
+	// together, text written as the store quotes it.
+	MaxRowBytes int
 }
 
 // effective fills in the defaults and tightens l to what storage keeps.
@@ -64,6 +71,9 @@ func (l Limits) effective(s StorageLimits) Limits {
 	}
 	if s.MaxFuture > 0 {
 		l.MaxFuture = min(l.MaxFuture, s.MaxFuture)
+	}
+	if s.MaxRowBytes > 0 {
+		l.MaxRowBytes = s.MaxRowBytes
 	}
 	return l
 }
@@ -106,12 +116,13 @@ func validateTraces(td ptrace.Traces, l Limits, now time.Time) Validation {
 		if sv, ok := rs.Resource().Attributes().Get("service.name"); ok {
 			service = sv.AsString()
 		}
-		resErr := checkAttributes(rs.Resource().Attributes(), l, "resource ")
+		resBytes, resErr := sizeAttributes(rs.Resource().Attributes(), l, "resource ")
 		if resErr == "" && len(service) > l.MaxServiceNameSize {
 			resErr = fmt.Sprintf("service.name is %d bytes, over the limit of %d", len(service), l.MaxServiceNameSize)
 		}
 		rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {
-			scopeErr := checkAttributes(ss.Scope().Attributes(), l, "scope ")
+			scopeErr := checkScope(ss.Scope(), l)
+			shared := resBytes + textBytes(ss.Scope().Attributes()) + len(ss.Scope().Name()) + len(ss.Scope().Version())
 			ss.Spans().RemoveIf(func(span ptrace.Span) bool {
 				if resErr != "" {
 					return reject(service, span, resErr)
@@ -119,7 +130,11 @@ func validateTraces(td ptrace.Traces, l Limits, now time.Time) Validation {
 				if scopeErr != "" {
 					return reject(service, span, scopeErr)
 				}
-				if reason := checkSpan(span, l, oldest, newest); reason != "" {
+				reason, size := checkSpan(span, l, oldest, newest)
+				if reason == "" {
+					reason = checkRow(span, size, rs.Resource().Attributes(), ss.Scope(), shared, l)
+				}
+				if reason != "" {
 					return reject(service, span, reason)
 				}
 				v.Accepted++
@@ -132,7 +147,16 @@ func validateTraces(td ptrace.Traces, l Limits, now time.Time) Validation {
 	return v
 }
 
-func checkSpan(span ptrace.Span, l Limits, oldest, newest int64) string {
+// checkSpan checks one span and returns, when it may be kept, the size of
+// its text: name, status, attributes, events and links.
+func checkSpan(span ptrace.Span, l Limits, oldest, newest int64) (string, int) {
+	if reason := checkSpanTimes(span, oldest, newest); reason != "" {
+		return reason, 0
+	}
+	return checkSpanText(span, l)
+}
+
+func checkSpanTimes(span ptrace.Span, oldest, newest int64) string {
 	if span.TraceID().IsEmpty() {
 		return "trace ID is missing or all zero"
 	}
@@ -149,22 +173,135 @@ func checkSpan(span ptrace.Span, l Limits, oldest, newest int64) string {
 		return fmt.Sprintf("start time %s is older than the retention allows (%s)", fmtNs(start), fmtNs(oldest))
 	case start > newest:
 		return fmt.Sprintf("start time %s is too far in the future (limit %s; check the client's clock)", fmtNs(start), fmtNs(newest))
+	case end > newest:
+		// A span ending in 2100 once made a service's p99 2.3e12 ms.
+		return fmt.Sprintf("end time %s is too far in the future (limit %s; check the client's clock)", fmtNs(end), fmtNs(newest))
 	}
+	return ""
+}
+
+func checkSpanText(span ptrace.Span, l Limits) (string, int) {
 	if span.Events().Len() > l.MaxEvents {
-		return fmt.Sprintf("%d events, over the limit of %d", span.Events().Len(), l.MaxEvents)
+		return fmt.Sprintf("%d events, over the limit of %d", span.Events().Len(), l.MaxEvents), 0
 	}
 	if span.Links().Len() > l.MaxLinks {
-		return fmt.Sprintf("%d links, over the limit of %d", span.Links().Len(), l.MaxLinks)
+		return fmt.Sprintf("%d links, over the limit of %d", span.Links().Len(), l.MaxLinks), 0
 	}
-	if len(span.Name()) > l.MaxValueBytes {
-		return fmt.Sprintf("name is %d bytes, over the limit of %d", len(span.Name()), l.MaxValueBytes)
+	for _, f := range []struct{ what, text string }{
+		{"name", span.Name()}, {"status message", span.Status().Message()}, {"trace state", span.TraceState().AsRaw()},
+	} {
+		if len(f.text) > l.MaxValueBytes {
+			return fmt.Sprintf("%s is %d bytes, over the limit of %d", f.what, len(f.text), l.MaxValueBytes), 0
+		}
 	}
-	return checkAttributes(span.Attributes(), l, "")
+	attrs, reason := sizeAttributes(span.Attributes(), l, "")
+	if reason != "" {
+		return reason, 0
+	}
+	// Events and links are kept whole with the span: every part of them is
+	// bounded as the span's own are.
+	total := len(span.Name()) + len(span.Status().Message()) + len(span.TraceState().AsRaw()) + attrs
+	for i := range span.Events().Len() {
+		e := span.Events().At(i)
+		if len(e.Name()) > l.MaxValueBytes {
+			return fmt.Sprintf("event %d's name is %d bytes, over the limit of %d", i, len(e.Name()), l.MaxValueBytes), 0
+		}
+		n, reason := sizeAttributes(e.Attributes(), l, "event ")
+		if reason != "" {
+			return fmt.Sprintf("event %d: %s", i, reason), 0
+		}
+		total += len(e.Name()) + n
+	}
+	for i := range span.Links().Len() {
+		lk := span.Links().At(i)
+		n, reason := sizeAttributes(lk.Attributes(), l, "link ")
+		if reason != "" {
+			return fmt.Sprintf("link %d: %s", i, reason), 0
+		}
+		total += len(lk.TraceState().AsRaw()) + n
+	}
+	if total > l.MaxSpanBytes {
+		return fmt.Sprintf("name, status, attributes, events and links total %d bytes, over the limit of %d", total, l.MaxSpanBytes), 0
+	}
+	return "", total
+}
+
+// checkScope checks an instrumentation scope, kept with each of its spans.
+func checkScope(scope pcommon.InstrumentationScope, l Limits) string {
+	if n := len(scope.Name()) + len(scope.Version()); n > l.MaxValueBytes {
+		return fmt.Sprintf("scope name and version are %d bytes, over the limit of %d", n, l.MaxValueBytes)
+	}
+	return checkAttributes(scope.Attributes(), l, "scope ")
+}
+
+// textBytes is the size of m's keys and values as text.
+func textBytes(m pcommon.Map) int {
+	n := 0
+	m.Range(func(k string, v pcommon.Value) bool {
+		n += len(k) + valueSize(v)
+		return true
+	})
+	return n
+}
+
+// checkRow refuses a span that, stored, could be more than storage keeps in
+// one row: logstorage drops such a row with only a warning, after the client
+// was told the span was stored. shared is the text of the span's resource
+// and scope, which every row of theirs carries. Most spans are far below the
+// limit on a cheap count; only a span within a quarter of it is measured as
+// the store writes it, text quoted.
+func checkRow(span ptrace.Span, size int, res pcommon.Map, scope pcommon.InstrumentationScope, shared int, l Limits) string {
+	const perField = 32 // a field's name and framing
+	if l.MaxRowBytes <= 0 || 4*(shared+size)+perField*(span.Attributes().Len()+res.Len()+scope.Attributes().Len()) <= l.MaxRowBytes {
+		return ""
+	}
+	stored := quotedBytes(res) + quotedBytes(scope.Attributes()) + len(strconv.Quote(scope.Name())) + len(strconv.Quote(scope.Version())) +
+		len(span.Name()) + len(span.Status().Message()) + len(span.TraceState().AsRaw()) +
+		quotedBytes(span.Attributes()) + perField*(span.Attributes().Len()+res.Len()+scope.Attributes().Len()) +
+		extraBytes(span, textBytes)
+	if stored > l.MaxRowBytes {
+		return fmt.Sprintf("stored, the span would take about %d bytes, over the %d storage keeps of one span", stored, l.MaxRowBytes)
+	}
+	return ""
+}
+
+// extraBytes bounds what a span's events and links take stored: base64 of
+// their protobuf, 4/3 of it and a little framing.
+func extraBytes(span ptrace.Span, text func(pcommon.Map) int) int {
+	n := 0
+	for i := range span.Events().Len() {
+		e := span.Events().At(i)
+		n += 24 + len(e.Name()) + text(e.Attributes()) + 8*e.Attributes().Len()
+	}
+	for i := range span.Links().Len() {
+		lk := span.Links().At(i)
+		n += 40 + len(lk.TraceState().AsRaw()) + text(lk.Attributes()) + 8*lk.Attributes().Len()
+	}
+	return n * 4 / 3
+}
+
+// quotedBytes is the size of m's keys and values written as Go-quoted
+// strings, as the store writes packed resources and attributes over a
+// service's column budget: a control byte takes four.
+func quotedBytes(m pcommon.Map) int {
+	n := 0
+	m.Range(func(k string, v pcommon.Value) bool {
+		n += len(strconv.Quote(k)) + len(strconv.Quote(v.AsString())) + 2
+		return true
+	})
+	return n
 }
 
 func checkAttributes(m pcommon.Map, l Limits, what string) string {
+	_, reason := sizeAttributes(m, l, what)
+	return reason
+}
+
+// sizeAttributes checks m as checkAttributes does and returns the size of its
+// keys and values as text.
+func sizeAttributes(m pcommon.Map, l Limits, what string) (int, string) {
 	if m.Len() > l.MaxAttributes {
-		return fmt.Sprintf("%d %sattributes, over the limit of %d", m.Len(), what, l.MaxAttributes)
+		return 0, fmt.Sprintf("%d %sattributes, over the limit of %d", m.Len(), what, l.MaxAttributes)
 	}
 	total := 0
 	reason := ""
@@ -188,7 +325,7 @@ func checkAttributes(m pcommon.Map, l Limits, what string) string {
 	if reason == "" && total > l.MaxSpanBytes {
 		reason = fmt.Sprintf("%sattributes total %d bytes, over the limit of %d", what, total, l.MaxSpanBytes)
 	}
-	return reason
+	return total, reason
 }
 
 // valueSize approximates the stored size of v without encoding it.

@@ -35,6 +35,15 @@ func TestValidateRefusesWhatStorageCannotKeep(t *testing.T) {
 		"empty key":         {func(sp ptrace.Span) { sp.Attributes().PutStr("", "v") }, "empty key"},
 		"huge value":        {func(sp ptrace.Span) { sp.Attributes().PutStr("k", strings.Repeat("v", 70<<10)) }, "over the limit of 65536"},
 		"absurd attributes": {func(sp ptrace.Span) { manyAttributes(sp.Attributes(), 300) }, "300 attributes, over the limit of 256"},
+		"ends in 2100": {func(sp ptrace.Span) {
+			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)))
+		}, "end time 2100-01-01T00:00:00Z is too far in the future"},
+		"huge event name":       {func(sp ptrace.Span) { sp.Events().AppendEmpty().SetName(strings.Repeat("e", 2<<20)) }, "event 0's name is 2097152 bytes"},
+		"huge event attribute":  {func(sp ptrace.Span) { sp.Events().AppendEmpty().Attributes().PutStr("k", strings.Repeat("v", 2<<20)) }, "event 0: event attribute \"k\" is 2097152 bytes"},
+		"huge link attribute":   {func(sp ptrace.Span) { sp.Links().AppendEmpty().Attributes().PutStr("k", strings.Repeat("v", 2<<20)) }, "link 0: link attribute \"k\" is 2097152 bytes"},
+		"huge status message":   {func(sp ptrace.Span) { sp.Status().SetMessage(strings.Repeat("m", 2<<20)) }, "status message is 2097152 bytes"},
+		"long event attr key":   {func(sp ptrace.Span) { sp.Events().AppendEmpty().Attributes().PutStr(strings.Repeat("k", 200), "v") }, "over the limit of 100"},
+		"events total too much": {func(sp ptrace.Span) { manyEvents(sp, 20, 60<<10) }, "name, status, attributes, events and links total"},
 		"many events": {func(sp ptrace.Span) {
 			for i := 0; i < 1100; i++ {
 				sp.Events().AppendEmpty()
@@ -63,6 +72,13 @@ func TestValidateRefusesWhatStorageCannotKeep(t *testing.T) {
 	}
 }
 
+// manyEvents gives sp n events of one attribute of size bytes each.
+func manyEvents(sp ptrace.Span, n, size int) {
+	for range n {
+		sp.Events().AppendEmpty().Attributes().PutStr("stack", strings.Repeat("x", size))
+	}
+}
+
 func manyAttributes(m pcommon.Map, n int) {
 	for i := 0; i < n; i++ {
 		m.PutInt("k"+string(rune('a'+i%26))+strings.Repeat("x", i/26), int64(i))
@@ -81,5 +97,22 @@ func TestValidateDropsEmptyResources(t *testing.T) {
 	v := Validate(td, Limits{}, time.Now())
 	if v.Rejected != 1 || td.ResourceSpans().Len() != 0 || !strings.Contains(v.FirstError, "service.name is 300 bytes") {
 		t.Fatalf("got %+v with %d resources left", v, td.ResourceSpans().Len())
+	}
+}
+
+// A scope's name and version are kept with every span of the scope.
+func TestValidateRefusesHugeScopes(t *testing.T) {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	ss := rs.ScopeSpans().AppendEmpty()
+	ss.Scope().SetName(strings.Repeat("s", 2<<20))
+	sp := ss.Spans().AppendEmpty()
+	sp.SetTraceID(pcommon.TraceID{1})
+	sp.SetSpanID(pcommon.SpanID{1})
+	sp.SetStartTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+	sp.SetEndTimestamp(sp.StartTimestamp())
+	v := Validate(td, Limits{}, time.Now())
+	if v.Rejected != 1 || !strings.Contains(v.FirstError, "scope name and version are 2097152 bytes") {
+		t.Fatalf("got %+v", v)
 	}
 }

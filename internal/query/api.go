@@ -226,6 +226,10 @@ func (a *API) searchTraces(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sums, err := a.spans.FindTraces(r.Context(), q)
+	if errors.Is(err, spanstore.ErrBadQuery) {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return

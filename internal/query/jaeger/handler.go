@@ -299,6 +299,10 @@ func internalError(w http.ResponseWriter, r *http.Request, doing string, err err
 		// The client went away; nobody reads the answer.
 		return
 	}
+	if errors.Is(err, spanstore.ErrBadQuery) {
+		writeError(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
 	slog.ErrorContext(r.Context(), "jaeger query API: "+doing, "path", r.URL.Path, "error", err)
 	writeError(w, r, http.StatusInternalServerError, doing+": "+err.Error())
 }

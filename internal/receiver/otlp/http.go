@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"strings"
 
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -104,7 +105,9 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 // writeHTTPError answers with a google.rpc.Status in the request's encoding,
 // as OTLP/HTTP specifies.
 func writeHTTPError(w http.ResponseWriter, mediaType string, httpStatus int, code codes.Code, msg string) {
-	st := &spb.Status{Code: int32(code), Message: msg}
+	// The message may quote what the client sent; protobuf refuses to
+	// encode a string that is not UTF-8, which left the body empty.
+	st := &spb.Status{Code: int32(code), Message: strings.ToValidUTF8(msg, "\uFFFD")}
 	var body []byte
 	if mediaType == contentProtobuf {
 		body, _ = proto.Marshal(st)

@@ -56,6 +56,10 @@ type Operation struct {
 // ErrNotFound is returned by GetTrace for a trace ID with no stored spans.
 var ErrNotFound = errors.New("trace not found")
 
+// ErrBadQuery wraps what is wrong with a query the store cannot run as
+// asked (an attribute key longer than any stored): the caller's mistake.
+var ErrBadQuery = errors.New("bad query")
+
 // Reader is what the query APIs need from a span store, embedded or remote.
 type Reader interface {
 	// Services lists the service names with spans stored, sorted.

@@ -418,11 +418,11 @@ func attributeFilter(key, value string) (string, error) {
 		case "false":
 			return "-" + fieldStatusCode + ":=2", nil
 		}
-		return "", fmt.Errorf("tag error=%q: want true or false", value)
+		return "", fmt.Errorf("%w: tag error=%q: want true or false", ErrBadQuery, value)
 	case "span.kind":
 		k, ok := spanKindFromName(value)
 		if !ok {
-			return "", fmt.Errorf("tag span.kind=%q: want server, client, producer, consumer or internal", value)
+			return "", fmt.Errorf("%w: tag span.kind=%q: want server, client, producer, consumer or internal", ErrBadQuery, value)
 		}
 		return fmt.Sprintf("%s:=%d", fieldKind, int(k)), nil
 	case "otel.status_code":
@@ -434,7 +434,7 @@ func attributeFilter(key, value string) (string, error) {
 		case "UNSET":
 			return "-" + fieldStatusCode + ":*", nil
 		}
-		return "", fmt.Errorf("tag otel.status_code=%q: want OK, ERROR or UNSET", value)
+		return "", fmt.Errorf("%w: tag otel.status_code=%q: want OK, ERROR or UNSET", ErrBadQuery, value)
 	case "otel.status_description":
 		return fieldStatusMessage + ":=" + quote(value), nil
 	case "service.name":
@@ -443,7 +443,7 @@ func attributeFilter(key, value string) (string, error) {
 		return quote(fieldScopeName) + ":=" + quote(value), nil
 	}
 	if key == "" || len(key) > MaxAttributeKeyLen {
-		return "", fmt.Errorf("attribute filter key %q: want 1 to %d bytes", key, MaxAttributeKeyLen)
+		return "", fmt.Errorf("%w: attribute filter key %q: want 1 to %d bytes", ErrBadQuery, shorten(key), MaxAttributeKeyLen)
 	}
 	// The resource's attributes are packed in one field: match the pair.
 	return fmt.Sprintf("(%s:=%s or %s:~%s)", quote(prefixAttr+key), quote(value), fieldResource, quote(resourcePairPattern(key, value))), nil
@@ -723,4 +723,12 @@ func Summarize(td ptrace.Traces) []TraceSummary {
 		out = append(out, s)
 	}
 	return out
+}
+
+// shorten keeps a client's long input readable in an error message.
+func shorten(s string) string {
+	if len(s) <= 32 {
+		return s
+	}
+	return s[:32] + "..."
 }

@@ -159,8 +159,15 @@ func (s *Store) Retention() time.Duration { return s.retention }
 // rest: logstorage drops a row it cannot keep with only a log line, after
 // the client was told its spans were stored.
 func (s *Store) Limits() pipeline.StorageLimits {
-	return pipeline.StorageLimits{MaxKeyBytes: MaxAttributeKeyLen, MaxAge: s.retention, MaxFuture: futureRetention}
+	return pipeline.StorageLimits{MaxKeyBytes: MaxAttributeKeyLen, MaxAge: s.retention, MaxFuture: futureRetention, MaxRowBytes: maxRowBytes}
 }
+
+// maxRowBytes is the most one span may take stored. logstorage drops a row
+// whose fields, names and values together, are over 2 MiB
+// (maxUncompressedBlockSize, lib/logstorage/consts.go) with only a warning;
+// 4 KiB is left for the fields the pipeline does not count (IDs, times,
+// kind, types).
+const maxRowBytes = 2<<20 - 4<<10
 
 // ReadOnly reports whether the store refuses writes for lack of disk space.
 func (s *Store) ReadOnly() bool { return s.disk.ReadOnly() }
