@@ -4,80 +4,68 @@ import (
 	"context"
 	"fmt"
 
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/skytrail/skytrail/internal/pipeline"
 	"github.com/skytrail/skytrail/internal/receiver/wire"
 )
 
-// NewGRPCServer returns a gRPC server with the OTLP TraceService
-// registered, ready for Serve (the caller may register more services, such
+// NewGRPCServer returns a gRPC server with OTLP's trace, metrics and logs
+// services registered, ready for Serve (the caller may register more, such
 // as health). Export requests are admitted at the memory their decoding
 // will take, counted from their bytes before anything is decoded (see
-// wire.DecodedSize).
+// wire.DecodedSize): the generated services decode before any code of ours
+// runs, so these take the request's bytes through their own descriptors and
+// a codec that leaves them undecoded.
 func (r *Receiver) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	s := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(r.cfg.MaxRequestBytes),
 		grpc.ForceServerCodecV2(rawCodec{proto: encoding.GetCodecV2("proto")}),
 	}, opts...)...)
-	s.RegisterService(&traceServiceDesc, r)
+	for i := range signals {
+		sig := &signals[i]
+		method := "/" + sig.service + "/Export"
+		s.RegisterService(&grpc.ServiceDesc{
+			ServiceName: sig.service,
+			HandlerType: (*any)(nil),
+			Methods: []grpc.MethodDesc{{
+				MethodName: "Export",
+				Handler: func(_ any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+					in := &rawMessage{}
+					if err := dec(in); err != nil {
+						return nil, err
+					}
+					export := func(ctx context.Context, req any) (any, error) {
+						return r.exportGRPC(ctx, sig, req.(*rawMessage).b)
+					}
+					if interceptor == nil {
+						return export(ctx, in)
+					}
+					return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: r, FullMethod: method}, export)
+				},
+			}},
+		}, r)
+	}
 	return s
 }
 
-// traceServiceDesc is OTLP's TraceService with a handler that takes the
-// request's bytes, not a decoded request (the generated one decodes before
-// any code of ours runs).
-var traceServiceDesc = grpc.ServiceDesc{
-	ServiceName: "opentelemetry.proto.collector.trace.v1.TraceService",
-	HandlerType: (*any)(nil),
-	Methods: []grpc.MethodDesc{{
-		MethodName: "Export",
-		Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-			in := &rawMessage{}
-			if err := dec(in); err != nil {
-				return nil, err
-			}
-			export := func(ctx context.Context, req any) (any, error) {
-				return srv.(*Receiver).exportGRPC(ctx, req.(*rawMessage).b)
-			}
-			if interceptor == nil {
-				return export(ctx, in)
-			}
-			return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: "/opentelemetry.proto.collector.trace.v1.TraceService/Export"}, export)
-		},
-	}},
-	Metadata: "opentelemetry/proto/collector/trace/v1/trace_service.proto",
-}
-
-// traceRequest describes ExportTraceServiceRequest, for counting the
-// messages in a request before decoding it.
-var traceRequest protoreflect.MessageDescriptor = (&coltracepb.ExportTraceServiceRequest{}).ProtoReflect().Descriptor()
-
-func (r *Receiver) exportGRPC(ctx context.Context, body []byte) (*rawMessage, error) {
-	req := r.pipeline.Begin(wire.GRPCSource(ctx, GRPCReceiver), pipeline.SignalSpans)
+func (r *Receiver) exportGRPC(ctx context.Context, sig *signal, body []byte) (*rawMessage, error) {
+	req := r.pipeline.Begin(wire.GRPCSource(ctx, GRPCReceiver), sig.kind)
 	defer req.Release()
-	if err := req.Grow(wire.DecodedSize(body, traceRequest)); err != nil {
+	if err := req.Grow(wire.DecodedSize(body, sig.request)); err != nil {
 		return nil, wire.GRPCError(err)
 	}
-	otlpReq := ptraceotlp.NewExportRequest()
-	if err := otlpReq.UnmarshalProto(body); err != nil {
-		return nil, wire.GRPCError(req.Refuse(pipeline.Malformed, fmt.Errorf("cannot decode ExportTraceServiceRequest: %w", err)))
+	batch, err := sig.decode(body, false)
+	if err != nil {
+		return nil, wire.GRPCError(req.Refuse(pipeline.Malformed, err))
 	}
-	out, err := req.Ingest(ctx, &pipeline.Traces{Traces: otlpReq.Traces()})
+	out, err := req.Ingest(ctx, batch)
 	if err != nil {
 		return nil, wire.GRPCError(err)
 	}
-	resp := ptraceotlp.NewExportResponse()
-	if out.Rejected > 0 {
-		resp.PartialSuccess().SetRejectedSpans(int64(out.Rejected))
-		resp.PartialSuccess().SetErrorMessage(out.Message)
-	}
-	b, err := resp.MarshalProto()
+	b, err := sig.respond(out, false)
 	if err != nil {
 		return nil, wire.GRPCError(fmt.Errorf("encode the export response: %w", err))
 	}

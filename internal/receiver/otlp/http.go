@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -21,34 +20,38 @@ const (
 	contentJSON     = "application/json"
 )
 
-// HTTPHandler serves POST /v1/traces.
+// HTTPHandler serves OTLP/HTTP: POST /v1/traces, /v1/metrics and /v1/logs.
 func (r *Receiver) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/v1/traces", r.serveTraces)
+	for i := range signals {
+		sig := &signals[i]
+		mux.HandleFunc(sig.path, func(w http.ResponseWriter, req *http.Request) { r.serveHTTP(w, req, sig) })
+	}
 	return mux
 }
 
-func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
+func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request, sig *signal) {
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		writeHTTPError(w, contentJSON, http.StatusMethodNotAllowed, codes.InvalidArgument, "OTLP/HTTP takes POST /v1/traces, not "+req.Method)
+		writeHTTPError(w, contentJSON, http.StatusMethodNotAllowed, codes.InvalidArgument, "OTLP/HTTP takes POST "+sig.path+", not "+req.Method)
 		return
 	}
 	src := wire.HTTPSource(req, HTTPReceiver)
 	mediaType, _, err := mime.ParseMediaType(req.Header.Get("Content-Type"))
 	if err != nil || (mediaType != contentProtobuf && mediaType != contentJSON) {
-		refused := r.pipeline.Refuse(src, pipeline.SignalSpans, pipeline.Malformed,
+		refused := r.pipeline.Refuse(src, sig.kind, pipeline.Malformed,
 			fmt.Errorf("unsupported Content-Type %q: send %s or %s", req.Header.Get("Content-Type"), contentProtobuf, contentJSON))
 		writeHTTPError(w, contentJSON, http.StatusUnsupportedMediaType, codes.InvalidArgument, refused.Msg)
 		return
 	}
+	json := mediaType == contentJSON
 	fail := func(err error) {
 		writeHTTPError(w, mediaType, wire.HTTPStatus(w.Header(), err), wire.GRPCCode(pipeline.ReasonOf(err)), err.Error())
 	}
 
 	// The body is charged to the in-flight budget as it arrives, and its
 	// decoding at what it will take before it is decoded.
-	admitted := r.pipeline.Begin(src, pipeline.SignalSpans)
+	admitted := r.pipeline.Begin(src, sig.kind)
 	defer admitted.Release()
 	buf := wire.Buffer()
 	defer wire.PutBuffer(buf)
@@ -58,41 +61,24 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 	}
 	body := buf.Bytes()
 	decoded := wire.JSONDecodedSize(body)
-	if mediaType == contentProtobuf {
-		decoded = wire.DecodedSize(body, traceRequest)
+	if !json {
+		decoded = wire.DecodedSize(body, sig.request)
 	}
 	if err := admitted.Grow(decoded); err != nil {
 		fail(err)
 		return
 	}
-
-	otlpReq := ptraceotlp.NewExportRequest()
-	if mediaType == contentJSON {
-		err = otlpReq.UnmarshalJSON(body)
-	} else {
-		err = otlpReq.UnmarshalProto(body)
-	}
+	batch, err := sig.decode(body, json)
 	if err != nil {
-		fail(admitted.Refuse(pipeline.Malformed, fmt.Errorf("cannot decode %s ExportTraceServiceRequest: %w", mediaType, err)))
+		fail(admitted.Refuse(pipeline.Malformed, err))
 		return
 	}
-
-	out, err := admitted.Ingest(req.Context(), &pipeline.Traces{Traces: otlpReq.Traces()})
+	out, err := admitted.Ingest(req.Context(), batch)
 	if err != nil {
 		fail(err)
 		return
 	}
-	resp := ptraceotlp.NewExportResponse()
-	if out.Rejected > 0 {
-		resp.PartialSuccess().SetRejectedSpans(int64(out.Rejected))
-		resp.PartialSuccess().SetErrorMessage(out.Message)
-	}
-	var respBody []byte
-	if mediaType == contentJSON {
-		respBody, err = resp.MarshalJSON()
-	} else {
-		respBody, err = resp.MarshalProto()
-	}
+	respBody, err := sig.respond(out, json)
 	if err != nil {
 		writeHTTPError(w, mediaType, http.StatusInternalServerError, codes.Internal, "encode response: "+err.Error())
 		return

@@ -1,8 +1,10 @@
-// Package otlp receives spans over OTLP: gRPC TraceService/Export and HTTP
-// POST /v1/traces (protobuf or JSON, gzip or not). It only decodes: the
+// Package otlp receives traces, metrics and logs over OTLP: gRPC
+// TraceService, MetricsService and LogsService Export, and HTTP POST
+// /v1/traces, /v1/metrics and /v1/logs (protobuf or JSON, gzip or not).
+// It only decodes: the
 // pipeline's front door admits, validates and stores, and the receiver puts
 // its answer on the wire as the OTLP specification asks: partial success for
-// some bad spans, InvalidArgument / 400 when none is usable,
+// some bad items, InvalidArgument / 400 when none is usable,
 // ResourceExhausted / 429 (or Unavailable / 503) with a retry delay when the
 // server cannot take them now (see package wire).
 package otlp
@@ -24,7 +26,7 @@ type Config struct {
 	MaxRequestBytes int
 }
 
-// Receiver is the OTLP trace receiver, for both transports.
+// Receiver is the OTLP receiver, for both transports and every signal.
 type Receiver struct {
 	pipeline *pipeline.Pipeline
 	cfg      Config
