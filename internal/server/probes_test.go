@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"io"
 	"net/http"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/skytrail/skytrail/internal/servertest"
+	"github.com/skytrail/skytrail/internal/testutil/poll"
 )
 
 // The probes of issue 18 that found defects, kept so they stay fixed: each
@@ -83,4 +85,97 @@ func TestProbesFromIssue18(t *testing.T) {
 			t.Errorf("HTTP %d %s, want 400: end time too far in the future", res.StatusCode, got)
 		}
 	})
+
+	t.Run("a gzip bomb is refused after the limit, not inflated", func(t *testing.T) {
+		t.Parallel()
+		var zipped bytes.Buffer
+		zw := gzip.NewWriter(&zipped)
+		zeros := make([]byte, 1<<20)
+		for range 64 { // 64 MiB of zeros, about 64 KiB zipped
+			_, _ = zw.Write(zeros)
+		}
+		_ = zw.Close()
+		req, _ := http.NewRequest(http.MethodPost, "http://"+s.Addrs["OTLP HTTP"]+"/v1/traces", &zipped)
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		req.Header.Set("Content-Encoding", "gzip")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("64 MiB inflated: HTTP %d, want 413", res.StatusCode)
+		}
+	})
+
+	t.Run("a 100 MB body is cut off at the limit", func(t *testing.T) {
+		t.Parallel()
+		res, err := http.Post("http://"+s.Addrs["SkyWalking HTTP"]+"/v3/segments", "application/json", io.LimitReader(zeroReader{}, 100<<20))
+		if err != nil {
+			// The server may close the connection once it has refused.
+			return
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("100 MB body: HTTP %d, want 413", res.StatusCode)
+		}
+	})
+
+	t.Run("paths do not leave the UI's files", func(t *testing.T) {
+		t.Parallel()
+		for _, path := range []string{"/../go.mod", "/js/..%2f..%2f..%2fgo.mod", "/%2e%2e/%2e%2e/etc/passwd", "/js/../../../../etc/passwd"} {
+			res, err := http.Get(api + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if bytes.Contains(body, []byte("module github.com")) || bytes.Contains(body, []byte("root:")) {
+				t.Errorf("GET %s leaked a file", path)
+			}
+		}
+	})
+
+	t.Run("a service name cannot widen a search", func(t *testing.T) {
+		t.Parallel()
+		td := ptrace.NewTraces()
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", "victim")
+		sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		sp.SetName("op")
+		sp.SetTraceID(pcommon.TraceID{0x51})
+		sp.SetSpanID(pcommon.SpanID{1})
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+		sp.SetEndTimestamp(sp.StartTimestamp())
+		body, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+		res, err := http.Post("http://"+s.Addrs["OTLP HTTP"]+"/v1/traces", "application/x-protobuf", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		poll.Until(t, 30*time.Second, "the victim's trace to be searchable", func() bool {
+			var found struct {
+				Traces []any `json:"traces"`
+			}
+			servertest.GetJSON(t, api+"/api/v1/traces?service=victim&lookback=1h", &found)
+			return len(found.Traces) == 1
+		})
+		for _, service := range []string{`x" or service:*`, `x"} or {service!="`, "x | limit 1000", `*`} {
+			var found struct {
+				Traces []any `json:"traces"`
+			}
+			servertest.GetJSON(t, api+"/api/v1/traces?"+url.Values{"service": {service}, "lookback": {"1h"}}.Encode(), &found)
+			if len(found.Traces) != 0 {
+				t.Errorf("service %q found %d traces of other services", service, len(found.Traces))
+			}
+		}
+	})
+}
+
+// zeroReader reads zeros without end.
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
