@@ -16,6 +16,7 @@ import (
 
 	"github.com/skytrail/skytrail/internal/pipeline"
 	"github.com/skytrail/skytrail/internal/storage/spanstore"
+	"github.com/skytrail/skytrail/internal/testutil/metrictest"
 )
 
 // frontDoor is the real pipeline over a real span store, with its counters
@@ -56,33 +57,10 @@ func (d *frontDoor) rejections() []pipeline.Rejection {
 	return append([]pipeline.Rejection(nil), d.refused...)
 }
 
-// count is the value of the first series of metric (a counter or gauge)
-// with the given label pairs, 0 when there is none.
+// count reads a counter or gauge of the front door, as /metrics would.
 func (d *frontDoor) count(t *testing.T, metric string, labels ...string) float64 {
 	t.Helper()
-	families, err := d.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != metric {
-			continue
-		}
-	next:
-		for _, m := range f.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				matched := false
-				for _, l := range m.GetLabel() {
-					matched = matched || (l.GetName() == labels[i] && l.GetValue() == labels[i+1])
-				}
-				if !matched {
-					continue next
-				}
-			}
-			return m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return 0
+	return metrictest.Value(t, d.reg, metric, labels...)
 }
 
 var src = pipeline.Source{Receiver: "otlp-grpc", Client: "10.0.0.7:51234"}

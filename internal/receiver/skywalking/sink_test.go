@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/skytrail/skytrail/internal/pipeline"
+	"github.com/skytrail/skytrail/internal/testutil/metrictest"
 )
 
 // sink is the far end of the pipeline for tests: a consumer of every kind
@@ -53,31 +54,7 @@ func newDoor(reg prometheus.Registerer, c pipeline.Consumers) *pipeline.Pipeline
 // counter reads a front-door counter: name with the given label values.
 func (s *sink) counter(t *testing.T, name string, labels ...string) float64 {
 	t.Helper()
-	families, err := s.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range f.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, l := range m.GetLabel() {
-					if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue metrics
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
+	return metrictest.Value(t, s.reg, name, labels...)
 }
 
 func (s *sink) ConsumeTraces(_ context.Context, td pipeline.Traces) error {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/skytrail/skytrail/internal/storage/diskspace"
 	"github.com/skytrail/skytrail/internal/storage/diskspace/disktest"
+	"github.com/skytrail/skytrail/internal/testutil/metrictest"
 )
 
 // syncBuffer is a log destination the guard's goroutine and the test share.
@@ -110,22 +111,5 @@ func TestBytes(t *testing.T) {
 // scrape of /metrics would.
 func readOnly(t *testing.T, reg *prometheus.Registry, store string) float64 {
 	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != "skytrail_storage_read_only" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "store" && l.GetValue() == store {
-					return m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no skytrail_storage_read_only{store=%q} on /metrics", store)
-	return 0
+	return metrictest.Value(t, reg, "skytrail_storage_read_only", "store", store)
 }
