@@ -92,7 +92,19 @@ func runServer(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	<-ctx.Done()
+	// SIGHUP reloads the rule files and the notification configuration;
+	// a bad one keeps the running one (and says why in the log).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for done := false; !done; {
+		select {
+		case <-hup:
+			_ = srv.Alerting.Reload()
+		case <-ctx.Done():
+			done = true
+		}
+	}
 	cfg.Logger.Info("shutting down: finishing in-flight requests, then flushing storage")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -137,6 +149,14 @@ func applyEnvAndFile(fs *flag.FlagSet, file string) error {
 			return
 		}
 		if v, ok := fromFile[f.Name]; ok {
+			if list, ok := v.([]any); ok { // a list setting (rules: [a.yml, b.yml])
+				for _, item := range list {
+					if err := f.Value.Set(fmt.Sprint(item)); err != nil {
+						errs = append(errs, fmt.Errorf("config %s: %q: %w", f.Name, item, err))
+					}
+				}
+				return
+			}
 			if err := f.Value.Set(fmt.Sprint(v)); err != nil {
 				errs = append(errs, fmt.Errorf("config %s: %q: %w", f.Name, v, err))
 			}

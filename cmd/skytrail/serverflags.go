@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skytrail/skytrail/internal/alerting"
 	"github.com/skytrail/skytrail/internal/server"
 )
 
@@ -32,8 +33,51 @@ func serverFlags(fs *flag.FlagSet, cfg *server.Config) (configFile *string, logL
 	fs.IntVar(&cfg.Limits.MaxValueBytes, "max-attribute-bytes", 64<<10, "largest attribute value")
 	fs.Var((*byteSize)(&cfg.MemoryLimit), "memory-limit", "soft limit on the server's memory, such as 512MiB or 2GiB (0: none; GOMEMLIMIT, when set, wins)")
 	fs.Var((*byteSize)(&cfg.MinFreeDisk), "min-free-disk", "free space kept on the data directory's disk, such as 256MiB; below it new data is refused with a retryable error (0: none)")
+	alertingFlags(fs, &cfg.Alerting)
 	logLevel = fs.String("log-level", "info", "debug, info, warn or error")
 	return configFile, logLevel
+}
+
+// alertingFlags defines the rules' and notifications' settings
+// (docs/alarms.md).
+func alertingFlags(fs *flag.FlagSet, a *alerting.Config) {
+	fs.Var((*stringList)(&a.RuleFiles), "rules", "Prometheus rule files or globs, comma-separated or repeated (reloaded on SIGHUP and POST /-/reload)")
+	fs.BoolVar(&a.DefaultRules, "default-rules", a.DefaultRules, "evaluate SkyTrail's built-in alerting rules (docs/alarms.md)")
+	fs.StringVar(&a.NotifyConfig, "alerting-config", "", "Alertmanager configuration file: routes, receivers (plus dingtalk_configs, feishu_configs, wecom_configs), inhibit_rules (empty: alerts are shown, sent nowhere)")
+	fs.StringVar(&a.ExternalURL, "external-url", "", "URL users reach SkyTrail's UI at, for the links in notifications (default http://<hostname>:<--http port>)")
+	fs.DurationVar(&a.EvalInterval, "rules-eval-interval", 15*time.Second, "how often rule groups without an interval of their own are evaluated")
+	fs.IntVar(&a.MaxSeriesPerRule, "rules-max-series", 10_000, "most series one rule's expression may give; over it the evaluation is refused and reported (negative: no cap)")
+	t := &a.Thresholds
+	d := alerting.DefaultThresholds()
+	fs.Float64Var(&t.ServiceErrorRate, "alert-service-error-rate", d.ServiceErrorRate, "default rule: share of a service's calls failing, 0.05 = 5% (0: rule off)")
+	fs.DurationVar(&t.ServiceP99, "alert-service-p99", d.ServiceP99, "default rule: a service's p99 latency (0: rule off)")
+	fs.Float64Var(&t.EndpointErrorRate, "alert-endpoint-error-rate", d.EndpointErrorRate, "default rule: share of an endpoint's calls failing (0: rule off)")
+	fs.DurationVar(&t.EndpointP99, "alert-endpoint-p99", d.EndpointP99, "default rule: an endpoint's p99 latency (0: rule off)")
+	fs.Float64Var(&t.MinCallRate, "alert-min-call-rate", d.MinCallRate, "calls a second a service or endpoint needs over the window before its error rate or p99 alerts")
+	fs.DurationVar(&t.Window, "alert-window", d.Window, "time the default rules judge figures over")
+	fs.DurationVar(&t.For, "alert-for", d.For, "how long a figure stays over its threshold before the default rule fires")
+	fs.DurationVar(&t.InstanceSilence, "alert-instance-silence", d.InstanceSilence, "default rule: an instance silent this long while its service reports (0: rule off)")
+	fs.BoolVar(&t.Integrity, "alert-integrity", d.Integrity, "default rules on the integrity findings: lost propagation, detached roots, refused spans, agents without spans")
+}
+
+// stringList is a flag of values given comma-separated, repeated, or as
+// a YAML list in the config file.
+type stringList []string
+
+func (l *stringList) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(*l, ",")
+}
+
+func (l *stringList) Set(s string) error {
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l = append(*l, v)
+		}
+	}
+	return nil
 }
 
 // byteSize is a flag value of bytes, written plainly or with a KiB, MiB or

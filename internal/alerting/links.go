@@ -76,7 +76,7 @@ func rangeParams(v url.Values, from, to time.Time) {
 func (l *linker) annotate(ctx context.Context, lbls, ann labels.Labels, activeAt, now time.Time, resolved bool) (extra map[string]string, generator string) {
 	service := lbls.Get("service")
 	extra = map[string]string{}
-	from, to := activeAt.Add(-l.window), now
+	from, to := activeAt.Add(-l.window-time.Minute), now
 	if resolved || to.Before(from) {
 		to = now
 		if activeAt.After(now) {
@@ -180,7 +180,10 @@ func (l *linker) lookUp(ctx context.Context, lbls, ann labels.Labels, activeAt, 
 		return ""
 	}
 	q := l.search(lbls, ann)
-	q.Start, q.End, q.Limit = activeAt.Add(-l.window), now, 20
+	// The figures describe whole minutes, stamped at their end: the calls
+	// behind the first sample in the alert's window began up to a minute
+	// before it.
+	q.Start, q.End, q.Limit = activeAt.Add(-l.window-time.Minute), now, 20
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	found, err := l.traces.FindTraces(ctx, q)

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/skytrail/skytrail/internal/alerting"
 	"github.com/skytrail/skytrail/internal/analysis"
 	"github.com/skytrail/skytrail/internal/analysis/integrity"
 	"github.com/skytrail/skytrail/internal/pipeline"
@@ -66,6 +67,10 @@ type Config struct {
 	// MinFreeDisk is the free space, in bytes, the stores keep in DataDir
 	// (0: none): below it they refuse new data with a retryable error.
 	MinFreeDisk int64
+	// Alerting configures rules and notifications (docs/alarms.md); its
+	// Dir, Registerer, Gatherer, Traces, Findings and Logger are set by
+	// Start.
+	Alerting alerting.Config
 }
 
 // Defaults are the documented defaults (docs/configuration.md).
@@ -83,6 +88,7 @@ func Defaults() Config {
 		MaxInFlight:      64 << 20,
 		MemoryLimit:      384 << 20,
 		MinFreeDisk:      diskspace.DefaultMinFree,
+		Alerting:         alerting.Config{DefaultRules: true, Thresholds: alerting.DefaultThresholds()},
 	}
 }
 
@@ -99,6 +105,8 @@ type Server struct {
 	Pipeline *pipeline.Pipeline
 	// Registry holds the server's own metrics, served on /metrics.
 	Registry *prometheus.Registry
+	// Alerting evaluates the rules and sends notifications.
+	Alerting *alerting.Alerting
 
 	grpcServers []*grpc.Server
 	httpServers []*http.Server
@@ -171,6 +179,16 @@ func Start(cfg Config) (*Server, error) {
 	s.Integrity = integrity.New(cfg.Integrity)
 	_ = s.Integrity.Start(context.Background()) // starts a goroutine, cannot fail
 
+	ac := cfg.Alerting
+	ac.Dir, ac.Registerer, ac.Gatherer, ac.Traces, ac.Findings, ac.Logger = alerting.Dir(cfg.DataDir), reg, reg, store, s.Integrity, log
+	if ac.ExternalURL == "" {
+		ac.ExternalURL = externalURL(cfg.HTTPAddr)
+	}
+	if s.Alerting, err = alerting.New(ac, s.Metrics); err != nil {
+		_ = s.Shutdown(context.Background())
+		return nil, err
+	}
+
 	// Storage first: a request is acknowledged once its spans are stored;
 	// analysis only aggregates in memory and cannot fail a request.
 	s.Pipeline = pipeline.New(pipeline.Config{
@@ -190,6 +208,7 @@ func Start(cfg Config) (*Server, error) {
 
 	mux := http.NewServeMux()
 	query.NewAPI(store, store, s.Analyser, s.Integrity).Routes(mux)
+	query.NewAlertsAPI(s.Alerting).Routes(mux) // /api/v1/{alerts,rules,silences}, /prometheus/api/v1/{rules,alerts}, /-/reload
 	mux.Handle("/jaeger/", http.StripPrefix("/jaeger", jaeger.NewHandler(store, dependencies{s.Analyser})))
 	mux.Handle("/prometheus/", http.StripPrefix("/prometheus", promapi.NewHandler(s.Metrics)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -310,6 +329,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 	wg.Wait()
 	s.wg.Wait()
 	var errs []error
+	if s.Alerting != nil {
+		errs = append(errs, s.Alerting.Shutdown(ctx))
+	}
 	if s.Integrity != nil {
 		errs = append(errs, s.Integrity.Shutdown(ctx))
 	}
@@ -319,9 +341,28 @@ func (s *Server) shutdown(ctx context.Context) error {
 	if s.Metrics != nil {
 		errs = append(errs, s.Metrics.Close())
 	}
-	errs = append(errs, s.Spans.Close())
+	if s.Spans != nil {
+		errs = append(errs, s.Spans.Close())
+	}
 	s.log.Info("storage flushed and closed")
 	return errors.Join(errs...)
+}
+
+// externalURL is where the UI is reached, for links in notifications when
+// no --external-url is set: this host's name and the query API's port.
+func externalURL(httpAddr string) string {
+	host, port, err := net.SplitHostPort(httpAddr)
+	if err != nil || port == "" || port == "0" {
+		return "http://localhost:8080"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			host = h
+		} else {
+			host = "localhost"
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // dependencies serves the Jaeger API's dependency links from the analysis.
