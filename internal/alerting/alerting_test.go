@@ -48,8 +48,9 @@ func TestWebhookGetsFiringThenResolved(t *testing.T) {
 	store := openStore(t, dir+"/metrics")
 	t.Cleanup(func() { _ = store.Close() })
 	hook := newWebhook(t)
+	ding, dingSrv := newRobot(t, "dingtalk", "SEC1", `{"errcode":0}`)
 	cfg := testConfig(dir, writeFile(t, dir, "rules.yml", signalRules))
-	cfg.NotifyConfig = writeFile(t, dir, "notify.yml", notifyConfigFor(hook.srv.URL, ""))
+	cfg.NotifyConfig = writeFile(t, dir, "notify.yml", notifyConfigFor(hook.srv.URL, "")+"    dingtalk_configs:\n      - url: "+dingSrv.URL+"\n        secret: SEC1\n")
 	a := start(t, cfg, store)
 	g := writeGauges(t, store)
 	g.set(1, "error_signal", "service", "checkout")
@@ -79,6 +80,16 @@ func TestWebhookGetsFiringThenResolved(t *testing.T) {
 	if ra.EndsAt.Before(ra.StartsAt) || ra.EndsAt.After(time.Now()) {
 		t.Errorf("resolved at %v", ra.EndsAt)
 	}
+	poll.Until(t, 5*time.Second, "DingTalk's firing and resolved messages", func() bool {
+		ding.mu.Lock()
+		defer ding.mu.Unlock()
+		return len(ding.bodies) >= 2
+	})
+	ding.mu.Lock()
+	if len(ding.bad) != 0 {
+		t.Errorf("DingTalk signatures: %v", ding.bad)
+	}
+	ding.mu.Unlock()
 	_, history := a.Alerts(context.Background())
 	if len(history) != 1 || history[0].State != "resolved" || history[0].ResolvedAt == nil {
 		t.Errorf("history: %+v", history)

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -202,6 +203,10 @@ func (n *chatNotifier) post(ctx context.Context, u string, body any) ([]byte, bo
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := n.client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its message repeats the URL, token and all
+		}
 		return nil, true, fmt.Errorf("%s: posting to %s: %w", n.kind, redact(u), err)
 	}
 	defer resp.Body.Close()

@@ -202,17 +202,17 @@ func takeChatConfigs(rcv *yaml.Node) (string, chatReceivers, error) {
 			kept = append(kept, k, v)
 			continue
 		case "dingtalk_configs":
-			err = v.Decode(&out.DingTalk)
+			err = decodeChat(v, &out.DingTalk)
 		case "feishu_configs":
-			err = v.Decode(&out.Feishu)
+			err = decodeChat(v, &out.Feishu)
 		case "wecom_configs":
-			err = v.Decode(&out.WeCom)
+			err = decodeChat(v, &out.WeCom)
 		default:
 			kept = append(kept, k, v)
 			continue
 		}
 		if err != nil {
-			return "", out, fmt.Errorf("line %d: %s: %w", k.Line, k.Value, err)
+			return "", out, fmt.Errorf("receiver %q, %s (line %d): %w", name, k.Value, k.Line, err)
 		}
 	}
 	rcv.Content = kept
@@ -220,6 +220,25 @@ func takeChatConfigs(rcv *yaml.Node) (string, chatReceivers, error) {
 		return "", out, fmt.Errorf("receiver %q (line %d): %w", name, rcv.Line, err)
 	}
 	return name, out, nil
+}
+
+// decodeChat decodes a list of ChatConfig, refusing keys it does not know
+// (yaml.Node.Decode has no strict mode), with their line.
+func decodeChat(list *yaml.Node, out *[]ChatConfig) error {
+	known := map[string]bool{"url": true, "secret": true, "send_resolved": true, "max_per_minute": true}
+	if list.Kind == yaml.SequenceNode {
+		for _, item := range list.Content {
+			if item.Kind != yaml.MappingNode {
+				continue
+			}
+			for i := 0; i < len(item.Content); i += 2 {
+				if k := item.Content[i]; !known[k.Value] {
+					return fmt.Errorf("line %d: unknown field %q (want url, secret, send_resolved, max_per_minute)", k.Line, k.Value)
+				}
+			}
+		}
+	}
+	return list.Decode(out)
 }
 
 // apply builds routing, receivers, inhibition and the dispatcher from nc
