@@ -193,3 +193,36 @@ receivers:
 		t.Errorf("unknown field: %v", err)
 	}
 }
+
+// The templates Slack, Teams and the others render list each alert with
+// its value, threshold, start and links.
+func TestTextTemplatesCarryLinks(t *testing.T) {
+	t.Parallel()
+	ext, _ := url.Parse("http://skytrail.test")
+	tmpl, err := (&notifier{extURL: ext}).templates(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := alert.New(model.Alert{
+		Labels:       model.LabelSet{"alertname": "SkyTrailServiceErrorRate", "service": "orders"},
+		Annotations:  model.LabelSet{"description": "orders: 12% of its calls failed", "threshold": "5%", AnnotationExampleTraceURL: "http://skytrail.test/traces/abc", "action": "look"},
+		StartsAt:     time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		GeneratorURL: "http://skytrail.test/traces/abc",
+	}, time.Now(), false)
+	data := tmpl.Data("team", model.LabelSet{"alertname": "SkyTrailServiceErrorRate"}, nil, "", a)
+	for _, name := range []string{"slack.default.text", "msteamsv2.default.text", "discord.default.message", "slack.default.titlelink"} {
+		out, err := tmpl.ExecuteTextString(`{{ template "`+name+`" . }}`, data)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		want := []string{"12% of its calls failed", "threshold 5%", "2026-01-02 03:04:05 UTC", "http://skytrail.test/traces/abc", "What to do: look"}
+		if name == "slack.default.titlelink" {
+			want = []string{"http://skytrail.test/traces/abc"}
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s does not say %q:\n%s", name, w, out)
+			}
+		}
+	}
+}
