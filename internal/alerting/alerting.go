@@ -362,9 +362,10 @@ func (a *Alerting) seriesCapHit(expr string, n int) {
 func (a *Alerting) send(ctx context.Context, _ string, alerts ...*rules.Alert) {
 	now := time.Now()
 	out := make([]model.Alert, 0, len(alerts))
+	budget := maxLookupsPerSend
 	for _, r := range alerts {
 		resolved := !r.ResolvedAt.IsZero()
-		extra, generator := a.links.annotate(ctx, r.Labels, r.Annotations, r.ActiveAt, now, resolved)
+		extra, generator := a.links.annotate(ctx, r.Labels, r.Annotations, r.ActiveAt, now, resolved, &budget)
 		m := model.Alert{
 			Labels:       model.LabelSet{},
 			Annotations:  model.LabelSet{},
@@ -389,6 +390,11 @@ func (a *Alerting) send(ctx context.Context, _ string, alerts ...*rules.Alert) {
 		a.log.Warn("the notifier refused alerts", "err", err)
 	}
 }
+
+// maxLookupsPerSend bounds the example-trace searches of one rule's
+// evaluation: a rule firing for a thousand services at once would
+// otherwise hold up its group for a thousand span-store queries.
+const maxLookupsPerSend = 10
 
 // maxHistory is how many resolved alerts /api/v1/alerts remembers.
 const maxHistory = 200

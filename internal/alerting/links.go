@@ -73,7 +73,12 @@ func rangeParams(v url.Values, from, to time.Time) {
 // annotate returns the links for an alert with lbls and annotations ann,
 // active since activeAt, as of now; generator is the link the
 // notification's title points at.
-func (l *linker) annotate(ctx context.Context, lbls, ann labels.Labels, activeAt, now time.Time, resolved bool) (extra map[string]string, generator string) {
+//
+// budget bounds the example-trace searches one call of the rules engine's
+// NotifyFunc makes (each is a span-store query, run in the rule group's
+// goroutine): alerts past it go out without an example this time, and are
+// looked up at the next resend.
+func (l *linker) annotate(ctx context.Context, lbls, ann labels.Labels, activeAt, now time.Time, resolved bool, budget *int) (extra map[string]string, generator string) {
 	service := lbls.Get("service")
 	extra = map[string]string{}
 	from, to := activeAt.Add(-l.window-time.Minute), now
@@ -112,7 +117,7 @@ func (l *linker) annotate(ctx context.Context, lbls, ann labels.Labels, activeAt
 		}
 		extra[AnnotationHealthURL] = l.base + "/health?" + v.Encode()
 	}
-	if id := l.example(ctx, lbls, ann, activeAt, now); id != "" {
+	if id := l.example(ctx, lbls, ann, activeAt, now, budget); id != "" {
 		extra[AnnotationExampleTraceID] = id
 		extra[AnnotationExampleTraceURL] = l.base + "/traces/" + id
 	}
@@ -137,7 +142,7 @@ func (l *linker) search(lbls, ann labels.Labels) spanstore.TraceQuery {
 // example is the trace that best shows the alert: an integrity finding's
 // example, or the worst trace of the service in the alert's window
 // (failed first, then the slowest).
-func (l *linker) example(ctx context.Context, lbls, ann labels.Labels, activeAt, now time.Time) string {
+func (l *linker) example(ctx context.Context, lbls, ann labels.Labels, activeAt, now time.Time, budget *int) string {
 	key := lbls.Hash()
 	l.mu.Lock()
 	e := l.cache[key]
@@ -148,11 +153,12 @@ func (l *linker) example(ctx context.Context, lbls, ann labels.Labels, activeAt,
 	e.seen = now
 	// Look again at most once a minute while none was found (the trace
 	// may not be searchable yet), never once one was.
-	if e.traceID != "" || (!e.looked.IsZero() && now.Sub(e.looked) < time.Minute) {
+	if e.traceID != "" || (!e.looked.IsZero() && now.Sub(e.looked) < time.Minute) || *budget <= 0 {
 		id := e.traceID
 		l.mu.Unlock()
 		return id
 	}
+	*budget--
 	e.looked = now
 	l.mu.Unlock()
 
