@@ -20,7 +20,7 @@ import (
 
 // defaultExprs parses the default rules and returns each alert's
 // expression by name.
-func defaultExprs(t *testing.T, th Thresholds) map[string]string {
+func defaultExprs(t testing.TB, th Thresholds) map[string]string {
 	t.Helper()
 	rgs, errs := rulefmt.Parse(DefaultRules(th), false, model.UTF8Validation, parser.NewParser(parser.Options{}), quiet())
 	if len(errs) > 0 {
