@@ -1,0 +1,185 @@
+// Package auth says who a request comes from and what it may do: bearer
+// tokens (ingest tokens for the receivers, read-only API tokens for
+// Grafana), users with bcrypt passwords (basic auth), and a user named by a
+// trusted reverse proxy. Every request it lets through carries an Identity
+// in its context, the place a tenant will be attached later.
+package auth
+
+import (
+	"bufio"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Identity is who a request comes from.
+type Identity struct {
+	// Name is the user's name or the token's (a token without one is
+	// named by its position: "token 2 of --ingest-token").
+	Name string
+	// Method is how it was established: "basic", "proxy" or "token".
+	Method string
+	// ReadOnly identities may read every API but change nothing.
+	ReadOnly bool
+}
+
+type identityKey struct{}
+
+// NewContext returns ctx carrying id.
+func NewContext(ctx context.Context, id *Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
+// FromContext returns the identity a request was authenticated as, nil when
+// the server asks for none.
+func FromContext(ctx context.Context) *Identity {
+	id, _ := ctx.Value(identityKey{}).(*Identity)
+	return id
+}
+
+// MinTokenLength is the shortest token accepted: 16 characters of a random
+// hex string are 64 bits, beyond guessing over the network.
+const MinTokenLength = 16
+
+// Token is one bearer token and the name it is known by.
+type Token struct {
+	Secret string
+	Name   string
+}
+
+// Tokens is a set of bearer tokens. The zero value (or nil) holds none.
+type Tokens struct {
+	list []Token
+}
+
+// ParseTokens collects the tokens given as flag values (each may hold
+// several, comma-separated) and those in file (one a line: the token, then
+// optionally name=NAME; # starts a comment). what names them in errors and
+// default names ("ingest token").
+func ParseTokens(what string, values []string, file string) (*Tokens, error) {
+	t := &Tokens{}
+	seen := map[string]bool{}
+	add := func(where string, fields []string) error {
+		tok := Token{Secret: fields[0]}
+		for _, f := range fields[1:] {
+			k, v, ok := strings.Cut(f, "=")
+			switch {
+			case ok && k == "name" && v != "":
+				tok.Name = v
+			default:
+				return fmt.Errorf("%s: %q is not name=NAME (the line is a token, then optionally name=NAME)", where, f)
+			}
+		}
+		if len(tok.Secret) < MinTokenLength {
+			return fmt.Errorf("%s: the %s is %d characters; use at least %d (such as the output of openssl rand -hex 16)", where, what, len(tok.Secret), MinTokenLength)
+		}
+		for _, c := range tok.Secret {
+			if c <= ' ' || c == 0x7f || c > '~' {
+				return fmt.Errorf("%s: the %s holds a space, control or non-ASCII character, which HTTP headers cannot carry", where, what)
+			}
+		}
+		if seen[tok.Secret] {
+			return fmt.Errorf("%s: the same %s is given twice", where, what)
+		}
+		seen[tok.Secret] = true
+		if tok.Name == "" {
+			tok.Name = fmt.Sprintf("%s %d", what, len(t.list)+1)
+		}
+		t.list = append(t.list, tok)
+		return nil
+	}
+	for i, v := range values {
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s == "" {
+				continue
+			}
+			if err := add(fmt.Sprintf("%s #%d", what, i+1), []string{s}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if file != "" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("read %s file: %w", what, err)
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for n := 1; sc.Scan(); n++ {
+			line, _, _ := strings.Cut(sc.Text(), "#")
+			fields := strings.Fields(line)
+			if len(fields) == 0 {
+				continue
+			}
+			if err := add(fmt.Sprintf("%s line %d", file, n), fields); err != nil {
+				return nil, err
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("read %s file %s: %w", what, file, err)
+		}
+	}
+	return t, nil
+}
+
+// Len is how many tokens there are.
+func (t *Tokens) Len() int {
+	if t == nil {
+		return 0
+	}
+	return len(t.list)
+}
+
+// Match finds the token secret is. It compares secret with every token in
+// constant time, so how long it takes tells nothing about any of them.
+func (t *Tokens) Match(secret string) (Token, bool) {
+	var found Token
+	ok := 0
+	if t == nil {
+		return found, false
+	}
+	for _, tok := range t.list {
+		if subtle.ConstantTimeCompare([]byte(secret), []byte(tok.Secret)) == 1 {
+			found, ok = tok, 1
+		}
+	}
+	return found, ok == 1
+}
+
+// Bearer is the token in an Authorization header value "Bearer <token>"
+// (the scheme in any case, as RFC 9110 allows).
+func Bearer(header string) (string, bool) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+// ErrNoToken and ErrWrongToken are why an ingest request is refused; the
+// receivers wrap them with what the client should do.
+var (
+	ErrNoToken    = errors.New("no Authorization: Bearer token")
+	ErrWrongToken = errors.New("the Authorization bearer token is not one the server accepts")
+)
+
+// CheckBearer authenticates the Authorization header values of a request
+// (HTTP headers, or gRPC's "authorization" metadata) against t.
+func (t *Tokens) CheckBearer(values []string) (*Identity, error) {
+	err := ErrNoToken
+	for _, v := range values {
+		secret, ok := Bearer(v)
+		if !ok {
+			continue
+		}
+		if tok, ok := t.Match(secret); ok {
+			return &Identity{Name: tok.Name, Method: "token"}, nil
+		}
+		err = ErrWrongToken
+	}
+	return nil, err
+}
