@@ -3,11 +3,14 @@ package otlp
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/tap"
 
+	"github.com/skytrail/skytrail/internal/auth"
 	"github.com/skytrail/skytrail/internal/pipeline"
 	"github.com/skytrail/skytrail/internal/receiver/wire"
 )
@@ -20,10 +23,16 @@ import (
 // runs, so these take the request's bytes through their own descriptors and
 // a codec that leaves them undecoded.
 func (r *Receiver) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
-	s := grpc.NewServer(append([]grpc.ServerOption{
+	own := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(r.cfg.MaxRequestBytes),
 		grpc.ForceServerCodecV2(rawCodec{proto: encoding.GetCodecV2("proto")}),
-	}, opts...)...)
+	}
+	if r.cfg.Tokens.Len() > 0 {
+		// The token is checked when a call's headers arrive, before any of
+		// its message is read.
+		own = append(own, grpc.InTapHandle(r.tap))
+	}
+	s := grpc.NewServer(append(own, opts...)...)
 	for i := range signals {
 		sig := &signals[i]
 		method := "/" + sig.service + "/Export"
@@ -49,6 +58,27 @@ func (r *Receiver) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 		}, r)
 	}
 	return s
+}
+
+// tap authenticates a call from its metadata. The standard health service
+// needs no token: probes and load balancers call it, and it tells nothing
+// but whether the server is up.
+func (r *Receiver) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if strings.HasPrefix(info.FullMethodName, "/grpc.health.v1.Health/") {
+		return ctx, nil
+	}
+	id, err := r.cfg.Tokens.CheckBearer(info.Header.Get("authorization"))
+	if err != nil {
+		kind := pipeline.SignalSpans
+		for i := range signals {
+			if strings.HasPrefix(info.FullMethodName, "/"+signals[i].service+"/") {
+				kind = signals[i].kind
+			}
+		}
+		return ctx, wire.GRPCError(r.pipeline.Refuse(wire.GRPCSource(ctx, GRPCReceiver), kind, pipeline.Unauthenticated,
+			fmt.Errorf("%w (the exporter sends it with OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%%20<token>, or otlptracegrpc.WithHeaders)", err)))
+	}
+	return auth.NewContext(ctx, id), nil
 }
 
 func (r *Receiver) exportGRPC(ctx context.Context, sig *signal, body []byte) (*rawMessage, error) {

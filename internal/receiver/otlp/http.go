@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/skytrail/skytrail/internal/auth"
 	"github.com/skytrail/skytrail/internal/pipeline"
 	"github.com/skytrail/skytrail/internal/receiver/wire"
 )
@@ -37,6 +38,22 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request, sig *sign
 		return
 	}
 	src := wire.HTTPSource(req, HTTPReceiver)
+	if r.cfg.Tokens.Len() > 0 {
+		// Before anything of the request is read.
+		id, err := r.cfg.Tokens.CheckBearer(req.Header.Values("Authorization"))
+		if err != nil {
+			refused := r.pipeline.Refuse(src, sig.kind, pipeline.Unauthenticated,
+				fmt.Errorf("%w (the exporter sends it with OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%%20<token>, or otlptracehttp.WithHeaders)", err))
+			w.Header().Set("WWW-Authenticate", `Bearer realm="SkyTrail OTLP"`)
+			answer := contentJSON // in the request's encoding, when it is one OTLP has
+			if mt, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type")); mt == contentProtobuf {
+				answer = contentProtobuf
+			}
+			writeHTTPError(w, answer, http.StatusUnauthorized, codes.Unauthenticated, refused.Error())
+			return
+		}
+		req = req.WithContext(auth.NewContext(req.Context(), id))
+	}
 	mediaType, _, err := mime.ParseMediaType(req.Header.Get("Content-Type"))
 	if err != nil || (mediaType != contentProtobuf && mediaType != contentJSON) {
 		refused := r.pipeline.Refuse(src, sig.kind, pipeline.Malformed,

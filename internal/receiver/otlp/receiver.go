@@ -10,6 +10,7 @@
 package otlp
 
 import (
+	"github.com/skytrail/skytrail/internal/auth"
 	"github.com/skytrail/skytrail/internal/pipeline"
 )
 
@@ -24,6 +25,10 @@ type Config struct {
 	// MaxRequestBytes caps one request: the gRPC message, or the HTTP body
 	// after decompression. Default 16 MiB.
 	MaxRequestBytes int
+	// Tokens, when it holds any, are the bearer tokens every export must
+	// carry (Authorization: Bearer <token>, as OTEL_EXPORTER_OTLP_HEADERS
+	// sends it); others are refused Unauthenticated / 401 unread.
+	Tokens *auth.Tokens
 }
 
 // Receiver is the OTLP receiver, for both transports and every signal.
