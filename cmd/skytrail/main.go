@@ -4,6 +4,7 @@
 //	skytrail demo [flags]       the server beside a live example shop
 //	skytrail loadgen [flags]    send load over OTLP or SkyWalking
 //	skytrail doctor [flags]     check that a service's traces reach SkyTrail
+//	skytrail passwd USER        a bcrypt line for --auth-users
 //	skytrail version
 package main
 
@@ -47,10 +48,12 @@ func main() {
 		err = runLoadgen(ctx, args)
 	case "doctor":
 		err = runDoctor(ctx, args)
+	case "passwd":
+		err = runPasswd(args)
 	case "version":
 		fmt.Println("skytrail", version)
 	default:
-		err = fmt.Errorf("unknown command %q: want server, demo, loadgen, doctor or version", cmd)
+		err = fmt.Errorf("unknown command %q: want server, demo, loadgen, doctor, passwd or version", cmd)
 	}
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "skytrail:", err)

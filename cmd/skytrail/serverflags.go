@@ -34,6 +34,7 @@ func serverFlags(fs *flag.FlagSet, cfg *server.Config) (configFile *string, logL
 	fs.Var((*byteSize)(&cfg.MemoryLimit), "memory-limit", "soft limit on the server's memory, such as 512MiB or 2GiB (0: none; GOMEMLIMIT, when set, wins)")
 	fs.Var((*byteSize)(&cfg.MinFreeDisk), "min-free-disk", "free space kept on the data directory's disk, such as 256MiB; below it new data is refused with a retryable error (0: none)")
 	alertingFlags(fs, &cfg.Alerting)
+	securityFlags(fs, &cfg.Security)
 	logLevel = fs.String("log-level", "info", "debug, info, warn or error")
 	return configFile, logLevel
 }

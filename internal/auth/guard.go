@@ -202,6 +202,18 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 	})
 }
 
+// Admin is Wrap for what only a full identity may see (profiles): when
+// authentication is configured, read-only tokens are refused even to read.
+func (g *Guard) Admin(next http.Handler) http.Handler {
+	return g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id := FromContext(r.Context()); id != nil && id.ReadOnly {
+			g.refuse(w, http.StatusForbidden, "forbidden", id.Name+" is a read-only API token: profiles need a user")
+			return
+		}
+		next.ServeHTTP(w, r)
+	}))
+}
+
 func (g *Guard) howTo() string {
 	var ways []string
 	if g.users != nil {

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -71,6 +70,8 @@ type Config struct {
 	// Dir, Registerer, Gatherer, Traces, Findings and Logger are set by
 	// Start.
 	Alerting alerting.Config
+	// Security is TLS, tokens, users, timeouts and connection bounds.
+	Security Security
 }
 
 // Defaults are the documented defaults (docs/configuration.md).
@@ -89,6 +90,7 @@ func Defaults() Config {
 		MemoryLimit:      384 << 20,
 		MinFreeDisk:      diskspace.DefaultMinFree,
 		Alerting:         alerting.Config{DefaultRules: true, Thresholds: alerting.DefaultThresholds()},
+		Security:         DefaultSecurity(),
 	}
 }
 
@@ -108,6 +110,7 @@ type Server struct {
 	// Alerting evaluates the rules and sends notifications.
 	Alerting *alerting.Alerting
 
+	sec         *security
 	grpcServers []*grpc.Server
 	httpServers []*http.Server
 	// Addrs maps listener names to the address each is bound to (useful
@@ -141,6 +144,10 @@ func Start(cfg Config) (*Server, error) {
 	// process (tests, the demo) keep their figures apart.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sec, err := newSecurity(cfg.Security, log, reg)
+	if err != nil {
+		return nil, err
+	}
 
 	spansDir := filepath.Join(cfg.DataDir, "spans")
 	store, err := spanstore.Open(spanstore.Config{Dir: spansDir, Retention: cfg.Retention, FlushInterval: cfg.FlushInterval,
@@ -150,7 +157,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	abs, _ := filepath.Abs(spansDir)
 	log.Info("span storage open", "dir", abs, "retention", store.Retention().String())
-	s := &Server{cfg: cfg, log: log, Spans: store, Registry: reg, Addrs: map[string]string{}}
+	s := &Server{cfg: cfg, log: log, Spans: store, Registry: reg, Addrs: map[string]string{}, sec: sec}
 
 	metricsDir := filepath.Join(cfg.DataDir, "metrics")
 	if cfg.MetricsRetention <= 0 {
@@ -203,8 +210,8 @@ func Start(cfg Config) (*Server, error) {
 		Heartbeats: []pipeline.HeartbeatConsumer{s.Analyser},
 	})
 	s.Pipeline.Subscribe(s.Integrity.Rejected)
-	otlpRecv := otlp.New(s.Pipeline, otlp.Config{MaxRequestBytes: cfg.MaxRequest})
-	swOpts := skywalking.Options{Token: cfg.SWToken, MaxRecvMsgSize: cfg.MaxRequest, Logger: log}
+	otlpRecv := otlp.New(s.Pipeline, otlp.Config{MaxRequestBytes: cfg.MaxRequest, Tokens: sec.ingest})
+	swOpts := skywalking.Options{Token: cfg.SWToken, MaxRecvMsgSize: cfg.MaxRequest, Logger: log, GRPCServerOptions: sec.grpcOptions()}
 
 	mux := http.NewServeMux()
 	query.NewAPI(store, store, s.Analyser, s.Integrity).Routes(mux)
@@ -212,18 +219,19 @@ func Start(cfg Config) (*Server, error) {
 	mux.Handle("/jaeger/", http.StripPrefix("/jaeger", jaeger.NewHandler(store, dependencies{s.Analyser})))
 	mux.Handle("/prometheus/", http.StripPrefix("/prometheus", promapi.NewHandler(s.Metrics)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	// Profiles of a running server, for "profile before you optimise".
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.Handle("/", ui.Handler())
 
 	start := func() error {
-		if err := s.serveHTTP("query API", cfg.HTTPAddr, mux); err != nil {
+		if err := s.serveHTTP("query API", cfg.HTTPAddr, sec.protect(mux)); err != nil {
+			return err
+		}
+		// Profiles of a running server, for "profile before you optimise".
+		if err := s.serveHTTP("pprof", cfg.Security.PprofAddr, sec.pprofHandler()); err != nil {
 			return err
 		}
 		if cfg.OTLPGRPCAddr != "" {
-			gs := otlpRecv.NewGRPCServer()
+			gs := otlpRecv.NewGRPCServer(sec.grpcOptions()...)
 			healthpb.RegisterHealthServer(gs, health.NewServer()) // for `skytrail doctor` and load balancers
 			if err := s.serveGRPC("OTLP gRPC", cfg.OTLPGRPCAddr, gs); err != nil {
 				return err
@@ -245,6 +253,7 @@ func Start(cfg Config) (*Server, error) {
 		_ = s.Shutdown(context.Background())
 		return nil, err
 	}
+	sec.logPosture(log, s.Addrs, cfg.SWToken != "")
 	return s, nil
 }
 
@@ -266,7 +275,8 @@ func (s *Server) serveHTTP(name, addr string, h http.Handler) error {
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	ln = s.sec.listener(ln, "h2", "http/1.1")
+	hs := s.sec.httpServer(h)
 	s.httpServers = append(s.httpServers, hs)
 	s.wg.Add(1)
 	go func() {
@@ -283,6 +293,7 @@ func (s *Server) serveGRPC(name, addr string, gs *grpc.Server) error {
 	if err != nil {
 		return err
 	}
+	ln = s.sec.listener(ln) // TLS is the server's credentials
 	s.grpcServers = append(s.grpcServers, gs)
 	s.wg.Add(1)
 	go func() {
