@@ -28,6 +28,13 @@ func runDoctor(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.SWBackend, "sw-backend", cfg.SWBackend, "SkyWalking gRPC backend host:port (SW_AGENT_REPORTER_GRPC_BACKEND_SERVICE; empty: skip)")
 	fs.StringVar(&cfg.SWToken, "sw-token", cfg.SWToken, "SkyWalking agent token (SW_AGENT_AUTHENTICATION)")
 	fs.StringVar(&cfg.Server, "server", "", "SkyTrail query API URL (default: port 8080 on the OTLP endpoint's host)")
+	fs.StringVar(&cfg.CAFile, "ca", cfg.CAFile, "PEM CA certificate the server's certificate is checked against (OTEL_EXPORTER_OTLP_CERTIFICATE; default: the system's)")
+	fs.StringVar(&cfg.ClientCert, "client-cert", cfg.ClientCert, "PEM client certificate for a server with mutual TLS (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE)")
+	fs.StringVar(&cfg.ClientKey, "client-key", cfg.ClientKey, "its private key (OTEL_EXPORTER_OTLP_CLIENT_KEY)")
+	fs.BoolVar(&cfg.InsecureSkipVerify, "insecure-skip-verify", false, "accept any server certificate (a test server's; never in production)")
+	fs.BoolVar(&cfg.SWTLS, "sw-tls", cfg.SWTLS, "SkyWalking gRPC over TLS (SW_AGENT_REPORTER_GRPC_TLS_ENABLE)")
+	ingestToken := fs.String("ingest-token", "", "token the OTLP probe sends as Authorization: Bearer (else OTEL_EXPORTER_OTLP_HEADERS)")
+	fs.StringVar(&cfg.APIToken, "api-token", cfg.APIToken, "token for the query API when the server asks for one (SKYTRAIL_API_TOKEN; a read-only token will do)")
 	fs.StringVar(&cfg.Service, "service", "", "print the server's findings about this service (default: --service-name)")
 	fs.DurationVar(&cfg.Wait, "wait", 30*time.Second, "how long to wait for a probe trace to become searchable")
 	fs.DurationVar(&cfg.DialTimeout, "timeout", 5*time.Second, "timeout of each connection check")
@@ -37,6 +44,12 @@ func runDoctor(ctx context.Context, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("doctor: unexpected argument %q", fs.Arg(0))
+	}
+	if *ingestToken != "" {
+		if cfg.OTLPHeaders == nil {
+			cfg.OTLPHeaders = map[string]string{}
+		}
+		cfg.OTLPHeaders["Authorization"] = "Bearer " + *ingestToken
 	}
 	if *endpoint != "" {
 		cfg.OTLPEndpoint, cfg.TracesEndpoint = *endpoint, false

@@ -3,7 +3,6 @@ package doctor
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -79,16 +78,29 @@ func (d *doctor) reach(ctx context.Context, step, addr string, tlsCfg *tls.Confi
 		d.add(c)
 		return false
 	}
+	// With TLS 1.3 the client's handshake ends before the server has
+	// checked the client's certificate: a refusal arrives as an alert on the
+	// first read. An HTTP/2 server speaks first (its SETTINGS), so a short
+	// read tells a refused certificate from an accepted one.
+	_ = tconn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	_, rerr := tconn.Read(make([]byte, 1))
 	_ = tconn.Close()
+	if rerr != nil && strings.Contains(rerr.Error(), "certificate required") {
+		d.add(Check{Step: step, Name: "TLS", Target: addr, Status: StatusFail, Millis: since(start),
+			Detail: "the server requires a client certificate (mutual TLS) and none was sent",
+			Remedy: clientCertRemedy})
+		return false
+	}
+	if rerr != nil && strings.Contains(rerr.Error(), "bad certificate") || strings.Contains(fmt.Sprint(rerr), "unknown certificate authority") {
+		d.add(Check{Step: step, Name: "TLS", Target: addr, Status: StatusFail, Millis: since(start),
+			Detail: "the server refused the client certificate: " + rerr.Error(), Remedy: clientCertRemedy})
+		return false
+	}
 	d.add(Check{Step: step, Name: "TLS", Target: addr, Status: StatusOK, Detail: "handshake complete", Millis: since(start)})
 	return true
 }
 
-// tlsConfig is the client TLS configuration for a host, with the CA from
-// OTEL_EXPORTER_OTLP_CERTIFICATE when given.
-func tlsConfig(host string, rootCAs *x509.CertPool, alpn ...string) *tls.Config {
-	return &tls.Config{ServerName: host, RootCAs: rootCAs, NextProtos: alpn}
-}
+const clientCertRemedy = "The server requires a client certificate signed by its --tls-client-ca: set OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY (skytrail doctor --client-cert, --client-key)."
 
 // grpcHealth asks the gRPC health service, with token as the SkyWalking
 // Authentication metadata when not empty (SkyTrail's health service needs

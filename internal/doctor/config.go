@@ -33,6 +33,12 @@ type Config struct {
 	OTLPProtocol   string // ProtocolGRPC (default, as SkyTrail's SDK) or ProtocolHTTP
 	OTLPInsecure   bool   // OTEL_EXPORTER_OTLP_INSECURE, for an endpoint without scheme
 	OTLPHeaders    map[string]string
+	// TLS of the exporter (and of doctor's own calls to the query API):
+	// CAFile is OTEL_EXPORTER_OTLP_CERTIFICATE, ClientCert and ClientKey
+	// OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and _KEY (mutual TLS).
+	CAFile, ClientCert, ClientKey string
+	// InsecureSkipVerify accepts any server certificate (a test server's).
+	InsecureSkipVerify bool
 	// SkipOTLP leaves the OTLP path out (a SkyWalking-only service).
 	SkipOTLP bool
 
@@ -44,10 +50,16 @@ type Config struct {
 	// empty skips the SkyWalking checks.
 	SWBackend string
 	SWToken   string // SW_AGENT_AUTHENTICATION
+	// SWTLS dials the SkyWalking backend over TLS
+	// (SW_AGENT_REPORTER_GRPC_TLS_ENABLE).
+	SWTLS bool
 
 	// Server is the query API's base URL; empty means port 8080 on the
 	// OTLP endpoint's host.
 	Server string
+	// APIToken is sent as Authorization: Bearer to the query API, when the
+	// server asks for one (SKYTRAIL_API_TOKEN; a read-only token will do).
+	APIToken string
 	// Service names the service whose findings to print ("" for
 	// ServiceName).
 	Service string
@@ -66,6 +78,11 @@ func FromEnv(getenv func(string) string) Config {
 		SamplerArg:   getenv("OTEL_TRACES_SAMPLER_ARG"),
 		SWBackend:    getenv("SW_AGENT_REPORTER_GRPC_BACKEND_SERVICE"),
 		SWToken:      getenv("SW_AGENT_AUTHENTICATION"),
+		SWTLS:        strings.EqualFold(getenv("SW_AGENT_REPORTER_GRPC_TLS_ENABLE"), "true"),
+		CAFile:       first(getenv("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE"), getenv("OTEL_EXPORTER_OTLP_CERTIFICATE")),
+		ClientCert:   first(getenv("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE"), getenv("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE")),
+		ClientKey:    first(getenv("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY"), getenv("OTEL_EXPORTER_OTLP_CLIENT_KEY")),
+		APIToken:     getenv("SKYTRAIL_API_TOKEN"),
 	}
 	if v := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); v != "" {
 		c.OTLPEndpoint, c.TracesEndpoint = v, true
@@ -173,13 +190,19 @@ func (c *Config) serverURL(otlp *url.URL) string {
 		}
 		return strings.TrimSuffix(s, "/")
 	}
-	host := "localhost"
+	host, scheme := "localhost", "http"
 	if otlp != nil {
 		host = otlp.Hostname()
+		if otlp.Scheme == "https" {
+			scheme = "https" // a server with TLS has it on every port
+		}
 	} else if h, _, err := net.SplitHostPort(c.SWBackend); err == nil && h != "" {
 		host = h
+		if c.SWTLS {
+			scheme = "https"
+		}
 	}
-	return "http://" + net.JoinHostPort(host, "8080")
+	return scheme + "://" + net.JoinHostPort(host, "8080")
 }
 
 // samplerProblem says what is wrong with the sampler settings, if

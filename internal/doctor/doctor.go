@@ -3,16 +3,16 @@ package doctor
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"time"
 
 	"github.com/skytrail/skytrail/internal/analysis/integrity"
+	"github.com/skytrail/skytrail/internal/tlsconfig"
 )
 
 // Status is a check's outcome.
@@ -61,6 +61,18 @@ type Report struct {
 	Findings []integrity.Finding `json:"findings,omitempty"`
 }
 
+// bearer sends a token with every request to the query API.
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
+}
+
 // Failed counts failed checks.
 func (r *Report) Failed() int {
 	n := 0
@@ -95,20 +107,24 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Report, error) {
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = 5 * time.Second
 	}
-	d := &doctor{cfg: cfg, http: &http.Client{Timeout: cfg.DialTimeout}, progress: opts.Progress}
+	baseTLS, err := tlsconfig.ClientConfig(cfg.CAFile, cfg.ClientCert, cfg.ClientKey, cfg.InsecureSkipVerify)
+	if err != nil {
+		return nil, fmt.Errorf("TLS settings (OTEL_EXPORTER_OTLP_CERTIFICATE, _CLIENT_CERTIFICATE, _CLIENT_KEY): %w", err)
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = baseTLS.Clone()
+	var rt http.RoundTripper = transport
+	if cfg.APIToken != "" {
+		rt = bearer{token: cfg.APIToken, next: transport}
+	}
+	d := &doctor{cfg: cfg, http: &http.Client{Timeout: cfg.DialTimeout, Transport: rt}, progress: opts.Progress}
 	if d.progress == nil {
 		d.progress = func(string) {}
 	}
-	var rootCAs *x509.CertPool
-	if file := os.Getenv("OTEL_EXPORTER_OTLP_CERTIFICATE"); file != "" {
-		pem, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("read OTEL_EXPORTER_OTLP_CERTIFICATE: %w", err)
-		}
-		rootCAs = x509.NewCertPool()
-		if !rootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_CERTIFICATE %s holds no PEM certificate", file)
-		}
+	tlsConfig := func(host string, alpn ...string) *tls.Config {
+		c := baseTLS.Clone()
+		c.ServerName, c.NextProtos = host, alpn
+		return c
 	}
 
 	d.configChecks()
@@ -142,7 +158,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Report, error) {
 			if target.protocol == ProtocolGRPC {
 				alpn = []string{"h2"}
 			}
-			tlsCfg = tlsConfig(target.url.Hostname(), rootCAs, alpn...)
+			tlsCfg = tlsConfig(target.url.Hostname(), alpn...)
 		}
 		addr := hostPort(target.url)
 		if d.reach(ctx, stepOTLP, addr, tlsCfg) && (target.protocol != ProtocolGRPC || d.grpcHealth(ctx, stepOTLP, addr, tlsCfg, "")) {
@@ -153,9 +169,14 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Report, error) {
 		}
 	}
 	if cfg.SWBackend != "" {
-		if d.reach(ctx, stepSkyWalking, cfg.SWBackend, nil) && d.grpcHealth(ctx, stepSkyWalking, cfg.SWBackend, nil, cfg.SWToken) {
+		var swTLS *tls.Config
+		if cfg.SWTLS {
+			host, _, _ := net.SplitHostPort(cfg.SWBackend)
+			swTLS = tlsConfig(host, "h2")
+		}
+		if d.reach(ctx, stepSkyWalking, cfg.SWBackend, swTLS) && d.grpcHealth(ctx, stepSkyWalking, cfg.SWBackend, swTLS, cfg.SWToken) {
 			sentAt := time.Now()
-			if id := d.probeSkyWalking(ctx, cfg.SWBackend); id != "" && serverOK {
+			if id := d.probeSkyWalking(ctx, cfg.SWBackend, swTLS); id != "" && serverOK {
 				d.waitForTrace(ctx, stepSkyWalking, base, id, sentAt)
 			}
 		}

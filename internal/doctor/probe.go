@@ -106,7 +106,9 @@ func exportRemedy(err error, t otlpTarget) string {
 	msg := err.Error()
 	switch {
 	case status.Code(err) == codes.Unauthenticated || strings.Contains(msg, "401") || strings.Contains(msg, "403"):
-		return "The server (or a proxy before it) refused the exporter's credentials: check OTEL_EXPORTER_OTLP_HEADERS."
+		return "The server (or a proxy before it) refused the exporter's credentials: a SkyTrail with --ingest-token wants OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<token> (otlptracegrpc.WithHeaders); check the token is one of the server's."
+	case strings.Contains(msg, "certificate required"):
+		return "The server requires a client certificate (mutual TLS): set OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY to one signed by the server's --tls-client-ca."
 	case strings.Contains(msg, "connection refused"):
 		return "Nothing listens at the endpoint: check the host and port (OTLP gRPC 4317, OTLP HTTP 4318)."
 	case strings.Contains(msg, "404"):
@@ -121,9 +123,13 @@ func exportRemedy(err error, t otlpTarget) string {
 
 // probeSkyWalking sends one segment over SkyWalking's gRPC protocol with the
 // agent token and returns its trace ID ("" when it was refused).
-func (d *doctor) probeSkyWalking(ctx context.Context, addr string) string {
+func (d *doctor) probeSkyWalking(ctx context.Context, addr string, tlsCfg *tls.Config) string {
 	start := time.Now()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := insecure.NewCredentials()
+	if tlsCfg != nil {
+		creds = credentials.NewTLS(tlsCfg)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		d.add(Check{Step: stepSkyWalking, Name: "probe segment", Target: addr, Status: StatusFail, Detail: err.Error()})
 		return ""
@@ -185,6 +191,13 @@ func (d *doctor) waitForTrace(ctx context.Context, step, base, traceID string, s
 				return
 			}
 			lastErr = "GET /api/v1/traces/{id}: " + resp.Status
+			if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+				d.progress("")
+				d.add(Check{Step: step, Name: "probe searchable", Target: base, Status: StatusFail, TraceID: traceID, Millis: since(sentAt),
+					Detail: "the query API refused doctor: " + resp.Status,
+					Remedy: "The server's UI and APIs need credentials: pass --api-token (SKYTRAIL_API_TOKEN) with one of its --api-token tokens."})
+				return
+			}
 		} else if ctx.Err() == nil {
 			lastErr = dialReason(err, d.cfg.DialTimeout)
 		}
