@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/skytrail/skytrail/internal/loadgen"
+	"github.com/skytrail/skytrail/internal/tlsconfig"
 )
 
 // runLoadgen is `skytrail loadgen`: realistic multi-service traces over OTLP
@@ -28,8 +29,14 @@ func runLoadgen(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Batch, "batch", 1000, "spans per request (whole traces of about 10 spans)")
 	fs.IntVar(&cfg.Services, "services", 4, "distinct services: frontend, order, inventory, payment, then copies named frontend-2, ...")
 	fs.IntVar(&cfg.PoolSize, "pool", 64, "distinct pre-encoded requests to cycle through (IDs and times are fresh on every send)")
-	fs.BoolVar(&insecure, "insecure", true, "plaintext gRPC; --insecure=false uses TLS with the system's roots")
-	fs.StringVar(&cfg.Token, "token", "", "SkyWalking agent token, sent as Authentication metadata")
+	fs.BoolVar(&insecure, "insecure", true, "plaintext gRPC; --insecure=false uses TLS (the system's roots unless --ca)")
+	var caFile, clientCert, clientKey string
+	var skipVerify bool
+	fs.StringVar(&caFile, "ca", "", "PEM CA certificate the server's certificate is checked against (implies TLS)")
+	fs.StringVar(&clientCert, "client-cert", "", "PEM client certificate, for a server with mutual TLS (implies TLS)")
+	fs.StringVar(&clientKey, "client-key", "", "its private key")
+	fs.BoolVar(&skipVerify, "insecure-skip-verify", false, "TLS without checking the server's certificate (a test server's; implies TLS)")
+	fs.StringVar(&cfg.Token, "token", "", "sent with every request: OTLP as Authorization: Bearer (the server's --ingest-token), SkyWalking as Authentication metadata (--sw-token)")
 	fs.BoolVar(&asJSON, "json", false, "print the summary as JSON on stdout (the summary line then goes to stderr)")
 	fs.BoolVar(&quiet, "quiet", false, "no progress line")
 	if err := fs.Parse(args); err != nil {
@@ -47,7 +54,14 @@ func runLoadgen(ctx context.Context, args []string) error {
 		fmt.Fprintln(os.Stderr, "loadgen: no --duration or --spans limit: sending until Ctrl-C")
 	}
 	cfg.Protocol = loadgen.Protocol(protocol)
-	cfg.TLS = !insecure
+	cfg.TLS = !insecure || caFile != "" || clientCert != "" || skipVerify
+	if cfg.TLS {
+		tc, err := tlsconfig.ClientConfig(caFile, clientCert, clientKey, skipVerify)
+		if err != nil {
+			return fmt.Errorf("loadgen: %w", err)
+		}
+		cfg.TLSConfig = tc
+	}
 	if !quiet {
 		cfg.Progress = os.Stderr
 		if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {

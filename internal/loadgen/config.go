@@ -6,6 +6,7 @@
 package loadgen
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"time"
@@ -36,8 +37,14 @@ func DefaultEndpoint(p Protocol) string {
 type Config struct {
 	Endpoint string   // host:port; DefaultEndpoint(Protocol) when empty
 	Protocol Protocol // ProtocolOTLP when empty
-	TLS      bool     // use TLS (system roots) instead of plaintext
-	Token    string   // SkyWalking agent token, sent as "Authentication" metadata
+	TLS      bool     // use TLS instead of plaintext
+	// TLSConfig is the TLS client configuration when TLS is set (nil: the
+	// system's roots): a CA, a client certificate for mutual TLS.
+	TLSConfig *tls.Config
+	// Token is sent with every request: as "Authorization: Bearer" over
+	// OTLP (the server's --ingest-token), as SkyWalking's "Authentication"
+	// metadata over SkyWalking (--sw-token).
+	Token string
 
 	Rate     float64       // spans per second; 0 sends as fast as the server acknowledges
 	Duration time.Duration // stop issuing requests after this long; 0 = no limit

@@ -46,7 +46,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 	creds := insecure.NewCredentials()
 	if cfg.TLS {
-		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
+		tc := cfg.TLSConfig
+		if tc == nil {
+			tc = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		creds = credentials.NewTLS(tc)
 	}
 	conn, err := grpc.NewClient(cfg.Endpoint,
 		grpc.WithTransportCredentials(creds),
@@ -82,8 +86,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	// Requests in flight finish even when ctx is cancelled, so what was sent
 	// is counted; each attempt is bounded by RequestTimeout instead.
 	r.rpcCtx = context.WithoutCancel(ctx)
-	if cfg.Token != "" {
+	switch {
+	case cfg.Token == "":
+	case cfg.Protocol == ProtocolSkyWalking:
 		r.rpcCtx = metadata.AppendToOutgoingContext(r.rpcCtx, "Authentication", cfg.Token)
+	default:
+		r.rpcCtx = metadata.AppendToOutgoingContext(r.rpcCtx, "Authorization", "Bearer "+cfg.Token)
 	}
 
 	start := time.Now()
