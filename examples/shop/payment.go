@@ -11,6 +11,7 @@ import (
 	"github.com/SkyAPM/go2sky"
 	skyhttp "github.com/SkyAPM/go2sky/plugins/http"
 	"github.com/SkyAPM/go2sky/reporter"
+	"google.golang.org/grpc/credentials"
 	agentv3 "skywalking.apache.org/repo/goapi/collect/language/agent/v3"
 )
 
@@ -30,9 +31,17 @@ type charge struct {
 }
 
 func newPayment(cfg Config) (*payment, error) {
-	r, err := reporter.NewGRPCReporter(cfg.SkyWalkingAddr,
-		reporter.WithCheckInterval(10*time.Second),
-		reporter.WithLogger(slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)))
+	opts := []reporter.GRPCReporterOption{
+		reporter.WithCheckInterval(10 * time.Second),
+		reporter.WithLogger(slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)),
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, reporter.WithTransportCredentials(credentials.NewTLS(cfg.TLS)))
+	}
+	if cfg.SkyWalkingToken != "" {
+		opts = append(opts, reporter.WithAuthentication(cfg.SkyWalkingToken))
+	}
+	r, err := reporter.NewGRPCReporter(cfg.SkyWalkingAddr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("payment: creating the SkyWalking reporter for %s: %w", cfg.SkyWalkingAddr, err)
 	}

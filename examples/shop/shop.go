@@ -2,6 +2,7 @@ package shop
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,10 +14,18 @@ import (
 
 // Config says where the shop's services send their telemetry.
 type Config struct {
-	// OTLPEndpoint is the host:port of an OTLP gRPC receiver (no TLS).
+	// OTLPEndpoint is the host:port of an OTLP gRPC receiver.
 	OTLPEndpoint string
 	// SkyWalkingAddr is the host:port of a SkyWalking gRPC receiver.
 	SkyWalkingAddr string
+	// TLS, when not nil, is how both exporters dial the receivers over TLS
+	// (nil: plaintext).
+	TLS *tls.Config
+	// OTLPHeaders go with every OTLP export, such as Authorization: Bearer
+	// <token> for a server with ingest tokens.
+	OTLPHeaders map[string]string
+	// SkyWalkingToken is the agent token (SW_AGENT_AUTHENTICATION).
+	SkyWalkingToken string
 	// BatchTimeout is the longest a finished span waits before it is
 	// exported (default 1 s: traces show up quickly).
 	BatchTimeout time.Duration

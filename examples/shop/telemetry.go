@@ -12,6 +12,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/skytrail/skytrail/sdk"
 	"github.com/skytrail/skytrail/sdk/tracehttp"
@@ -36,7 +37,14 @@ type telemetry struct {
 }
 
 func newTelemetry(ctx context.Context, service string, cfg Config) (*telemetry, error) {
-	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(cfg.OTLPEndpoint), otlptracegrpc.WithInsecure())
+	opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(cfg.OTLPEndpoint), otlptracegrpc.WithInsecure()}
+	if cfg.TLS != nil {
+		opts[1] = otlptracegrpc.WithTLSCredentials(credentials.NewTLS(cfg.TLS))
+	}
+	if cfg.OTLPHeaders != nil {
+		opts = append(opts, otlptracegrpc.WithHeaders(cfg.OTLPHeaders))
+	}
+	exp, err := otlptracegrpc.New(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: creating the OTLP exporter for %s: %w", service, cfg.OTLPEndpoint, err)
 	}

@@ -133,6 +133,14 @@ func (t *Tokens) Len() int {
 	return len(t.list)
 }
 
+// First is the first token given, for SkyTrail's own clients (the demo).
+func (t *Tokens) First() (Token, bool) {
+	if t.Len() == 0 {
+		return Token{}, false
+	}
+	return t.list[0], true
+}
+
 // Match finds the token secret is. It compares secret with every token in
 // constant time, so how long it takes tells nothing about any of them.
 func (t *Tokens) Match(secret string) (Token, bool) {

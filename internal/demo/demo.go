@@ -4,17 +4,22 @@
 package demo
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/skytrail/skytrail/examples/shop"
+	"github.com/skytrail/skytrail/internal/auth"
 	"github.com/skytrail/skytrail/internal/server"
 )
 
@@ -56,17 +61,20 @@ func Start(ctx context.Context, cfg Config) (*Demo, error) {
 	if cfg.Server.OTLPGRPCAddr == "" || cfg.Server.SWGRPCAddr == "" {
 		return nil, errors.New("the demo's services report over OTLP gRPC and SkyWalking gRPC: --otlp-grpc and --sw-grpc must not be empty")
 	}
+	shopCfg, err := shopSecurity(cfg.Server)
+	if err != nil {
+		return nil, err
+	}
 	srv, err := server.Start(cfg.Server)
 	if err != nil {
 		return nil, err
 	}
 	d := &Demo{Server: srv, out: cfg.Out, log: cfg.Server.Logger, rps: cfg.RPS}
-	d.Shop, err = shop.Start(ctx, shop.Config{
-		OTLPEndpoint:   dialAddr(srv.Addrs["OTLP gRPC"]),
-		SkyWalkingAddr: dialAddr(srv.Addrs["SkyWalking gRPC"]),
-		BatchTimeout:   500 * time.Millisecond,
-		Logger:         cfg.Server.Logger,
-	})
+	shopCfg.OTLPEndpoint = dialAddr(srv.Addrs["OTLP gRPC"])
+	shopCfg.SkyWalkingAddr = dialAddr(srv.Addrs["SkyWalking gRPC"])
+	shopCfg.BatchTimeout = 500 * time.Millisecond
+	shopCfg.Logger = cfg.Server.Logger
+	d.Shop, err = shop.Start(ctx, shopCfg)
 	if err != nil {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -125,7 +133,52 @@ func dialAddr(bound string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// baseURL is the http:// URL of a bound listener.
-func baseURL(bound string) string {
-	return (&url.URL{Scheme: "http", Host: dialAddr(bound)}).String()
+// baseURL is the URL of a bound listener of the demo's server.
+func (d *Demo) baseURL(bound string) string {
+	return (&url.URL{Scheme: d.Server.Scheme(), Host: dialAddr(bound)}).String()
+}
+
+// shopSecurity is how the shop reaches a server with TLS and tokens: it
+// trusts exactly the certificate in the server's --tls-cert file (the
+// shop dials the server in its own process, by a loopback address the
+// certificate need not name) and sends the first ingest token and the
+// SkyWalking token. The shop has no client certificate, so a server
+// requiring one cannot be fed by it.
+func shopSecurity(cfg server.Config) (shop.Config, error) {
+	var sc shop.Config
+	sec := cfg.Security
+	if sec.TLS.ClientCA != "" {
+		return sc, errors.New("the demo's shop has no client certificate, so it cannot feed a server with --tls-client-ca: run skytrail server for mutual TLS")
+	}
+	if sec.TLS.Cert != "" {
+		certFile := sec.TLS.Cert
+		sc.TLS = &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			// The name is not checked (the shop dials 127.0.0.1 or
+			// localhost, whatever the certificate names); the certificate is:
+			// it must be the one in the file, byte for byte.
+			InsecureSkipVerify: true, //nolint:gosec // replaced by VerifyConnection below
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				pemBytes, err := os.ReadFile(certFile)
+				if err != nil {
+					return fmt.Errorf("demo: read the server's certificate: %w", err)
+				}
+				for block, rest := pem.Decode(pemBytes); block != nil; block, rest = pem.Decode(rest) {
+					if len(cs.PeerCertificates) > 0 && bytes.Equal(block.Bytes, cs.PeerCertificates[0].Raw) {
+						return nil
+					}
+				}
+				return errors.New("demo: the server presented a certificate that is not the one in --tls-cert")
+			},
+		}
+	}
+	toks, err := auth.ParseTokens("ingest token", sec.IngestTokens, sec.IngestTokensFile)
+	if err != nil {
+		return sc, err
+	}
+	if tok, ok := toks.First(); ok {
+		sc.OTLPHeaders = map[string]string{"Authorization": "Bearer " + tok.Secret}
+	}
+	sc.SkyWalkingToken = cfg.SWToken
+	return sc, nil
 }

@@ -13,7 +13,7 @@ func (d *Demo) printGuide(dataDir string) {
 	fmt.Fprintf(&b, "\nSkyTrail demo: the server, and a shop of four services sending it traces (customers: %g requests/s).\n\n", d.rps)
 	api := ""
 	if addr, ok := a["query API"]; ok {
-		api = baseURL(addr)
+		api = d.baseURL(addr)
 		fmt.Fprintf(&b, "  UI and query API   %s/\n", api)
 	}
 	fmt.Fprintf(&b, "  OTLP               gRPC %s%s\n", dialAddr(a["OTLP gRPC"]), orNone(", HTTP ", a["OTLP HTTP"]))
@@ -52,7 +52,7 @@ func (d *Demo) printFirstOrder(orderID string) {
 		return
 	}
 	// Order IDs are "ord-" and hex: nothing to escape.
-	fmt.Fprintf(d.out, "\nFirst order placed, %s; its trace: %s/traces?tag=order_id=%s\n", orderID, baseURL(addr), orderID)
+	fmt.Fprintf(d.out, "\nFirst order placed, %s; its trace: %s/traces?tag=order_id=%s\n", orderID, d.baseURL(addr), orderID)
 }
 
 // orNone is prefix+dialAddr(addr), or "" for a listener that is off.

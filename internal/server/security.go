@@ -228,3 +228,12 @@ func loopback(addr string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// Scheme is the scheme of the server's HTTP listeners: "https" when it
+// serves TLS.
+func (s *Server) Scheme() string {
+	if s.sec != nil && s.sec.tls != nil {
+		return "https"
+	}
+	return "http"
+}
