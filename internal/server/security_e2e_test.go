@@ -373,7 +373,7 @@ func do(t *testing.T, method, u string, body string, header ...string) (int, str
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	if body != "" {
+	if body != "" && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)

@@ -442,11 +442,25 @@ func attributeFilter(key, value string) (string, error) {
 	case "otel.scope.name":
 		return quote(fieldScopeName) + ":=" + quote(value), nil
 	}
-	if key == "" || len(key) > MaxAttributeKeyLen {
-		return "", fmt.Errorf("%w: attribute filter key %q: want 1 to %d bytes", ErrBadQuery, shorten(key), MaxAttributeKeyLen)
+	if err := CheckFilterKey(key); err != nil {
+		return "", err
 	}
 	// The resource's attributes are packed in one field: match the pair.
 	return fmt.Sprintf("(%s:=%s or %s:~%s)", quote(prefixAttr+key), quote(value), fieldResource, quote(resourcePairPattern(key, value))), nil
+}
+
+// CheckFilterKey says why an attribute key cannot be searched for, nil when
+// it can. A key ending in '*' would be a field-name prefix to LogsQL (any
+// attribute whose name starts so), quoted or not: refused rather than
+// widened, as ErrBadQuery (a 400 from the APIs).
+func CheckFilterKey(key string) error {
+	switch {
+	case key == "" || len(key) > MaxAttributeKeyLen:
+		return fmt.Errorf("%w: attribute filter key %q: want 1 to %d bytes", ErrBadQuery, shorten(key), MaxAttributeKeyLen)
+	case strings.HasSuffix(key, "*"):
+		return fmt.Errorf("%w: attribute filter key %q: a key ending in * cannot be searched (keys are matched literally, not as patterns)", ErrBadQuery, shorten(key))
+	}
+	return nil
 }
 
 func (q TraceQuery) bounds() (start, end time.Time, limit int) {
