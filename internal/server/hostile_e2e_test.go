@@ -87,6 +87,9 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 		}
 		c.Close()
 	}
+	if n := counter(t, s, "skytrail_receiver_spans_rejected_total", "receiver", "otlp-http", "reason", "abandoned"); n < 1 {
+		t.Errorf("the OTLP body cut off by the read timeout was not counted as abandoned")
+	}
 	// The slow bodies' budget was given back: ingest still works.
 	code, body := do(t, "POST", "http://"+s.Addrs["OTLP HTTP"]+"/v1/traces", "{}", "Content-Type", "application/json")
 	if code != http.StatusOK {
