@@ -27,7 +27,7 @@ func securityFlags(fs *flag.FlagSet, sec *server.Security) {
 	fs.Var((*stringList)(&sec.Auth.APITokens), "api-token", "read-only API token (Authorization: Bearer <token>) for Grafana and scripts (repeatable or comma-separated)")
 	fs.StringVar(&sec.Auth.APITokensFile, "api-tokens-file", "", "file of read-only API tokens, one a line: TOKEN [name=NAME]")
 	fs.StringVar(&sec.PprofAddr, "pprof", "", "address of a separate listener serving /debug/pprof, such as 127.0.0.1:6060 (empty: off)")
-	fs.DurationVar(&sec.ReadHeaderTimeout, "http-read-header-timeout", sec.ReadHeaderTimeout, "time an HTTP client has to send a request's headers")
+	fs.DurationVar(&sec.ReadHeaderTimeout, "http-read-header-timeout", sec.ReadHeaderTimeout, "time an HTTP client has to send a request's headers, and a gRPC client to complete its handshakes")
 	fs.DurationVar(&sec.ReadTimeout, "http-read-timeout", sec.ReadTimeout, "time an HTTP client has to send a whole request, body included")
 	fs.DurationVar(&sec.IdleTimeout, "http-idle-timeout", sec.IdleTimeout, "an idle kept-alive HTTP connection is closed after this long")
 	fs.IntVar(&sec.MaxConnections, "max-connections", sec.MaxConnections, "open connections per listener; more wait until one closes (0: no bound)")

@@ -90,6 +90,17 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 	if n := counter(t, s, "skytrail_receiver_spans_rejected_total", "receiver", "otlp-http", "reason", "abandoned"); n < 1 {
 		t.Errorf("the OTLP body cut off by the read timeout was not counted as abandoned")
 	}
+	// A gRPC connection that never completes its handshake is closed too.
+	for _, name := range []string{"OTLP gRPC", "SkyWalking gRPC"} {
+		c, err := net.Dial("tcp", s.Addrs[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !closedWithin(c, 5*time.Second) {
+			t.Errorf("%s: a connection that sends nothing is still open after 5 s (handshake timeout 300ms)", name)
+		}
+		c.Close()
+	}
 	// The slow bodies' budget was given back: ingest still works.
 	code, body := do(t, "POST", "http://"+s.Addrs["OTLP HTTP"]+"/v1/traces", "{}", "Content-Type", "application/json")
 	if code != http.StatusOK {

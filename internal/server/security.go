@@ -40,7 +40,9 @@ type Security struct {
 	PprofAddr string
 	// Timeouts of every HTTP listener: a client must send its headers
 	// within ReadHeaderTimeout and its whole request within ReadTimeout; a
-	// kept-alive connection idle for IdleTimeout is closed.
+	// kept-alive connection idle for IdleTimeout is closed. A gRPC
+	// connection must complete its handshakes within ReadHeaderTimeout.
+	// Zero takes DefaultSecurity's.
 	ReadHeaderTimeout, ReadTimeout, IdleTimeout time.Duration
 	// MaxConnections bounds the open connections of each listener; more
 	// wait in the kernel's queue until one closes (0: no bound).
@@ -73,6 +75,16 @@ type security struct {
 }
 
 func newSecurity(cfg Security, log *slog.Logger, reg prometheus.Registerer) (*security, error) {
+	// A zero timeout is the default, not none: a Config built without
+	// Defaults must not leave the listeners open to slow clients.
+	def := DefaultSecurity()
+	for _, t := range []struct{ v, d *time.Duration }{
+		{&cfg.ReadHeaderTimeout, &def.ReadHeaderTimeout}, {&cfg.ReadTimeout, &def.ReadTimeout}, {&cfg.IdleTimeout, &def.IdleTimeout},
+	} {
+		if *t.v <= 0 {
+			*t.v = *t.d
+		}
+	}
 	s := &security{cfg: cfg, log: log}
 	var err error
 	if cfg.TLS.Enabled() {
@@ -129,6 +141,9 @@ func (s *security) grpcOptions() []grpc.ServerOption {
 	if s.cfg.MaxConcurrentStreams > 0 {
 		opts = append(opts, grpc.MaxConcurrentStreams(s.cfg.MaxConcurrentStreams))
 	}
+	// A connection must finish its TLS and HTTP/2 handshakes as an HTTP
+	// client must send its headers (gRPC's own default allows 120 s).
+	opts = append(opts, grpc.ConnectionTimeout(s.cfg.ReadHeaderTimeout))
 	return opts
 }
 
