@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/skytrail/skytrail/internal/auth"
 	"github.com/skytrail/skytrail/internal/server"
@@ -26,6 +27,13 @@ func securityFlags(fs *flag.FlagSet, sec *server.Security) {
 	fs.Var((*stringList)(&sec.Auth.ProxyCIDRs), "auth-proxy-cidrs", "addresses or CIDRs of the proxies trusted to set --auth-proxy-header (repeatable or comma-separated)")
 	fs.Var((*stringList)(&sec.Auth.APITokens), "api-token", "read-only API token (Authorization: Bearer <token>) for Grafana and scripts (repeatable or comma-separated)")
 	fs.StringVar(&sec.Auth.APITokensFile, "api-tokens-file", "", "file of read-only API tokens, one a line: TOKEN [name=NAME]")
+	fs.StringVar(&sec.Auth.OIDC.Issuer, "oidc-issuer", "", "OpenID Connect provider URL: people log in to the UI with it (needs --oidc-client-id, --oidc-redirect-url)")
+	fs.StringVar(&sec.Auth.OIDC.ClientID, "oidc-client-id", "", "client ID registered with the OpenID provider")
+	fs.StringVar(&sec.Auth.OIDC.ClientSecret, "oidc-client-secret", "", "its client secret (prefer SKYTRAIL_OIDC_CLIENT_SECRET)")
+	fs.StringVar(&sec.Auth.OIDC.RedirectURL, "oidc-redirect-url", "", "SkyTrail's callback as browsers reach it, registered with the provider: https://HOST/auth/callback")
+	fs.Var((*stringList)(&sec.Auth.OIDC.AllowedUsers), "oidc-allowed-users", "e-mail addresses or subjects let in (repeatable or comma-separated; empty: whoever the provider lets use the client)")
+	fs.DurationVar(&sec.Auth.OIDC.Session, "oidc-session", 12*time.Hour, "how long a login lasts")
+	fs.StringVar(&sec.Auth.OIDC.CookieSecret, "oidc-cookie-secret", "", "32+ characters that keep logins valid across restarts and replicas (empty: a restart logs everyone out)")
 	fs.StringVar(&sec.PprofAddr, "pprof", "", "address of a separate listener serving /debug/pprof, such as 127.0.0.1:6060 (empty: off)")
 	fs.DurationVar(&sec.ReadHeaderTimeout, "http-read-header-timeout", sec.ReadHeaderTimeout, "time an HTTP client has to send a request's headers, and a gRPC client to complete its handshakes")
 	fs.DurationVar(&sec.ReadTimeout, "http-read-timeout", sec.ReadTimeout, "time an HTTP client has to send a whole request, body included")

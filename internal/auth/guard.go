@@ -2,10 +2,12 @@ package auth
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +27,8 @@ type Config struct {
 	// and scripts (see ParseTokens).
 	APITokens     []string
 	APITokensFile string
+	// OIDC logs people in with an OpenID Connect provider (Issuer empty: off).
+	OIDC OIDCConfig
 	// Public are paths anyone may reach (/healthz, for probes).
 	Public []string
 	// Registerer receives the refusal counter (nil: not registered).
@@ -38,6 +42,7 @@ type Guard struct {
 	header  string
 	proxies []netip.Prefix
 	tokens  *Tokens
+	oidc    *oidcLogin
 	public  map[string]bool
 	refused *prometheus.CounterVec
 }
@@ -56,6 +61,14 @@ func New(cfg Config) (*Guard, error) {
 	}
 	if g.tokens, err = ParseTokens("API token", cfg.APITokens, cfg.APITokensFile); err != nil {
 		return nil, err
+	}
+	switch o := cfg.OIDC; {
+	case o.Issuer != "":
+		if g.oidc, err = newOIDC(o); err != nil {
+			return nil, err
+		}
+	case o.ClientID != "" || o.RedirectURL != "" || o.ClientSecret != "" || len(o.AllowedUsers) > 0:
+		return nil, errors.New("--oidc-client-id, --oidc-redirect-url, --oidc-client-secret and --oidc-allowed-users need --oidc-issuer")
 	}
 	switch {
 	case cfg.ProxyHeader != "" && len(cfg.ProxyCIDRs) == 0:
@@ -94,7 +107,7 @@ func New(cfg Config) (*Guard, error) {
 
 // Enabled tells whether any authentication is configured.
 func (g *Guard) Enabled() bool {
-	return g.users != nil || g.header != "" || g.tokens.Len() > 0
+	return g.users != nil || g.header != "" || g.tokens.Len() > 0 || g.oidc != nil
 }
 
 // Describe says what authenticates, for the start-up log.
@@ -112,6 +125,9 @@ func (g *Guard) Describe() string {
 	}
 	if n := g.tokens.Len(); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d read-only API tokens", n))
+	}
+	if g.oidc != nil {
+		parts = append(parts, "OpenID Connect login with "+g.oidc.cfg.Issuer)
 	}
 	if len(parts) == 0 {
 		return "none"
@@ -133,6 +149,11 @@ func (g *Guard) Authenticate(r *http.Request) *Identity {
 				return &Identity{Name: user, Method: "basic"}
 			}
 			return nil
+		}
+	}
+	if g.oidc != nil {
+		if id := g.oidc.identity(r); id != nil {
+			return id
 		}
 	}
 	if g.header != "" {
@@ -174,6 +195,9 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		if g.oidc != nil && g.oidc.serve(w, r) {
+			return
+		}
 		if !IsRead(r) {
 			if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
 				g.refuse(w, http.StatusForbidden, "forbidden", "a change asked for from another site ("+site+") is refused")
@@ -185,6 +209,12 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 			return
 		}
 		id := g.Authenticate(r)
+		if id == nil && g.oidc != nil && r.Method == http.MethodGet && strings.Contains(r.Header.Get("Accept"), "text/html") {
+			// A person at a browser: off to log in, and back here after.
+			g.refused.WithLabelValues("unauthenticated").Inc()
+			http.Redirect(w, r, LoginPath+"?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
+			return
+		}
 		if id == nil {
 			if g.users != nil {
 				w.Header().Set("WWW-Authenticate", `Basic realm="SkyTrail", charset="UTF-8"`)
@@ -224,6 +254,9 @@ func (g *Guard) howTo() string {
 	}
 	if g.header != "" {
 		ways = append(ways, "a login through the reverse proxy")
+	}
+	if g.oidc != nil {
+		ways = append(ways, "a session from "+LoginPath)
 	}
 	return "send " + strings.Join(ways, ", or ")
 }
