@@ -279,10 +279,12 @@ var readPOSTs = map[string]bool{
 	"/prometheus/api/v1/labels":          true,
 	"/prometheus/api/v1/format_query":    true,
 	"/prometheus/api/v1/parse_query":     true,
+	"/prometheus/api/v1/rules":           true,
+	"/prometheus/api/v1/alerts":          true,
 }
 
 // IsRead tells whether r only reads: GET, HEAD and OPTIONS, and the POSTs of
-// readPOSTs. Anything else (future silences, rules, /-/reload) changes
+// readPOSTs. Anything else (silences, /-/reload, what comes later) changes
 // something and needs a full identity.
 func IsRead(r *http.Request) bool {
 	switch r.Method {

@@ -328,6 +328,22 @@ func TestOTLPIngestTokensThroughTheSDK(t *testing.T) {
 		id := checkoutTrace(t, provider(t, exp, "frontend"), provider(t, exp, "payment"), 1).String()
 		poll.Until(t, waitTimeout, tc.name+" spans sent with the token", func() bool { return spanCount(http.DefaultClient, api, id) == 3 })
 	}
+	// Metrics and logs need the token too, counted in their own units.
+	for _, sig := range []struct{ path, counter string }{
+		{"/v1/metrics", "skytrail_receiver_metric_points_rejected_total"},
+		{"/v1/logs", "skytrail_receiver_log_records_rejected_total"},
+	} {
+		u := "http://" + s.Addrs["OTLP HTTP"] + sig.path
+		if code, body := do(t, "POST", u, "{}", "Content-Type", "application/json"); code != http.StatusUnauthorized {
+			t.Errorf("POST %s without a token: %d %s, want 401", sig.path, code, body)
+		}
+		if n := counter(t, s, sig.counter, "receiver", "otlp-http", "reason", "unauthenticated"); n < 1 {
+			t.Errorf("POST %s without a token was not counted in %s", sig.path, sig.counter)
+		}
+		if code, body := do(t, "POST", u, "{}", "Content-Type", "application/json", "Authorization", "Bearer "+ingestToken); code != http.StatusOK {
+			t.Errorf("POST %s with the token: %d %s", sig.path, code, body)
+		}
+	}
 	// Probes need no token.
 	if err := healthCheck(s.Addrs["OTLP gRPC"], insecure.NewCredentials()); err != nil {
 		t.Errorf("gRPC health without a token: %v", err)
@@ -417,17 +433,33 @@ func TestQueryAPIBehindBasicAuthAndReadOnlyTokens(t *testing.T) {
 	if code, body := do(t, "POST", base+"/prometheus/api/v1/query", "query=1", grafana...); code != http.StatusOK {
 		t.Errorf("POST /prometheus/api/v1/query with the read-only token: %d %s", code, body)
 	}
-	// A change is refused to the token before any handler sees it; a user
-	// reaches the handler (which has no such route today).
-	code, body := do(t, "POST", base+"/api/v1/services", "x=1", grafana...)
-	if code != http.StatusForbidden || !strings.Contains(body, "read-only") {
-		t.Errorf("POST with the read-only token: %d %s, want 403", code, body)
+	// Changes (a silence, expiring one, reloading the rules) are refused to
+	// the token before any handler sees them; a user reaches the handlers.
+	silence := `{"matchers":[{"name":"service","value":"checkout"}],"endsAt":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `","comment":"deploy","createdBy":"alice"}`
+	changes := []struct{ method, path, body string }{
+		{"POST", "/api/v1/silences", silence},
+		{"DELETE", "/api/v1/silences/00000000-0000-0000-0000-000000000000", ""},
+		{"POST", "/-/reload", ""},
 	}
-	if code, _ := do(t, "POST", base+"/api/v1/services", "x=1", alice...); code == http.StatusForbidden || code == http.StatusUnauthorized {
-		t.Errorf("POST as alice: %d, want the API's own answer (it has no such route today)", code)
+	for _, c := range changes {
+		code, body := do(t, c.method, base+c.path, c.body, append([]string{"Content-Type", "application/json"}, grafana...)...)
+		if code != http.StatusForbidden || !strings.Contains(body, "read-only") {
+			t.Errorf("%s %s with the read-only token: %d %s, want 403", c.method, c.path, code, body)
+		}
+		code, body = do(t, c.method, base+c.path, c.body, append([]string{"Content-Type", "application/json"}, alice...)...)
+		t.Logf("%s %s as alice: %d %.80s", c.method, c.path, code, body)
+		if code == http.StatusForbidden || code == http.StatusUnauthorized {
+			t.Errorf("%s %s as alice: %d %s, want the API's own answer", c.method, c.path, code, body)
+		}
+		if code, _ := do(t, c.method, base+c.path, c.body, "Content-Type", "application/json"); code != http.StatusUnauthorized {
+			t.Errorf("%s %s without credentials: %d, want 401", c.method, c.path, code)
+		}
 	}
-	if n := counter(t, s, "skytrail_http_auth_refused_total", "reason", "forbidden"); n != 1 {
-		t.Errorf("forbidden counted %v times, want 1", n)
+	if code, _ := do(t, "GET", base+"/api/v1/silences", "", grafana...); code != http.StatusOK {
+		t.Errorf("GET /api/v1/silences with the read-only token: %d, want 200", code)
+	}
+	if n := counter(t, s, "skytrail_http_auth_refused_total", "reason", "forbidden"); n != float64(len(changes)) {
+		t.Errorf("forbidden counted %v times, want %d", n, len(changes))
 	}
 	if n := counter(t, s, "skytrail_http_auth_refused_total", "reason", "unauthenticated"); n < 12 {
 		t.Errorf("unauthenticated counted %v times, want at least 12", n)
