@@ -8,6 +8,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,6 +61,13 @@ type Store struct {
 	// writeSeconds times the analysis' writes of figures.
 	writeSeconds prometheus.Histogram
 	disk         *diskspace.Guard
+
+	mu sync.RWMutex // guards sources and classic
+	// sources serve, beside the TSDB, what their owners hold in memory and
+	// have not written yet (the analysis' open minutes).
+	sources []storage.Queryable
+	// classic names the native histograms served with a classic view.
+	classic map[string]bool
 }
 
 // ErrDiskFull is what writes fail with while the disk has less than
@@ -139,19 +148,84 @@ func (s *Store) Appender(ctx context.Context) storage.Appender {
 // ObserveWrite records how long one write of figures took, for /metrics.
 func (s *Store) ObserveWrite(d time.Duration) { s.writeSeconds.Observe(d.Seconds()) }
 
+// AddSource adds q to what queries read: samples its owner holds in memory
+// before writing them. Where q and the TSDB both have a sample of a series
+// at the same time, one of them is read (they must be the same).
+func (s *Store) AddSource(q storage.Queryable) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sources = append(s.sources, q)
+}
+
+// ServeClassic has queries read, for each native histogram named, the
+// classic series a Prometheus histogram has, derived from its samples:
+// <name>_bucket (le: ClassicBounds), <name>_count and <name>_sum.
+func (s *Store) ServeClassic(names ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	classic := maps.Clone(s.classic) // queries may be reading the old one
+	if classic == nil {
+		classic = map[string]bool{}
+	}
+	for _, n := range names {
+		classic[n] = true
+	}
+	s.classic = classic
+}
+
 // Queryable is the store's data for the PromQL engine and for series and
-// label look-ups.
-func (s *Store) Queryable() storage.Queryable { return s.db }
+// label look-ups: the TSDB, what the sources hold in memory, and the
+// classic view of the histograms ServeClassic names.
+func (s *Store) Queryable() storage.Queryable {
+	return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
+		db, err := s.db.Querier(mint, maxt)
+		if err != nil {
+			return nil, err
+		}
+		s.mu.RLock()
+		sources, classic := s.sources, s.classic
+		s.mu.RUnlock()
+		var q storage.Querier = db
+		if len(sources) > 0 {
+			qs := []storage.Querier{db}
+			for _, src := range sources {
+				sq, err := src.Querier(mint, maxt)
+				if err != nil {
+					for _, q := range qs {
+						_ = q.Close()
+					}
+					return nil, err
+				}
+				qs = append(qs, sq)
+			}
+			q = storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge)
+		}
+		if len(classic) > 0 {
+			q = &classicQuerier{Querier: q, names: classic}
+		}
+		return q, nil
+	})
+}
 
 // Engine is the PromQL engine queries over this store run on.
 func (s *Store) Engine() *promql.Engine { return s.engine }
+
+// MaxTime is the newest sample's timestamp (Unix ms), math.MinInt64 when
+// the store is empty.
+func (s *Store) MaxTime() int64 {
+	t := s.db.Head().MaxTime()
+	for _, b := range s.db.Blocks() {
+		t = max(t, b.Meta().MaxTime)
+	}
+	return t
+}
 
 // HeadSeries is the number of series in the in-memory head block.
 func (s *Store) HeadSeries() uint64 { return s.db.Head().NumSeries() }
 
 // InstantQuery runs a PromQL expression at ts.
 func (s *Store) InstantQuery(ctx context.Context, expr string, ts time.Time) (promql.Vector, error) {
-	q, err := s.engine.NewInstantQuery(ctx, s.db, nil, expr, ts)
+	q, err := s.engine.NewInstantQuery(ctx, s.Queryable(), nil, expr, ts)
 	if err != nil {
 		return nil, fmt.Errorf("parsing %q: %w", expr, err)
 	}
