@@ -117,10 +117,20 @@ func respond(w http.ResponseWriter, r *http.Request, fn func(*http.Request) (any
 	stream.WriteMore()
 	stream.WriteObjectField("data")
 	writeValue(stream, data)
-	if res, ok := data.(queryData); ok && len(res.warnings) > 0 {
-		stream.WriteMore()
-		stream.WriteObjectField("warnings")
-		stream.WriteVal(res.warnings)
+	if res, ok := data.(queryData); ok {
+		// As Prometheus does: what the engine noticed about the query, such
+		// as rate() over a series that is not a counter (a per-minute
+		// skytrail_*:increase1m series), which Grafana shows beside the panel.
+		if len(res.warnings) > 0 {
+			stream.WriteMore()
+			stream.WriteObjectField("warnings")
+			stream.WriteVal(res.warnings)
+		}
+		if len(res.infos) > 0 {
+			stream.WriteMore()
+			stream.WriteObjectField("infos")
+			stream.WriteVal(res.infos)
+		}
 	}
 	stream.WriteObjectEnd()
 	w.Header().Set("Content-Type", "application/json")
@@ -148,10 +158,11 @@ func writeError(w http.ResponseWriter, err error) {
 	_, _ = w.Write(b)
 }
 
-// queryData is a query's result with its warnings.
+// queryData is a query's result with its warnings and informational notes.
 type queryData struct {
 	value    parser.Value
 	warnings []string
+	infos    []string
 }
 
 func (h *handler) query(r *http.Request) (any, error) {
@@ -267,8 +278,8 @@ func exec(ctx context.Context, q promql.Query) (any, error) {
 	if res.Err != nil {
 		return nil, res.Err
 	}
-	warnings, _ := res.Warnings.AsStrings("", 10, 10)
-	return queryData{value: res.Value, warnings: warnings}, nil
+	warnings, infos := res.Warnings.AsStrings(q.String(), 10, 10)
+	return queryData{value: res.Value, warnings: warnings, infos: infos}, nil
 }
 
 func withTimeout(r *http.Request) (context.Context, context.CancelFunc, error) {

@@ -30,12 +30,12 @@ func newServer(t *testing.T, end time.Time) *httptest.Server {
 	app := store.Appender(context.Background())
 	for i := range 10 {
 		ts := end.Add(-time.Duration(i) * time.Minute).UnixMilli()
-		if _, err := app.Append(0, labels.FromStrings("__name__", "skytrail_service_calls", "service", "checkout"), ts, 12); err != nil {
+		if _, err := app.Append(0, labels.FromStrings("__name__", "skytrail_service_calls:increase1m", "service", "checkout"), ts, 12); err != nil {
 			t.Fatal(err)
 		}
 		h := &histogram.FloatHistogram{CounterResetHint: histogram.GaugeType, Schema: 3, Count: 4, Sum: 0.4,
 			PositiveSpans: []histogram.Span{{Offset: -26, Length: 1}}, PositiveBuckets: []float64{4}}
-		if _, err := app.AppendHistogram(0, labels.FromStrings("__name__", "skytrail_service_duration_seconds", "service", "checkout"), ts, nil, h); err != nil {
+		if _, err := app.AppendHistogram(0, labels.FromStrings("__name__", "skytrail_service_duration_seconds:increase1m", "service", "checkout"), ts, nil, h); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -68,13 +68,13 @@ func TestQueries(t *testing.T) {
 	srv := newServer(t, end)
 	at := strconv.FormatInt(end.Unix(), 10)
 
-	code, v := get(t, srv, "/api/v1/query", url.Values{"query": {`sum_over_time(skytrail_service_calls[10m])`}, "time": {at}})
+	code, v := get(t, srv, "/api/v1/query", url.Values{"query": {`sum_over_time(skytrail_service_calls:increase1m[10m])`}, "time": {at}})
 	res := v["data"].(map[string]any)["result"].([]any)
 	if code != 200 || v["status"] != "success" || len(res) != 1 || res[0].(map[string]any)["value"].([]any)[1] != "120" {
 		t.Errorf("instant query: %d %v", code, v)
 	}
 
-	code, v = get(t, srv, "/api/v1/query", url.Values{"query": {`skytrail_service_duration_seconds`}, "time": {at}})
+	code, v = get(t, srv, "/api/v1/query", url.Values{"query": {`skytrail_service_duration_seconds:increase1m`}, "time": {at}})
 	res = v["data"].(map[string]any)["result"].([]any)
 	if code != 200 || len(res) != 1 {
 		t.Fatalf("histogram query: %d %v", code, v)
@@ -84,7 +84,7 @@ func TestQueries(t *testing.T) {
 		t.Errorf("histogram JSON: %v", hist)
 	}
 
-	code, v = get(t, srv, "/api/v1/query_range", url.Values{"query": {`skytrail_service_calls`},
+	code, v = get(t, srv, "/api/v1/query_range", url.Values{"query": {`skytrail_service_calls:increase1m`},
 		"start": {strconv.FormatInt(end.Add(-5*time.Minute).Unix(), 10)}, "end": {at}, "step": {"60"}})
 	data := v["data"].(map[string]any)
 	if code != 200 || data["resultType"] != "matrix" || len(data["result"].([]any)[0].(map[string]any)["values"].([]any)) != 6 {
@@ -100,8 +100,26 @@ func TestQueries(t *testing.T) {
 		t.Errorf("labels: %d %v", code, v)
 	}
 	code, v = get(t, srv, "/api/v1/label/__name__/values", url.Values{"match[]": {`{service="checkout"}`}})
-	if code != 200 || strings.Join(toStrings(v["data"]), ",") != "skytrail_service_calls,skytrail_service_duration_seconds" {
+	if code != 200 || strings.Join(toStrings(v["data"]), ",") != "skytrail_service_calls:increase1m,skytrail_service_duration_seconds:increase1m" {
 		t.Errorf("label values: %d %v", code, v)
+	}
+}
+
+// rate() over a per-minute series is answered with the engine's notes on
+// why it is wrong, as Prometheus' API gives them: an info for the float
+// series, a warning for the gauge histogram.
+func TestRateOverPerMinuteSeriesIsFlagged(t *testing.T) {
+	t.Parallel()
+	end := time.Now().Truncate(time.Minute)
+	srv := newServer(t, end)
+	at := strconv.FormatInt(end.Unix(), 10)
+	_, v := get(t, srv, "/api/v1/query", url.Values{"query": {`rate(skytrail_service_calls:increase1m[5m])`}, "time": {at}})
+	if infos := strings.Join(toStrings(v["infos"]), " "); !strings.Contains(infos, "might not be a counter") {
+		t.Errorf("rate over a per-minute series: infos %q, want the engine's note that it might not be a counter (%v)", infos, v)
+	}
+	_, v = get(t, srv, "/api/v1/query", url.Values{"query": {`rate(skytrail_service_duration_seconds:increase1m[5m])`}, "time": {at}})
+	if warnings := strings.Join(toStrings(v["warnings"]), " "); !strings.Contains(warnings, "not a counter") {
+		t.Errorf("rate over a per-minute histogram: warnings %q, want the engine's warning (%v)", warnings, v)
 	}
 }
 
@@ -118,9 +136,9 @@ func TestQueriesAtTheLimits(t *testing.T) {
 		params url.Values
 		want   int // results
 	}{
-		{"/api/v1/query", url.Values{"query": {"max_over_time(skytrail_service_calls[30m:])"}, "time": {at}}, 1},
-		{"/api/v1/query", url.Values{"query": {"max_over_time(skytrail_service_calls[30d:1m])"}, "time": {at}}, 1},
-		{"/api/v1/query_range", url.Values{"query": {"max_over_time(skytrail_service_calls[1d:])"},
+		{"/api/v1/query", url.Values{"query": {"max_over_time(skytrail_service_calls:increase1m[30m:])"}, "time": {at}}, 1},
+		{"/api/v1/query", url.Values{"query": {"max_over_time(skytrail_service_calls:increase1m[30d:1m])"}, "time": {at}}, 1},
+		{"/api/v1/query_range", url.Values{"query": {"max_over_time(skytrail_service_calls:increase1m[1d:])"},
 			"start": {strconv.FormatInt(end.Add(-10*time.Minute).Unix(), 10)}, "end": {at}, "step": {"60"}}, 1},
 		{"/api/v1/series", url.Values{"match[]": {`{service="checkout"}`}, "start": {minTimeFormatted}, "end": {maxTimeFormatted}}, 2},
 		{"/api/v1/series", url.Values{"match[]": {`{service="checkout"}`}, "start": {"-9223372036854"}, "end": {"9223372036854"}}, 2},
@@ -167,7 +185,7 @@ func TestBadRequests(t *testing.T) {
 		{"/api/v1/query", url.Values{"query": {"up"}, "time": {"1e30"}}, `invalid parameter "time"`},
 		{"/api/v1/labels", url.Values{"start": {"-1e30"}, "end": {"1e30"}}, `invalid parameter "start"`},
 		{"/api/v1/series", url.Values{"match[]": {"up"}, "end": {"1e17"}}, `invalid parameter "end"`},
-		{"/api/v1/query", url.Values{"query": {"max_over_time(skytrail_service_calls[100y:1ms])"}}, "more than 100000"},
+		{"/api/v1/query", url.Values{"query": {"max_over_time(skytrail_service_calls:increase1m[100y:1ms])"}}, "more than 100000"},
 		{"/api/v1/query", url.Values{"query": {"max_over_time(vector(1)[1d:10ms])"}}, "would evaluate 8640000 steps"},
 		{"/api/v1/query", url.Values{"query": {"max_over_time(max_over_time(vector(1)[1d:1s])[30d:1h])"}}, "subquery vector(1)[1d:1s] would evaluate 2678400 steps"},
 		{"/api/v1/query_range", url.Values{"query": {"max_over_time(vector(1)[1d:1s])"}, "start": {"0"}, "end": {"20000"}, "step": {"2"}}, "would evaluate 106400 steps"},
