@@ -21,7 +21,7 @@ import (
 )
 
 // Overflow is the name figures are counted under once a cap is reached.
-const Overflow = "<overflow>"
+const Overflow = red.Overflow
 
 // Analyser computes metrics, the service map and the instance registry
 // from every span. It is a pipeline.TracesConsumer and, for SkyWalking's
@@ -34,6 +34,10 @@ type Analyser struct {
 	now      func() time.Time
 	metrics  *metrics
 
+	// tickMu makes ticks (the background one, Flush) take turns: each
+	// writes the minutes and totals it took, in order.
+	tickMu sync.Mutex
+
 	mu       sync.Mutex // guards everything below
 	minutes  *red.Minutes
 	joiner   *servicemap.Joiner
@@ -45,6 +49,14 @@ type Analyser struct {
 	// unwritten holds minutes the metric store refused (a full disk), oldest
 	// first, for the next tick to write again.
 	unwritten []*red.Window
+	// writing holds the minutes a tick is writing, until they are committed
+	// (or kept as unwritten): the live view serves them meanwhile.
+	writing []*red.Window
+	// countersMs is when the running totals were last written (Unix ms);
+	// the live view serves their values since.
+	countersMs int64
+	// snapshot is reused to copy the totals for writing.
+	snapshot []red.CounterSample
 
 	stop chan struct{}
 	done chan struct{}
@@ -69,19 +81,28 @@ var (
 
 // New returns an analyser writing into store; Start starts its background
 // flushing.
+//
+// The store serves, besides what was written to it, what the analyser holds
+// in memory and has not written yet (the open minutes, the totals since
+// their last write), so figures show as soon as spans are counted.
 func New(cfg Config, store *metricstore.Store) *Analyser {
 	cfg.defaults()
-	return &Analyser{
+	a := &Analyser{
 		cfg:      cfg,
 		store:    store,
 		registry: instances.New(cfg.Instances),
 		log:      cfg.Logger.With("component", "analysis"),
 		now:      cfg.Now,
 		metrics:  newMetrics(cfg.Registerer),
-		minutes:  red.NewMinutes(),
+		minutes:  red.NewMinutes(red.NewTotals(cfg.MaxEdges)),
 		joiner:   servicemap.NewJoiner(cfg.MaxWaitingSpans),
 		services: map[string]*service{},
 	}
+	if store != nil {
+		store.AddSource(live{a})
+		store.ServeClassic(red.CounterHistograms()...)
+	}
+	return a
 }
 
 // Registry is the instance registry the analyser feeds.
@@ -96,7 +117,15 @@ func (a *Analyser) Start(context.Context) error {
 		}
 	}
 	a.mu.Lock()
-	a.rotated, a.swept = a.now(), a.now()
+	now := a.now()
+	a.rotated, a.swept = now, now
+	if a.store != nil {
+		// After a restart, the minutes the process before wrote are not
+		// written again: their samples would land on its.
+		if t := a.store.MaxTime(); t > 0 {
+			a.minutes.AssumeWritten(min(t, now.UnixMilli()))
+		}
+	}
 	a.mu.Unlock()
 	a.stop, a.done = make(chan struct{}), make(chan struct{})
 	go a.run()
@@ -144,14 +173,18 @@ func (a *Analyser) run() {
 }
 
 // Flush resolves every waiting join as unmatched and writes all open
-// minutes now. Spans arriving later for those minutes count as late.
+// minutes and the running totals now. Spans arriving later for those
+// minutes count as late.
 func (a *Analyser) Flush(ctx context.Context) error {
 	return a.tick(ctx, true)
 }
 
-// tick ages the joins, writes the minutes that are due and, hourly,
-// forgets idle endpoints and instances.
+// tick ages the joins, writes the minutes that are due and, every
+// CounterInterval, the running totals, and hourly forgets idle endpoints,
+// instances and totals.
 func (a *Analyser) tick(ctx context.Context, all bool) error {
+	a.tickMu.Lock()
+	defer a.tickMu.Unlock()
 	now := a.now()
 	a.mu.Lock()
 	nowMs := now.UnixMilli()
@@ -173,8 +206,17 @@ func (a *Analyser) tick(ctx context.Context, all bool) error {
 		due = append(a.unwritten, due...)
 		a.unwritten = nil
 	}
+	// Oldest first: the TSDB takes a series' samples in order.
+	sort.Slice(due, func(i, j int) bool { return due[i].End < due[j].End })
+	a.writing = due
+	var counters []red.CounterSample
+	if all || nowMs-a.countersMs >= a.cfg.CounterInterval.Milliseconds() {
+		counters = a.minutes.Totals.Snapshot(a.snapshot[:0])
+	}
 	if now.Sub(a.swept) >= a.cfg.IdleExpiry {
-		a.sweep(nowMs - a.cfg.IdleExpiry.Milliseconds())
+		cutoff := nowMs - a.cfg.IdleExpiry.Milliseconds()
+		a.sweep(cutoff)
+		a.minutes.Expire(cutoff)
 		a.registry.Prune(now)
 		a.swept = now
 	}
@@ -185,17 +227,64 @@ func (a *Analyser) tick(ctx context.Context, all bool) error {
 
 	var errs []error
 	if len(due) > 0 {
-		if err := a.write(ctx, due); err != nil {
+		err := a.write(ctx, due)
+		a.mu.Lock()
+		a.writing = nil
+		if err != nil {
 			a.keepUnwritten(due)
 			errs = append(errs, err)
 		}
+		a.mu.Unlock()
 		if a.cfg.RegistryFile != "" {
 			if err := a.registry.Save(a.cfg.RegistryFile); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
+	if len(counters) > 0 {
+		err := a.writeCounters(ctx, counters, nowMs)
+		a.mu.Lock()
+		if err == nil {
+			a.countersMs = nowMs
+			for i := range counters {
+				counters[i].Total.Written = true
+			}
+		}
+		clear(counters) // let go of the copies' buckets
+		a.snapshot = counters[:0]
+		a.mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// writeCounters writes the running totals, stamped atMs, in one
+// transaction. A failed write is not kept: the next one, a CounterInterval
+// later, writes the totals as they are then, losing no call.
+func (a *Analyser) writeCounters(ctx context.Context, counters []red.CounterSample, atMs int64) error {
+	if err := a.store.Writable(); err != nil {
+		a.metrics.flushErrors.Inc()
+		return fmt.Errorf("writing the running totals: %w", err)
+	}
+	start := time.Now()
+	defer func() { a.store.ObserveWrite(time.Since(start)) }()
+	app := a.store.Appender(ctx)
+	_, refused, err := red.AppendCounters(app, counters, atMs)
+	if refused > 0 {
+		a.metrics.samplesRefused.Add(float64(refused))
+	}
+	if err != nil {
+		a.metrics.flushErrors.Inc()
+		_ = app.Rollback()
+		return fmt.Errorf("writing the running totals: %w", err)
+	}
+	if err := app.Commit(); err != nil {
+		a.metrics.flushErrors.Inc()
+		return fmt.Errorf("committing the running totals: %w", err)
+	}
+	return nil
 }
 
 // maxUnwritten is how many minutes of figures the analysis holds while the
@@ -204,10 +293,9 @@ func (a *Analyser) tick(ctx context.Context, all bool) error {
 const maxUnwritten = 60
 
 // keepUnwritten holds minutes whose write failed for the next tick, the
-// newest maxUnwritten of them; older ones are dropped and counted.
+// newest maxUnwritten of them; older ones are dropped and counted. The
+// caller holds a.mu.
 func (a *Analyser) keepUnwritten(due []*red.Window) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	all := append(due, a.unwritten...)
 	sort.Slice(all, func(i, j int) bool { return all[i].End < all[j].End })
 	if n := len(all) - maxUnwritten; n > 0 {
@@ -218,10 +306,9 @@ func (a *Analyser) keepUnwritten(due []*red.Window) {
 	a.unwritten = all
 }
 
-// write writes due in one transaction, oldest minute first (the TSDB takes a
-// series' samples in order), or nothing.
+// write writes due, sorted oldest minute first, in one transaction, or
+// nothing. The live view reads due meanwhile: write does not change it.
 func (a *Analyser) write(ctx context.Context, due []*red.Window) error {
-	sort.Slice(due, func(i, j int) bool { return due[i].End < due[j].End })
 	if err := a.store.Writable(); err != nil {
 		a.metrics.flushErrors.Inc()
 		return fmt.Errorf("writing the figures of the minutes ending %s to %s: %w", minute(due[0]), minute(due[len(due)-1]), err)
@@ -275,6 +362,7 @@ func (a *Analyser) reportSizes() {
 	a.metrics.trackedSeries.WithLabelValues("endpoint").Set(float64(eps))
 	a.metrics.trackedSeries.WithLabelValues("instance").Set(float64(insts))
 	a.metrics.trackedSeries.WithLabelValues("registry_instance").Set(float64(a.registry.Len()))
+	a.metrics.trackedSeries.WithLabelValues("total").Set(float64(a.minutes.Totals.Len()))
 	a.metrics.overflow.WithLabelValues("join").Add(float64(a.joiner.Overflow))
 	a.joiner.Overflow = 0
 	if n := a.registry.Overflow(); n > a.registryOverflow {

@@ -42,15 +42,15 @@ func TestKnownTraffic(t *testing.T) {
 		query string
 		want  float64
 	}{
-		{`sum_over_time(skytrail_service_calls{service="checkout"}[10m])`, 120},
-		{`sum_over_time(skytrail_service_errors{service="checkout"}[10m])`, 6},
-		{`sum_over_time(skytrail_instance_calls{service="checkout",instance="checkout-1"}[10m])`, 120},
-		{`sum_over_time(skytrail_endpoint_calls{service="checkout",endpoint="POST /pay"}[10m])`, 120},
-		{`sum_over_time(skytrail_endpoint_errors{service="checkout",endpoint="POST /pay"}[10m])`, 6},
+		{`sum_over_time(skytrail_service_calls:increase1m{service="checkout"}[10m])`, 120},
+		{`sum_over_time(skytrail_service_errors:increase1m{service="checkout"}[10m])`, 6},
+		{`sum_over_time(skytrail_instance_calls:increase1m{service="checkout",instance="checkout-1"}[10m])`, 120},
+		{`sum_over_time(skytrail_endpoint_calls:increase1m{service="checkout",endpoint="POST /pay"}[10m])`, 120},
+		{`sum_over_time(skytrail_endpoint_errors:increase1m{service="checkout",endpoint="POST /pay"}[10m])`, 6},
 		// Apdex T = 500 ms: 47 successful calls within it, 67 within 2 s.
-		{`sum_over_time(skytrail_service_apdex_satisfied{service="checkout"}[10m])`, 47},
-		{`sum_over_time(skytrail_service_apdex_tolerating{service="checkout"}[10m])`, 67},
-		{`sum_over_time(skytrail_edge_server_calls{client="user",server="checkout"}[10m])`, 120},
+		{`sum_over_time(skytrail_service_apdex_satisfied:increase1m{service="checkout"}[10m])`, 47},
+		{`sum_over_time(skytrail_service_apdex_tolerating:increase1m{service="checkout"}[10m])`, 67},
+		{`sum_over_time(skytrail_edge_server_calls:increase1m{client="user",server="checkout"}[10m])`, 120},
 	} {
 		if got := h.scalar(c.query); got != c.want {
 			t.Errorf("%s = %g, want %g", c.query, got, c.want)
@@ -58,7 +58,7 @@ func TestKnownTraffic(t *testing.T) {
 	}
 	for _, q := range []float64{0.5, 0.75, 0.9, 0.95, 0.99} {
 		want := latencies[int(math.Ceil(q*120))-1] / 1000
-		got := h.scalar(`histogram_quantile(` + formatFloat(q) + `, sum_over_time(skytrail_service_duration_seconds{service="checkout"}[10m]))`)
+		got := h.scalar(`histogram_quantile(` + formatFloat(q) + `, sum_over_time(skytrail_service_duration_seconds:increase1m{service="checkout"}[10m]))`)
 		within(t, "p"+formatFloat(q*100), got, want, histogramTolerance)
 	}
 

@@ -45,6 +45,13 @@ type Config struct {
 	// FlushDelay is how long after a minute ends its figures are written
 	// (default JoinGrace + 15 s, so resolved joins are in it).
 	FlushDelay time.Duration
+	// CounterInterval is how often the running totals (the _total
+	// counters and counter histograms PromQL's rate() reads) are written
+	// (default 15 s, Prometheus' usual scrape interval, so Grafana's
+	// $__rate_interval finds four samples in a minute). The analysis ticks
+	// every 5 s; a shorter interval is that. Between writes, queries read
+	// the totals from memory.
+	CounterInterval time.Duration
 	// Instances configures the instance registry.
 	Instances instances.Config
 	// RegistryFile, when set, is where the instance registry is saved each
@@ -85,6 +92,9 @@ func (c *Config) defaults() {
 	}
 	if c.FlushDelay <= 0 {
 		c.FlushDelay = c.JoinGrace + 15*time.Second
+	}
+	if c.CounterInterval <= 0 {
+		c.CounterInterval = 15 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

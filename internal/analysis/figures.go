@@ -11,13 +11,25 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser/posrange"
+
+	"github.com/skytrail/skytrail/internal/analysis/red"
 )
 
-// Figures summarise a service, instance, endpoint or edge over a time range.
+// Figures summarise a service, instance, endpoint or edge over a time range:
+// the whole minutes it overlaps, the running minute included, read from the
+// per-minute series (exact counts, by the minute a span started in).
 type Figures struct {
-	Calls          uint64  `json:"calls"`
-	Errors         uint64  `json:"errors"`
+	Calls  uint64 `json:"calls"`
+	Errors uint64 `json:"errors"`
+	// CallsPerMinute is the rate over the complete minutes of the range
+	// that had calls, Minutes of them: a service busy for five minutes of
+	// an hour reads its rate in those five, and a minute still running
+	// does not drag it down. While only the running minute has calls, it
+	// is the rate over its elapsed part (at least 10 s). The services list,
+	// the service page and the charts (one point a complete minute) agree.
 	CallsPerMinute float64 `json:"callsPerMinute"`
+	// Minutes is what CallsPerMinute is over, in minutes.
+	Minutes float64 `json:"minutes"`
 	// SuccessRate is the share of calls without error, 0 to 1; 1 with no calls.
 	SuccessRate float64 `json:"successRate"`
 	// Apdex is (satisfied + tolerating/2) / calls; absent on edges.
@@ -33,29 +45,38 @@ type Figures struct {
 	MeanMs float64 `json:"meanMs"`
 }
 
-// rangeOf is the PromQL range covering the whole minutes in [start, end],
-// at least one minute.
-func rangeOf(start, end time.Time) string {
-	d := end.Sub(start).Truncate(time.Minute)
-	if d < time.Minute {
-		d = time.Minute
+// minutesOf is the whole minutes overlapping [start, end], as the range
+// (from, to] their samples are stamped in: each minute's figures are stamped
+// with its end.
+func minutesOf(start, end time.Time) (from, to time.Time) {
+	from, to = start.Truncate(time.Minute), end.Truncate(time.Minute)
+	if to.Before(end) {
+		to = to.Add(time.Minute)
 	}
-	return model.Duration(d).String()
+	if !to.After(from) {
+		to = from.Add(time.Minute)
+	}
+	return from, to
 }
 
+// minRunningPart is the least of the running minute a rate is taken over:
+// a second into a minute, one call would read as 60 a minute.
+const minRunningPart = 10 * time.Second
+
 // figures queries the figures of one metric family (prefix such as
-// "skytrail_service_") over [start, end], grouped by the labels in by,
-// restricted by the PromQL matchers in sel ("" for all). The result is
-// keyed by the values of by joined with "\x00".
+// "skytrail_service_") over the minutes overlapping [start, end], grouped by
+// the labels in by, restricted by the PromQL matchers in sel ("" for all).
+// The result is keyed by the values of by joined with "\x00".
 func (a *Analyser) figures(ctx context.Context, prefix string, by []string, sel string, apdex bool, start, end time.Time) (map[string]*Figures, error) {
-	rng := rangeOf(start, end)
-	minutes := math.Max(1, math.Round(end.Sub(start).Minutes()))
+	from, to := minutesOf(start, end)
+	rng := model.Duration(to.Sub(from)).String()
 	group := strings.Join(by, ",")
-	q := func(name string) string {
-		return fmt.Sprintf("sum by (%s) (sum_over_time(%s%s{%s}[%s]))", group, prefix, name, sel, rng)
+	name := func(f red.Field) string { return red.MinuteName(prefix, f) + "{" + sel + "}" }
+	sum := func(f red.Field) string {
+		return fmt.Sprintf("sum by (%s) (sum_over_time(%s[%s]))", group, name(f), rng)
 	}
 	out := map[string]*Figures{}
-	hists, err := a.store.InstantQuery(ctx, q("duration_seconds"), end)
+	hists, err := a.store.InstantQuery(ctx, sum(red.FieldDuration), to)
 	if err != nil {
 		return nil, fmt.Errorf("reading latency histograms: %w", err)
 	}
@@ -63,7 +84,7 @@ func (a *Analyser) figures(ctx context.Context, prefix string, by []string, sel 
 		if s.H == nil || s.H.Count == 0 {
 			continue
 		}
-		f := &Figures{Calls: uint64(s.H.Count), SuccessRate: 1, CallsPerMinute: s.H.Count / minutes, MeanMs: s.H.Sum / s.H.Count * 1000}
+		f := &Figures{Calls: uint64(s.H.Count), SuccessRate: 1, MeanMs: s.H.Sum / s.H.Count * 1000}
 		for _, p := range []struct {
 			q   float64
 			dst *float64
@@ -75,24 +96,55 @@ func (a *Analyser) figures(ctx context.Context, prefix string, by []string, sel 
 		}
 		out[key(s.Metric, by)] = f
 	}
-	counters := []string{"errors"}
+	if len(out) == 0 {
+		return out, nil
+	}
+	values := map[red.Field]map[string]float64{}
+	fields := []red.Field{red.FieldErrors}
 	if apdex {
-		counters = append(counters, "apdex_satisfied", "apdex_tolerating")
+		fields = append(fields, red.FieldSatisfied, red.FieldTolerating)
 	}
-	values := map[string]map[string]float64{}
-	for _, c := range counters {
-		vec, err := a.store.InstantQuery(ctx, q(c), end)
+	for _, f := range fields {
+		vec, err := a.store.InstantQuery(ctx, sum(f), to)
 		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", c, err)
+			return nil, fmt.Errorf("reading %s: %w", red.MinuteName(prefix, f), err)
 		}
-		values[c] = vectorByKey(vec, by)
+		values[f] = vectorByKey(vec, by)
 	}
+	// The minutes with calls: a subquery steps through the range a minute
+	// at a time, where each minute's sample is, and counts the steps at
+	// which the group had one.
+	vec, err := a.store.InstantQuery(ctx, fmt.Sprintf("count_over_time((sum by (%s) (%s))[%s:1m])", group, name(red.FieldCalls), rng), to)
+	if err != nil {
+		return nil, fmt.Errorf("counting the minutes with calls: %w", err)
+	}
+	minutes := vectorByKey(vec, by)
+	// The running minute's calls, if it is in the range.
+	now := a.now()
+	running := map[string]float64{}
+	if runEnd := now.Truncate(time.Minute).Add(time.Minute); runEnd.After(from) && !runEnd.After(to) {
+		vec, err := a.store.InstantQuery(ctx, fmt.Sprintf("sum by (%s) (sum_over_time(%s[1m]))", group, name(red.FieldCalls)), runEnd)
+		if err != nil {
+			return nil, fmt.Errorf("reading the running minute: %w", err)
+		}
+		running = vectorByKey(vec, by)
+	}
+	elapsed := max(now.Sub(now.Truncate(time.Minute)), minRunningPart).Minutes()
 	for k, f := range out {
-		f.Errors = uint64(values["errors"][k])
+		f.Errors = uint64(values[red.FieldErrors][k])
 		f.SuccessRate = 1 - float64(f.Errors)/float64(f.Calls)
 		if apdex {
-			v := (values["apdex_satisfied"][k] + values["apdex_tolerating"][k]/2) / float64(f.Calls)
+			v := (values[red.FieldSatisfied][k] + values[red.FieldTolerating][k]/2) / float64(f.Calls)
 			f.Apdex = &v
+		}
+		complete, calls := minutes[k], float64(f.Calls)
+		if r, ok := running[k]; ok {
+			complete, calls = complete-1, calls-r
+		}
+		if complete >= 1 {
+			f.Minutes, f.CallsPerMinute = complete, calls/complete
+		} else {
+			f.Minutes, f.CallsPerMinute = elapsed, running[k]/elapsed
 		}
 	}
 	return out, nil

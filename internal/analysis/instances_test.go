@@ -94,10 +94,10 @@ func TestEndpointCardinalityCap(t *testing.T) {
 	if e := got.Endpoints[0]; e.Name != Overflow || e.Figures.Calls != 15 {
 		t.Errorf("busiest endpoint: %+v, want <overflow> with 15 calls", e)
 	}
-	if n := h.scalar(`count(count by (endpoint) (count_over_time(skytrail_endpoint_calls{service="users"}[10m])))`); n != 6 {
+	if n := h.scalar(`count(count by (endpoint) (count_over_time(skytrail_endpoint_calls:increase1m{service="users"}[10m])))`); n != 6 {
 		t.Errorf("%g endpoint series, want 6", n)
 	}
-	if got := h.scalar(`sum_over_time(skytrail_service_calls{service="users"}[10m])`); got != 20 {
+	if got := h.scalar(`sum_over_time(skytrail_service_calls:increase1m{service="users"}[10m])`); got != 20 {
 		t.Errorf("service calls = %g, want 20: overflowed endpoints still count", got)
 	}
 }

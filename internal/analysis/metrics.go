@@ -46,7 +46,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		trackedSeries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "skytrail_analysis_tracked",
-			Help: "Names the analysis keeps under its caps, by kind: service, endpoint, instance, registry_instance.",
+			Help: "Names the analysis keeps under its caps, by kind: service, endpoint, instance, registry_instance, and total (series with a running total).",
 		}, []string{"kind"}),
 		samplesRefused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "skytrail_analysis_samples_refused_total",

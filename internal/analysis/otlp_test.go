@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"reflect"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,20 +34,40 @@ type harness struct {
 	store    *metricstore.Store
 	otlpAddr string
 	api      *httptest.Server
+	stop     func() // shuts the analyser down and closes the store, once
+
+	providers map[trace.Tracer]*sdktrace.TracerProvider
 }
 
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	store, err := metricstore.Open(metricstore.Config{Dir: t.TempDir()})
+	return newHarnessIn(t, cfg, t.TempDir())
+}
+
+// newHarnessIn is newHarness on the metric store in dir: started again on
+// the directory of a stopped harness, it is that analysis restarted.
+func newHarnessIn(t *testing.T, cfg Config, dir string) *harness {
+	t.Helper()
+	store, err := metricstore.Open(metricstore.Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = store.Close() })
 	a := New(cfg, store)
 	if err := a.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = a.Shutdown(context.Background()) })
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			if err := a.Shutdown(context.Background()); err != nil {
+				t.Errorf("shutting the analysis down: %v", err)
+			}
+			if err := store.Close(); err != nil {
+				t.Errorf("closing the metric store: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
 
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -61,7 +82,8 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	mux.Handle("/prometheus/", http.StripPrefix("/prometheus", promapi.NewHandler(store)))
 	api := httptest.NewServer(mux)
 	t.Cleanup(api.Close)
-	return &harness{t: t, analyser: a, store: store, otlpAddr: lis.Addr().String(), api: api}
+	return &harness{t: t, analyser: a, store: store, otlpAddr: lis.Addr().String(), api: api, stop: stop,
+		providers: map[trace.Tracer]*sdktrace.TracerProvider{}}
 }
 
 // tracer returns a tracer for one service instance exporting over OTLP
@@ -86,7 +108,14 @@ func (h *harness) tracer(service string, attrs ...attribute.KeyValue) (trace.Tra
 		}
 	}
 	h.t.Cleanup(finish)
-	return tp.Tracer("skytrail-test"), finish
+	tr := tp.Tracer("skytrail-test")
+	h.providers[tr] = tp
+	return tr, finish
+}
+
+// flushTracer exports what tr recorded so far.
+func (h *harness) flushTracer(tr trace.Tracer) error {
+	return h.providers[tr].ForceFlush(context.Background())
 }
 
 // flush writes everything the analyser holds into the store.
@@ -155,8 +184,14 @@ type promResponse struct {
 // single value.
 func (h *harness) scalar(query string) float64 {
 	h.t.Helper()
+	return h.scalarAt(query, time.Now())
+}
+
+// scalarAt is scalar evaluated at ts.
+func (h *harness) scalarAt(query string, ts time.Time) float64 {
+	h.t.Helper()
 	var r promResponse
-	h.get("/prometheus/api/v1/query?"+url.Values{"query": {query}, "time": {strconv.FormatInt(time.Now().Unix(), 10)}}.Encode(), &r)
+	h.get("/prometheus/api/v1/query?"+url.Values{"query": {query}, "time": {strconv.FormatFloat(float64(ts.UnixMilli())/1000, 'f', 3, 64)}}.Encode(), &r)
 	if r.Status != "success" || len(r.Data.Result) != 1 || len(r.Data.Result[0].Value) != 2 {
 		h.t.Fatalf("query %s: want one float result, got %+v", query, r)
 	}

@@ -135,7 +135,7 @@ func TestUnansweredHTTPCall(t *testing.T) {
 	span.End(trace.WithTimestamp(start.Add(200 * time.Millisecond)))
 	finish()
 	h.flush()
-	if got := h.scalar(`sum_over_time(skytrail_edge_client_calls{client="shop",server="api.stripe.com",server_type="external"}[10m])`); got != 1 {
+	if got := h.scalar(`sum_over_time(skytrail_edge_client_calls:increase1m{client="shop",server="api.stripe.com",server_type="external"}[10m])`); got != 1 {
 		t.Errorf("calls to the external node = %g, want 1", got)
 	}
 }

@@ -50,13 +50,23 @@ type Histogram struct {
 
 // Observe adds one duration in seconds.
 func (h *Histogram) Observe(v float64) {
+	if v <= ZeroThreshold {
+		h.put(v, true, 0)
+		return
+	}
+	h.put(v, false, bucketIndex(v))
+}
+
+// put adds one duration v whose bucket is known: the zero bucket, or the
+// bucket with index idx. Counting one duration into two histograms (a
+// minute's and the running total) finds its bucket once.
+func (h *Histogram) put(v float64, zero bool, idx int32) {
 	h.Count++
 	h.Sum += v
-	if v <= ZeroThreshold {
+	if zero {
 		h.Zero++
 		return
 	}
-	idx := bucketIndex(v)
 	switch {
 	case len(h.Counts) == 0:
 		h.Offset = idx
@@ -90,4 +100,36 @@ func (h *Histogram) Float() *histogram.FloatHistogram {
 		}
 	}
 	return fh.Compact(0)
+}
+
+// Counter is the histogram as a Prometheus counter histogram: a running
+// total that only grows until the process restarts, which rate() and
+// increase() read (and whose drop at a restart they take as a reset).
+// Integer buckets, which the TSDB encodes as deltas: smaller than float
+// buckets for the same counts.
+func (h *Histogram) Counter() *histogram.Histogram {
+	ih := &histogram.Histogram{
+		Schema:        Schema,
+		ZeroThreshold: ZeroThreshold,
+		ZeroCount:     h.Zero,
+		Count:         h.Count,
+		Sum:           h.Sum,
+	}
+	if len(h.Counts) > 0 {
+		ih.PositiveSpans = []histogram.Span{{Offset: h.Offset, Length: uint32(len(h.Counts))}}
+		ih.PositiveBuckets = make([]int64, len(h.Counts))
+		var prev int64
+		for i, c := range h.Counts {
+			ih.PositiveBuckets[i] = int64(c) - prev // delta-encoded, as Histogram wants
+			prev = int64(c)
+		}
+	}
+	return ih.Compact(0)
+}
+
+// clone is a copy of h sharing nothing with it.
+func (h *Histogram) clone() Histogram {
+	c := *h
+	c.Counts = append([]uint64(nil), h.Counts...)
+	return c
 }

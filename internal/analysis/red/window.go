@@ -1,3 +1,9 @@
+// Package red aggregates rate, errors and duration (RED) figures of every
+// span: per minute (calls, errors, Apdex counts and a latency histogram per
+// series, written to the metric store as one sample per series per minute,
+// for exact sums over any whole minutes) and as running totals (counters and
+// a counter histogram per series, written every few seconds, for PromQL's
+// rate() and histogram_quantile()). docs/metrics.md describes the series.
 package red
 
 import (
@@ -8,18 +14,35 @@ import (
 	"github.com/prometheus/prometheus/storage"
 )
 
-// Stats are one series' figures for one minute.
+// Overflow is the name figures are counted under once a cap is reached.
+const Overflow = "<overflow>"
+
+// Stats are one series' figures for one minute, or its running total.
 type Stats struct {
 	Calls, Errors uint64
 	// Satisfied and Tolerating count Apdex outcomes: a successful call
 	// within the threshold T, and one within 4T. Failed calls are frustrated.
 	Satisfied, Tolerating uint64
 	Latency               Histogram
+	// total, on a minute's figures, is the series' running total, which
+	// every call counted into the minute is counted into as well.
+	total *Total
 }
 
 // Observe adds one call of the given duration in seconds; apdexT is the
 // service's Apdex threshold in seconds.
 func (s *Stats) Observe(seconds float64, failed bool, apdexT float64) {
+	zero, idx := seconds <= ZeroThreshold, int32(0)
+	if !zero {
+		idx = bucketIndex(seconds)
+	}
+	s.put(seconds, failed, apdexT, zero, idx)
+	if s.total != nil {
+		s.total.put(seconds, failed, apdexT, zero, idx)
+	}
+}
+
+func (s *Stats) put(seconds float64, failed bool, apdexT float64, zero bool, idx int32) {
 	s.Calls++
 	if failed {
 		s.Errors++
@@ -28,7 +51,12 @@ func (s *Stats) Observe(seconds float64, failed bool, apdexT float64) {
 	} else if seconds <= 4*apdexT {
 		s.Tolerating++
 	}
-	s.Latency.Observe(seconds)
+	s.Latency.put(seconds, zero, idx)
+}
+
+// Copy is a copy of s sharing nothing with it.
+func (s *Stats) Copy() Stats {
+	return Stats{Calls: s.Calls, Errors: s.Errors, Satisfied: s.Satisfied, Tolerating: s.Tolerating, Latency: s.Latency.clone()}
 }
 
 // Pair keys instance and endpoint series: a service and one of its
@@ -63,11 +91,42 @@ type Window struct {
 	Endpoints   map[Pair]*Stats
 	ClientEdges map[Edge]*Stats
 	ServerEdges map[Edge]*Stats
+	// Early marks a minute written before it was due (a Flush, as at
+	// shutdown). Its samples are stamped inside the minute rather than at
+	// its end, at a time telling this flush from any other (see Due), so
+	// that a later window of the same minute (spans arriving after the
+	// flush, or after a restart) writes beside them, not on them (which the
+	// store would refuse), and sum_over_time adds them up.
+	Early bool
+	stamp int64
+	// totals, when set, are the running totals the window's series count
+	// into as well.
+	totals *Totals
 }
 
-func newWindow(end int64) *Window {
+// Stamp is the timestamp the window's samples are written with.
+func (w *Window) Stamp() int64 {
+	if w.Early {
+		return w.stamp
+	}
+	return w.End
+}
+
+// earlyStamp is the stamp of a minute ending at end written early at
+// nowMs: nowMs while the minute runs; after it ended (but before it was
+// due), as far before its end as nowMs is after it. Either way inside the
+// minute, and a flush a millisecond apart from another stamps apart too.
+func earlyStamp(end, nowMs int64) int64 {
+	if nowMs < end {
+		return max(nowMs, end-minuteMs+1)
+	}
+	return max(end-1-(nowMs-end), end-minuteMs+1)
+}
+
+func newWindow(end int64, totals *Totals) *Window {
 	return &Window{
 		End:         end,
+		totals:      totals,
 		Services:    map[string]*Stats{},
 		Instances:   map[Pair]*Stats{},
 		Endpoints:   map[Pair]*Stats{},
@@ -77,105 +136,130 @@ func newWindow(end int64) *Window {
 }
 
 // Service returns the figures of service, creating them.
-func (w *Window) Service(service string) *Stats { return get(w.Services, service) }
-
-// Instance returns the figures of one instance, creating them.
-func (w *Window) Instance(k Pair) *Stats { return get(w.Instances, k) }
-
-// Endpoint returns the figures of one endpoint, creating them.
-func (w *Window) Endpoint(k Pair) *Stats { return get(w.Endpoints, k) }
-
-// ClientEdge returns an edge's figures as its client saw them.
-func (w *Window) ClientEdge(k Edge) *Stats { return get(w.ClientEdges, k) }
-
-// ServerEdge returns an edge's figures as its server saw them.
-func (w *Window) ServerEdge(k Edge) *Stats { return get(w.ServerEdges, k) }
-
-func get[K comparable](m map[K]*Stats, k K) *Stats {
-	s := m[k]
+func (w *Window) Service(service string) *Stats {
+	s := w.Services[service]
 	if s == nil {
 		s = &Stats{}
-		m[k] = s
+		if w.totals != nil {
+			s.total = linkTotal(w.totals.Services, service, w.totals.nowMs)
+		}
+		w.Services[service] = s
 	}
 	return s
 }
 
-// Metric names; docs/metrics.md describes each.
-const (
-	prefixService    = "skytrail_service_"
-	prefixInstance   = "skytrail_instance_"
-	prefixEndpoint   = "skytrail_endpoint_"
-	prefixEdgeClient = "skytrail_edge_client_"
-	prefixEdgeServer = "skytrail_edge_server_"
-)
-
-// Append writes the window's series into app (not committed). It returns
-// how many samples it wrote and how many the TSDB refused as out of order
-// or already written (a minute flushed at shutdown and seen again after a
-// restart); those are skipped, any other error stops the write.
-func (w *Window) Append(app storage.Appender) (written, refused int, err error) {
-	check := func(err error) error {
-		switch {
-		case err == nil:
-			written++
-		case errors.Is(err, storage.ErrOutOfOrderSample), errors.Is(err, storage.ErrDuplicateSampleForTimestamp),
-			errors.Is(err, storage.ErrOutOfBounds), errors.Is(err, storage.ErrTooOldSample):
-			refused++
-		default:
-			return err
+// Instance returns the figures of one instance, creating them.
+func (w *Window) Instance(k Pair) *Stats {
+	s := w.Instances[k]
+	if s == nil {
+		s = &Stats{}
+		if w.totals != nil {
+			s.total = linkTotal(w.totals.Instances, k, w.totals.nowMs)
 		}
-		return nil
+		w.Instances[k] = s
 	}
-	put := func(prefix string, s *Stats, apdex bool, kv ...string) error {
-		series := []struct {
-			name string
-			v    uint64
-		}{{"calls", s.Calls}, {"errors", s.Errors}, {"apdex_satisfied", s.Satisfied}, {"apdex_tolerating", s.Tolerating}}
-		if !apdex {
-			series = series[:2]
-		}
-		for _, f := range series {
-			if _, err := app.Append(0, seriesLabels(prefix+f.name, kv), w.End, float64(f.v)); check(err) != nil {
-				return err
-			}
-		}
-		_, err := app.AppendHistogram(0, seriesLabels(prefix+"duration_seconds", kv), w.End, nil, s.Latency.Float())
-		return check(err)
-	}
-	for name, s := range w.Services {
-		if err := put(prefixService, s, true, "service", name); err != nil {
-			return written, refused, err
-		}
-	}
-	for k, s := range w.Instances {
-		if err := put(prefixInstance, s, true, "service", k.Service, "instance", k.Name); err != nil {
-			return written, refused, err
-		}
-	}
-	for k, s := range w.Endpoints {
-		if err := put(prefixEndpoint, s, true, "service", k.Service, "endpoint", k.Name); err != nil {
-			return written, refused, err
-		}
-	}
-	for k, s := range w.ClientEdges {
-		if err := put(prefixEdgeClient, s, false, edgeLabels(k)...); err != nil {
-			return written, refused, err
-		}
-	}
-	for k, s := range w.ServerEdges {
-		if err := put(prefixEdgeServer, s, false, edgeLabels(k)...); err != nil {
-			return written, refused, err
-		}
-	}
-	return written, refused, nil
+	return s
 }
 
-func edgeLabels(k Edge) []string {
-	kv := []string{"client", k.Client, "server", k.Server, "client_type", k.ClientType, "server_type", k.ServerType}
-	if k.System != "" {
-		kv = append(kv, "system", k.System)
+// Endpoint returns the figures of one endpoint, creating them.
+func (w *Window) Endpoint(k Pair) *Stats {
+	s := w.Endpoints[k]
+	if s == nil {
+		s = &Stats{}
+		if w.totals != nil {
+			s.total = linkTotal(w.totals.Endpoints, k, w.totals.nowMs)
+		}
+		w.Endpoints[k] = s
 	}
-	return kv
+	return s
+}
+
+// ClientEdge returns an edge's figures as its client saw them.
+func (w *Window) ClientEdge(k Edge) *Stats {
+	s := w.ClientEdges[k]
+	if s == nil {
+		s = &Stats{}
+		if w.totals != nil {
+			s.total = w.totals.linkEdge(w.totals.ClientEdges, k)
+		}
+		w.ClientEdges[k] = s
+	}
+	return s
+}
+
+// ServerEdge returns an edge's figures as its server saw them.
+func (w *Window) ServerEdge(k Edge) *Stats {
+	s := w.ServerEdges[k]
+	if s == nil {
+		s = &Stats{}
+		if w.totals != nil {
+			s.total = w.totals.linkEdge(w.totals.ServerEdges, k)
+		}
+		w.ServerEdges[k] = s
+	}
+	return s
+}
+
+// Each calls fn for every series of the window: its family, its label
+// pairs (valid only during the call) and its figures.
+func (w *Window) Each(fn func(f *Family, kv []string, s *Stats)) {
+	var buf [10]string
+	for name, s := range w.Services {
+		fn(ServiceFamily, ServiceFamily.kv(buf[:0], name, ""), s)
+	}
+	for k, s := range w.Instances {
+		fn(InstanceFamily, InstanceFamily.kv(buf[:0], k.Service, k.Name), s)
+	}
+	for k, s := range w.Endpoints {
+		fn(EndpointFamily, EndpointFamily.kv(buf[:0], k.Service, k.Name), s)
+	}
+	for k, s := range w.ClientEdges {
+		fn(EdgeClientFamily, edgeKV(buf[:0], k), s)
+	}
+	for k, s := range w.ServerEdges {
+		fn(EdgeServerFamily, edgeKV(buf[:0], k), s)
+	}
+}
+
+// Append writes the window's per-minute series into app (not committed),
+// stamped with the end of the minute (Stamp). It returns how many samples it wrote
+// and how many the TSDB refused as out of order or already written (a
+// minute flushed at shutdown and seen again after a restart); those are
+// skipped, any other error stops the write.
+func (w *Window) Append(app storage.Appender) (written, refused int, err error) {
+	w.Each(func(f *Family, kv []string, s *Stats) {
+		if err != nil {
+			return
+		}
+		for _, d := range f.Minute {
+			if d.Field == FieldDuration {
+				_, e := app.AppendHistogram(0, seriesLabels(d.Name, kv), w.Stamp(), nil, s.Latency.Float())
+				err = count(e, &written, &refused)
+			} else {
+				_, e := app.Append(0, seriesLabels(d.Name, kv), w.Stamp(), d.Value(s))
+				err = count(e, &written, &refused)
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+	return written, refused, err
+}
+
+// count counts a write's outcome: written, refused as out of order or
+// already there (skipped), or failed (the error, which stops the write).
+func count(err error, written, refused *int) error {
+	switch {
+	case err == nil:
+		*written++
+	case errors.Is(err, storage.ErrOutOfOrderSample), errors.Is(err, storage.ErrDuplicateSampleForTimestamp),
+		errors.Is(err, storage.ErrOutOfBounds), errors.Is(err, storage.ErrTooOldSample):
+		*refused++
+	default:
+		return err
+	}
+	return nil
 }
 
 func seriesLabels(name string, kv []string) labels.Labels {
@@ -191,7 +275,9 @@ func seriesLabels(name string, kv []string) labels.Labels {
 // Minutes keeps the open per-minute windows. It is not safe for concurrent
 // use: the analyser guards it.
 type Minutes struct {
-	open map[int64]*Window
+	// Totals are the running totals every window's series count into.
+	Totals *Totals
+	open   map[int64]*Window
 	// flushedThrough is the end of the newest window handed out for writing;
 	// a span for an earlier minute is counted into the oldest open one.
 	flushedThrough int64
@@ -199,8 +285,9 @@ type Minutes struct {
 	Late uint64
 }
 
-// NewMinutes returns an empty set of windows.
-func NewMinutes() *Minutes { return &Minutes{open: map[int64]*Window{}} }
+// NewMinutes returns an empty set of windows counting into totals (nil:
+// no running totals).
+func NewMinutes(totals *Totals) *Minutes { return &Minutes{open: map[int64]*Window{}, Totals: totals} }
 
 const minuteMs = 60_000
 
@@ -223,9 +310,12 @@ func (m *Minutes) For(startMs, nowMs int64) *Window {
 		m.Late++
 		end = floor
 	}
+	if m.Totals != nil {
+		m.Totals.nowMs = nowMs
+	}
 	w := m.open[end]
 	if w == nil {
-		w = newWindow(end)
+		w = newWindow(end, m.Totals)
 		m.open[end] = w
 	}
 	return w
@@ -238,6 +328,9 @@ func (m *Minutes) Due(nowMs, delayMs int64, all bool) []*Window {
 	current := (nowMs/minuteMs + 1) * minuteMs
 	for end, w := range m.open {
 		if all || end+delayMs <= nowMs {
+			if end+delayMs > nowMs {
+				w.Early, w.stamp = true, earlyStamp(end, nowMs)
+			}
 			due = append(due, w)
 			delete(m.open, end)
 			// A forced flush writes the current minute early; spans still
@@ -250,5 +343,21 @@ func (m *Minutes) Due(nowMs, delayMs int64, all bool) []*Window {
 	return due
 }
 
+// AssumeWritten takes every minute ending at or before throughMs as
+// written already, by the process before a restart: a span for one counts
+// as late. (Writing it again would put a second sample on the first's
+// timestamp, which the store refuses.)
+func (m *Minutes) AssumeWritten(throughMs int64) {
+	m.flushedThrough = max(m.flushedThrough, throughMs/minuteMs*minuteMs)
+}
+
 // Len is the number of open windows.
 func (m *Minutes) Len() int { return len(m.open) }
+
+// Open calls fn for every open window, in no particular order. The windows
+// may only be read, and only while the caller holds what guards m.
+func (m *Minutes) Open(fn func(*Window)) {
+	for _, w := range m.open {
+		fn(w)
+	}
+}
