@@ -64,9 +64,9 @@ func browserPrereqs(t *testing.T) string {
 // startSkyTrail runs a real server on loopback ports and returns it with
 // the URL the UI is reached at: the server itself once it serves the UI,
 // else a front that serves Handler and passes the APIs through.
-func startSkyTrail(t *testing.T) (*server.Server, string) {
+func startSkyTrail(t *testing.T, configure ...func(*server.Config)) (*server.Server, string) {
 	t.Helper()
-	s := servertest.Start(t, func(c *server.Config) { c.FlushInterval = 200 * time.Millisecond })
+	s := servertest.Start(t, append([]func(*server.Config){func(c *server.Config) { c.FlushInterval = 200 * time.Millisecond }}, configure...)...)
 	api := "http://" + s.Addrs["query API"]
 	resp, err := http.Get(api + "/traces/0af7651916cd43dd8448eb211c80319c")
 	if err != nil {
@@ -274,6 +274,52 @@ func lostContextTraces(f *feeder, base time.Time, n int) []string {
 	return ids
 }
 
+// steadyService sends service steady's calls, one every 200 ms (300 a
+// minute), from three minutes before the running one began until stop is
+// called: the back-filled minutes at once, then each call as its time comes,
+// so every complete minute has exactly 300 calls whenever the browser looks.
+// Each span is stamped with its due time, however late the sender runs.
+func steadyService(t *testing.T, addr string) (stop func()) {
+	exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(addr), otlptracegrpc.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName("steady"), attribute.String("service.instance.id", "steady-1"))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(50*time.Millisecond)))
+	tr := tp.Tracer("skytrail-ui-test")
+	const every = 200 * time.Millisecond
+	next := time.Now().Truncate(time.Minute).Add(-3 * time.Minute)
+	sendDue := func() {
+		for now := time.Now(); !next.After(now); next = next.Add(every) {
+			_, end := span(context.Background(), tr, "GET /status", trace.SpanKindServer, next, 20*time.Millisecond)
+			end()
+		}
+	}
+	sendDue()
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				sendDue()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+		_ = tp.Shutdown(context.Background())
+	}
+}
+
 // findingOf judges the traces whose grace period has passed and answers
 // the finding of kind about service, if the server reports it.
 func findingOf(s *server.Server, api, kind, service string) bool {
@@ -347,7 +393,11 @@ func missingAPIs(t *testing.T, base string) []string {
 // page against a real SkyTrail fed by the OpenTelemetry SDK.
 func TestBrowser(t *testing.T) {
 	dir := browserPrereqs(t)
-	s, base := startSkyTrail(t)
+	// Minutes are written five minutes after they end, not 45 s: what the
+	// UI shows of the last minutes comes from the analysis' memory (as it
+	// does for the running minute in any case), and a minute of steady's is
+	// never written before all its calls are in.
+	s, base := startSkyTrail(t, func(c *server.Config) { c.Analysis.FlushDelay = 5 * time.Minute })
 	api := "http://" + s.Addrs["query API"]
 	_, emptyBase := startSkyTrail(t)
 
@@ -384,12 +434,9 @@ func TestBrowser(t *testing.T) {
 	poll.Until(t, waitTimeout, "the go2sky trace", func() bool { return traceSpans(api, url.PathEscape(swTraceID)) == 4 })
 	postAgentLog(t, s.Addrs["SkyWalking HTTP"], swTraceID, "stock reservation failed: lock wait timeout")
 	poll.Until(t, waitTimeout, "the lost_propagation finding about invoices", func() bool { return findingOf(s, api, "lost_propagation", "invoices") })
-	if s.Analyser != nil {
-		// Write the figures of the open minutes now rather than a minute later.
-		if err := s.Analyser.Flush(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// No flush: the figures show as the spans arrive. steady's calls go on
+	// while the browser looks.
+	defer steadyService(t, s.Addrs["OTLP gRPC"])()
 
 	want, _ := json.Marshal(tree)
 	if hold, _ := time.ParseDuration(os.Getenv("UI_DEV")); hold > 0 {

@@ -58,6 +58,7 @@ export const api = {
   diagnostics: (service, signal) => optional('/api/v1/diagnostics' + qs({service}), signal),
   endpoints: (service, r, signal) => optional(`/api/v1/services/${seg(service)}/endpoints` + qs({start: r.start, end: r.end}), signal),
   // PromQL over the embedded metric store; null when it is not served.
+  // Charts pass chartRange(r): one point a step, at its end.
   promRange: async (query, r, step, signal) => {
     const start = Math.ceil(r.start / step) * step;
     const body = await optional('/prometheus/api/v1/query_range' +
@@ -66,11 +67,27 @@ export const api = {
   },
 };
 
+// perMinute names a per-minute series (docs/metrics.md): what each minute
+// added, stamped at its end, exact under sum_over_time. family is service,
+// instance, endpoint, edge_client or edge_server; field calls, errors,
+// apdex_satisfied, apdex_tolerating or duration_seconds.
+export function perMinute(family, field) {
+  return `skytrail_${family}_${field}:increase1m`;
+}
+
 // stepFor picks the chart resolution for a range: whole minutes (the
 // metrics are per minute), about 60 points.
 export function stepFor(r) {
   const minutes = Math.max(1, Math.ceil((r.end - r.start) / 60000 / 60));
   return minutes * 60000;
+}
+
+// chartRange is the part of r a chart draws: up to the end of the last
+// complete minute. The running minute is left out: its figures are still
+// coming in, and drawn as a point it would drop every line towards zero at
+// the right edge. (Its calls are in the figures beside the charts.)
+export function chartRange(r, now = Date.now()) {
+  return {start: r.start, end: Math.max(r.start, Math.min(r.end, Math.floor(now / 60000) * 60000))};
 }
 
 // zeroFill gives a count series a point at every step of r: a minute

@@ -67,6 +67,24 @@ async function shot(name) {
   }
   await page.evaluate(() => { document.documentElement.dataset.theme = 'light'; });
 }
+// lastPoint reads, in the page, the last point of a chart's line (the last
+// polyline in svg; in a line chart the first series' instead): how far
+// across the chart it is (0 to 1) and its value as a share of the line's
+// highest point. zeroY is where charts.js draws a value of zero.
+function lastPoint(svg, first) {
+  const lines = svg.querySelectorAll('polyline');
+  if (lines.length === 0) return null;
+  const line = first ? lines[0] : lines[lines.length - 1];
+  const pts = line.getAttribute('points').trim().split(/\s+/).map((p) => p.split(',').map(Number));
+  const [, , width, height] = svg.getAttribute('viewBox').split(' ').map(Number);
+  // charts.js: a sparkline's zero is 2 px above its bottom, a line chart's
+  // is above its 24 px bottom margin.
+  const zeroY = svg.classList.contains('spark') ? height - 2 : height - 24;
+  const top = Math.min(...pts.map((p) => p[1]));
+  const [x, y] = pts[pts.length - 1];
+  return {across: x / width, share: (zeroY - y) / (zeroY - top), points: pts.length};
+}
+
 // renderTime is when the view last finished rendering, in ms since the
 // navigation started (the app marks it).
 async function renderTime() {
@@ -145,6 +163,32 @@ try {
     assert.match(page.url(), /range=custom&.*from=\d+&to=\d+|range=custom.*from=\d+/);
     assert.ok(await page.getByLabel('From').isVisible(), 'the custom range inputs are hidden');
     await shot('custom-range');
+  });
+
+  await check('calls per minute are the true rate, and the charts do not drop at the right edge', async () => {
+    // steady sends 300 calls a minute, for three minutes before this one
+    // and on while the browser looks; the range is the last hour.
+    await page.goto(base + '/services');
+    const row = page.locator('tr[data-service="steady"]');
+    await row.waitFor();
+    const cpm = Number((await row.locator('.figure').first().innerText()).replace(/,/g, ''));
+    assert.ok(Math.abs(cpm - 300) <= 6, `steady makes 300 calls a minute; the services list says ${cpm}`);
+    if (missing('/prometheus')) return;
+    const spark = await row.locator('svg.spark').first().evaluate(lastPoint, false);
+    assert.ok(spark, 'steady has no calls sparkline');
+    assert.ok(spark.across > 0.95 && spark.share > 0.8,
+      `steady's sparkline ends ${(spark.share * 100).toFixed(0)}% of its high, ${(spark.across * 100).toFixed(0)}% across: it drops at the right edge`);
+    await page.goto(base + '/services/steady');
+    const stat = page.locator('.stat', {hasText: 'calls/min'}).locator('.stat-value');
+    await stat.waitFor();
+    const card = Number((await stat.innerText()).replace(/,/g, ''));
+    assert.equal(card, cpm, `the service page says ${card} calls/min, the services list ${cpm}`);
+    const chart = page.locator('figure.chart', {hasText: 'Calls and errors per minute'}).locator('svg.linechart');
+    await chart.waitFor();
+    const last = await chart.evaluate(lastPoint, true);
+    assert.ok(last && last.across > 0.95 && last.share > 0.8,
+      `steady's calls chart ends ${last && (last.share * 100).toFixed(0)}% of its high, ${last && (last.across * 100).toFixed(0)}% across: it drops at the right edge`);
+    await shot('service-steady');
   });
 
   await check('service detail', async () => {

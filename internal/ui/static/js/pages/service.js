@@ -1,21 +1,23 @@
 // Service detail: calls, errors and latency over time; instances;
 // endpoints; slowest traces and recent errors.
 import {h, replace, message, loading, fmtNumber, fmtPercent, fmtMs, serviceColor} from '../dom.js';
-import {api, stepFor, matrixBy, promRangeLit, promString, zeroFill} from '../api.js';
+import {api, stepFor, chartRange, matrixBy, promRangeLit, promString, perMinute, zeroFill} from '../api.js';
 import {lineChart} from '../charts.js';
 import {traceList, searchRange} from '../common.js';
-import {apdexClass} from './services.js';
+import {apdexClass, rateTitle} from './services.js';
 import {instanceRows} from './instances.js';
 import {attention} from './health.js';
 
-function stat(label, value, cls) {
-  return h('div', {class: ['stat', cls]}, h('div', {class: 'stat-value'}, value), h('div', {class: 'stat-label'}, label));
+function stat(label, value, cls, title) {
+  return h('div', {class: ['stat', cls], title}, h('div', {class: 'stat-value'}, value), h('div', {class: 'stat-label'}, label));
 }
 
-async function charts(service, r, signal) {
-  const step = stepFor(r), w = promRangeLit(step), per = step / 60000, sel = `{service=${promString(service)}}`;
-  const q = (m) => `sum(sum_over_time(skytrail_service_${m}${sel}[${w}]))`;
-  const hist = `sum(sum_over_time(skytrail_service_duration_seconds${sel}[${w}]))`;
+// charts draws the service's per-minute figures over the complete minutes
+// of r (chartRange), a point a step.
+async function charts(service, range, signal) {
+  const step = stepFor(range), r = chartRange(range), w = promRangeLit(step), per = step / 60000, sel = `{service=${promString(service)}}`;
+  const q = (m) => `sum(sum_over_time(${perMinute('service', m)}${sel}[${w}]))`;
+  const hist = q('duration_seconds');
   const [calls, errors, p50, p90, p99] = await Promise.all([
     api.promRange(`${q('calls')} / ${per}`, r, step, signal),
     api.promRange(`${q('errors')} / ${per}`, r, step, signal),
@@ -89,7 +91,7 @@ export async function render(ctx) {
   const entry = all.services.find((x) => x.name === service);
   const f = entry && entry.figures;
   const stats = f ? h('div', {class: 'stats'},
-    stat('calls/min', fmtNumber(f.callsPerMinute)),
+    stat('calls/min', fmtNumber(f.callsPerMinute), '', rateTitle(f)),
     stat('success rate', fmtPercent(f.successRate), f.successRate < 0.99 ? 'bad' : ''),
     stat('p99 latency', fmtMs(f.p99Ms)),
     stat('Apdex', f.apdex === undefined ? '–' : f.apdex.toFixed(2), apdexClass(f.apdex)),

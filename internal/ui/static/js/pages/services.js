@@ -1,7 +1,7 @@
 // Services: every service with calls/min, success rate, p99 and Apdex,
 // sparklines over the shared range, sortable.
 import {h, replace, loading, fmtNumber, fmtPercent, fmtMs, sortHeader, serviceColor} from '../dom.js';
-import {api, stepFor, matrixBy, promRangeLit, zeroFill} from '../api.js';
+import {api, stepFor, chartRange, matrixBy, promRangeLit, perMinute, zeroFill} from '../api.js';
 import {sparkline} from '../charts.js';
 import {emptyState} from '../common.js';
 
@@ -13,16 +13,24 @@ const COLUMNS = [
   {key: 'apdex', label: 'Apdex', num: true},
 ];
 
-// sparkQueries are range queries answering one series per service.
+// sparkQueries are range queries answering one series per service, from
+// the per-minute series: each point sums the minutes of its step.
 function sparkQueries(step) {
   const w = promRangeLit(step), per = step / 60000;
-  const calls = `sum by (service) (sum_over_time(skytrail_service_calls[${w}]))`;
-  const errors = `sum by (service) (sum_over_time(skytrail_service_errors[${w}]))`;
+  const calls = `sum by (service) (sum_over_time(${perMinute('service', 'calls')}[${w}]))`;
+  const errors = `sum by (service) (sum_over_time(${perMinute('service', 'errors')}[${w}]))`;
   return {
     cpm: `${calls} / ${per}`,
     success: `1 - ((${errors} / ${calls}) or (${calls} * 0))`,
-    p99: `histogram_quantile(0.99, sum by (service) (sum_over_time(skytrail_service_duration_seconds[${w}]))) * 1000`,
+    p99: `histogram_quantile(0.99, sum by (service) (sum_over_time(${perMinute('service', 'duration_seconds')}[${w}]))) * 1000`,
   };
+}
+
+// rateTitle says what a calls/min figure is the rate over.
+export function rateTitle(f) {
+  if (!f || !f.minutes) return undefined;
+  if (f.minutes < 1) return `${fmtNumber(f.calls)} calls in the running minute's first ${Math.round(f.minutes * 60)} s`;
+  return `${fmtNumber(f.calls)} calls; the rate over the ${fmtNumber(f.minutes)} complete minute${f.minutes === 1 ? '' : 's'} with calls`;
 }
 
 export function apdexClass(v) {
@@ -39,16 +47,17 @@ export async function render(ctx) {
     replace(root, h('h1', {}, 'Services'), emptyState());
     return;
   }
-  const step = stepFor(r);
+  const step = stepFor(r), cr = chartRange(r);
   const q = sparkQueries(step);
   const [cpm, success, p99] = await Promise.all([
-    api.promRange(q.cpm, r, step, signal).catch(() => null),
-    api.promRange(q.success, r, step, signal).catch(() => null),
-    api.promRange(q.p99, r, step, signal).catch(() => null),
+    api.promRange(q.cpm, cr, step, signal).catch(() => null),
+    api.promRange(q.success, cr, step, signal).catch(() => null),
+    api.promRange(q.p99, cr, step, signal).catch(() => null),
   ]);
   if (!ctx.current()) return;
   const sparks = {cpm: matrixBy(cpm, 'service'), success: matrixBy(success, 'service'), p99: matrixBy(p99, 'service')};
-  // Figures come with each service (absent when it had no calls).
+  // Figures come with each service (absent when it had no calls); the
+  // rate is over the complete minutes with calls, as the sparkline's points.
   const rows = list.map((s) => {
     const f = s.figures;
     return {name: s.name, f, cpm: f ? f.callsPerMinute : null, success: f ? f.successRate : null,
@@ -76,10 +85,11 @@ export async function render(ctx) {
     replace(tbody, shown.map((x) => h('tr', {dataset: {service: x.name}},
       h('td', {}, h('span', {class: 'dot', style: {background: serviceColor(x.name)}}),
         h('a', {href: ctx.link('/services/' + encodeURIComponent(x.name))}, x.name)),
-      h('td', {class: 'num'}, h('span', {class: 'figure'}, fmtNumber(x.cpm)), sparkline(sparks.cpm.has(x.name) ? zeroFill(sparks.cpm.get(x.name), r, step) : null, r, {label: 'calls per minute', step})),
+      h('td', {class: 'num'}, h('span', {class: 'figure', title: rateTitle(x.f)}, fmtNumber(x.cpm)),
+        sparkline(sparks.cpm.has(x.name) ? zeroFill(sparks.cpm.get(x.name), cr, step) : null, cr, {label: 'calls per minute', step})),
       h('td', {class: ['num', x.success !== null && x.success < 0.99 && 'bad']}, h('span', {class: 'figure'}, fmtPercent(x.success)),
-        sparkline(sparks.success.get(x.name), r, {color: 'var(--ok)', label: 'success rate', step})),
-      h('td', {class: 'num'}, h('span', {class: 'figure'}, fmtMs(x.p99)), sparkline(sparks.p99.get(x.name), r, {color: 'var(--warn)', label: 'p99 latency', step})),
+        sparkline(sparks.success.get(x.name), cr, {color: 'var(--ok)', label: 'success rate', step})),
+      h('td', {class: 'num'}, h('span', {class: 'figure'}, fmtMs(x.p99)), sparkline(sparks.p99.get(x.name), cr, {color: 'var(--warn)', label: 'p99 latency', step})),
       h('td', {class: 'num'}, x.apdex === null ? '–' : h('span', {class: ['apdex', apdexClass(x.apdex)]}, x.apdex.toFixed(2))))));
     if (shown.length === 0) tbody.append(h('tr', {}, h('td', {colspan: COLUMNS.length, class: 'muted'}, 'No service matches the filter.')));
   };
