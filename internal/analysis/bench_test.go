@@ -52,3 +52,33 @@ func BenchmarkConsumeTraces(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*spans), "ns/span")
 	b.ReportMetric(float64(testing.AllocsPerRun(1, func() { _ = a.ConsumeTraces(ctx, td) }))/float64(spans), "allocs/span")
 }
+
+// BenchmarkLiveFigures times what the services list asks of the analysis
+// (ServiceFigures over the last hour) while 1,000 services' figures are in
+// memory, not written yet (the running minute and the one before): the live
+// view's share is copying them out under the analysis' lock.
+func BenchmarkLiveFigures(b *testing.B) {
+	store, err := metricstore.Open(metricstore.Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	a := New(Config{}, store)
+	now := time.Now()
+	for i, at := range []time.Time{now.Add(-time.Minute), now} {
+		td, err := loadgen.Traces(100_000, 1000, uint64(i+1), at)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := a.ConsumeTraces(context.Background(), pipeline.TracesOf(td)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		figs, err := a.ServiceFigures(ctx, now.Add(-time.Hour), now)
+		if err != nil || len(figs) < 900 {
+			b.Fatalf("%d services' figures, %v", len(figs), err)
+		}
+	}
+}

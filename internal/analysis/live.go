@@ -87,7 +87,7 @@ func (q *liveQuerier) Select(_ context.Context, _ bool, hints *storage.SelectHin
 	if len(defs) == 0 {
 		return storage.EmptySeriesSet()
 	}
-	r := q.a.copyRows(defs, mint, maxt)
+	r := q.a.copyRows(defs, mint, maxt, ms)
 	var out []storage.Series
 	for _, d := range defs {
 		if d.Counter {
@@ -102,10 +102,10 @@ func (q *liveQuerier) Select(_ context.Context, _ bool, hints *storage.SelectHin
 }
 
 // copyRows copies, under the analysis' lock, the figures of the families
-// defs belong to: per-minute figures of the unwritten minutes ending in
-// [mint, maxt] when a per-minute series is asked for, running totals when a
-// counter is.
-func (a *Analyser) copyRows(defs []*red.Def, mint, maxt int64) rows {
+// defs belong to whose labels (but the name) match ms: per-minute figures
+// of the unwritten minutes stamped in [mint, maxt] when a per-minute series
+// is asked for, running totals when a counter is.
+func (a *Analyser) copyRows(defs []*red.Def, mint, maxt int64, ms []*labels.Matcher) rows {
 	type want struct{ minutes, totals, hist bool }
 	wanted := map[*red.Family]*want{}
 	for _, d := range defs {
@@ -131,39 +131,64 @@ func (a *Analyser) copyRows(defs []*red.Def, mint, maxt int64) rows {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	r.nowMs, r.countersMs = a.now().UnixMilli(), a.countersMs
-	window := func(w *red.Window) {
-		at := w.Stamp()
-		if at < mint || at > maxt {
-			return
-		}
-		w.Each(func(f *red.Family, kv []string, s *red.Stats) {
-			if want := wanted[f]; want != nil && want.minutes {
-				row := minuteRow{at: at, stats: copyStats(s, want.hist)}
-				row.n = copy(row.kv[:], kv)
-				r.minutes[f] = append(r.minutes[f], row)
+	var windows []*red.Window
+	a.minutes.Open(func(w *red.Window) { windows = append(windows, w) })
+	windows = append(append(windows, a.writing...), a.unwritten...)
+	for f, want := range wanted {
+		if want.minutes {
+			n := 0
+			for _, w := range windows {
+				n += w.LenOf(f)
 			}
-		})
-	}
-	a.minutes.Open(window)
-	for _, w := range a.writing {
-		window(w)
-	}
-	for _, w := range a.unwritten {
-		window(w)
-	}
-	for _, w := range wanted {
-		if w.totals {
-			a.minutes.Totals.Each(func(f *red.Family, kv []string, t *red.Total) {
-				if want := wanted[f]; want != nil && want.totals {
-					row := totalRow{stats: copyStats(&t.Stats, want.hist), startMs: t.StartMs, written: t.Written}
-					row.n = copy(row.kv[:], kv)
-					r.totals[f] = append(r.totals[f], row)
+			rows := make([]minuteRow, 0, n)
+			for _, w := range windows {
+				at := w.Stamp()
+				if at < mint || at > maxt {
+					continue
+				}
+				w.EachOf(f, func(_ *red.Family, kv []string, s *red.Stats) {
+					if kvMatch(kv, ms) {
+						rows = append(rows, minuteRow{at: at, stats: copyStats(s, want.hist)})
+						rows[len(rows)-1].n = copy(rows[len(rows)-1].kv[:], kv)
+					}
+				})
+			}
+			r.minutes[f] = rows
+		}
+		if want.totals {
+			rows := make([]totalRow, 0, a.minutes.Totals.LenOf(f))
+			a.minutes.Totals.EachOf(f, func(_ *red.Family, kv []string, t *red.Total) {
+				if kvMatch(kv, ms) {
+					rows = append(rows, totalRow{stats: copyStats(&t.Stats, want.hist), startMs: t.StartMs, written: t.Written})
+					rows[len(rows)-1].n = copy(rows[len(rows)-1].kv[:], kv)
 				}
 			})
-			break
+			r.totals[f] = rows
 		}
 	}
 	return r
+}
+
+// kvMatch tells whether label pairs kv match the matchers of ms other than
+// the name's, without building labels: what the lock is held for is kept
+// to the series asked for (one service's instances, say).
+func kvMatch(kv []string, ms []*labels.Matcher) bool {
+	for _, m := range ms {
+		if m.Name == labels.MetricName {
+			continue
+		}
+		v := ""
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i] == m.Name {
+				v = kv[i+1]
+				break
+			}
+		}
+		if !m.Matches(v) {
+			return false
+		}
+	}
+	return true
 }
 
 // labelsOf builds the labels of series d with label pairs kv, or returns

@@ -79,22 +79,53 @@ func (t *Totals) Len() int {
 // Each calls fn for every total: its family, its label pairs (valid only
 // during the call) and the total.
 func (t *Totals) Each(fn func(f *Family, kv []string, tot *Total)) {
+	for _, f := range Families {
+		t.EachOf(f, fn)
+	}
+}
+
+// EachOf is Each for the totals of family f only.
+func (t *Totals) EachOf(f *Family, fn func(f *Family, kv []string, tot *Total)) {
 	var buf [10]string
-	for name, s := range t.Services {
-		fn(ServiceFamily, ServiceFamily.kv(buf[:0], name, ""), s)
+	switch f {
+	case ServiceFamily:
+		for name, s := range t.Services {
+			fn(f, f.kv(buf[:0], name, ""), s)
+		}
+	case InstanceFamily:
+		for k, s := range t.Instances {
+			fn(f, f.kv(buf[:0], k.Service, k.Name), s)
+		}
+	case EndpointFamily:
+		for k, s := range t.Endpoints {
+			fn(f, f.kv(buf[:0], k.Service, k.Name), s)
+		}
+	case EdgeClientFamily:
+		for k, s := range t.ClientEdges {
+			fn(f, edgeKV(buf[:0], k), s)
+		}
+	case EdgeServerFamily:
+		for k, s := range t.ServerEdges {
+			fn(f, edgeKV(buf[:0], k), s)
+		}
 	}
-	for k, s := range t.Instances {
-		fn(InstanceFamily, InstanceFamily.kv(buf[:0], k.Service, k.Name), s)
+}
+
+// LenOf is the number of totals of family f.
+func (t *Totals) LenOf(f *Family) int {
+	switch f {
+	case ServiceFamily:
+		return len(t.Services)
+	case InstanceFamily:
+		return len(t.Instances)
+	case EndpointFamily:
+		return len(t.Endpoints)
+	case EdgeClientFamily:
+		return len(t.ClientEdges)
+	case EdgeServerFamily:
+		return len(t.ServerEdges)
 	}
-	for k, s := range t.Endpoints {
-		fn(EndpointFamily, EndpointFamily.kv(buf[:0], k.Service, k.Name), s)
-	}
-	for k, s := range t.ClientEdges {
-		fn(EdgeClientFamily, edgeKV(buf[:0], k), s)
-	}
-	for k, s := range t.ServerEdges {
-		fn(EdgeServerFamily, edgeKV(buf[:0], k), s)
-	}
+	return 0
 }
 
 // Expire forgets the totals no window has counted into since beforeMs,

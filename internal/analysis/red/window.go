@@ -203,22 +203,53 @@ func (w *Window) ServerEdge(k Edge) *Stats {
 // Each calls fn for every series of the window: its family, its label
 // pairs (valid only during the call) and its figures.
 func (w *Window) Each(fn func(f *Family, kv []string, s *Stats)) {
+	for _, f := range Families {
+		w.EachOf(f, fn)
+	}
+}
+
+// EachOf is Each for the series of family f only.
+func (w *Window) EachOf(f *Family, fn func(f *Family, kv []string, s *Stats)) {
 	var buf [10]string
-	for name, s := range w.Services {
-		fn(ServiceFamily, ServiceFamily.kv(buf[:0], name, ""), s)
+	switch f {
+	case ServiceFamily:
+		for name, s := range w.Services {
+			fn(f, f.kv(buf[:0], name, ""), s)
+		}
+	case InstanceFamily:
+		for k, s := range w.Instances {
+			fn(f, f.kv(buf[:0], k.Service, k.Name), s)
+		}
+	case EndpointFamily:
+		for k, s := range w.Endpoints {
+			fn(f, f.kv(buf[:0], k.Service, k.Name), s)
+		}
+	case EdgeClientFamily:
+		for k, s := range w.ClientEdges {
+			fn(f, edgeKV(buf[:0], k), s)
+		}
+	case EdgeServerFamily:
+		for k, s := range w.ServerEdges {
+			fn(f, edgeKV(buf[:0], k), s)
+		}
 	}
-	for k, s := range w.Instances {
-		fn(InstanceFamily, InstanceFamily.kv(buf[:0], k.Service, k.Name), s)
+}
+
+// LenOf is the number of series of family f in the window.
+func (w *Window) LenOf(f *Family) int {
+	switch f {
+	case ServiceFamily:
+		return len(w.Services)
+	case InstanceFamily:
+		return len(w.Instances)
+	case EndpointFamily:
+		return len(w.Endpoints)
+	case EdgeClientFamily:
+		return len(w.ClientEdges)
+	case EdgeServerFamily:
+		return len(w.ServerEdges)
 	}
-	for k, s := range w.Endpoints {
-		fn(EndpointFamily, EndpointFamily.kv(buf[:0], k.Service, k.Name), s)
-	}
-	for k, s := range w.ClientEdges {
-		fn(EdgeClientFamily, edgeKV(buf[:0], k), s)
-	}
-	for k, s := range w.ServerEdges {
-		fn(EdgeServerFamily, edgeKV(buf[:0], k), s)
-	}
+	return 0
 }
 
 // Append writes the window's per-minute series into app (not committed),
