@@ -108,45 +108,40 @@ func derive(lbls labels.Labels, name, part string, it chunkenc.Iterator, le []*l
 	if part == "bucket" {
 		n = len(ClassicBounds)
 	}
-	points := make([][]chunks.Sample, n)
+	out := make([]*floatSeries, n)
+	for i := range out {
+		out[i] = &floatSeries{}
+	}
 	var fh *histogram.FloatHistogram
 	cum := make([]float64, len(ClassicBounds))
 	for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
-		var t int64
-		switch vt {
-		case chunkenc.ValHistogram:
-			var h *histogram.Histogram
-			t, h = it.AtHistogram(nil)
-			fh = h.ToFloat(fh)
-		case chunkenc.ValFloatHistogram:
-			t, fh = it.AtFloatHistogram(fh)
-		default:
+		if vt != chunkenc.ValHistogram && vt != chunkenc.ValFloatHistogram {
 			continue // a float in a histogram series: nothing to derive
 		}
-		if value.IsStaleNaN(fh.Sum) {
+		var t int64
+		t, fh = it.AtFloatHistogram(fh) // the TSDB converts integer histograms into fh
+		switch {
+		case value.IsStaleNaN(fh.Sum):
 			stale := math.Float64frombits(value.StaleNaN)
-			for i := range points {
-				points[i] = append(points[i], floatSample{t: t, f: stale})
+			for _, s := range out {
+				s.add(t, stale)
 			}
-			continue
-		}
-		switch part {
-		case "count":
-			points[0] = append(points[0], floatSample{t: t, f: fh.Count})
-		case "sum":
-			points[0] = append(points[0], floatSample{t: t, f: fh.Sum})
+		case part == "count":
+			out[0].add(t, fh.Count)
+		case part == "sum":
+			out[0].add(t, fh.Sum)
 		default:
 			bucketCounts(fh, cum)
-			for i, c := range cum {
-				points[i] = append(points[i], floatSample{t: t, f: c})
+			for i, s := range out {
+				s.add(t, cum[i])
 			}
 		}
 	}
-	var out []storage.Series
+	series := make([]storage.Series, 0, n)
 	b := labels.NewBuilder(lbls)
 	b.Set(labels.MetricName, name)
-	for i, p := range points {
-		if len(p) == 0 {
+	for i, s := range out {
+		if len(s.samples) == 0 {
 			continue
 		}
 		if part == "bucket" {
@@ -155,9 +150,10 @@ func derive(lbls labels.Labels, name, part string, it chunkenc.Iterator, le []*l
 			}
 			b.Set(labels.BucketLabel, classicLe[i])
 		}
-		out = append(out, storage.NewListSeries(b.Labels(), p))
+		s.lbls = b.Labels()
+		series = append(series, s)
 	}
-	return out
+	return series
 }
 
 func matches(ms []*labels.Matcher, v string) bool {
@@ -171,21 +167,29 @@ func matches(ms []*labels.Matcher, v string) bool {
 
 // bucketCounts sets cum[i] to the observations in fh at or below
 // ClassicBounds[i]. A native bucket counts under the bounds at or above
-// its upper end; none straddles a bound for schemas from 0 up.
+// its upper end; none straddles a bound for schemas from 0 up. One pass:
+// the buckets come in ascending order.
 func bucketCounts(fh *histogram.FloatHistogram, cum []float64) {
 	clear(cum)
-	add := func(upper, count float64) {
-		for i := len(ClassicBounds) - 1; i >= 0 && ClassicBounds[i] >= upper; i-- {
+	i := 0 // the first bound at or above the last upper end placed
+	place := func(upper, count float64) {
+		for i < len(ClassicBounds) && ClassicBounds[i] < upper {
+			i++
+		}
+		if i < len(cum) {
 			cum[i] += count
 		}
 	}
-	add(fh.ZeroThreshold, fh.ZeroCount)
 	for it := fh.NegativeBucketIterator(); it.Next(); {
-		add(0, it.At().Count)
+		place(0, it.At().Count)
 	}
+	place(fh.ZeroThreshold, fh.ZeroCount)
 	for it := fh.PositiveBucketIterator(); it.Next(); {
 		bk := it.At()
-		add(bk.Upper, bk.Count)
+		place(bk.Upper, bk.Count)
+	}
+	for j := 1; j < len(cum); j++ {
+		cum[j] += cum[j-1]
 	}
 }
 
@@ -205,19 +209,38 @@ func (q *classicQuerier) LabelValues(ctx context.Context, name string, hints *st
 	return slices.Compact(vals), ann, nil
 }
 
+// floatSeries is a derived series: float samples in memory, held by value
+// (a sample an interface each would be an allocation each).
+type floatSeries struct {
+	lbls    labels.Labels
+	samples []floatSample
+}
+
+func (s *floatSeries) add(t int64, v float64) { s.samples = append(s.samples, floatSample{t: t, f: v}) }
+
+func (s *floatSeries) Labels() labels.Labels { return s.lbls }
+
+func (s *floatSeries) Iterator(chunkenc.Iterator) chunkenc.Iterator {
+	return storage.NewListSeriesIterator(s)
+}
+
+// Get and Len make it storage.Samples.
+func (s *floatSeries) Get(i int) chunks.Sample { return &s.samples[i] }
+func (s *floatSeries) Len() int                { return len(s.samples) }
+
 // floatSample is one float sample of a derived series.
 type floatSample struct {
 	t int64
 	f float64
 }
 
-func (s floatSample) T() int64                      { return s.t }
-func (s floatSample) ST() int64                     { return 0 }
-func (s floatSample) F() float64                    { return s.f }
-func (s floatSample) H() *histogram.Histogram       { return nil }
-func (s floatSample) FH() *histogram.FloatHistogram { return nil }
-func (s floatSample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
-func (s floatSample) Copy() chunks.Sample           { return s }
+func (s *floatSample) T() int64                      { return s.t }
+func (s *floatSample) ST() int64                     { return 0 }
+func (s *floatSample) F() float64                    { return s.f }
+func (s *floatSample) H() *histogram.Histogram       { return nil }
+func (s *floatSample) FH() *histogram.FloatHistogram { return nil }
+func (s *floatSample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
+func (s *floatSample) Copy() chunks.Sample           { c := *s; return &c }
 
 // listSet is a storage.SeriesSet over series in memory.
 type listSet struct {
