@@ -148,7 +148,7 @@ func (a *Analyser) Shutdown(ctx context.Context) error {
 
 func (a *Analyser) run() {
 	defer close(a.done)
-	t := time.NewTicker(5 * time.Second)
+	t := time.NewTicker(tickEvery)
 	defer t.Stop()
 	failing := false
 	for {
@@ -171,6 +171,9 @@ func (a *Analyser) run() {
 		}
 	}
 }
+
+// tickEvery is how often the background tick runs.
+const tickEvery = 5 * time.Second
 
 // Flush resolves every waiting join as unmatched and writes all open
 // minutes and the running totals now. Spans arriving later for those
@@ -210,7 +213,9 @@ func (a *Analyser) tick(ctx context.Context, all bool) error {
 	sort.Slice(due, func(i, j int) bool { return due[i].End < due[j].End })
 	a.writing = due
 	var counters []red.CounterSample
-	if all || nowMs-a.countersMs >= a.cfg.CounterInterval.Milliseconds() {
+	// Half a tick's slack: a tick a millisecond early must not wait a
+	// whole tick more.
+	if all || nowMs-a.countersMs >= (a.cfg.CounterInterval-tickEvery/2).Milliseconds() {
 		counters = a.minutes.Totals.Snapshot(a.snapshot[:0])
 	}
 	if now.Sub(a.swept) >= a.cfg.IdleExpiry {
