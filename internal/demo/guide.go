@@ -32,7 +32,7 @@ The shop (its code: examples/shop in the SkyTrail repository):
 		fmt.Fprintf(&b, `
 What to look at, in the UI:
   services       %[1]s/services                 calls/min, success rate, p99, Apdex
-  service map    %[1]s/map                      (figures are per minute: give it a minute or two)
+  service map    %[1]s/map                      (calls show as they arrive)
   failures       %[1]s/traces?service=order&errors=true
   the slow path  %[1]s/traces?service=inventory&minDuration=300ms
   the bug        order e-mails confirmations from a goroutine given context.Background(), so each
