@@ -288,9 +288,9 @@ func totalSeries(d *red.Def, r rows, mint, maxt int64, ms []*labels.Matcher) []s
 	return out
 }
 
-func (q *liveQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+func (q *liveQuerier) LabelValues(_ context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	seen := map[string]struct{}{}
-	q.each(ctx, ms, func(l labels.Labels) {
+	q.a.eachLabels(ms, func(l labels.Labels) {
 		if v := l.Get(name); v != "" {
 			seen[v] = struct{}{}
 		}
@@ -298,20 +298,51 @@ func (q *liveQuerier) LabelValues(ctx context.Context, name string, hints *stora
 	return sortedKeys(seen, hints), nil, nil
 }
 
-func (q *liveQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+func (q *liveQuerier) LabelNames(_ context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	seen := map[string]struct{}{}
-	q.each(ctx, ms, func(l labels.Labels) {
+	q.a.eachLabels(ms, func(l labels.Labels) {
 		l.Range(func(lbl labels.Label) { seen[lbl.Name] = struct{}{} })
 	})
 	return sortedKeys(seen, hints), nil, nil
 }
 
-// each calls fn with the labels of every series matching ms.
-func (q *liveQuerier) each(ctx context.Context, ms []*labels.Matcher, fn func(labels.Labels)) {
-	set := q.Select(ctx, false, nil, ms...)
-	for set.Next() {
-		fn(set.At().Labels())
+// eachLabels calls fn with the labels of every series in memory matching
+// ms (more than once for some), for label look-ups, which Grafana's query
+// editor makes as one types: the label pairs alone are copied under the
+// lock, with no figures.
+func (a *Analyser) eachLabels(ms []*labels.Matcher, fn func(labels.Labels)) {
+	type key struct {
+		kv [10]string
+		n  int
 	}
+	keys := map[*red.Family]map[key]struct{}{}
+	add := func(f *red.Family, kv []string) {
+		if !kvMatch(kv, ms) {
+			return
+		}
+		var k key
+		k.n = copy(k.kv[:], kv)
+		keys[f][k] = struct{}{}
+	}
+	a.mu.Lock()
+	for _, f := range red.Families {
+		keys[f] = map[key]struct{}{}
+		a.minutes.Open(func(w *red.Window) {
+			w.EachOf(f, func(f *red.Family, kv []string, _ *red.Stats) { add(f, kv) })
+		})
+		for _, w := range append(append([]*red.Window(nil), a.writing...), a.unwritten...) {
+			w.EachOf(f, func(f *red.Family, kv []string, _ *red.Stats) { add(f, kv) })
+		}
+		a.minutes.Totals.EachOf(f, func(f *red.Family, kv []string, _ *red.Total) { add(f, kv) })
+	}
+	a.mu.Unlock()
+	red.Defs(func(d *red.Def) {
+		for k := range keys[d.Family] {
+			if l, ok := labelsOf(d, k.kv[:k.n], ms); ok {
+				fn(l)
+			}
+		}
+	})
 }
 
 func sortedKeys(m map[string]struct{}, hints *storage.LabelHints) []string {

@@ -3,6 +3,7 @@ package analysis
 import (
 	"context"
 	"math"
+	"net/url"
 	"testing"
 	"time"
 
@@ -364,5 +365,35 @@ func TestFlushedMinuteCountedAgain(t *testing.T) {
 	}
 	if f := figs["flushed"]; f.Calls != 42 {
 		t.Errorf("figures: %d calls, want 42", f.Calls)
+	}
+}
+
+// TestLiveLabels: label look-ups (Grafana's query editor) find the series
+// held in memory, as the query API serves them.
+func TestLiveLabels(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{})
+	tr, finish := h.tracer("labelled", attribute.String("service.instance.id", "labelled-1"))
+	_, s := tr.Start(context.Background(), "GET /x", trace.WithSpanKind(trace.SpanKindServer))
+	s.End()
+	finish()
+	var names struct{ Data []string }
+	h.get("/prometheus/api/v1/label/__name__/values?match[]="+url.QueryEscape(`{service="labelled"}`), &names)
+	want := map[string]bool{"skytrail_service_calls_total": false, "skytrail_service_calls:increase1m": false,
+		"skytrail_service_duration_seconds_bucket": false, "skytrail_endpoint_duration_seconds": false}
+	for _, n := range names.Data {
+		if _, ok := want[n]; ok {
+			want[n] = true
+		}
+	}
+	for n, found := range want {
+		if !found {
+			t.Errorf("metric names for service labelled lack %s: %v", n, names.Data)
+		}
+	}
+	var values struct{ Data []string }
+	h.get("/prometheus/api/v1/label/endpoint/values", &values)
+	if len(values.Data) != 1 || values.Data[0] != "GET /x" {
+		t.Errorf("endpoint values %v, want [GET /x]", values.Data)
 	}
 }
