@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +12,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/skytrail/skytrail/internal/loadgen"
+	"github.com/skytrail/skytrail/internal/pipeline"
 	"github.com/skytrail/skytrail/internal/testutil/testclock"
 )
 
@@ -396,4 +399,66 @@ func TestLiveLabels(t *testing.T) {
 	if len(values.Data) != 1 || values.Data[0] != "GET /x" {
 		t.Errorf("endpoint values %v, want [GET /x]", values.Data)
 	}
+}
+
+// TestLiveUnderLoad: spans counted, minutes and totals written, and
+// queries over the live view, all at once (run it with -race).
+func TestLiveUnderLoad(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{CounterInterval: time.Millisecond})
+	ctx := context.Background()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for seed := uint64(i * 1000); ; seed++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				td, err := loadgen.Traces(200, 5, seed, time.Now().Add(-time.Duration(seed%120)*time.Second))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_ = h.analyser.ConsumeTraces(ctx, pipeline.TracesOf(td))
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := h.analyser.tick(ctx, false); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := h.analyser.Flush(ctx); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		now := time.Now()
+		if _, err := h.analyser.Topology(ctx, now.Add(-15*time.Minute), now); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.store.InstantQuery(ctx, `histogram_quantile(0.99, sum by (le) (rate(skytrail_service_duration_seconds_bucket[1m])))`, now); err != nil {
+			t.Fatal(err)
+		}
+		var names struct{ Data []string }
+		h.get("/prometheus/api/v1/labels", &names)
+	}
+	close(stop)
+	wg.Wait()
 }
