@@ -1,7 +1,5 @@
 package red
 
-import "strings"
-
 // The series SkyTrail writes; docs/metrics.md describes each. Every family
 // (services, instances, endpoints, each side of a service-map edge) has two
 // shapes of the same figures:
@@ -107,8 +105,6 @@ var (
 	Families = []*Family{ServiceFamily, InstanceFamily, EndpointFamily, EdgeClientFamily, EdgeServerFamily}
 )
 
-var defs = map[string]*Def{}
-
 func newFamily(prefix string, apdex bool, label0, label1 string) *Family {
 	f := &Family{Prefix: prefix, Apdex: apdex, labels: [2]string{label0, label1}}
 	for i, field := range fieldNames {
@@ -122,7 +118,6 @@ func newFamily(prefix string, apdex bool, label0, label1 string) *Family {
 		}
 		f.Minute = append(f.Minute, minute)
 		f.Counters = append(f.Counters, counter)
-		defs[minute.Name], defs[counter.Name] = minute, counter
 	}
 	return f
 }
@@ -131,12 +126,6 @@ func newFamily(prefix string, apdex bool, label0, label1 string) *Family {
 // with prefix, e.g. MinuteName("skytrail_service_", FieldCalls) is
 // skytrail_service_calls:increase1m.
 func MinuteName(prefix string, field Field) string { return prefix + fieldNames[field] + MinuteSuffix }
-
-// Lookup finds the series a metric name names.
-func Lookup(name string) (*Def, bool) {
-	d, ok := defs[name]
-	return d, ok
-}
 
 // Defs calls fn for every series name.
 func Defs(fn func(*Def)) {
@@ -163,7 +152,3 @@ func CounterHistograms() []string {
 	}
 	return out
 }
-
-// IsSkyTrail tells whether name may be one of SkyTrail's series (cheaply,
-// before a map lookup).
-func IsSkyTrail(name string) bool { return strings.HasPrefix(name, "skytrail_") }
