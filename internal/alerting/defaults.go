@@ -21,12 +21,11 @@ type FigureSeries struct {
 	Counters bool
 }
 
-// DefaultFigureSeries are the series the default rules read.
-//
-// The names are those the live-figures rework (issue 12) is expected to
-// write: running counters and native histograms of counts. Every default
-// figure rule (service and endpoint error rate and p99, instance stopped
-// reporting) depends on them; the integrity rules do not.
+// DefaultFigureSeries are the series the default rules read: the
+// analysis' running counters and counter native histograms
+// (docs/metrics.md). Every default figure rule (service and endpoint error
+// rate and p99, instance stopped reporting) depends on them; the integrity
+// rules do not.
 var DefaultFigureSeries = FigureSeries{
 	ServiceCalls:     "skytrail_service_calls_total",
 	ServiceErrors:    "skytrail_service_errors_total",

@@ -186,9 +186,9 @@ func (l *linker) lookUp(ctx context.Context, lbls, ann labels.Labels, activeAt, 
 		return ""
 	}
 	q := l.search(lbls, ann)
-	// The figures describe whole minutes, stamped at their end: the calls
-	// behind the first sample in the alert's window began up to a minute
-	// before it.
+	// The counters count a call when its span arrives: the calls behind
+	// the alert began up to the rule's window before it went active (and a
+	// long call, before that).
 	q.Start, q.End, q.Limit = activeAt.Add(-l.window-time.Minute), now, 20
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

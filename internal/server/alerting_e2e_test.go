@@ -24,17 +24,6 @@ import (
 	"github.com/skytrail/skytrail/internal/testutil/poll"
 )
 
-// mainFigures are the figure series this branch's analysis writes: one
-// sample a minute, stamped at the minute's end, holding that minute's
-// counts. The default rules are written for the live figures' counters
-// (alerting.DefaultFigureSeries); this test runs the same default
-// error-rate rule over what the analysis writes today.
-var mainFigures = alerting.FigureSeries{
-	ServiceCalls: "skytrail_service_calls", ServiceErrors: "skytrail_service_errors", ServiceDuration: "skytrail_service_duration_seconds",
-	EndpointCalls: "skytrail_endpoint_calls", EndpointErrors: "skytrail_endpoint_errors", EndpointDuration: "skytrail_endpoint_duration_seconds",
-	InstanceCalls: "skytrail_instance_calls",
-}
-
 type hookMessage struct {
 	Version string `json:"version"`
 	Status  string `json:"status"`
@@ -93,19 +82,14 @@ receivers:
 		t.Fatal(err)
 	}
 
-	// The spans start in the minute that ended last, which the analysis
-	// writes on its next tick (FlushDelay 1 ms). The rule's window reaches
-	// back to that minute's sample for 15 s more, then the failures leave
-	// it and the alert resolves.
-	now := time.Now()
-	lastMinute := now.Truncate(time.Minute)
-	window := now.Sub(lastMinute).Truncate(time.Second) + 15*time.Second
+	// The default error-rate rule over the live counters, with a 10 s
+	// window: the failures count as soon as they arrive, and leave the
+	// window, resolving the alert, 10 s later.
 	s := servertest.StartIn(t, filepath.Join(dir, "data"), func(c *server.Config) {
-		c.Analysis.FlushDelay = time.Millisecond
 		c.Alerting.NotifyConfig = notify
 		c.Alerting.ExternalURL = "http://skytrail.test"
 		c.Alerting.EvalInterval = 250 * time.Millisecond
-		c.Alerting.Thresholds = alerting.Thresholds{ServiceErrorRate: 0.05, MinCallRate: 0.01, Window: window, For: time.Second, Series: mainFigures}
+		c.Alerting.Thresholds = alerting.Thresholds{ServiceErrorRate: 0.05, MinCallRate: 0.01, Window: 10 * time.Second, For: time.Second}
 	})
 
 	ctx := context.Background()
@@ -115,14 +99,14 @@ receivers:
 	}
 	tp := provider(t, exp, "orders")
 	failed := map[string]bool{}
-	start := lastMinute.Add(-30 * time.Second)
+	start := time.Now().Add(-10 * time.Millisecond)
 	for i := range 10 {
-		_, span := tp.Tracer("orders").Start(ctx, "POST /orders", trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start.Add(time.Duration(i)*time.Second)))
+		_, span := tp.Tracer("orders").Start(ctx, "POST /orders", trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start.Add(time.Duration(i)*time.Millisecond)))
 		if i%2 == 0 {
 			span.SetStatus(codes.Error, "out of stock")
 			failed[span.SpanContext().TraceID().String()] = true
 		}
-		span.End(trace.WithTimestamp(start.Add(time.Duration(i)*time.Second + 20*time.Millisecond)))
+		span.End(trace.WithTimestamp(start.Add(time.Duration(i)*time.Millisecond + 20*time.Millisecond)))
 	}
 	if err := tp.ForceFlush(ctx); err != nil {
 		t.Fatal(err)
