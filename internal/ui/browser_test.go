@@ -454,7 +454,9 @@ func TestBrowser(t *testing.T) {
 		"BASE_URL="+base, "EMPTY_BASE_URL="+emptyBase, "TRACE_ID="+traceID, "BIG_TRACE_ID="+bigID,
 		"TREE="+string(want), "SW_TRACE_ID="+swTraceID, "LINKED_TRACE_ID="+earlier, "LOST_TRACE_IDS="+strings.Join(lostIDs, ","), "ALLOW_MISSING="+strings.Join(missingAPIs(t, base), ","), "CHROMIUM="+chromium,
 		// UI_SCREENSHOTS=/some/dir keeps a screenshot of every page, light and dark.
-		"SCREENSHOTS="+os.Getenv("UI_SCREENSHOTS"))
+		"SCREENSHOTS="+os.Getenv("UI_SCREENSHOTS"),
+		// UI_BUDGETS=strict holds the pages to their speed budgets.
+		"UI_BUDGETS="+os.Getenv("UI_BUDGETS"))
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser:\n%s", out)
 	if err != nil {
