@@ -19,6 +19,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -454,9 +455,15 @@ func toAlert(r *rules.Alert, state string) Alert {
 // Alerts lists the alerts now pending or firing, firing first, then the
 // most recently resolved (newest first, at most 200 since the start).
 func (a *Alerting) Alerts(ctx context.Context) (active, resolved []Alert) {
+	now, lookups := time.Now(), maxLookupsPerSend
 	for _, r := range a.manager.AlertingRules() {
 		for _, al := range r.ActiveAlerts() {
 			out := toAlert(al, al.State.String())
+			// The links the notifications carry, and the example trace;
+			// searched for here too (a few per call) when the last
+			// notification went out before its spans were searchable.
+			extra, _ := a.links.annotate(ctx, al.Labels, al.Annotations, al.ActiveAt, now, false, &lookups)
+			maps.Copy(out.Annotations, extra)
 			ls := model.LabelSet{}
 			al.Labels.Range(func(l labels.Label) { ls[model.LabelName(l.Name)] = model.LabelValue(l.Value) })
 			out.SilencedBy, out.Inhibited = a.notify.muted(ctx, ls)

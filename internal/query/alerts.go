@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/skytrail/skytrail/internal/alerting"
+	"github.com/skytrail/skytrail/internal/auth"
 )
 
 // Alerting is what the alerting package tells and does: its alerts, rules
@@ -165,6 +166,11 @@ func (h *AlertsAPI) setSilence(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := body.Silence
+	// An authenticated request's silence is its identity's: whoever signed
+	// in cannot create one in another's name.
+	if id := auth.FromContext(r.Context()); id != nil && id.Name != "" {
+		s.CreatedBy = id.Name
+	}
 	if body.Duration != "" {
 		d, err := time.ParseDuration(body.Duration)
 		if err != nil || d <= 0 {

@@ -32,6 +32,19 @@ async function optional(url, signal) {
   }
 }
 
+async function send(method, url, body) {
+  const resp = await fetch(url, {method, headers: {'Content-Type': 'application/json', Accept: 'application/json'},
+    body: body === undefined ? undefined : JSON.stringify(body)});
+  if (!resp.ok) {
+    let msg = `${resp.status} ${resp.statusText}`;
+    try {
+      msg = (await resp.json()).error || msg;
+    } catch { /* not JSON: keep the status line */ }
+    throw new APIError(resp.status, msg, url);
+  }
+  return resp.status === 204 ? null : resp.json();
+}
+
 function qs(params) {
   const u = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
@@ -57,6 +70,11 @@ export const api = {
   // a whole) or all; not bound to the time range: findings last 15 minutes.
   diagnostics: (service, signal) => optional('/api/v1/diagnostics' + qs({service}), signal),
   endpoints: (service, r, signal) => optional(`/api/v1/services/${seg(service)}/endpoints` + qs({start: r.start, end: r.end}), signal),
+  // Alerting (docs/alarms.md); alerts is null when it is not served.
+  alerts: (signal, state) => optional('/api/v1/alerts' + qs({state}), signal),
+  silences: (state, signal) => optional('/api/v1/silences' + qs({state}), signal),
+  setSilence: (silence) => send('POST', '/api/v1/silences', silence),
+  expireSilence: (id) => send('DELETE', `/api/v1/silences/${seg(id)}`),
   // PromQL over the embedded metric store; null when it is not served.
   // Charts pass chartRange(r): one point a step, at its end.
   promRange: async (query, r, step, signal) => {

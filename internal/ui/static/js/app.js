@@ -8,6 +8,7 @@ import * as traces from './pages/traces.js';
 import * as trace from './pages/trace.js';
 import * as instances from './pages/instances.js';
 import * as health from './pages/health.js';
+import * as alerts from './pages/alerts.js';
 import {api} from './api.js';
 import {link} from './links.js';
 
@@ -22,6 +23,7 @@ const routes = [
   {re: /^\/traces\/([^/]+)$/, page: trace, nav: 'traces'},
   {re: /^\/instances$/, page: instances, nav: 'instances'},
   {re: /^\/health$/, page: health, nav: 'health'},
+  {re: /^\/alerts$/, page: alerts, nav: 'alerts'},
 ];
 
 // timeRange reads the shared range from the URL: a relative range ending
@@ -60,7 +62,7 @@ export function setParams(params) {
 
 const main = h('main', {id: 'main', tabindex: '-1'});
 const navLinks = {};
-let rangeSelect, refreshSelect, customBox, fromInput, toInput, healthBadge;
+let rangeSelect, refreshSelect, customBox, fromInput, toInput, healthBadge, alertsBadge;
 
 function toLocalInput(ms) {
   const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
@@ -70,12 +72,14 @@ function toLocalInput(ms) {
 function header() {
   const nav = h('nav', {'aria-label': 'Main'});
   for (const [key, label, path] of [['services', 'Services', '/services'], ['map', 'Service map', '/map'],
-    ['traces', 'Traces', '/traces'], ['instances', 'Instances', '/instances'], ['health', 'Health', '/health']]) {
+    ['traces', 'Traces', '/traces'], ['instances', 'Instances', '/instances'], ['health', 'Health', '/health'], ['alerts', 'Alerts', '/alerts']]) {
     navLinks[key] = h('a', {href: path, dataset: {path}}, label);
     nav.append(navLinks[key]);
   }
   healthBadge = h('span', {class: 'nav-badge', hidden: true});
   navLinks.health.append(healthBadge);
+  alertsBadge = h('span', {class: 'nav-badge error', hidden: true});
+  navLinks.alerts.append(alertsBadge);
   rangeSelect = h('select', {id: 'range', 'aria-label': 'Time range', onchange: () => {
     if (rangeSelect.value === 'custom') {
       const r = timeRange(new URLSearchParams(location.search));
@@ -163,6 +167,18 @@ async function updateHealthBadge() {
   else navLinks.health.removeAttribute('aria-label');
 }
 
+// updateAlertsBadge shows on the Alerts link how many alerts are firing.
+async function updateAlertsBadge() {
+  const firing = await alerts.firingByService();
+  let n = 0;
+  for (const c of (firing || new Map()).values()) n += c;
+  alertsBadge.hidden = n === 0;
+  alertsBadge.textContent = String(n);
+  alertsBadge.title = `${n} alert${n === 1 ? '' : 's'} firing`;
+  if (n) navLinks.alerts.setAttribute('aria-label', `Alerts, ${alertsBadge.title}`);
+  else navLinks.alerts.removeAttribute('aria-label');
+}
+
 let current = null; // {controller, page}
 let timer = null;
 
@@ -196,6 +212,7 @@ export async function render(refreshing) {
   const me = current;
   updateNav(route ? route.nav : '');
   updateHealthBadge();
+  updateAlertsBadge();
   schedule();
   if (!route) {
     document.title = 'Not found · SkyTrail';

@@ -1,6 +1,7 @@
 // Service detail: calls, errors and latency over time; instances;
 // endpoints; slowest traces and recent errors.
 import {h, replace, message, loading, fmtNumber, fmtPercent, fmtMs, serviceColor} from '../dom.js';
+import {firingByService, alertBadge} from './alerts.js';
 import {api, stepFor, chartRange, matrixBy, promRangeLit, promString, perMinute, zeroFill} from '../api.js';
 import {lineChart} from '../charts.js';
 import {traceList, searchRange} from '../common.js';
@@ -78,6 +79,7 @@ export async function render(ctx) {
     h('a', {class: 'button', href: ctx.link('/map', {focus: service, node: service})}, 'On the map'));
   if (!ctx.refreshing) replace(root, head, loading());
   const sr = searchRange(r);
+  const firingP = firingByService(signal);
   const [all, chartBox, instances, endpoints, recent, errors, diagnostics] = await Promise.all([
     api.services(r, signal),
     charts(service, r, signal).catch((e) => message('error', 'Could not draw the charts: ' + e.message)),
@@ -87,7 +89,10 @@ export async function render(ctx) {
     api.traces({service, errors: 'true', ...sr, limit: 10}, signal),
     api.diagnostics(service, signal).catch((e) => e),
   ]);
+  const firing = await firingP;
   if (!ctx.current()) return;
+  const badge = alertBadge(ctx, firing, service);
+  if (badge) head.querySelector('h1').append(badge);
   const entry = all.services.find((x) => x.name === service);
   const f = entry && entry.figures;
   const stats = f ? h('div', {class: 'stats'},
