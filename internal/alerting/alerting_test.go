@@ -3,6 +3,7 @@ package alerting
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -362,5 +363,22 @@ func TestSeriesCap(t *testing.T) {
 	v, err := store.InstantQuery(context.Background(), `endpoint:wide`, time.Now())
 	if err != nil || len(v) != 0 {
 		t.Errorf("a capped recording rule wrote %v (%v)", v, err)
+	}
+}
+
+func TestForwardToNeedsHTTPURL(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	store := openStore(t, filepath.Join(dir, "tsdb"))
+	for _, bad := range []string{"alertmanager:9093", "ftp://am:9093", "http://"} {
+		cfg := testConfig(dir)
+		cfg.ForwardTo = []string{bad}
+		a, err := New(cfg, store)
+		if err == nil {
+			_ = a.Shutdown(context.Background())
+			t.Errorf("ForwardTo %q was accepted", bad)
+		} else if !strings.Contains(err.Error(), bad) {
+			t.Errorf("ForwardTo %q: the error does not name it: %v", bad, err)
+		}
 	}
 }

@@ -107,7 +107,13 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	d.printGuide(cfg.Server.DataDir)
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		d.watchAlerts(ctx, 5*time.Second)
+	}()
 	<-ctx.Done()
+	<-watching
 	fmt.Fprintln(d.out, "\nStopping: traffic, then the shop (its agents send their last spans), then the server.")
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

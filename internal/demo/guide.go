@@ -38,6 +38,9 @@ What to look at, in the UI:
   the bug        order e-mails confirmations from a goroutine given context.Background(), so each
                  e-mail is a trace of its own (examples/shop/order.go):
                  %[1]s/traces?service=order&operation=send+confirmation+email
+  alarms         %[1]s/alerts
+                 the default rules watch every service; the bug above makes one fire within a
+                 few minutes, and this terminal says so when it does (docs/alarms.md)
 The same through the API: curl -s %[1]s/api/v1/services, %[1]s/api/v1/topology, ... (docs/api.md)
 `, api)
 	}
