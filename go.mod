@@ -6,6 +6,8 @@ require (
 	github.com/SkyAPM/go2sky v1.5.0
 	github.com/VictoriaMetrics/VictoriaLogs v1.52.1
 	github.com/coreos/go-oidc/v3 v3.21.0
+	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
+	github.com/emersion/go-smtp v0.25.1
 	github.com/json-iterator/go v1.1.12
 	github.com/prometheus/alertmanager v0.35.0
 	github.com/prometheus/client_golang v1.25.0
