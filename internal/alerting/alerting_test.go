@@ -67,10 +67,12 @@ func TestWebhookGetsFiringThenResolved(t *testing.T) {
 	if !strings.HasPrefix(fa.GeneratorURL, "http://skytrail.test:8080/") || firing.ExternalURL != "http://skytrail.test:8080" {
 		t.Errorf("links: generator %q, external %q", fa.GeneratorURL, firing.ExternalURL)
 	}
-	v, err := store.InstantQuery(context.Background(), `ALERTS{alertname="ErrorRate",alertstate="firing",service="checkout"}`, time.Now())
-	if err != nil || len(v) != 1 {
-		t.Errorf("ALERTS in the TSDB: %v, %v", v, err)
-	}
+	// The rules engine notifies before it appends the evaluation's ALERTS
+	// series: the series follows the message by up to one evaluation.
+	poll.Until(t, 5*time.Second, "ALERTS in the TSDB", func() bool {
+		v, err := store.InstantQuery(context.Background(), `ALERTS{alertname="ErrorRate",alertstate="firing",service="checkout"}`, time.Now())
+		return err == nil && len(v) == 1
+	})
 
 	g.set(0, "error_signal", "service", "checkout")
 	resolved := hook.waitMessage(t, "a resolved notification", func(m webhookMessage) bool { return m.Status == "resolved" })
