@@ -57,21 +57,7 @@ func TestAlertsForwardedToAlertmanager(t *testing.T) {
 	bin := alertmanagerBinary(t)
 	hook, messages := hookServer(t)
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "alertmanager.yml")
-	if err := os.WriteFile(conf, []byte(`route:
-  receiver: team
-  group_by: [alertname, service]
-  group_wait: 100ms
-  group_interval: 500ms
-  repeat_interval: 1h
-receivers:
-  - name: team
-    webhook_configs:
-      - url: `+hook.URL+`
-        send_resolved: true
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	conf := writeWebhookRoute(t, dir, hook.URL)
 	amAddr := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	am := exec.CommandContext(ctx, bin, "--config.file="+conf, "--storage.path="+filepath.Join(dir, "am"),
@@ -93,12 +79,7 @@ receivers:
 		return resp.StatusCode == http.StatusOK
 	})
 
-	s := servertest.StartIn(t, filepath.Join(dir, "data"), func(c *server.Config) {
-		c.Alerting.ForwardTo = []string{"http://" + amAddr}
-		c.Alerting.ExternalURL = "http://skytrail.test"
-		c.Alerting.EvalInterval = 250 * time.Millisecond
-		c.Alerting.Thresholds = alerting.Thresholds{ServiceErrorRate: 0.05, MinCallRate: 0.01, Window: 10 * time.Second, For: time.Second}
-	})
+	s := servertest.StartIn(t, filepath.Join(dir, "data"), quickErrorRateRule, func(c *server.Config) { c.Alerting.ForwardTo = []string{"http://" + amAddr} })
 	exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(s.Addrs["OTLP gRPC"]), otlptracegrpc.WithInsecure())
 	if err != nil {
 		t.Fatal(err)
