@@ -21,6 +21,8 @@ type Batch interface {
 	// and works out the resources of what is left.
 	prepare(l Limits, now time.Time) Validation
 	consume(ctx context.Context, c Consumers) error
+	// replay hands a batch read back from the journal to c (journal.go).
+	replay(ctx context.Context, c Consumers) error
 }
 
 // What a batch is charged per item when only its decoded form is at hand:

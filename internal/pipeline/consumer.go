@@ -3,9 +3,11 @@
 // overload is a retryable answer, never unbounded memory), validation
 // against what storage can keep, the service and instance of each resource
 // worked out once, counting by receiver, signal and reason, refusals
-// published to subscribers, and fan-out to the consumers that store and
-// analyse. A receiver acknowledges a request only after Ingest returned
-// without error: what it acknowledged is in every consumer.
+// published to subscribers, the batch made durable in the journal (the
+// write-ahead log) when there is one, and fan-out to the consumers that
+// store and analyse. A receiver acknowledges a request only after Ingest
+// returned without error: what it acknowledged is in the journal and in
+// every consumer.
 package pipeline
 
 import (
