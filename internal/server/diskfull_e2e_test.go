@@ -200,8 +200,8 @@ func TestFullDiskRefusesRetryablyAndRecovers(t *testing.T) {
 	if code := servertest.GetJSON(t, api+"/api/v1/traces/"+acked[0].String(), &tr); code != http.StatusOK || len(tr.Spans) != spansPerTrace {
 		t.Errorf("first trace while read-only: HTTP %d, %d spans", code, len(tr.Spans))
 	}
-	for _, store := range []string{"spans", "metrics"} {
-		// The metric store's guard reads the same disk on its own clock.
+	for _, store := range []string{"spans", "metrics", "wal"} {
+		// Each guard reads the same disk on its own clock.
 		series := `skytrail_storage_read_only{store="` + store + `"}`
 		for deadline := time.Now().Add(time.Second); metricValue(t, api, series) != "1"; time.Sleep(20 * time.Millisecond) {
 			if time.Now().After(deadline) {
