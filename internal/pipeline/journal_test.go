@@ -113,7 +113,7 @@ func TestIngestIsJournaledThenReplayed(t *testing.T) {
 	defer log.Close()
 	fresh := newFrontDoor(t, pipeline.Config{}, 24*time.Hour)
 	items := map[pipeline.Signal]int{}
-	if _, err := log.Replay(func(_ uint64, rec []byte) error {
+	if _, err := log.Replay(func(rec []byte) error {
 		sig, n, err := fresh.p.Replay(context.Background(), rec)
 		items[sig] += n
 		return err

@@ -27,6 +27,9 @@ type journal struct {
 	analyser *analysis.Analyser
 	logger   *slog.Logger
 	every    time.Duration
+	// replayed is set once the records of the last run reached the
+	// stores: before that, emptying the log would lose them.
+	replayed bool
 
 	stop, done chan struct{}
 }
@@ -53,7 +56,9 @@ func (j *journal) replay(p *pipeline.Pipeline) error {
 	start := time.Now()
 	items := map[pipeline.Signal]int{}
 	skipped := 0
-	n, err := j.log.Replay(func(seq uint64, rec []byte) error {
+	seq := 0
+	n, err := j.log.Replay(func(rec []byte) error {
+		seq++
 		sig, k, err := p.Replay(context.Background(), rec)
 		if sig == "" && err != nil {
 			skipped++
@@ -61,7 +66,7 @@ func (j *journal) replay(p *pipeline.Pipeline) error {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("record %d: %w", seq, err)
+			return fmt.Errorf("record %d of the replay: %w", seq, err)
 		}
 		items[sig] += k
 		return nil
@@ -69,6 +74,7 @@ func (j *journal) replay(p *pipeline.Pipeline) error {
 	if err != nil {
 		return fmt.Errorf("replaying the write-ahead log (the records stay for the next start; free disk space if the stores refuse): %w", err)
 	}
+	j.replayed = true
 	if n > 0 {
 		j.logger.Info("write-ahead log replayed: data acknowledged before the last stop and not yet durable in the stores",
 			"records", n, "spans", items[pipeline.SignalSpans], "log_records", items[pipeline.SignalLogs],
@@ -85,7 +91,7 @@ func (j *journal) replay(p *pipeline.Pipeline) error {
 // deletes the segments before it.
 func (j *journal) checkpoint() error {
 	var totals analysis.Totals
-	return j.log.Checkpoint(func(uint64) {
+	return j.log.Checkpoint(func() {
 		totals = j.analyser.SnapshotTotals()
 	}, func() error {
 		if err := j.spans.Sync(); err != nil {
@@ -134,12 +140,13 @@ func (j *journal) stopCheckpoints() {
 	}
 }
 
-// close records, when the stores closed cleanly (so hold everything), that
-// the log holds nothing more to replay, and closes it.
+// close records, when the stores closed cleanly (so hold everything) after
+// the replay succeeded, that the log holds nothing more to replay, and
+// closes it.
 func (j *journal) close(storesClosed bool) error {
 	j.stopCheckpoints()
 	var errs []error
-	if storesClosed {
+	if storesClosed && j.replayed {
 		if err := j.log.Checkpoint(nil, nil); err != nil && !errors.Is(err, wal.ErrClosed) {
 			errs = append(errs, err)
 		}

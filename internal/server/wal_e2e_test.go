@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -17,12 +18,19 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/skytrail/skytrail/internal/pipeline"
+	"github.com/skytrail/skytrail/internal/server"
+	"github.com/skytrail/skytrail/internal/servertest"
+	"github.com/skytrail/skytrail/internal/storage/diskspace/disktest"
+	"github.com/skytrail/skytrail/internal/wal"
 )
 
 // TestKillNineLosesNothingAcknowledged is issue 16's test of the
@@ -330,4 +338,59 @@ func tail(s string) string {
 		s = s[len(s)-6000:]
 	}
 	return s
+}
+
+// TestReplayOnAFullDiskKeepsTheRecords: records a killed server left in its
+// write-ahead log, which the stores refuse at the next start for lack of
+// disk space, stop that start with a message saying so and stay in the log;
+// the start after space is freed stores them.
+func TestReplayOnAFullDiskKeepsTheRecords(t *testing.T) {
+	disk := disktest.Tmpfs(t, 64<<20)
+	const minFree = 16 << 20
+	dir := filepath.Join(disk, "data")
+	// What a killed server leaves: batches in the log, not in the stores.
+	log, err := wal.Open(wal.Config{Dir: filepath.Join(dir, "wal")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "left-in-the-log")
+	sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	traceID := pcommon.TraceID{0xaa, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+	sp.SetTraceID(traceID)
+	sp.SetSpanID(pcommon.SpanID{0xaa, 1})
+	sp.SetName("GET /kept")
+	sp.SetStartTimestamp(pcommon.NewTimestampFromTime(time.Now().Add(-time.Minute)))
+	sp.SetEndTimestamp(pcommon.NewTimestampFromTime(time.Now().Add(-time.Minute + time.Millisecond)))
+	batch := pipeline.TracesOf(td)
+	rec, err := pipeline.EncodeRecord(&batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := log.Append(context.Background(), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+	_ = log.Close()
+
+	unfill := disktest.Fill(t, disk, minFree/2)
+	cfg := servertest.Config(dir)
+	cfg.MinFreeDisk = minFree
+	if s, err := server.Start(cfg); err == nil {
+		_ = s.Shutdown(context.Background())
+		t.Fatal("the server started with its write-ahead log unreplayed: the stores could not take the records")
+	} else if !strings.Contains(err.Error(), "replaying the write-ahead log") || !strings.Contains(err.Error(), "free disk space") {
+		t.Fatalf("start on a full disk: %v; want it to say the replay failed and why", err)
+	}
+
+	unfill()
+	s := servertest.StartIn(t, dir, func(c *server.Config) { c.MinFreeDisk = minFree })
+	s.Spans.Flush()
+	var tr nativeTrace
+	api := "http://" + s.Addrs["query API"]
+	if code := servertest.GetJSON(t, api+"/api/v1/traces/"+hex.EncodeToString(traceID[:]), &tr); code != http.StatusOK || len(tr.Spans) != 1 {
+		t.Fatalf("the span left in the log: HTTP %d, %d spans; want it stored by the replay", code, len(tr.Spans))
+	}
 }

@@ -10,13 +10,13 @@
 // reader that reports the segment and offset of the first bad record, and a
 // repair that cuts the log there. This package adds what a request path
 // needs on top: group commit (every append waiting at a moment shares one
-// write and one fsync), sequence numbers, a checkpoint file, and the
-// disk-space guard.
+// write and one fsync), checkpoints that start a new segment at a moment
+// every appended record reached its consumers (so a checkpoint is a
+// segment number, kept in a file), and the disk-space guard.
 package wal
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -62,9 +62,6 @@ const DefaultSegmentSize = 16 << 20
 // ErrClosed is what Append returns once the log is closed.
 var ErrClosed = errors.New("the write-ahead log is closed")
 
-// seqBytes is the size of the sequence number in front of every record.
-const seqBytes = 8
-
 // Log is an open write-ahead log.
 type Log struct {
 	cfg Config
@@ -73,8 +70,9 @@ type Log struct {
 
 	// gate is held shared by each append from before it is queued until
 	// its batch reached every consumer (the func Append returns), and
-	// exclusively by a checkpoint while it takes its sequence number: so at
-	// that moment every record up to it has been taken by every consumer.
+	// exclusively by a checkpoint while it starts a new segment: so at that
+	// moment every record in the segments before has reached every
+	// consumer.
 	gate sync.RWMutex
 
 	mu      sync.Mutex // guards the queue below
@@ -85,23 +83,20 @@ type Log struct {
 	// Only the committer goroutine (and Close, after it ended, and a
 	// checkpoint holding gate exclusively) touches these.
 	wmu     sync.Mutex
-	seq     uint64 // last sequence number written
-	segment int    // segment the last record went to
-	synced  bool   // everything written is fsynced
+	segment int  // segment the last record went to
+	synced  bool // everything written is fsynced
 
-	// checkpoint is the sequence number through which the consumers made
-	// everything durable; records up to it are not replayed.
-	checkpoint uint64
-	// replayFrom is the first segment Replay reads.
-	opened openReport
+	// checkpoint is the first segment whose records the consumers may not
+	// have made durable: Replay reads from it.
+	checkpoint int
+	opened     openReport
 
 	done chan struct{}
 	m    *metrics
 }
 
 type pending struct {
-	rec  []byte // seqBytes reserved in front
-	seq  uint64
+	rec  []byte
 	err  error
 	done chan struct{}
 }
@@ -142,7 +137,6 @@ func Open(cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open the write-ahead log: %w", err)
 	}
-	l.checkpoint = cp
 	sizes, err := segmentSizes(cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("open the write-ahead log in %s: %w", cfg.Dir, err)
@@ -153,13 +147,27 @@ func Open(cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("open the write-ahead log in %s: %w", cfg.Dir, err)
 	}
 	l.w = w
-	rep, last, err := l.check(sizes)
+	_, l.segment, _ = wlog.Segments(cfg.Dir) // the one NewSize started
+	// Records appended from now on are in it: whatever the file says (a
+	// hand-edited one), they are replayed.
+	l.checkpoint = min(cp, l.segment)
+	// Segments before the checkpoint are durable in the stores; the last
+	// checkpoint may have been cut short before it deleted them.
+	if err := w.Truncate(l.checkpoint); err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("open the write-ahead log in %s: delete segments before the checkpoint: %w", cfg.Dir, err)
+	}
+	for i := range sizes {
+		if i < l.checkpoint {
+			delete(sizes, i)
+		}
+	}
+	rep, err := l.check(sizes)
 	if err != nil {
 		_ = w.Close()
 		return nil, err
 	}
 	l.opened = rep
-	l.seq = max(last, cp)
 	_, l.segment, _ = wlog.Segments(cfg.Dir)
 	l.m = newMetrics(cfg.Registerer, l)
 	if rep.cutErr != nil {
@@ -175,31 +183,24 @@ func Open(cfg Config) (*Log, error) {
 	return l, nil
 }
 
-// check reads every record, cutting the log at the first bad one. It
-// returns the last sequence number read.
-func (l *Log) check(sizes map[int]int64) (openReport, uint64, error) {
+// check reads every record to replay, cutting the log at the first bad
+// one.
+func (l *Log) check(sizes map[int]int64) (openReport, error) {
 	var rep openReport
-	var last uint64
 	rep.segmentCount = len(sizes)
 	// Where the last good record ended: what is after it is cut.
 	goodSeg, goodOff := -1, int64(0)
-	err := l.read(func(rec []byte, seg int, off int64) error {
+	err := l.read(func(_ []byte, seg int, off int64) error {
 		goodSeg, goodOff = seg, off
-		seq, _, err := Split(rec)
-		if err != nil {
-			// Whole and checksummed, so written so: Replay skips it.
-			return nil
-		}
 		rep.records++
-		last = seq
 		return nil
 	})
 	var cerr *wlog.CorruptionErr
 	if err == nil || !errors.As(err, &cerr) || cerr.Segment < 0 {
 		if err != nil {
-			return rep, 0, fmt.Errorf("read the write-ahead log in %s: %w", l.cfg.Dir, err)
+			return rep, fmt.Errorf("read the write-ahead log in %s: %w", l.cfg.Dir, err)
 		}
-		return rep, last, nil
+		return rep, nil
 	}
 	rep.cutErr, rep.cutSegment, rep.cutOffset = cerr, cerr.Segment, cerr.Offset
 	for i, size := range sizes {
@@ -215,17 +216,21 @@ func (l *Log) check(sizes map[int]int64) (openReport, uint64, error) {
 	// Records it keeps were counted above only if they came before the
 	// offset, which they did.
 	if err := l.w.Repair(cerr); err != nil {
-		return rep, 0, fmt.Errorf("cut the corrupt tail of the write-ahead log in %s (segment %d, offset %d): %w", l.cfg.Dir, cerr.Segment, cerr.Offset, err)
+		return rep, fmt.Errorf("cut the corrupt tail of the write-ahead log in %s (segment %d, offset %d): %w", l.cfg.Dir, cerr.Segment, cerr.Offset, err)
 	}
-	return rep, last, nil
+	return rep, nil
 }
 
-// read calls fn for every record in the log, in order, until the first
-// error (a *wlog.CorruptionErr for a bad record).
+// read calls fn for every record from the checkpoint on, in order, until
+// the first error (a *wlog.CorruptionErr for a bad record).
 func (l *Log) read(fn func(rec []byte, segment int, offset int64) error) error {
 	first, last, err := wlog.Segments(l.cfg.Dir)
 	if err != nil || first < 0 {
 		return err
+	}
+	first = max(first, l.checkpoint)
+	if first > last {
+		return nil
 	}
 	sr, err := wlog.NewSegmentsRangeReader(wlog.SegmentRange{Dir: l.cfg.Dir, First: first, Last: last})
 	if err != nil {
@@ -242,43 +247,30 @@ func (l *Log) read(fn func(rec []byte, segment int, offset int64) error) error {
 }
 
 // Replay calls fn with every record after the last checkpoint, oldest
-// first: its sequence number and its data (valid only during the call).
-// An error from fn stops the replay and is returned.
-func (l *Log) Replay(fn func(seq uint64, data []byte) error) (int, error) {
+// first (data is valid only during the call), and returns how many. An
+// error from fn stops the replay and is returned.
+func (l *Log) Replay(fn func(data []byte) error) (int, error) {
 	n := 0
 	err := l.read(func(rec []byte, _ int, _ int64) error {
-		seq, data, err := Split(rec)
-		if err != nil || seq <= l.checkpoint {
-			return nil
-		}
 		n++
-		return fn(seq, data)
+		return fn(rec)
 	})
 	return n, err
 }
 
-// Split takes a record apart into its sequence number and data.
-func Split(rec []byte) (seq uint64, data []byte, err error) {
-	if len(rec) < seqBytes {
-		return 0, nil, fmt.Errorf("a write-ahead log record of %d bytes is shorter than its %d-byte sequence number", len(rec), seqBytes)
-	}
-	return binary.BigEndian.Uint64(rec), rec[seqBytes:], nil
-}
-
 // Append writes data as one record and returns once it is durable as
 // Config.SyncInterval says, with done, to call once the record's batch
-// reached every consumer (a checkpoint waits for it). It fails, writing
-// nothing, while the disk guard says the disk is full (an error wrapping
-// diskspace.ErrFull), once the log is closed, and when the write or the
-// fsync failed. ctx ending does not cancel a write already queued.
+// reached every consumer (a checkpoint waits for it). data must not change
+// until Append returns. It fails, writing nothing, while the disk guard
+// says the disk is full (an error wrapping diskspace.ErrFull), once the log
+// is closed, and when the write or the fsync failed. ctx ending does not
+// cancel a write already queued.
 func (l *Log) Append(ctx context.Context, data []byte) (done func(), err error) {
 	if err := l.cfg.Disk.Err(); err != nil {
 		l.m.refused.Inc()
 		return nil, fmt.Errorf("appending to the write-ahead log: %w", err)
 	}
-	rec := make([]byte, seqBytes+len(data))
-	copy(rec[seqBytes:], data)
-	p := &pending{rec: rec, done: make(chan struct{})}
+	p := &pending{rec: data, done: make(chan struct{})}
 	l.gate.RLock()
 	l.mu.Lock()
 	if l.closing {
@@ -333,9 +325,6 @@ func (l *Log) write(group []*pending) error {
 	recs := make([][]byte, len(group))
 	bytes := 0
 	for i, p := range group {
-		l.seq++
-		p.seq = l.seq
-		binary.BigEndian.PutUint64(p.rec, p.seq)
 		recs[i] = p.rec
 		bytes += len(p.rec)
 	}
@@ -417,18 +406,17 @@ func (l *Log) syncEvery(d time.Duration) {
 }
 
 // Checkpoint makes the log shorter: it waits for a moment when every
-// appended record has reached every consumer, and there calls quiesced with
-// the last sequence number (appends wait meanwhile, so quiesced must be
-// quick: a snapshot of memory, no I/O). Then it calls durable, which must
-// make durable everything the consumers took up to that moment (flush the
-// stores), and only if durable succeeds records the checkpoint and deletes
-// the segments holding nothing after it. Records after the checkpoint are
-// replayed at the next start.
-func (l *Log) Checkpoint(quiesced func(through uint64), durable func() error) error {
+// appended record has reached every consumer, starts a new segment there
+// and calls quiesced (appends wait meanwhile, so quiesced must be quick: a
+// snapshot of memory, no I/O). Then it calls durable, which must make
+// durable everything the consumers took up to that moment (flush the
+// stores), and only if durable succeeds records the checkpoint (the new
+// segment) and deletes the segments before it. Records after the
+// checkpoint are replayed at the next start.
+func (l *Log) Checkpoint(quiesced func(), durable func() error) error {
 	start := time.Now()
 	l.gate.Lock()
 	l.wmu.Lock()
-	through := l.seq
 	// Later records go to a new segment, so the ones before can go whole.
 	next, err := l.w.NextSegmentSync()
 	if err == nil {
@@ -443,18 +431,18 @@ func (l *Log) Checkpoint(quiesced func(through uint64), durable func() error) er
 		return fmt.Errorf("checkpointing the write-ahead log: starting a segment: %w", err)
 	}
 	if quiesced != nil {
-		quiesced(through)
+		quiesced()
 	}
 	l.gate.Unlock()
 	if durable != nil {
 		if err := durable(); err != nil {
-			return fmt.Errorf("checkpointing the write-ahead log through record %d: %w", through, err)
+			return fmt.Errorf("checkpointing the write-ahead log: %w", err)
 		}
 	}
-	if err := writeCheckpoint(l.cfg.Dir, through); err != nil {
-		return fmt.Errorf("checkpointing the write-ahead log through record %d: %w", through, err)
+	if err := writeCheckpoint(l.cfg.Dir, next); err != nil {
+		return fmt.Errorf("checkpointing the write-ahead log: %w", err)
 	}
-	l.checkpoint = through
+	l.checkpoint = next
 	if err := l.w.Truncate(next); err != nil {
 		return fmt.Errorf("deleting write-ahead log segments before %d: %w", next, err)
 	}
@@ -498,13 +486,6 @@ func (l *Log) Size() int64 {
 // tail it cut (0 without one).
 func (l *Log) Opened() (records int, cutBytes int64) { return l.opened.records, l.opened.cutBytes }
 
-// LastSeq is the sequence number of the last record written.
-func (l *Log) LastSeq() uint64 {
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
-	return l.seq
-}
-
 func segmentSizes(dir string) (map[int]int64, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -525,11 +506,11 @@ func segmentSizes(dir string) (map[int]int64, error) {
 	return sizes, nil
 }
 
-// The checkpoint file holds the sequence number through which the stores
-// made everything durable, as decimal text, replaced atomically.
+// The checkpoint file holds the first segment whose records the stores may
+// not have made durable, as decimal text, replaced atomically.
 const checkpointFile = "checkpoint"
 
-func readCheckpoint(dir string) (uint64, error) {
+func readCheckpoint(dir string) (int, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, checkpointFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
@@ -537,22 +518,22 @@ func readCheckpoint(dir string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	seq, err := strconv.ParseUint(string(raw), 10, 64)
-	if err != nil {
+	seg, err := strconv.Atoi(string(raw))
+	if err != nil || seg < 0 {
 		// Written by rename, so never torn; unreadable means altered by
 		// hand. Replaying everything is the safe side.
 		return 0, nil
 	}
-	return seq, nil
+	return seg, nil
 }
 
-func writeCheckpoint(dir string, seq uint64) error {
+func writeCheckpoint(dir string, seg int) error {
 	tmp := filepath.Join(dir, checkpointFile+".tmp")
 	f, err := os.Create(tmp)
 	if err != nil {
 		return err
 	}
-	if _, err := io.WriteString(f, strconv.FormatUint(seq, 10)); err != nil {
+	if _, err := io.WriteString(f, strconv.Itoa(seg)); err != nil {
 		f.Close()
 		return err
 	}
