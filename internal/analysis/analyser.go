@@ -105,6 +105,10 @@ func New(cfg Config, store *metricstore.Store) *Analyser {
 	return a
 }
 
+// CounterInterval is how often the running totals are written (Config,
+// defaults applied): the write-ahead log checkpoints that often.
+func (a *Analyser) CounterInterval() time.Duration { return a.cfg.CounterInterval }
+
 // Registry is the instance registry the analyser feeds.
 func (a *Analyser) Registry() *instances.Registry { return a.registry }
 

@@ -44,7 +44,7 @@ func (s *Server) openJournal(cfg Config) (*journal, error) {
 		return nil, err
 	}
 	return &journal{log: l, disk: disk, spans: s.Spans, metrics: s.Metrics, analyser: s.Analyser, logger: s.log,
-		every: max(cfg.Analysis.CounterInterval, time.Second)}, nil
+		every: s.Analyser.CounterInterval()}, nil
 }
 
 // replay hands every record after the last checkpoint to the pipeline's
