@@ -41,7 +41,9 @@ const (
 	kindHeartbeats
 )
 
-// EncodeRecord is b, validated and identified, as a journal record.
+// EncodeRecord is b, validated and identified, as a journal record: the
+// request's own bytes (Raw) when Ingest found them still b, else b
+// marshalled.
 func EncodeRecord(b Batch) ([]byte, error) {
 	var (
 		kind    byte
@@ -52,13 +54,19 @@ func EncodeRecord(b Batch) ([]byte, error) {
 	switch b := b.(type) {
 	case *Traces:
 		kind = kindTraces
-		payload, err = (&ptrace.ProtoMarshaler{}).MarshalTraces(b.Traces)
+		if payload = b.Raw; !b.rawOK {
+			payload, err = (&ptrace.ProtoMarshaler{}).MarshalTraces(b.Traces)
+		}
 	case *Logs:
 		kind = kindLogs
-		payload, err = (&plog.ProtoMarshaler{}).MarshalLogs(b.Logs)
+		if payload = b.Raw; !b.rawOK {
+			payload, err = (&plog.ProtoMarshaler{}).MarshalLogs(b.Logs)
+		}
 	case *Metrics:
 		kind = kindMetrics
-		payload, err = (&pmetric.ProtoMarshaler{}).MarshalMetrics(b.Metrics)
+		if payload = b.Raw; !b.rawOK {
+			payload, err = (&pmetric.ProtoMarshaler{}).MarshalMetrics(b.Metrics)
+		}
 	case *Heartbeats:
 		kind = kindHeartbeats
 		payload, err = json.Marshal([]Heartbeat(*b))
@@ -69,7 +77,8 @@ func EncodeRecord(b Batch) ([]byte, error) {
 		return nil, fmt.Errorf("encode a journal record: %w", err)
 	}
 	head[1] = kind
-	return append(head, payload...), nil
+	rec := make([]byte, 0, len(head)+len(payload))
+	return append(append(rec, head...), payload...), nil
 }
 
 // errRecord is what DecodeRecord's errors wrap.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/skytrail/skytrail/internal/loadgen"
 	"github.com/skytrail/skytrail/internal/pipeline"
@@ -48,14 +49,31 @@ func newJournalDoor(b *testing.B, withWAL bool, sync time.Duration) *pipeline.Pi
 	return pipeline.New(cfg, pipeline.Consumers{Traces: []pipeline.TracesConsumer{store}})
 }
 
-func journalBatches(b *testing.B) []ptrace.Traces {
-	batches := make([]ptrace.Traces, 16)
+// journalBatch is a request as the OTLP receiver hands it over: decoded,
+// with its protobuf bytes.
+type journalBatch struct {
+	td  ptrace.Traces
+	raw []byte
+}
+
+func (jb journalBatch) traces() *pipeline.Traces {
+	td := ptrace.NewTraces()
+	jb.td.CopyTo(td)
+	return &pipeline.Traces{Traces: td, Raw: jb.raw}
+}
+
+func journalBatches(b *testing.B) []journalBatch {
+	batches := make([]journalBatch, 16)
 	for i := range batches {
 		td, err := loadgen.Traces(journalBatchSpans, 10, uint64(i+1), time.Now())
 		if err != nil {
 			b.Fatal(err)
 		}
-		batches[i] = td
+		raw, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+		if err != nil {
+			b.Fatal(err)
+		}
+		batches[i] = journalBatch{td: td, raw: raw}
 	}
 	return batches
 }
@@ -89,9 +107,7 @@ func BenchmarkIngestJournal(b *testing.B) {
 			for range 8 {
 				wg.Go(func() {
 					for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
-						td := ptrace.NewTraces()
-						batches[i%int64(len(batches))].CopyTo(td)
-						if _, err := p.Ingest(context.Background(), src, &pipeline.Traces{Traces: td}); err != nil {
+						if _, err := p.Ingest(context.Background(), src, batches[i%int64(len(batches))].traces()); err != nil {
 							b.Error(err)
 							return
 						}
@@ -127,11 +143,10 @@ func BenchmarkIngestJournal(b *testing.B) {
 				for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
 					time.Sleep(time.Until(tick))
 					tick = tick.Add(interval)
-					td := ptrace.NewTraces()
-					batches[i%int64(len(batches))].CopyTo(td)
+					t := batches[i%int64(len(batches))].traces()
 					d := int(i) % len(doors)
 					start := time.Now()
-					if _, err := doors[d].Ingest(context.Background(), src, &pipeline.Traces{Traces: td}); err != nil {
+					if _, err := doors[d].Ingest(context.Background(), src, t); err != nil {
 						b.Error(err)
 						return
 					}

@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -203,4 +205,57 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("a decoded record does not encode again: %v", err)
 		}
 	})
+}
+
+// TestJournalWritesTheRequestAsReceived: a protobuf request the front door
+// took whole is journaled as its own bytes; one it changed (a span removed,
+// a resource named unknown_service) as the batch it stored.
+func TestJournalWritesTheRequestAsReceived(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	log, err := wal.Open(wal.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newFrontDoor(t, pipeline.Config{Journal: log}, 24*time.Hour)
+	whole := ptraceotlp.NewExportRequestFromTraces(spans("orders", 2, time.Now()))
+	wholeRaw, _ := whole.MarshalProto()
+	invalid := spans("orders", 2, time.Now())
+	invalid.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetSpanID(pcommon.SpanID{})
+	invalidRaw, _ := ptraceotlp.NewExportRequestFromTraces(invalid).MarshalProto()
+	unnamed := spans("", 1, time.Now())
+	unnamedRaw, _ := ptraceotlp.NewExportRequestFromTraces(unnamed).MarshalProto()
+	for _, b := range []*pipeline.Traces{
+		{Traces: whole.Traces(), Raw: wholeRaw},
+		{Traces: invalid, Raw: invalidRaw},
+		{Traces: unnamed, Raw: unnamedRaw},
+	} {
+		if _, err := d.p.Ingest(context.Background(), src, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = log.Close()
+	log, err = wal.Open(wal.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	var recs [][]byte
+	if _, err := log.Replay(func(rec []byte) error { recs = append(recs, append([]byte(nil), rec...)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 3 {
+		t.Fatalf("%d records, want 3", len(recs))
+	}
+	if !bytes.Equal(recs[0][2:], wholeRaw) {
+		t.Error("the request taken whole was not journaled as its own bytes")
+	}
+	if b, _ := pipeline.DecodeRecord(recs[1]); b.(*pipeline.Traces).SpanCount() != 1 {
+		t.Errorf("the request with an invalid span was journaled with %d spans, want the 1 stored", b.(*pipeline.Traces).SpanCount())
+	}
+	if b, _ := pipeline.DecodeRecord(recs[2]); b.(*pipeline.Traces).Resources[0].Service != pipeline.UnknownService {
+		t.Error("the unnamed resource was journaled without the name it was stored under")
+	} else if v, ok := b.(*pipeline.Traces).ResourceSpans().At(0).Resource().Attributes().Get("service.name"); !ok || v.Str() != pipeline.UnknownService {
+		t.Error("the journaled resource does not carry service.name=unknown_service")
+	}
 }
