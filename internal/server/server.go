@@ -211,6 +211,9 @@ func Start(cfg Config) (*Server, error) {
 	}
 
 	var journal pipeline.Journal
+	if !cfg.WAL {
+		warnUnreplayed(log, filepath.Join(cfg.DataDir, "wal"))
+	}
 	if cfg.WAL {
 		if s.journal, err = s.openJournal(cfg); err != nil {
 			_ = s.Shutdown(context.Background())

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -154,4 +155,20 @@ func (j *journal) close(storesClosed bool) error {
 	errs = append(errs, j.log.Close())
 	j.disk.Close()
 	return errors.Join(errs...)
+}
+
+// warnUnreplayed says, when the write-ahead log is off, that a log a run
+// with it on left in dir is not replayed: what it holds beyond what the
+// stores made durable is lost unless the server starts with --wal again.
+func warnUnreplayed(log *slog.Logger, dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && !e.IsDir() && e.Name() != "checkpoint" && info.Size() > 0 {
+			log.Warn("the write-ahead log is off (--wal=false) but the data directory holds one from a run with it on; it is not replayed. Start once with --wal to replay it, or delete the directory", "dir", dir)
+			return
+		}
+	}
 }
