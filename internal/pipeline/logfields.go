@@ -1,0 +1,23 @@
+package pipeline
+
+import (
+	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/skytrail/skytrail/internal/logfields"
+)
+
+// normalizeLogs finds each record's trace, span, message, severity and time
+// under whatever names its logger used (package logfields), before
+// validation, so every receiver's logs are stored and correlated alike.
+func normalizeLogs(ld plog.Logs) {
+	rls := ld.ResourceLogs()
+	for i := 0; i < rls.Len(); i++ {
+		sls := rls.At(i).ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			recs := sls.At(j).LogRecords()
+			for k := 0; k < recs.Len(); k++ {
+				logfields.Normalize(recs.At(k))
+			}
+		}
+	}
+}
