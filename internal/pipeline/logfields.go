@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/skytrail/skytrail/internal/logfields"
@@ -20,4 +21,14 @@ func normalizeLogs(ld plog.Logs) {
 			}
 		}
 	}
+}
+
+// CheckLog normalises rec as Ingest will, and says why Ingest would refuse
+// it with a resource of resourceAttrs, "" when it would take it: for
+// receivers whose protocol answers item by item (Elasticsearch's bulk
+// API), which leave the refused items out of the batch (counting them in
+// Refused) and say why to the client.
+func (p *Pipeline) CheckLog(resourceAttrs pcommon.Map, rec plog.LogRecord) string {
+	logfields.Normalize(rec)
+	return firstOf(checkResource(resourceAttrs, serviceOf(resourceAttrs), p.limits), checkLogRecord(rec, p.limits))
 }
