@@ -72,6 +72,13 @@ func Start(ctx context.Context, cfg Config) (*Demo, error) {
 	d := &Demo{Server: srv, out: cfg.Out, log: cfg.Server.Logger, rps: cfg.RPS}
 	shopCfg.OTLPEndpoint = dialAddr(srv.Addrs["OTLP gRPC"])
 	shopCfg.SkyWalkingAddr = dialAddr(srv.Addrs["SkyWalking gRPC"])
+	if a := srv.Addrs["OTLP HTTP"]; a != "" {
+		scheme := "http"
+		if shopCfg.TLS != nil {
+			scheme = "https"
+		}
+		shopCfg.LogsBulkURL = scheme + "://" + dialAddr(a) + "/insert/elasticsearch"
+	}
 	shopCfg.BatchTimeout = 500 * time.Millisecond
 	shopCfg.Logger = cfg.Server.Logger
 	d.Shop, err = shop.Start(ctx, shopCfg)

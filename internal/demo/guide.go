@@ -55,7 +55,9 @@ func (d *Demo) printFirstOrder(orderID string) {
 		return
 	}
 	// Order IDs are "ord-" and hex: nothing to escape.
-	fmt.Fprintf(d.out, "\nFirst order placed, %s; its trace: %s/traces?tag=order_id=%s\n", orderID, d.baseURL(addr), orderID)
+	base := d.baseURL(addr)
+	fmt.Fprintf(d.out, "\nFirst order placed, %s; its trace: %s/traces?tag=order_id=%s\n", orderID, base, orderID)
+	fmt.Fprintf(d.out, "Its log lines (order, inventory over OTLP, payment through the Elasticsearch bulk API), each linking to its trace:\n  %s/logs?field=order_id:%s   (or search order_id:%s on the Logs page)\n", base, orderID, orderID)
 }
 
 // orNone is prefix+dialAddr(addr), or "" for a listener that is off.

@@ -30,6 +30,7 @@ import (
 	"github.com/skytrail/skytrail/internal/query"
 	"github.com/skytrail/skytrail/internal/query/jaeger"
 	"github.com/skytrail/skytrail/internal/query/promapi"
+	"github.com/skytrail/skytrail/internal/receiver/logship"
 	"github.com/skytrail/skytrail/internal/receiver/otlp"
 	"github.com/skytrail/skytrail/internal/receiver/skywalking"
 	"github.com/skytrail/skytrail/internal/storage/diskspace"
@@ -279,7 +280,13 @@ func Start(cfg Config) (*Server, error) {
 				return err
 			}
 		}
-		if err := s.serveHTTP("OTLP HTTP", cfg.OTLPHTTPAddr, otlpRecv.HTTPHandler()); err != nil {
+		// The log shippers' APIs (Elasticsearch bulk, Loki push, JSON lines)
+		// share the OTLP HTTP port: it is the one ingest port over HTTP that
+		// every deployment opens, with the same ingest tokens.
+		ingestMux := http.NewServeMux()
+		ingestMux.Handle("/", otlpRecv.HTTPHandler())
+		logship.New(s.Pipeline, logship.Config{MaxRequestBytes: cfg.MaxRequest, Tokens: sec.ingest}).Register(ingestMux)
+		if err := s.serveHTTP("OTLP HTTP", cfg.OTLPHTTPAddr, ingestMux); err != nil {
 			return err
 		}
 		if cfg.SWGRPCAddr != "" {

@@ -63,7 +63,8 @@ export const api = {
   operations: (service, signal) => getJSON(`/api/v1/services/${seg(service)}/operations`, signal),
   traces: (params, signal) => getJSON('/api/v1/traces' + qs(params), signal),
   trace: (id, signal) => getJSON(`/api/v1/traces/${seg(id)}`, signal),
-  logs: (traceID, signal) => optional('/api/v1/logs' + qs({traceID, limit: 1000}), signal),
+  logs: (traceID, signal) => optional(`/api/v1/traces/${seg(traceID)}/logs`, signal),
+  logSearch: (params, signal) => getJSON('/api/v1/logs' + qs(params), signal),
   topology: (r, signal) => optional('/api/v1/topology' + qs({start: r.start, end: r.end}), signal),
   instances: (service, r, signal) => optional(`/api/v1/services/${seg(service)}/instances` + qs({start: r.start, end: r.end}), signal),
   // The server's integrity findings, about one service (and the server as

@@ -9,6 +9,7 @@ import * as trace from './pages/trace.js';
 import * as instances from './pages/instances.js';
 import * as health from './pages/health.js';
 import * as alerts from './pages/alerts.js';
+import * as logs from './pages/logs.js';
 import {api} from './api.js';
 import {link} from './links.js';
 
@@ -24,6 +25,7 @@ const routes = [
   {re: /^\/instances$/, page: instances, nav: 'instances'},
   {re: /^\/health$/, page: health, nav: 'health'},
   {re: /^\/alerts$/, page: alerts, nav: 'alerts'},
+  {re: /^\/logs$/, page: logs, nav: 'logs'},
 ];
 
 // timeRange reads the shared range from the URL: a relative range ending
@@ -72,7 +74,7 @@ function toLocalInput(ms) {
 function header() {
   const nav = h('nav', {'aria-label': 'Main'});
   for (const [key, label, path] of [['services', 'Services', '/services'], ['map', 'Service map', '/map'],
-    ['traces', 'Traces', '/traces'], ['instances', 'Instances', '/instances'], ['health', 'Health', '/health'], ['alerts', 'Alerts', '/alerts']]) {
+    ['traces', 'Traces', '/traces'], ['logs', 'Logs', '/logs'], ['instances', 'Instances', '/instances'], ['health', 'Health', '/health'], ['alerts', 'Alerts', '/alerts']]) {
     navLinks[key] = h('a', {href: path, dataset: {path}}, label);
     nav.append(navLinks[key]);
   }

@@ -7,6 +7,7 @@ import {lineChart} from '../charts.js';
 import {traceList, searchRange} from '../common.js';
 import {apdexClass, rateTitle} from './services.js';
 import {instanceRows} from './instances.js';
+import {recentErrorLogs} from '../logview.js';
 import {attention} from './health.js';
 
 function stat(label, value, cls, title) {
@@ -80,7 +81,7 @@ export async function render(ctx) {
   if (!ctx.refreshing) replace(root, head, loading());
   const sr = searchRange(r);
   const firingP = firingByService(signal);
-  const [all, chartBox, instances, endpoints, recent, errors, diagnostics] = await Promise.all([
+  const [all, chartBox, instances, endpoints, recent, errors, diagnostics, errorLogs] = await Promise.all([
     api.services(r, signal),
     charts(service, r, signal).catch((e) => message('error', 'Could not draw the charts: ' + e.message)),
     api.instances(service, r, signal).catch((e) => e),
@@ -88,6 +89,7 @@ export async function render(ctx) {
     api.traces({service, ...sr, limit: 200}, signal),
     api.traces({service, errors: 'true', ...sr, limit: 10}, signal),
     api.diagnostics(service, signal).catch((e) => e),
+    recentErrorLogs(service, r, signal),
   ]);
   const firing = await firingP;
   if (!ctx.current()) return;
@@ -127,5 +129,6 @@ export async function render(ctx) {
       h('section', {}, h('h2', {}, 'Slowest traces'), traceList(slowest, {empty: 'No traces in this time range.'}),
         h('a', {href: ctx.link('/traces', {service})}, 'All traces of ' + service + ' →')),
       h('section', {}, h('h2', {}, 'Recent errors'), traceList(errors.traces, {empty: 'No errors in this time range.'}),
-        h('a', {href: ctx.link('/traces', {service, errors: 'true'})}, 'All failed traces →'))));
+        h('a', {href: ctx.link('/traces', {service, errors: 'true'})}, 'All failed traces →'))),
+    errorLogs);
 }
