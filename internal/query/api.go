@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -37,9 +38,19 @@ type Analysis interface {
 	Endpoints(ctx context.Context, service string, start, end time.Time) (*analysis.Endpoints, error)
 }
 
-// Diagnostics is what the integrity analysis found.
+// Diagnostics is what the integrity analysis found, and the services it
+// saw send spans since the server started.
 type Diagnostics interface {
 	Findings(service string) integrity.Report
+	SeenServices() []string
+}
+
+// Status is what /api/v1/status tells of the server itself: where it
+// listens (listener name → host:port, as bound), for the UI's first steps
+// and `skytrail doctor`'s command line.
+type Status struct {
+	Listeners map[string]string `json:"listeners"`
+	StartedAt time.Time         `json:"startedAt"`
 }
 
 // API is the /api/v1 handler set.
@@ -48,6 +59,13 @@ type API struct {
 	logs        LogReader
 	analysis    Analysis
 	diagnostics Diagnostics
+	status      func() Status
+}
+
+// WithStatus serves /api/v1/status from status, called per request.
+func (a *API) WithStatus(status func() Status) *API {
+	a.status = status
+	return a
 }
 
 // NewAPI returns the native API over span and log storage, the analysis
@@ -72,6 +90,9 @@ func (a *API) Routes(mux *http.ServeMux) {
 	}
 	if a.diagnostics != nil {
 		mux.HandleFunc("GET /api/v1/diagnostics", a.serveDiagnostics)
+	}
+	if a.status != nil {
+		mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, a.status()) })
 	}
 	// An unknown API path is a JSON 404, not the UI's index page.
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
@@ -285,7 +306,24 @@ func (a *API) endpoints(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// serveDiagnostics serves the integrity findings, ?service= for one service.
+// serveDiagnostics serves the integrity findings, ?service= for one
+// service, after the findings about silence: no span at all, or none from
+// the service asked about. A service is known when the span store holds its
+// spans or the integrity analysis saw them since the server started (the
+// store shows a span a flush interval after it arrived).
 func (a *API) serveDiagnostics(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, a.diagnostics.Findings(r.URL.Query().Get("service")))
+	service := r.URL.Query().Get("service")
+	rep := a.diagnostics.Findings(service)
+	stored, err := a.spans.Services(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, fmt.Errorf("list the services to tell silent ones: %w", err))
+		return
+	}
+	known := append(stored, a.diagnostics.SeenServices()...)
+	slices.Sort(known)
+	known = slices.Compact(known)
+	if silence := integrity.Silence(known, service, rep.GeneratedAt); len(silence) > 0 {
+		rep.Findings = append(silence, rep.Findings...)
+	}
+	writeJSON(w, http.StatusOK, rep)
 }

@@ -27,6 +27,7 @@ import (
 
 	agentv3 "skywalking.apache.org/repo/goapi/collect/language/agent/v3"
 
+	"github.com/skytrail/skytrail/internal/doctor"
 	"github.com/skytrail/skytrail/internal/server"
 	"github.com/skytrail/skytrail/internal/servertest"
 	"github.com/skytrail/skytrail/internal/testutil/poll"
@@ -399,7 +400,14 @@ func TestBrowser(t *testing.T) {
 	// never written before all its calls are in.
 	s, base := startSkyTrail(t, func(c *server.Config) { c.Analysis.FlushDelay = 5 * time.Minute })
 	api := "http://" + s.Addrs["query API"]
-	_, emptyBase := startSkyTrail(t)
+	empty, emptyBase := startSkyTrail(t)
+	// quiet: order sent a span and nothing since; silence counts after 1 s.
+	quiet, quietBase := startSkyTrail(t, func(c *server.Config) { c.Integrity.SilentAfter = time.Second })
+	qf := &feeder{t: t, addr: quiet.Addrs["OTLP gRPC"], tps: map[string]*sdktrace.TracerProvider{}}
+	defer qf.shutdown()
+	_, endOrder := span(context.Background(), qf.tracer("order"), "GET /orders", trace.SpanKindServer, time.Now(), 5*time.Millisecond)
+	endOrder()
+	qf.flush()
 
 	f := &feeder{t: t, addr: s.Addrs["OTLP gRPC"], tps: map[string]*sdktrace.TracerProvider{}}
 	defer f.shutdown()
@@ -434,6 +442,18 @@ func TestBrowser(t *testing.T) {
 	poll.Until(t, waitTimeout, "the go2sky trace", func() bool { return traceSpans(api, url.PathEscape(swTraceID)) == 4 })
 	postAgentLog(t, s.Addrs["SkyWalking HTTP"], swTraceID, "stock reservation failed: lock wait timeout")
 	poll.Until(t, waitTimeout, "the lost_propagation finding about invoices", func() bool { return findingOf(s, api, "lost_propagation", "invoices") })
+	poll.Until(t, waitTimeout, "the silent_service finding about order", func() bool { return findingOf(quiet, quietBase, "silent_service", "order") })
+	// doctor's probe reaches the server with data: it must not show as a service.
+	probe, err := doctor.Run(context.Background(), doctor.Config{OTLPEndpoint: "http://" + s.Addrs["OTLP gRPC"], OTLPProtocol: doctor.ProtocolGRPC,
+		SWBackend: s.Addrs["SkyWalking gRPC"], Server: api, Wait: waitTimeout, DialTimeout: 5 * time.Second}, doctor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range probe.Checks {
+		if c.Name == "probe searchable" && c.Status != doctor.StatusOK {
+			t.Fatalf("doctor's probe did not arrive: %+v", c)
+		}
+	}
 	// No flush: the figures show as the spans arrive. steady's calls go on
 	// while the browser looks.
 	defer steadyService(t, s.Addrs["OTLP gRPC"])()
@@ -442,7 +462,7 @@ func TestBrowser(t *testing.T) {
 	if hold, _ := time.ParseDuration(os.Getenv("UI_DEV")); hold > 0 {
 		// UI_DEV=20m: keep the fed servers up for a person (or ui.mjs run
 		// by hand with these variables) instead of running the checks.
-		t.Logf("BASE_URL=%s EMPTY_BASE_URL=%s TRACE_ID=%s BIG_TRACE_ID=%s SW_TRACE_ID=%s LOST_TRACE_IDS=%s TREE='%s'", base, emptyBase, traceID, bigID, swTraceID, strings.Join(lostIDs, ","), want)
+		t.Logf("QUIET_BASE_URL=%s EMPTY_OTLP_GRPC=%s BASE_URL=%s EMPTY_BASE_URL=%s TRACE_ID=%s BIG_TRACE_ID=%s SW_TRACE_ID=%s LOST_TRACE_IDS=%s TREE='%s'", quietBase, empty.Addrs["OTLP gRPC"], base, emptyBase, traceID, bigID, swTraceID, strings.Join(lostIDs, ","), want)
 		time.Sleep(hold)
 		return
 	}
@@ -451,7 +471,7 @@ func TestBrowser(t *testing.T) {
 	cmd := exec.CommandContext(ctx, "node", "ui.mjs")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
-		"BASE_URL="+base, "EMPTY_BASE_URL="+emptyBase, "TRACE_ID="+traceID, "BIG_TRACE_ID="+bigID,
+		"BASE_URL="+base, "EMPTY_BASE_URL="+emptyBase, "EMPTY_OTLP_GRPC="+empty.Addrs["OTLP gRPC"], "QUIET_BASE_URL="+quietBase, "TRACE_ID="+traceID, "BIG_TRACE_ID="+bigID,
 		"TREE="+string(want), "SW_TRACE_ID="+swTraceID, "LINKED_TRACE_ID="+earlier, "LOST_TRACE_IDS="+strings.Join(lostIDs, ","), "ALLOW_MISSING="+strings.Join(missingAPIs(t, base), ","), "CHROMIUM="+chromium,
 		// UI_SCREENSHOTS=/some/dir keeps a screenshot of every page, light and dark.
 		"SCREENSHOTS="+os.Getenv("UI_SCREENSHOTS"),

@@ -56,6 +56,8 @@ export const api = {
   // The server's integrity findings, about one service (and the server as
   // a whole) or all; not bound to the time range: findings last 15 minutes.
   diagnostics: (service, signal) => optional('/api/v1/diagnostics' + qs({service}), signal),
+  // Where the server listens, and since when; null when not served.
+  status: (signal) => optional('/api/v1/status', signal),
   endpoints: (service, r, signal) => optional(`/api/v1/services/${seg(service)}/endpoints` + qs({start: r.start, end: r.end}), signal),
   // PromQL over the embedded metric store; null when it is not served.
   // Charts pass chartRange(r): one point a step, at its end.

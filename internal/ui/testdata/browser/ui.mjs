@@ -3,6 +3,8 @@
 // exits non-zero with what was wrong. Environment:
 //   BASE_URL        the UI (a server with data)
 //   EMPTY_BASE_URL  a server without data (empty states)
+//   EMPTY_OTLP_GRPC the address its OTLP gRPC receiver listens on
+//   QUIET_BASE_URL  a server whose one service, order, has gone silent
 //   TRACE_ID        the trace tagged order_id=1001
 //   TREE            JSON [{depth, service, name}] the waterfall must show
 //   BIG_TRACE_ID    a 2,000-span trace
@@ -109,9 +111,14 @@ try {
     await page.goto(env.EMPTY_BASE_URL + '/services');
     const empty = page.locator('section.empty');
     await empty.waitFor();
+    // The addresses the server really listens on (its ports are random
+    // here, never the defaults), and the doctor line to check the path.
+    await page.locator('section.empty[data-listening]').waitFor();
     const text = await empty.innerText();
-    assert.match(text, /OTEL_EXPORTER_OTLP_ENDPOINT=http:\/\/127\.0\.0\.1:4317/);
-    assert.match(text, /127\.0\.0\.1:11800/);
+    const grpc = env.EMPTY_OTLP_GRPC;
+    assert.ok(text.includes(`OTEL_EXPORTER_OTLP_ENDPOINT=http://${grpc}`), `the empty state does not show the OTLP gRPC address ${grpc}:\n${text}`);
+    assert.ok(!/:4317\b/.test(text), `the empty state shows the default port, not the server's:\n${text}`);
+    assert.ok(text.includes(`skytrail doctor --endpoint http://${grpc} --server ${env.EMPTY_BASE_URL}`), `the empty state lacks the doctor line:\n${text}`);
     await shot('empty');
   });
 
@@ -121,6 +128,8 @@ try {
     const ms = await renderTime();
     const names = await page.locator('table.services tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.service));
     for (const s of ['frontend', 'orders', 'payment', 'batch', 'svc-000', 'svc-099']) assert.ok(names.includes(s), `services page lacks ${s}: ${names.join(', ')}`);
+    // skytrail doctor probed this server: its probe is no service.
+    assert.ok(!names.includes('skytrail-doctor'), 'doctor\'s probe is listed as a service');
     log(`services page: ${names.length} services rendered ${ms.toFixed(0)} ms after navigation`);
     if (!missing('/api/v1/topology')) {
       // The analysis runs: figures are shown, payment's failures among them.
@@ -463,12 +472,51 @@ try {
     await page.locator('li.finding').first().waitFor();
   });
 
-  await check('the Health page with nothing to report', async () => {
+  // isRed tells an element drawn in the theme's error colour (its text or
+  // its left border).
+  const isRed = (loc) => loc.evaluate((el) => {
+    const probe = document.createElement('span');
+    probe.style.color = 'var(--err)';
+    document.body.append(probe);
+    const err = getComputedStyle(probe).color;
+    probe.remove();
+    const cs = getComputedStyle(el);
+    return cs.color === err || cs.borderLeftColor === err;
+  });
+
+  await check('silence is a finding: a server that never received a span says so in red', async () => {
     await page.goto(env.EMPTY_BASE_URL + '/health');
-    await page.locator('.health-empty').waitFor();
-    assert.match(await page.locator('.health-empty').innerText(), /No findings: every trace judged so far is whole\./);
-    assert.equal(await page.locator('nav a[data-path="/health"] .nav-badge').isVisible(), false, 'the badge shows with no findings');
+    const card = page.locator('li.finding[data-kind="no_spans"]');
+    await card.waitFor();
+    assert.ok(await isRed(card), 'the no_spans finding is not red');
+    assert.match(await card.innerText(), /SkyTrail has never received a span/);
+    assert.equal(await page.locator('.health-empty').count(), 0, 'Health says "No findings" though nothing was ever received');
+    assert.ok(!(await page.locator('main').innerText()).includes('No findings'), 'Health says "No findings" though nothing was ever received');
+    await page.locator('nav a[data-path="/health"] .nav-badge.error').waitFor();
     await shot('health-empty');
+  });
+
+  await check('silence is a finding: a service silent since a time, a name never seen', async () => {
+    // order sent one span; the quiet server counts a service silent after 1 s.
+    await page.goto(env.QUIET_BASE_URL + '/health');
+    const card = page.locator('li.finding[data-kind="silent_service"]', {hasText: 'order'});
+    await card.waitFor();
+    assert.ok(await isRed(card), 'the silent_service finding is not red');
+    assert.match(await card.innerText(), /order has sent no span since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC/);
+    // The service page says it first, in red.
+    await page.goto(env.QUIET_BASE_URL + '/services/order');
+    const banner = page.locator('.silence[data-kind="silent_service"]');
+    await banner.waitFor();
+    assert.ok(await isRed(banner), 'the service page\'s silence banner is not red');
+    // A name that never sent a span: the nearest known one is offered.
+    await page.goto(env.QUIET_BASE_URL + '/services/ordr');
+    const typo = page.locator('.silence[data-kind="unknown_service"]');
+    await typo.waitFor();
+    assert.match(await typo.innerText(), /SkyTrail has never received a span from ordr; did you mean order\?/);
+    assert.ok(await isRed(typo), 'the unknown service banner is not red');
+    await typo.getByRole('link', {name: 'Go to order →'}).click();
+    await page.waitForURL(/\/services\/order/);
+    await shot('silence');
   });
 
   await check('no console errors', async () => {

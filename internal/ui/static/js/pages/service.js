@@ -6,7 +6,7 @@ import {lineChart} from '../charts.js';
 import {traceList, searchRange} from '../common.js';
 import {apdexClass, rateTitle} from './services.js';
 import {instanceRows} from './instances.js';
-import {attention} from './health.js';
+import {attention, SILENCE} from './health.js';
 
 function stat(label, value, cls, title) {
   return h('div', {class: ['stat', cls], title}, h('div', {class: 'stat-value'}, value), h('div', {class: 'stat-label'}, label));
@@ -49,6 +49,18 @@ function endpointsTable(ctx, service, data) {
       h('td', {class: 'num'}, fmtMs(e.figures.p99Ms)),
       h('td', {class: 'num'}, e.figures.apdex === undefined ? '–' : h('span', {class: ['apdex', apdexClass(e.figures.apdex)]}, e.figures.apdex.toFixed(2))))))),
   data.overflowed ? message('warn', `More than ${data.endpointCap} endpoints: the rest are counted as <overflow>.`) : null);
+}
+
+// silence says in red, above everything, that the service never sent a
+// span (with the name it may have meant) or has stopped sending.
+function silence(ctx, rep) {
+  if (!rep || rep instanceof Error) return null;
+  const found = (rep.findings || []).filter((f) => SILENCE.has(f.kind) && f.kind !== 'no_spans');
+  if (found.length === 0) return null;
+  return found.map((f) => h('div', {class: 'message error silence', role: 'alert', dataset: {kind: f.kind}},
+    h('strong', {}, f.summary),
+    f.kind === 'unknown_service' && f.peer ? [' ', h('a', {href: ctx.link('/services/' + encodeURIComponent(f.peer))}, 'Go to ' + f.peer + ' →')] : null,
+    h('div', {class: 'muted'}, f.remedy)));
 }
 
 // healthLine sums up the server's findings about the service (and the
@@ -113,6 +125,7 @@ export async function render(ctx) {
   else if (instances.instances.length === 0) instBox = h('p', {class: 'muted'}, 'No instance has reported.');
   else instBox = instanceRows(ctx, instances.instances, false);
   replace(root, head,
+    silence(ctx, diagnostics),
     stats || (recent.traces.length === 0 ? message('info', 'No spans from this service in this time range.') : null),
     healthLine(ctx, service, diagnostics),
     chartBox,
