@@ -35,6 +35,7 @@ type Analysis interface {
 	ServiceFigures(ctx context.Context, start, end time.Time) (map[string]analysis.Figures, error)
 	Topology(ctx context.Context, start, end time.Time) (*analysis.Topology, error)
 	Instances(ctx context.Context, service string, start, end time.Time) (*analysis.Instances, error)
+	AllInstances(ctx context.Context, start, end time.Time) (*analysis.Instances, error)
 	Endpoints(ctx context.Context, service string, start, end time.Time) (*analysis.Endpoints, error)
 }
 
@@ -80,12 +81,14 @@ func NewAPI(spans spanstore.Reader, logs LogReader, a Analysis, d Diagnostics) *
 func (a *API) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/services", a.services)
 	mux.HandleFunc("GET /api/v1/services/{service}/operations", a.operations)
+	mux.HandleFunc("GET /api/v1/services/{service}/spans/slowest", a.slowestSpans)
 	mux.HandleFunc("GET /api/v1/traces", a.searchTraces)
 	mux.HandleFunc("GET /api/v1/traces/{traceID}", a.getTrace)
 	mux.HandleFunc("GET /api/v1/logs", a.searchLogs)
 	if a.analysis != nil {
 		mux.HandleFunc("GET /api/v1/topology", a.topology)
 		mux.HandleFunc("GET /api/v1/services/{service}/instances", a.instances)
+		mux.HandleFunc("GET /api/v1/instances", a.allInstances)
 		mux.HandleFunc("GET /api/v1/services/{service}/endpoints", a.endpoints)
 	}
 	if a.diagnostics != nil {
@@ -200,6 +203,35 @@ func (a *API) operations(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"operations": ops})
 }
 
+// slowestSpans ranks the service's own spans in start..end by duration:
+// where the service's time goes, whatever the traces around them.
+func (a *API) slowestSpans(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	start, end, err := timeRange(v, time.Hour)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	limit, err := limitParam(v)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	spans, err := a.spans.SlowestSpans(r.Context(), spanstore.SpanQuery{Service: r.PathValue("service"), Start: start, End: end, Limit: limit})
+	if errors.Is(err, spanstore.ErrBadQuery) {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	if spans == nil {
+		spans = []spanstore.RankedSpan{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"spans": spans})
+}
+
 func (a *API) getTrace(w http.ResponseWriter, r *http.Request) {
 	raw := r.PathValue("traceID")
 	candidates, err := traceid.Candidates(raw)
@@ -284,6 +316,21 @@ func (a *API) instances(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out, err := a.analysis.Instances(r.Context(), r.PathValue("service"), start, end)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// allInstances serves every service's instances at once.
+func (a *API) allInstances(w http.ResponseWriter, r *http.Request) {
+	start, end, err := timeRange(r.URL.Query(), 15*time.Minute)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	out, err := a.analysis.AllInstances(r.Context(), start, end)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return

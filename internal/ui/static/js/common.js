@@ -72,11 +72,15 @@ export function traceList(list, {empty = 'No traces match.'} = {}) {
   const max = Math.max(...list.map((t) => t.durationMicros), 1);
   return h('ol', {class: 'trace-list'}, list.map((t) => {
     const ms = t.durationMicros / 1000;
+    // A search with conditions names the span that met them; the link
+    // opens the trace at it.
+    const m = t.matched;
     return h('li', {class: ['trace-row', t.error && 'has-error']},
-      h('a', {href: link('/traces/' + t.traceID), class: 'trace-link'},
+      h('a', {href: link('/traces/' + t.traceID, {span: m && m.spanID}), class: 'trace-link'},
         h('div', {class: 'trace-head'},
           h('span', {class: 'trace-name'}, h('strong', {}, t.rootService), ': ', t.rootOperation || '(no root yet)'),
           h('span', {class: 'trace-dur'}, fmtMs(ms))),
+        m ? h('div', {class: 'matched small'}, h('span', {class: 'muted'}, 'matched '), serviceChip(m.service), ' ', h('span', {class: 'op'}, m.name)) : null,
         h('div', {class: 'bar-track'}, h('div', {class: ['bar', t.error && 'error'], style: {width: Math.max(0.5, (t.durationMicros / max) * 100) + '%'}})),
         h('div', {class: 'trace-meta'},
           h('span', {}, fmtTime(t.start)),

@@ -63,8 +63,12 @@ export async function render(ctx) {
     replace(root, h('h1', {}, 'Instances'), emptyState());
     return;
   }
-  const names = only ? [only] : services.map((x) => x.name);
-  const answers = await pool(names, 6, (name) => api.instances(name, r, signal));
+  // One answer for all services; a server without it is asked service by service.
+  let answers = only ? null : [await api.allInstances(r, signal)];
+  if (!answers || answers[0] === null) {
+    const names = only ? [only] : services.map((x) => x.name);
+    answers = await pool(names, 6, (name) => api.instances(name, r, signal));
+  }
   if (!ctx.current()) return;
   const select = h('select', {id: 'instances-service', 'aria-label': 'Service', onchange: () => ctx.navigate(ctx.link('/instances', {service: select.value}))},
     h('option', {value: ''}, 'All services'), services.map((x) => h('option', {value: x.name, selected: x.name === only}, x.name)));
