@@ -16,10 +16,13 @@ import (
 	"time"
 
 	"github.com/SkyAPM/go2sky"
+	otelruntime "go.opentelemetry.io/contrib/instrumentation/runtime"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -228,6 +231,35 @@ func treeOfServices(f *feeder, base time.Time, n int) {
 		end()
 	}
 	serve(context.Background(), 0, base)
+}
+
+// goRuntime runs OpenTelemetry's Go runtime instrumentation in this
+// process as the instance service-1 of service, exporting over OTLP/gRPC
+// every 300 ms, as a Go service would; stop flushes and ends it.
+func goRuntime(t *testing.T, addr, service string) (stop func()) {
+	exp, err := otlpmetricgrpc.New(context.Background(), otlpmetricgrpc.WithEndpoint(addr), otlpmetricgrpc.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(service), attribute.String("service.instance.id", service+"-1"))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(300*time.Millisecond))))
+	if err := otelruntime.Start(otelruntime.WithMeterProvider(mp)); err != nil {
+		t.Fatal(err)
+	}
+	return func() { _ = mp.Shutdown(context.Background()) }
+}
+
+// promHas tells whether a PromQL query over the server answers a series.
+func promHas(base, query string) bool {
+	resp, err := http.Get(base + "/prometheus/api/v1/query?query=" + url.QueryEscape(query))
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct{ Result []json.RawMessage } `json:"data"`
+	}
+	return json.NewDecoder(resp.Body).Decode(&body) == nil && len(body.Data.Result) > 0
 }
 
 // crowd sends one server span for each of n services crowd-000 …, each
@@ -556,6 +588,12 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("doctor's probe did not arrive: %+v", c)
 		}
 	}
+	// frontend-1's Go runtime, by OpenTelemetry's instrumentation over OTLP metrics.
+	defer goRuntime(t, s.Addrs["OTLP gRPC"], "frontend")()
+	poll.Until(t, waitTimeout, "frontend-1's Go runtime metrics", func() bool {
+		return promHas(api, `agent_go_goroutine_count{service="frontend",instance="frontend-1"}`) &&
+			promHas(api, `agent_go_memory_used_bytes{service="frontend",instance="frontend-1",go_memory_type="other"}`)
+	})
 	// No flush: the figures show as the spans arrive. steady's calls go on
 	// while the browser looks.
 	defer steadyService(t, s.Addrs["OTLP gRPC"])()

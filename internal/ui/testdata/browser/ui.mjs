@@ -267,6 +267,42 @@ try {
     await shot('trace-slow-part');
   });
 
+  await check('a span table and statistics of a trace', async () => {
+    await page.goto(base + '/traces/' + env.CART_TRACE_ID);
+    await page.locator('.wf-row').first().waitFor();
+    await page.getByRole('tab', {name: 'Span table'}).click();
+    assert.match(page.url(), /view=table/);
+    const rows = await page.locator('table.span-table tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+    assert.equal(rows.length, 5, `span table: ${JSON.stringify(rows)}`);
+    assert.deepEqual(rows[0], ['shop', 'GET /cart', 'server', '+0ms', '300ms', '30.0ms'], 'the longest span first, with its self time');
+    await page.getByRole('tab', {name: 'Statistics'}).click();
+    const stats = await page.locator('table.span-stats tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+    assert.deepEqual(stats[0].slice(0, 6), ['pricing', 'SELECT prices', '1', '1', '240ms', '240ms'], `statistics, most own time first: ${JSON.stringify(stats)}`);
+    await page.reload();
+    await page.locator('table.span-stats').waitFor();
+    await shot('trace-stats');
+    // Back to the waterfall: a row opens the span.
+    await page.getByRole('tab', {name: 'Span table'}).click();
+    await page.locator('table.span-table button', {hasText: 'load stock'}).click();
+    await page.locator('.wf-row.selected .op', {hasText: 'load stock'}).waitFor();
+  });
+
+  await check('two traces compared side by side', async () => {
+    await page.goto(base + '/traces/' + traceID);
+    await page.locator('.wf-row').first().waitFor();
+    await page.getByLabel('Trace ID to compare with').fill(env.CART_TRACE_ID);
+    await page.getByRole('button', {name: 'Compare'}).click();
+    await page.waitForURL(new RegExp(`/compare\\?a=${traceID}&b=${env.CART_TRACE_ID}`));
+    await page.locator('table.compare-table').waitFor();
+    assert.equal(await page.locator('.compare-side[data-side="A"] .cmp-duration').innerText(), '180ms');
+    assert.equal(await page.locator('.compare-side[data-side="B"] .cmp-duration').innerText(), '300ms');
+    assert.match(await page.locator('.compare-side[data-side="B"]').innerText(), /pricing SELECT prices: deadlock detected/);
+    assert.match(await page.locator('.compare-summary').innerText(), /B took 120ms longer than A/);
+    const first = await page.locator('table.compare-table tbody tr').first().evaluate((tr) => [...tr.cells].map((c) => c.textContent));
+    assert.deepEqual(first, ['pricing', 'SELECT pricesonly in B', '0', '1', '0ms', '240ms', '+240ms']);
+    await shot('compare');
+  });
+
   await check('search results show which span matched', async () => {
     await page.goto(base + '/traces?service=pricing&minDuration=250ms');
     const row = page.locator('.trace-row', {hasText: 'GET /cart'}).first();
@@ -546,6 +582,26 @@ try {
       await shot('instances-orders');
     }
     await shot('instances');
+  });
+
+  await check('an instance page: its requests beside its Go runtime', async () => {
+    // frontend-1 runs OpenTelemetry's Go runtime instrumentation, exporting over OTLP/gRPC.
+    await page.goto(base + '/instances?service=frontend');
+    await page.locator('table.instances a', {hasText: 'frontend-1'}).click();
+    await page.waitForURL(/\/instances\/frontend\/frontend-1/);
+    const heap = page.locator('.stat[data-figure="heap"] .stat-value');
+    await heap.waitFor();
+    assert.match(await heap.innerText(), /^\d+(\.\d+)? (KiB|MiB|GiB)$/, `heap: ${await heap.innerText()}`);
+    // This test process runs several servers: thousands of goroutines ("12.3k").
+    const g = await page.locator('.stat[data-figure="goroutines"] .stat-value').innerText();
+    const goroutines = parseFloat(g.replace(/,/g, '')) * (g.endsWith('k') ? 1000 : 1);
+    assert.ok(goroutines >= 1, `goroutines: ${g}`);
+    for (const title of ['Heap in use', 'Goroutines', 'GC heap goal (OpenTelemetry)']) {
+      assert.ok(await page.locator('figure.chart', {hasText: title}).locator('polyline').count() > 0, `no ${title} chart line`);
+    }
+    for (const title of ['Calls and errors per minute', 'Latency']) await page.locator('figure.chart', {hasText: title}).waitFor();
+    assert.ok(await page.locator('.stat[data-figure="calls/min"]').count() === 1);
+    await shot('instance');
   });
 
   await check('the Health page ranks the findings, each with its remedy', async () => {

@@ -29,7 +29,7 @@ export function instanceRows(ctx, list, withService) {
     h('tbody', {}, sorted.map((inst) => h('tr', {class: !inst.alive && 'dead'},
       withService ? h('td', {}, h('span', {class: 'dot', style: {background: serviceColor(inst.service)}}),
         h('a', {href: ctx.link('/services/' + encodeURIComponent(inst.service))}, inst.service)) : null,
-      h('td', {class: 'mono'}, inst.name),
+      h('td', {class: 'mono'}, h('a', {href: ctx.link(`/instances/${encodeURIComponent(inst.service)}/${encodeURIComponent(inst.name)}`)}, inst.name)),
       h('td', {}, h('span', {class: ['status', inst.alive ? 'alive' : 'gone']}, inst.alive ? 'alive' : 'not seen')),
       h('td', {title: inst.lastSeen ? fmtTime(inst.lastSeen) : ''}, inst.lastSeen && !inst.lastSeen.startsWith('0001') ? fmtAgo(inst.lastSeen) : '–'),
       h('td', {}, [inst.protocol, inst.layer].filter(Boolean).join(' · ') || '–'),

@@ -5,6 +5,7 @@
 import {h, replace, message, loading, fmtMs, fmtTime, distinctColors, copyText} from '../dom.js';
 import {api, APIError} from '../api.js';
 import {serviceChip} from '../common.js';
+import {spanTable, statsTable} from '../spanstats.js';
 
 // live false: auto-refresh leaves a trace alone (it would reset the
 // reader's collapsed subtrees and scroll position).
@@ -433,7 +434,31 @@ export async function render(ctx) {
       h('span', {class: 'muted small'}, 'Keys: ↑ ↓ move, ← → collapse/expand, Enter toggle, Esc close')));
 
   layout.append(h('div', {class: 'wf'}, ruler, body), detail);
-  replace(root, head, logsBox, layout);
+  // The other views of the same spans: a sortable table of every span, and
+  // statistics by service and operation; the choice is in the URL.
+  const other = h('section', {class: 'trace-other'});
+  const tabs = h('div', {class: 'view-tabs', role: 'tablist', 'aria-label': 'Trace views'});
+  const showView = (v) => {
+    for (const b of tabs.children) b.setAttribute('aria-selected', String(b.dataset.view === v));
+    layout.hidden = v !== 'waterfall';
+    head.querySelector('.wf-tools').hidden = v !== 'waterfall';
+    other.hidden = v === 'waterfall';
+    if (v === 'table') replace(other, spanTable(tree, colors, (n) => { showView('waterfall'); ctx.setParams({view: ''}); ctx.select(n); }));
+    else if (v === 'stats') replace(other, h('p', {class: 'muted small'}, 'By service and operation, most own time first: where the trace\'s time goes.'), statsTable(tree, colors));
+    if (v === 'waterfall') draw(true);
+  };
+  for (const [v, label] of [['waterfall', 'Waterfall'], ['table', 'Span table'], ['stats', 'Statistics']]) {
+    tabs.append(h('button', {type: 'button', role: 'tab', class: 'small', dataset: {view: v}, onclick: () => { ctx.setParams({view: v === 'waterfall' ? '' : v}); showView(v); }}, label));
+  }
+  const compareInput = h('input', {type: 'search', placeholder: 'another trace ID', 'aria-label': 'Trace ID to compare with', spellcheck: 'false'});
+  const compare = h('form', {class: 'compare-form', onsubmit: (ev) => {
+    ev.preventDefault();
+    const other = compareInput.value.trim();
+    if (other) ctx.navigate(ctx.link('/compare', {a: data.traceID, b: other}));
+  }}, compareInput, h('button', {type: 'submit', class: 'small'}, 'Compare'));
+  replace(root, head, h('div', {class: 'view-bar'}, tabs, compare), logsBox, layout, other);
+  const view = ['table', 'stats'].includes(params.get('view')) ? params.get('view') : 'waterfall';
+  showView(view);
   if (selected) select(selected);
   else draw(true);
 }
