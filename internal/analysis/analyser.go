@@ -444,6 +444,9 @@ func (a *Analyser) ConsumeTraces(_ context.Context, td pipeline.Traces) error {
 	rss := td.ResourceSpans()
 	a.mu.Lock()
 	for i := 0; i < rss.Len(); i++ {
+		if td.Resources[i].Probe {
+			continue // doctor's probe: no service's traffic
+		}
 		rs := rss.At(i)
 		svc, instance := a.resource(rs.Resource(), td.Resources[i], now, &counts)
 		ilss := rs.ScopeSpans()

@@ -3,6 +3,7 @@ package analysis
 import (
 	"context"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/skytrail/skytrail/internal/analysis/instances"
@@ -38,6 +39,31 @@ func (a *Analyser) Instances(ctx context.Context, service string, start, end tim
 		delete(figs, inst.Name)
 	}
 	for name, f := range figs {
+		out.Instances = append(out.Instances, InstanceView{Instance: instances.Instance{Service: service, Name: name}, Figures: f})
+	}
+	return out, nil
+}
+
+// AllInstances is Instances for every service at once, in one query of
+// the figures: the instances page of a server with hundreds of services.
+// Service is empty; each instance names its own.
+func (a *Analyser) AllInstances(ctx context.Context, start, end time.Time) (*Instances, error) {
+	by := []string{"service", "instance"}
+	figs, err := a.figures(ctx, "skytrail_instance_", by, `service!=""`, true, start, end)
+	if err != nil {
+		return nil, err
+	}
+	now := a.now()
+	out := &Instances{AliveTimeout: a.registry.AliveTimeout().String(), Instances: []InstanceView{}}
+	for _, service := range a.registry.Services() {
+		for _, inst := range a.registry.List(service, now) {
+			k := service + "\x00" + inst.Name
+			out.Instances = append(out.Instances, InstanceView{Instance: inst, Figures: figs[k]})
+			delete(figs, k)
+		}
+	}
+	for k, f := range figs {
+		service, name, _ := strings.Cut(k, "\x00")
 		out.Instances = append(out.Instances, InstanceView{Instance: instances.Instance{Service: service, Name: name}, Figures: f})
 	}
 	return out, nil

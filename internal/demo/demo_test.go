@@ -3,9 +3,12 @@ package demo
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -314,5 +317,64 @@ func TestRunUntilInterrupted(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestREADMEExamples runs the README's examples against the demo, as
+// written (the port aside): each answers 200 with something in it.
+func TestREADMEExamples(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(readme), "<!-- demo-examples -->")
+	block, _, ok2 := strings.Cut(block, "<!-- /demo-examples -->")
+	if !ok || !ok2 {
+		t.Fatal("README.md has no <!-- demo-examples --> block")
+	}
+	var urls []string
+	for _, line := range strings.Split(block, "\n") {
+		if rest, found := strings.CutPrefix(line, "curl -s '"); found {
+			u, _, _ := strings.Cut(rest, "'")
+			urls = append(urls, u)
+		}
+	}
+	if len(urls) < 5 {
+		t.Fatalf("the README's demo block has %d curl lines", len(urls))
+	}
+	d, _ := startDemo(t)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = d.Stop(ctx)
+	})
+	api := d.Server.Addrs["query API"]
+	for _, u := range urls {
+		u := "http://" + strings.Replace(u, "localhost:8080", api, 1)
+		// Something in it: a list that is not empty, or a finding that says so.
+		poll.Until(t, 2*waitTimeout, u, func() bool {
+			resp, err := http.Get(u)
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			var body map[string]any
+			if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&body) != nil {
+				return false
+			}
+			for _, k := range []string{"services", "traces", "spans", "findings"} {
+				if list, ok := body[k].([]any); ok {
+					return len(list) > 0
+				}
+			}
+			_, ok := body["listeners"]
+			return ok
+		})
+	}
+	var diag struct{ Findings []struct{ Summary string } }
+	servertest.GetJSON(t, "http://"+api+"/api/v1/diagnostics?service=ordr", &diag)
+	if len(diag.Findings) == 0 || diag.Findings[0].Summary != "SkyTrail has never received a span from ordr; did you mean order?" {
+		t.Errorf("the README's typo example: %+v", diag.Findings)
 	}
 }

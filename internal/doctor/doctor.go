@@ -262,7 +262,12 @@ func (d *doctor) findings(ctx context.Context, base, service string) {
 	}
 	for _, f := range r.Findings {
 		st := StatusWarn // a finding about the service, not a broken path
-		if f.Severity == integrity.SeverityInfo {
+		switch {
+		case silence(f.Kind):
+			// Nothing arrives from the service: whatever the probes
+			// showed, its spans do not reach SkyTrail.
+			st = StatusFail
+		case f.Severity == integrity.SeverityInfo:
 			st = StatusInfo
 		}
 		detail := f.Summary
@@ -271,4 +276,13 @@ func (d *doctor) findings(ctx context.Context, base, service string) {
 		}
 		d.add(Check{Step: stepFindings, Name: f.Kind, Target: f.Service, Status: st, Detail: detail, Remedy: f.Remedy, TraceID: first(f.Examples...)})
 	}
+}
+
+// silence tells the findings about spans that never arrived or stopped.
+func silence(kind string) bool {
+	switch kind {
+	case integrity.KindNoSpans, integrity.KindUnknownService, integrity.KindSilentService:
+		return true
+	}
+	return false
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +56,17 @@ func run(t *testing.T, cfg doctor.Config) *doctor.Report {
 	return r
 }
 
+// pathWorks tells a report whose checks of the path all passed, whatever
+// the findings about the service.
+func pathWorks(r *doctor.Report) bool {
+	for _, c := range r.Checks {
+		if c.Status == doctor.StatusFail && c.Step != "findings" {
+			return false
+		}
+	}
+	return true
+}
+
 // check finds the check named name in step, failing the test without it.
 func check(t *testing.T, r *doctor.Report, step, name string) doctor.Check {
 	t.Helper()
@@ -72,6 +84,7 @@ func check(t *testing.T, r *doctor.Report, step, name string) doctor.Check {
 func TestWorkingPath(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "s3cret")
+	sendSpan(t, s, "checkout") // the service itself sends spans
 	for _, proto := range []string{doctor.ProtocolGRPC, doctor.ProtocolHTTP} {
 		t.Run(proto, func(t *testing.T) {
 			t.Parallel()
@@ -93,6 +106,89 @@ func TestWorkingPath(t *testing.T) {
 				t.Errorf("SkyWalking health: %+v", c)
 			}
 		})
+	}
+}
+
+// sendSpan sends one server span of service with the OpenTelemetry SDK and
+// waits until the server lists the service.
+func sendSpan(t *testing.T, s *server.Server, service string) {
+	t.Helper()
+	exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(s.Addrs["OTLP gRPC"]), otlptracegrpc.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName(service))))
+	defer tp.Shutdown(context.Background())
+	_, sp := tp.Tracer("shop").Start(context.Background(), "GET /orders", trace.WithSpanKind(trace.SpanKindServer))
+	sp.End()
+	poll.Until(t, 30*time.Second, service+" among the services", func() bool { return slices.Contains(services(t, s), service) })
+}
+
+// services lists the server's services as /api/v1/services does.
+func services(t *testing.T, s *server.Server) []string {
+	var body struct{ Services []struct{ Name string } }
+	servertest.GetJSON(t, "http://"+s.Addrs["query API"]+"/api/v1/services", &body)
+	var out []string
+	for _, x := range body.Services {
+		out = append(out, x.Name)
+	}
+	return out
+}
+
+// TestSilenceIsAFinding: a service name that never sent a span (a typo of
+// one that did) fails in doctor with the nearest name, though the probes
+// arrive; a server that never received a span says so; doctor's probe is
+// no service.
+func TestSilenceIsAFinding(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	empty := startServer(t, "")
+
+	cfg := configFor(empty, "")
+	cfg.SWBackend, cfg.ServiceName = "", ""
+	r := run(t, cfg)
+	if c := check(t, r, "findings", integrity.KindNoSpans); c.Status != doctor.StatusFail || c.Detail != "SkyTrail has never received a span" || !strings.Contains(c.Remedy, "OTEL_EXPORTER_OTLP_ENDPOINT") {
+		t.Errorf("a server without spans: %+v", c)
+	}
+	if r.OK {
+		t.Error("a server that never received a span reported OK")
+	}
+
+	sendSpan(t, s, "order")
+	cfg = configFor(s, "")
+	cfg.ServiceName = "ordr"
+	r = run(t, cfg)
+	if c := check(t, r, "OTLP", "probe searchable"); c.Status != doctor.StatusOK {
+		t.Fatalf("the probe did not arrive: %+v", c)
+	}
+	c := check(t, r, "findings", integrity.KindUnknownService)
+	if c.Status != doctor.StatusFail || c.Detail != "SkyTrail has never received a span from ordr; did you mean order?" || !strings.Contains(c.Remedy, "OTEL_SERVICE_NAME") {
+		t.Errorf("the typo'd service: %+v", c)
+	}
+	if r.OK {
+		t.Error("a service that never sent a span reported OK")
+	}
+	var text bytes.Buffer
+	_ = r.WriteText(&text, false)
+	if !strings.Contains(text.String(), "The path to SkyTrail works, but SkyTrail has never received a span from ordr; did you mean order?") {
+		t.Errorf("the report's last line does not say it:\n%s", text.String())
+	}
+	for _, name := range services(t, s) {
+		if name == doctor.ProbeService {
+			t.Errorf("doctor's probe is listed as a service: %v", services(t, s))
+		}
+	}
+	var topo struct{ Nodes []struct{ Name string } }
+	servertest.GetJSON(t, "http://"+s.Addrs["query API"]+"/api/v1/topology", &topo)
+	for _, n := range topo.Nodes {
+		if n.Name == doctor.ProbeService {
+			t.Errorf("doctor's probe is on the service map: %+v", topo)
+		}
+	}
+	// The service itself passes.
+	cfg.ServiceName = "order"
+	if r := run(t, cfg); !r.OK {
+		t.Errorf("order sends spans, yet: %+v", r.Checks)
 	}
 }
 

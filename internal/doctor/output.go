@@ -62,8 +62,21 @@ func (r *Report) WriteText(w io.Writer, colour bool) error {
 		}
 	}
 	b.WriteByte('\n')
-	if n := r.Failed(); n > 0 {
+	var silent []string
+	for _, c := range r.Checks {
+		if c.Step == stepFindings && c.Status == StatusFail {
+			silent = append(silent, c.Detail)
+		}
+	}
+	if n := r.Failed() - len(silent); n > 0 {
 		fmt.Fprintln(&b, paint(red+bold, fmt.Sprintf("The path to SkyTrail is broken: %d check(s) failed.", n)))
+	} else if len(silent) > 0 {
+		// The probes arrived; the service's own spans do not.
+		msg := "The path to SkyTrail works, but " + strings.Join(silent, "; ")
+		if !strings.HasSuffix(msg, "?") {
+			msg += "."
+		}
+		fmt.Fprintln(&b, paint(red+bold, msg))
 	} else {
 		fmt.Fprintln(&b, paint(green+bold, "The path to SkyTrail works."))
 	}

@@ -29,11 +29,15 @@ import (
 	"google.golang.org/grpc/status"
 	commonv3 "skywalking.apache.org/repo/goapi/collect/common/v3"
 	agentv3 "skywalking.apache.org/repo/goapi/collect/language/agent/v3"
+
+	"github.com/skytrail/skytrail/internal/pipeline"
 )
 
 // ProbeService is the service name probe traces are sent under, so they
-// do not add a made-up endpoint to the service being checked.
-const ProbeService = "skytrail-doctor"
+// do not add a made-up endpoint to the service being checked. The server
+// marks them as probes (pipeline.Resource.Probe): they are stored, for
+// doctor to find, but appear in no service list, map or figure.
+const ProbeService = pipeline.ProbeService
 
 // probeOTLP sends one span through the real OTLP exporter the service would
 // use and returns its trace ID ("" when the export failed).
@@ -48,7 +52,8 @@ func (d *doctor) probeOTLP(ctx context.Context, t otlpTarget, tlsCfg *tls.Config
 
 	rec := tracetest.NewSpanRecorder()
 	hostname, _ := os.Hostname()
-	res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(ProbeService), semconv.HostName(hostname))
+	res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(ProbeService), semconv.HostName(hostname),
+		attribute.Bool(pipeline.ProbeAttribute, true))
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithResource(res))
 	_, span := tp.Tracer("skytrail/doctor").Start(ctx, "skytrail doctor probe", trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(attribute.String("doctor.for_service", d.cfg.ServiceName), attribute.String("doctor.protocol", t.protocol)))

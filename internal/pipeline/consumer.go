@@ -40,7 +40,20 @@ type Resource struct {
 	// Instance is service.instance.id, else host.name:process.pid, else
 	// host.name; "" when the resource names none of them.
 	Instance string
+	// Probe marks `skytrail doctor`'s probe spans: they are stored, so the
+	// probe can be looked up, but they are no service's traffic and the
+	// analysis and the service lists leave them out.
+	Probe bool
 }
+
+// ProbeService is the service probe spans are stored under, and
+// ProbeAttribute the resource attribute (true) that marks a probe whatever
+// its service.name; a SkyWalking segment, which has no resource
+// attributes, is a probe by this service name alone.
+const (
+	ProbeService   = "skytrail-doctor"
+	ProbeAttribute = "skytrail.probe"
+)
 
 // UnknownService is the service of a resource without service.name, as
 // OpenTelemetry SDKs name it.
@@ -197,6 +210,11 @@ func identifyResource(attrs pcommon.Map) (Resource, bool) {
 		attrs.PutStr("service.name", UnknownService)
 		rewrote = true
 	}
+	if v, ok := attrs.Get(ProbeAttribute); ok && v.Type() == pcommon.ValueTypeBool && v.Bool() {
+		r.Service = ProbeService
+		attrs.PutStr("service.name", ProbeService)
+	}
+	r.Probe = r.Service == ProbeService
 	if v, ok := attrs.Get("service.instance.id"); ok {
 		r.Instance = v.AsString()
 	}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -29,12 +30,23 @@ type Analysis interface {
 	ServiceFigures(ctx context.Context, start, end time.Time) (map[string]analysis.Figures, error)
 	Topology(ctx context.Context, start, end time.Time) (*analysis.Topology, error)
 	Instances(ctx context.Context, service string, start, end time.Time) (*analysis.Instances, error)
+	AllInstances(ctx context.Context, start, end time.Time) (*analysis.Instances, error)
 	Endpoints(ctx context.Context, service string, start, end time.Time) (*analysis.Endpoints, error)
 }
 
-// Diagnostics is what the integrity analysis found.
+// Diagnostics is what the integrity analysis found, and the services it
+// saw send spans since the server started.
 type Diagnostics interface {
 	Findings(service string) integrity.Report
+	SeenServices() []string
+}
+
+// Status is what /api/v1/status tells of the server itself: where it
+// listens (listener name → host:port, as bound), for the UI's first steps
+// and `skytrail doctor`'s command line.
+type Status struct {
+	Listeners map[string]string `json:"listeners"`
+	StartedAt time.Time         `json:"startedAt"`
 }
 
 // API is the /api/v1 handler set.
@@ -43,6 +55,13 @@ type API struct {
 	logs        LogReader
 	analysis    Analysis
 	diagnostics Diagnostics
+	status      func() Status
+}
+
+// WithStatus serves /api/v1/status from status, called per request.
+func (a *API) WithStatus(status func() Status) *API {
+	a.status = status
+	return a
 }
 
 // NewAPI returns the native API over span and log storage, the analysis
@@ -57,16 +76,21 @@ func NewAPI(spans spanstore.Reader, logs LogReader, a Analysis, d Diagnostics) *
 func (a *API) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/services", a.services)
 	mux.HandleFunc("GET /api/v1/services/{service}/operations", a.operations)
+	mux.HandleFunc("GET /api/v1/services/{service}/spans/slowest", a.slowestSpans)
 	mux.HandleFunc("GET /api/v1/traces", a.searchTraces)
 	mux.HandleFunc("GET /api/v1/traces/{traceID}", a.getTrace)
 	a.logRoutes(mux)
 	if a.analysis != nil {
 		mux.HandleFunc("GET /api/v1/topology", a.topology)
 		mux.HandleFunc("GET /api/v1/services/{service}/instances", a.instances)
+		mux.HandleFunc("GET /api/v1/instances", a.allInstances)
 		mux.HandleFunc("GET /api/v1/services/{service}/endpoints", a.endpoints)
 	}
 	if a.diagnostics != nil {
 		mux.HandleFunc("GET /api/v1/diagnostics", a.serveDiagnostics)
+	}
+	if a.status != nil {
+		mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, a.status()) })
 	}
 	// An unknown API path is a JSON 404, not the UI's index page.
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
@@ -136,6 +160,35 @@ func (a *API) operations(w http.ResponseWriter, r *http.Request) {
 		ops = []spanstore.Operation{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"operations": ops})
+}
+
+// slowestSpans ranks the service's own spans in start..end by duration:
+// where the service's time goes, whatever the traces around them.
+func (a *API) slowestSpans(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	start, end, err := timeRange(v, time.Hour)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	limit, err := limitParam(v)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	spans, err := a.spans.SlowestSpans(r.Context(), spanstore.SpanQuery{Service: r.PathValue("service"), Start: start, End: end, Limit: limit})
+	if errors.Is(err, spanstore.ErrBadQuery) {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	if spans == nil {
+		spans = []spanstore.RankedSpan{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"spans": spans})
 }
 
 func (a *API) getTrace(w http.ResponseWriter, r *http.Request) {
@@ -229,6 +282,21 @@ func (a *API) instances(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// allInstances serves every service's instances at once.
+func (a *API) allInstances(w http.ResponseWriter, r *http.Request) {
+	start, end, err := timeRange(r.URL.Query(), 15*time.Minute)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	out, err := a.analysis.AllInstances(r.Context(), start, end)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
 // endpoints serves a service's endpoints with figures, busiest first.
 func (a *API) endpoints(w http.ResponseWriter, r *http.Request) {
 	start, end, err := timeRange(r.URL.Query(), 15*time.Minute)
@@ -244,7 +312,24 @@ func (a *API) endpoints(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// serveDiagnostics serves the integrity findings, ?service= for one service.
+// serveDiagnostics serves the integrity findings, ?service= for one
+// service, after the findings about silence: no span at all, or none from
+// the service asked about. A service is known when the span store holds its
+// spans or the integrity analysis saw them since the server started (the
+// store shows a span a flush interval after it arrived).
 func (a *API) serveDiagnostics(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, a.diagnostics.Findings(r.URL.Query().Get("service")))
+	service := r.URL.Query().Get("service")
+	rep := a.diagnostics.Findings(service)
+	stored, err := a.spans.Services(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, fmt.Errorf("list the services to tell silent ones: %w", err))
+		return
+	}
+	known := append(stored, a.diagnostics.SeenServices()...)
+	slices.Sort(known)
+	known = slices.Compact(known)
+	if silence := integrity.Silence(known, service, rep.GeneratedAt); len(silence) > 0 {
+		rep.Findings = append(silence, rep.Findings...)
+	}
+	writeJSON(w, http.StatusOK, rep)
 }

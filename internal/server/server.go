@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -257,7 +258,16 @@ func Start(cfg Config) (*Server, error) {
 	swOpts := skywalking.Options{Token: cfg.SWToken, MaxRecvMsgSize: cfg.MaxRequest, Logger: log, GRPCServerOptions: sec.grpcOptions()}
 
 	mux := http.NewServeMux()
-	query.NewAPI(store, store, s.Analyser, s.Integrity).Routes(mux)
+	// The listeners are known once they are bound, after the routes: the
+	// status API reads a copy taken then.
+	var listening atomic.Pointer[query.Status]
+	startedAt := time.Now().UTC()
+	query.NewAPI(store, store, s.Analyser, s.Integrity).WithStatus(func() query.Status {
+		if st := listening.Load(); st != nil {
+			return *st
+		}
+		return query.Status{Listeners: map[string]string{}, StartedAt: startedAt}
+	}).Routes(mux)
 	query.NewAlertsAPI(s.Alerting).Routes(mux) // /api/v1/{alerts,rules,silences}, /prometheus/api/v1/{rules,alerts}, /-/reload
 	mux.Handle("/jaeger/", http.StripPrefix("/jaeger", jaeger.NewHandler(store, dependencies{s.Analyser})))
 	mux.Handle("/prometheus/", http.StripPrefix("/prometheus", promapi.NewHandler(s.Metrics)))
@@ -302,6 +312,13 @@ func Start(cfg Config) (*Server, error) {
 		_ = s.Shutdown(context.Background())
 		return nil, err
 	}
+	st := query.Status{Listeners: map[string]string{}, StartedAt: startedAt}
+	for name, addr := range s.Addrs {
+		if name != "pprof" { // not advertised
+			st.Listeners[name] = addr
+		}
+	}
+	listening.Store(&st)
 	sec.logPosture(log, s.Addrs, cfg.SWToken != "")
 	return s, nil
 }

@@ -16,17 +16,22 @@ import (
 	"time"
 
 	"github.com/SkyAPM/go2sky"
+	otelruntime "go.opentelemetry.io/contrib/instrumentation/runtime"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
 
 	agentv3 "skywalking.apache.org/repo/goapi/collect/language/agent/v3"
 
+	"github.com/skytrail/skytrail/internal/doctor"
 	"github.com/skytrail/skytrail/internal/server"
 	"github.com/skytrail/skytrail/internal/servertest"
 	"github.com/skytrail/skytrail/internal/testutil/poll"
@@ -180,6 +185,109 @@ func checkoutTrace(f *feeder, base time.Time, orderID int, links ...trace.Link) 
 		{1, "frontend", "POST payment"},
 		{2, "payment", "charge"},
 	}
+}
+
+// slowPartTrace records shop's GET /cart (300 ms) waiting on pricing (the
+// slow part, 10-280 ms, failing deep down in its database call with
+// "deadlock detected") while a stock lookup (10-50 ms) runs beside it: the
+// critical path is the cart, the prices call, pricing's span and its
+// query; the cart's own time is 30 ms.
+func slowPartTrace(f *feeder, base time.Time) string {
+	shop, pricing := f.tracer("shop"), f.tracer("pricing")
+	ctx, root := shop.Start(context.Background(), "GET /cart", trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(base))
+	_, endStock := span(ctx, shop, "load stock", trace.SpanKindInternal, base.Add(10*time.Millisecond), 40*time.Millisecond)
+	endStock()
+	pctx, call := shop.Start(ctx, "GET /prices", trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(base.Add(10*time.Millisecond)))
+	sctx, serve := pricing.Start(remote(pctx), "GET /prices", trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(base.Add(12*time.Millisecond)))
+	_, db := pricing.Start(sctx, "SELECT prices", trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(base.Add(20*time.Millisecond)),
+		trace.WithAttributes(attribute.String("db.system", "postgresql")))
+	db.SetStatus(codes.Error, "deadlock detected")
+	db.End(trace.WithTimestamp(base.Add(260 * time.Millisecond)))
+	serve.SetStatus(codes.Error, "prices unavailable")
+	serve.End(trace.WithTimestamp(base.Add(278 * time.Millisecond)))
+	call.SetStatus(codes.Error, "HTTP 503")
+	call.End(trace.WithTimestamp(base.Add(280 * time.Millisecond)))
+	root.SetStatus(codes.Error, "HTTP 500")
+	root.End(trace.WithTimestamp(base.Add(300 * time.Millisecond)))
+	return trace.SpanContextFromContext(ctx).TraceID().String()
+}
+
+// treeOfServices records one trace through n services m-00 … m-(n-1), each
+// m-i calling m-(2i+1) and m-(2i+2): a map of n services in layers.
+func treeOfServices(f *feeder, base time.Time, n int) {
+	name := func(i int) string { return fmt.Sprintf("m-%02d", i) }
+	var serve func(ctx context.Context, i int, at time.Time)
+	serve = func(ctx context.Context, i int, at time.Time) {
+		sctx, end := span(ctx, f.tracer(name(i)), "GET /work", trace.SpanKindServer, at, 50*time.Millisecond)
+		for _, c := range []int{2*i + 1, 2*i + 2} {
+			if c >= n {
+				continue
+			}
+			cctx, endCall := span(sctx, f.tracer(name(i)), "GET /work", trace.SpanKindClient, at.Add(time.Millisecond), 40*time.Millisecond,
+				attribute.String("server.address", name(c)))
+			serve(remote(cctx), c, at.Add(2*time.Millisecond))
+			endCall()
+		}
+		end()
+	}
+	serve(context.Background(), 0, base)
+}
+
+// goRuntime runs OpenTelemetry's Go runtime instrumentation in this
+// process as the instance service-1 of service, exporting over OTLP/gRPC
+// every 300 ms, as a Go service would; stop flushes and ends it.
+func goRuntime(t *testing.T, addr, service string) (stop func()) {
+	exp, err := otlpmetricgrpc.New(context.Background(), otlpmetricgrpc.WithEndpoint(addr), otlpmetricgrpc.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(service), attribute.String("service.instance.id", service+"-1"))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(300*time.Millisecond))))
+	if err := otelruntime.Start(otelruntime.WithMeterProvider(mp)); err != nil {
+		t.Fatal(err)
+	}
+	return func() { _ = mp.Shutdown(context.Background()) }
+}
+
+// promHas tells whether a PromQL query over the server answers a series.
+func promHas(base, query string) bool {
+	resp, err := http.Get(base + "/prometheus/api/v1/query?query=" + url.QueryEscape(query))
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct{ Result []json.RawMessage } `json:"data"`
+	}
+	return json.NewDecoder(resp.Body).Decode(&body) == nil && len(body.Data.Result) > 0
+}
+
+// crowd sends one server span for each of n services crowd-000 …, each
+// its own resource, through the OTLP exporter in one export: the 500
+// services every page's first draw is timed with. It returns a trace ID.
+func crowd(t *testing.T, addr string, n int, at time.Time) string {
+	exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(addr), otlptracegrpc.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exp.Shutdown(context.Background())
+	stubs := make(tracetest.SpanStubs, n)
+	for i := range stubs {
+		name := fmt.Sprintf("crowd-%03d", i)
+		var tid trace.TraceID
+		var sid trace.SpanID
+		copy(tid[:], fmt.Sprintf("crowd%011d", i))
+		copy(sid[:], fmt.Sprintf("s%07d", i))
+		stubs[i] = tracetest.SpanStub{
+			Name: "GET /health", SpanKind: trace.SpanKindServer, StartTime: at, EndTime: at.Add(time.Duration(i%50+1) * time.Millisecond),
+			SpanContext: trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled}),
+			Resource:    resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(name), attribute.String("service.instance.id", name+"-1")),
+		}
+	}
+	if err := exp.ExportSpans(context.Background(), stubs.Snapshots()); err != nil {
+		t.Fatal(err)
+	}
+	return stubs[0].SpanContext.TraceID().String()
 }
 
 // skywalkingTrace records gateway → stock → MySQL with go2sky, reported to
@@ -415,7 +523,21 @@ func TestBrowser(t *testing.T) {
 	// never written before all its calls are in.
 	s, base := startSkyTrail(t, func(c *server.Config) { c.Analysis.FlushDelay = 5 * time.Minute })
 	api := "http://" + s.Addrs["query API"]
-	_, emptyBase := startSkyTrail(t)
+	empty, emptyBase := startSkyTrail(t)
+	// quiet: order sent a span and nothing since; silence counts after 1 s.
+	quiet, quietBase := startSkyTrail(t, func(c *server.Config) { c.Integrity.SilentAfter = time.Second })
+	qf := &feeder{t: t, addr: quiet.Addrs["OTLP gRPC"], tps: map[string]*sdktrace.TracerProvider{}}
+	defer qf.shutdown()
+	_, endOrder := span(context.Background(), qf.tracer("order"), "GET /orders", trace.SpanKindServer, time.Now(), 5*time.Millisecond)
+	endOrder()
+	// crowded: 500 services, for the first draw of every page.
+	const crowdSize = 500
+	crowded, crowdBase := startSkyTrail(t)
+	crowdTraceID := crowd(t, crowded.Addrs["OTLP gRPC"], crowdSize, time.Now().Add(-time.Minute))
+	// Its map: fifty services in a tree.
+	const mapServices = 50
+	treeOfServices(qf, time.Now().Add(-time.Minute), mapServices)
+	qf.flush()
 
 	f := &feeder{t: t, addr: s.Addrs["OTLP gRPC"], tps: map[string]*sdktrace.TracerProvider{}}
 	defer f.shutdown()
@@ -440,12 +562,14 @@ func TestBrowser(t *testing.T) {
 		_, end := span(context.Background(), f.tracer(fmt.Sprintf("svc-%03d", i)), "GET /health", trace.SpanKindServer, now.Add(-time.Minute), time.Duration(i+1)*time.Millisecond)
 		end()
 	}
+	cartID := slowPartTrace(f, now.Add(-4*time.Minute))
 	swTraceID := skywalkingTrace(t, s)
 	const bigSpans = 2000
 	bigID := bigTrace(f, now.Add(-5*time.Minute), bigSpans)
 	lostIDs := lostContextTraces(f, now.Add(-3*time.Minute), 3)
 	f.flush()
 	poll.Until(t, waitTimeout, "the checkout trace", func() bool { return traceSpans(api, traceID) == len(tree) })
+	poll.Until(t, waitTimeout, "the cart trace", func() bool { return traceSpans(api, cartID) == 5 })
 	poll.Until(t, waitTimeout, "the 2,000-span trace", func() bool { return traceSpans(api, bigID) == bigSpans })
 	poll.Until(t, waitTimeout, "the go2sky trace", func() bool { return traceSpans(api, url.PathEscape(swTraceID)) == 4 })
 	postAgentLog(t, s.Addrs["SkyWalking HTTP"], swTraceID, "stock reservation failed: lock wait timeout")
@@ -456,6 +580,42 @@ func TestBrowser(t *testing.T) {
 		return len(ans.Logs) == 1
 	})
 	poll.Until(t, waitTimeout, "the lost_propagation finding about invoices", func() bool { return findingOf(s, api, "lost_propagation", "invoices") })
+	poll.Until(t, waitTimeout, "the fifty services' map", func() bool {
+		var topo struct{ Edges []json.RawMessage }
+		resp, err := http.Get(quietBase + "/api/v1/topology")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return json.NewDecoder(resp.Body).Decode(&topo) == nil && len(topo.Edges) >= mapServices // 49 calls and user → m-00
+	})
+	poll.Until(t, waitTimeout, "the 500 services", func() bool {
+		var body struct{ Services []json.RawMessage }
+		resp, err := http.Get(crowdBase + "/api/v1/services")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return json.NewDecoder(resp.Body).Decode(&body) == nil && len(body.Services) == crowdSize && traceSpans(crowdBase, crowdTraceID) == 1
+	})
+	poll.Until(t, waitTimeout, "the silent_service finding about order", func() bool { return findingOf(quiet, quietBase, "silent_service", "order") })
+	// doctor's probe reaches the server with data: it must not show as a service.
+	probe, err := doctor.Run(context.Background(), doctor.Config{OTLPEndpoint: "http://" + s.Addrs["OTLP gRPC"], OTLPProtocol: doctor.ProtocolGRPC,
+		SWBackend: s.Addrs["SkyWalking gRPC"], Server: api, Wait: waitTimeout, DialTimeout: 5 * time.Second}, doctor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range probe.Checks {
+		if c.Name == "probe searchable" && c.Status != doctor.StatusOK {
+			t.Fatalf("doctor's probe did not arrive: %+v", c)
+		}
+	}
+	// frontend-1's Go runtime, by OpenTelemetry's instrumentation over OTLP metrics.
+	defer goRuntime(t, s.Addrs["OTLP gRPC"], "frontend")()
+	poll.Until(t, waitTimeout, "frontend-1's Go runtime metrics", func() bool {
+		return promHas(api, `agent_go_goroutine_count{service="frontend",instance="frontend-1"}`) &&
+			promHas(api, `agent_go_memory_used_bytes{service="frontend",instance="frontend-1",go_memory_type="other"}`)
+	})
 	// No flush: the figures show as the spans arrive. steady's calls go on
 	// while the browser looks.
 	defer steadyService(t, s.Addrs["OTLP gRPC"])()
@@ -464,7 +624,7 @@ func TestBrowser(t *testing.T) {
 	if hold, _ := time.ParseDuration(os.Getenv("UI_DEV")); hold > 0 {
 		// UI_DEV=20m: keep the fed servers up for a person (or ui.mjs run
 		// by hand with these variables) instead of running the checks.
-		t.Logf("BASE_URL=%s EMPTY_BASE_URL=%s TRACE_ID=%s BIG_TRACE_ID=%s SW_TRACE_ID=%s LOST_TRACE_IDS=%s TREE='%s'", base, emptyBase, traceID, bigID, swTraceID, strings.Join(lostIDs, ","), want)
+		t.Logf("CROWD_BASE_URL=%s CROWD_TRACE_ID=%s CART_TRACE_ID=%s QUIET_BASE_URL=%s EMPTY_OTLP_GRPC=%s BASE_URL=%s EMPTY_BASE_URL=%s TRACE_ID=%s BIG_TRACE_ID=%s SW_TRACE_ID=%s LOST_TRACE_IDS=%s TREE='%s'", crowdBase, crowdTraceID, cartID, quietBase, empty.Addrs["OTLP gRPC"], base, emptyBase, traceID, bigID, swTraceID, strings.Join(lostIDs, ","), want)
 		time.Sleep(hold)
 		return
 	}
@@ -473,7 +633,7 @@ func TestBrowser(t *testing.T) {
 	cmd := exec.CommandContext(ctx, "node", "ui.mjs")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
-		"BASE_URL="+base, "EMPTY_BASE_URL="+emptyBase, "TRACE_ID="+traceID, "BIG_TRACE_ID="+bigID,
+		"BASE_URL="+base, "EMPTY_BASE_URL="+emptyBase, "EMPTY_OTLP_GRPC="+empty.Addrs["OTLP gRPC"], "QUIET_BASE_URL="+quietBase, "CART_TRACE_ID="+cartID, "CROWD_BASE_URL="+crowdBase, "CROWD_TRACE_ID="+crowdTraceID, "TRACE_ID="+traceID, "BIG_TRACE_ID="+bigID,
 		"TREE="+string(want), "SW_TRACE_ID="+swTraceID, "LINKED_TRACE_ID="+earlier, "LOST_TRACE_IDS="+strings.Join(lostIDs, ","), "ALLOW_MISSING="+strings.Join(missingAPIs(t, base), ","), "CHROMIUM="+chromium,
 		// UI_SCREENSHOTS=/some/dir keeps a screenshot of every page, light and dark.
 		"SCREENSHOTS="+os.Getenv("UI_SCREENSHOTS"),

@@ -11,7 +11,9 @@ package integrity
 import (
 	"context"
 	"encoding/binary"
+	"maps"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -119,9 +121,11 @@ type Analyser struct {
 	traces   map[pcommon.TraceID]*pending
 	buffered int
 	intern   map[string]string
-	// lastSpan is when each service instance last sent a span (unix ns).
-	lastSpan map[instanceKey]int64
-	dropped  uint64 // spans not buffered since the last judging pass
+	// lastSpan is when each service instance last sent a span (unix ns),
+	// and lastService when each service did.
+	lastSpan    map[instanceKey]int64
+	lastService map[string]int64
+	dropped     uint64 // spans not buffered since the last judging pass
 	// shift halves the share of new traces admitted for judging, by trace
 	// ID, while the buffer is over half full: under heavy load a
 	// consistent sample of whole traces is judged instead of every trace
@@ -150,10 +154,11 @@ const (
 func New(cfg Config) *Analyser {
 	cfg.defaults()
 	a := &Analyser{
-		cfg:      cfg,
-		traces:   map[pcommon.TraceID]*pending{},
-		intern:   map[string]string{},
-		lastSpan: map[instanceKey]int64{},
+		cfg:         cfg,
+		traces:      map[pcommon.TraceID]*pending{},
+		intern:      map[string]string{},
+		lastSpan:    map[instanceKey]int64{},
+		lastService: map[string]int64{},
 		rejections: rejections{
 			pending: map[rejectionKey]uint64{},
 			clients: map[clientKey]*ClientRejections{},
@@ -208,8 +213,14 @@ func (a *Analyser) ConsumeTraces(_ context.Context, td pipeline.Traces) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for i := 0; i < rss.Len(); i++ {
+		if td.Resources[i].Probe {
+			continue // doctor's probe: no service's traffic
+		}
 		rs := rss.At(i)
 		service, instance, sw := a.resource(rs.Resource(), td.Resources[i])
+		if _, ok := a.lastService[service]; ok || len(a.lastService) < maxServices {
+			a.lastService[service] = nowNs
+		}
 		if instance != "" {
 			k := instanceKey{service, instance}
 			if _, ok := a.lastSpan[k]; ok || len(a.lastSpan) < maxInstances {
@@ -378,8 +389,19 @@ func (a *Analyser) Judge(now time.Time) {
 		a.shift--
 	}
 	sampled := 1 / float64(uint64(1)<<a.shift)
+	lastService := maps.Clone(a.lastService)
 	a.mu.Unlock()
-	a.judge.run(now, dueIDs, due, dropped, pendingTraces, sampled, a.lastSpanOf)
+	a.judge.run(now, dueIDs, due, dropped, pendingTraces, sampled, a.lastSpanOf, lastService)
+}
+
+// SeenServices lists the services that sent spans since the server started
+// (doctor's probes left out), sorted.
+func (a *Analyser) SeenServices() []string {
+	a.mu.Lock()
+	out := slices.Collect(maps.Keys(a.lastService))
+	a.mu.Unlock()
+	slices.Sort(out)
+	return out
 }
 
 // lastSpanOf is when an instance last sent a span (unix ns), if it has.

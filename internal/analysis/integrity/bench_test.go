@@ -3,6 +3,7 @@ package integrity
 import (
 	"context"
 	"crypto/rand"
+	"slices"
 	"testing"
 	"time"
 
@@ -144,7 +145,10 @@ func TestLateSpans(t *testing.T) {
 	a.Judge(now.Add(time.Hour))
 	send(2, 1, ptrace.SpanKindConsumer) // a minute later, from a queue
 	a.Judge(now.Add(2 * time.Hour))
-	if r := a.Findings(""); len(r.Findings) > 0 || r.JudgedTraces != 2 {
+	// Judged two hours on, orders is silent by then; nothing else is wrong.
+	r := a.Findings("")
+	r.Findings = slices.DeleteFunc(r.Findings, func(f Finding) bool { return f.Kind == KindSilentService })
+	if len(r.Findings) > 0 || r.JudgedTraces != 2 {
 		t.Errorf("late span: %d judged, findings %+v", r.JudgedTraces, r.Findings)
 	}
 }

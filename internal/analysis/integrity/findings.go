@@ -59,7 +59,8 @@ type Finding struct {
 	Service string `json:"service,omitempty"`
 	// Peer is the other side: the called service or address for call
 	// findings, the caller for broken traces and clock skew, the instance
-	// replaced for duplicates, the receiver for rejected data.
+	// replaced for duplicates, the receiver for rejected data, the nearest
+	// known name for a service that never sent a span.
 	Peer     string `json:"peer,omitempty"`
 	Instance string `json:"instance,omitempty"`
 	// Count is how many traces showed it (instances: 1; rejected data:
@@ -142,6 +143,8 @@ func describe(k key) (severity, summary, remedy string) {
 			"Set server.address and server.port (or peer.service) on client spans, or use instrumentation that does (otelhttp.NewTransport, otelgrpc, otelsql); without them the service map cannot draw the call."
 	case KindRejectedData:
 		return SeverityError, fmt.Sprintf("the %s receiver refused spans (%s)", p, k.variant), rejectedRemedy(k.variant)
+	case KindNoSpans, KindUnknownService, KindSilentService:
+		return describeSilence(k)
 	case KindAnalysisOverflow:
 		return SeverityWarning, "some traces were not checked for integrity: too many spans were waiting to be judged",
 			"A burst outgrew the integrity buffer before sampling caught up (the spans themselves were stored): raise the buffer (Config.MaxSpans) or shorten the grace period."

@@ -192,7 +192,7 @@ func wantRemedy(t *testing.T, f integrity.Finding, parts ...string) {
 			t.Errorf("%s finding does not say %q:\nsummary: %s\nremedy: %s", f.Kind, p, f.Summary, f.Remedy)
 		}
 	}
-	perInstance := map[string]bool{integrity.KindSilentInstance: true, integrity.KindStoppedInstance: true, integrity.KindDuplicateInstance: true, integrity.KindRejectedData: true}
+	perInstance := map[string]bool{integrity.KindSilentInstance: true, integrity.KindStoppedInstance: true, integrity.KindDuplicateInstance: true, integrity.KindRejectedData: true, integrity.KindSilentService: true}
 	if len(f.Examples) == 0 && !perInstance[f.Kind] {
 		t.Errorf("%s finding has no example trace", f.Kind)
 	}

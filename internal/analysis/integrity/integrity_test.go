@@ -21,6 +21,7 @@ import (
 	"github.com/skytrail/skytrail/internal/receiver/skywalking"
 	"github.com/skytrail/skytrail/internal/server"
 	"github.com/skytrail/skytrail/internal/servertest"
+	"github.com/skytrail/skytrail/internal/testutil/poll"
 	"github.com/skytrail/skytrail/internal/testutil/testclock"
 	"github.com/skytrail/skytrail/sdk"
 )
@@ -198,7 +199,8 @@ func TestSamplerAtZero(t *testing.T) {
 	}
 	instanceKnown(t, s, "quiet", "quiet-1")
 	s.Integrity.Judge(clock.Now())
-	if r := diagnostics(t, s, ""); len(r.Findings) > 0 {
+	// No span arrived at all: that the server says so is its only finding.
+	if r := diagnostics(t, s, ""); len(r.Findings) != 1 || r.Findings[0].Kind != integrity.KindNoSpans {
 		t.Fatalf("an instance younger than the grace period has findings: %s", describe(r.Findings))
 	}
 	clock.Advance(2 * time.Minute)
@@ -397,4 +399,61 @@ func TestStoppedInstance(t *testing.T) {
 		t.Errorf("stopped: %+v", f)
 	}
 	wantRemedy(t, f, "keep-alives")
+}
+
+// TestSilentService: an OpenTelemetry service (no keep-alives, so no
+// instance finding) that sent spans and then none for SilentAfter is a
+// finding naming when it last sent; it goes once the service sends again.
+func TestSilentService(t *testing.T) {
+	t.Parallel()
+	clock := testclock.New()
+	const silentAfter = time.Minute
+	s := startServerWith(t, "", func(c *server.Config) {
+		c.Integrity.SilentAfter, c.Integrity.Now = silentAfter, clock.Now
+	})
+	tp := otelService(t, s, "order")
+	_, sp := tp.Tracer("t").Start(context.Background(), "GET /orders", trace.WithSpanKind(trace.SpanKindServer))
+	sp.End()
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, s, 1)
+	s.Integrity.Judge(clock.Now())
+	for _, f := range diagnostics(t, s, "").Findings {
+		if f.Kind == integrity.KindSilentService {
+			t.Fatalf("a service that just sent a span is silent: %+v", f)
+		}
+	}
+	clock.Advance(2 * silentAfter)
+	s.Integrity.Judge(clock.Now())
+	f := waitFinding(t, s, integrity.KindSilentService, "order")
+	if f.Severity != integrity.SeverityError || !strings.HasPrefix(f.Summary, "order has sent no span since "+f.FirstSeen.Format("2006-01-02 15:04:05")+" UTC") {
+		t.Errorf("silent: %+v", f)
+	}
+	wantRemedy(t, f, "skytrail doctor --service-name order")
+	// It sends again: the finding goes.
+	_, sp = tp.Tracer("t").Start(context.Background(), "GET /orders", trace.WithSpanKind(trace.SpanKindServer))
+	sp.End()
+	_ = tp.ForceFlush(context.Background())
+	poll.Until(t, 30*time.Second, "the silent_service finding to go", func() bool {
+		s.Integrity.Judge(clock.Now())
+		for _, f := range diagnostics(t, s, "").Findings {
+			if f.Kind == integrity.KindSilentService {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestNearest: a typo finds the service meant; a name far from every
+// known one finds none.
+func TestNearest(t *testing.T) {
+	t.Parallel()
+	known := []string{"frontend", "inventory", "order", "payment"}
+	for name, want := range map[string]string{"ordr": "order", "Order": "order", "paymnet": "payment", "inventroy": "inventory", "zz": "", "shipping": ""} {
+		if got := integrity.Nearest(name, known); got != want {
+			t.Errorf("Nearest(%q) = %q, want %q", name, got, want)
+		}
+	}
 }

@@ -76,7 +76,7 @@ func newJudge(cfg Config, r *rejections, m *metrics) *judge {
 
 // run judges the traces whose grace period passed, then refreshes the
 // findings that come from the instance registry and the receivers.
-func (j *judge) run(now time.Time, ids []pcommon.TraceID, due []*pending, dropped uint64, pendingTraces int, sampled float64, lastSpan func(service, instance string) (int64, bool)) {
+func (j *judge) run(now time.Time, ids []pcommon.TraceID, due []*pending, dropped uint64, pendingTraces int, sampled float64, lastSpan func(service, instance string) (int64, bool), lastService map[string]int64) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	nowNs := now.UnixNano()
@@ -100,6 +100,7 @@ func (j *judge) run(now time.Time, ids []pcommon.TraceID, due []*pending, droppe
 		j.record(key{kind: KindAnalysisOverflow}, "", nowNs, dropped)
 	}
 	j.instanceFindings(now, lastSpan)
+	j.silentServices(now, lastService)
 	j.rejectedFindings(nowNs)
 	j.expire(nowNs)
 	j.rejections.expire(now.Add(-j.cfg.Window))

@@ -453,6 +453,9 @@ func (brokenReader) FindTraceIDs(context.Context, spanstore.TraceQuery) ([]pcomm
 func (brokenReader) FindTraces(context.Context, spanstore.TraceQuery) ([]spanstore.TraceSummary, error) {
 	return nil, errBroken
 }
+func (brokenReader) SlowestSpans(context.Context, spanstore.SpanQuery) ([]spanstore.RankedSpan, error) {
+	return nil, errBroken
+}
 
 func TestHandlerStoreErrors(t *testing.T) {
 	t.Parallel()

@@ -44,6 +44,37 @@ type TraceSummary struct {
 	ErrorCount    int           `json:"errorCount"`
 	Services      []string      `json:"services"`
 	Error         bool          `json:"error"`
+	// Matched is the newest span that met the search's conditions; absent
+	// for a search by time alone.
+	Matched *MatchedSpan `json:"matched,omitempty"`
+}
+
+// MatchedSpan names the span of a trace that met a search.
+type MatchedSpan struct {
+	SpanID  string `json:"spanID"`
+	Service string `json:"service"`
+	Name    string `json:"name"`
+}
+
+// SpanQuery selects one service's spans for SlowestSpans.
+type SpanQuery struct {
+	Service    string
+	Start, End time.Time
+	// Limit caps the spans (default 10, at most 1000).
+	Limit int
+}
+
+// RankedSpan is one span of a SlowestSpans answer.
+type RankedSpan struct {
+	TraceID    string    `json:"traceID"`
+	SpanID     string    `json:"spanID"`
+	Name       string    `json:"name"`
+	Kind       string    `json:"kind"`
+	Start      time.Time `json:"start"`
+	DurationUS int64     `json:"durationMicros"`
+	Error      bool      `json:"error"`
+	// StatusMessage is the span's error message, if it failed.
+	StatusMessage string `json:"statusMessage,omitempty"`
 }
 
 // Operation is a span name seen for a service, with the span kind it was
@@ -75,4 +106,7 @@ type Reader interface {
 	FindTraceIDs(ctx context.Context, q TraceQuery) ([]pcommon.TraceID, error)
 	// FindTraces returns summaries of matching traces, newest first.
 	FindTraces(ctx context.Context, q TraceQuery) ([]TraceSummary, error)
+	// SlowestSpans returns a service's own longest spans in the range,
+	// longest first: where its time goes, whatever the trace around them.
+	SlowestSpans(ctx context.Context, q SpanQuery) ([]RankedSpan, error)
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/skytrail/skytrail/internal/pipeline"
 )
 
 const (
@@ -87,6 +89,9 @@ func (s *Store) Services(ctx context.Context) ([]string, error) {
 	}
 	out := make([]string, 0, len(values))
 	for _, v := range values {
+		if v.Value == pipeline.ProbeService {
+			continue // doctor's probes are stored but are no service
+		}
 		out = append(out, v.Value)
 	}
 	sort.Strings(out)
@@ -489,6 +494,12 @@ func (q TraceQuery) bounds() (start, end time.Time, limit int) {
 // year 1 costs what one over the retention does: at most
 // 1+log8(range/5m) windows, 5 over the default 7 days.
 func (s *Store) FindTraceIDs(ctx context.Context, tq TraceQuery) ([]pcommon.TraceID, error) {
+	return s.findTraceIDs(ctx, tq, nil)
+}
+
+// findTraceIDs is FindTraceIDs; when matched is not nil, it records there
+// the newest matching span of each trace found, by trace ID in hex.
+func (s *Store) findTraceIDs(ctx context.Context, tq TraceQuery, matched map[string]MatchedSpan) ([]pcommon.TraceID, error) {
 	filter, err := searchFilter(tq)
 	if err != nil {
 		return nil, err
@@ -507,7 +518,7 @@ func (s *Store) FindTraceIDs(ctx context.Context, tq TraceQuery) ([]pcommon.Trac
 		}
 		// lo >= 0 and window <= winEnd-lo after the first round: no overflow.
 		winStart := max(lo, winEnd-window)
-		if out, err = s.findInWindow(ctx, filter, winStart, winEnd, limit, seen, out); err != nil {
+		if out, err = s.findInWindow(ctx, filter, winStart, winEnd, limit, seen, out, matched); err != nil {
 			return nil, err
 		}
 		winEnd = winStart
@@ -570,15 +581,20 @@ func (s *Store) heldPart(start, end time.Time) (lo, hi int64, ok bool) {
 // findInWindow appends to out, newest first, the traces of the newest spans
 // matching filter in [start, end) that are not in seen, until out holds
 // limit traces or the window is exhausted.
-func (s *Store) findInWindow(ctx context.Context, filter string, start, end int64, limit int, seen map[string]bool, out []pcommon.TraceID) ([]pcommon.TraceID, error) {
+func (s *Store) findInWindow(ctx context.Context, filter string, start, end int64, limit int, seen map[string]bool, out []pcommon.TraceID, matched map[string]MatchedSpan) ([]pcommon.TraceID, error) {
 	type hit struct {
-		ts int64
-		id string
+		ts    int64
+		id    string
+		match MatchedSpan
+	}
+	fields := fieldTraceID
+	if matched != nil {
+		fields += ", " + fieldSpan + ", " + fieldService + ", " + fieldName
 	}
 	// Take the newest matching spans, a few per wanted trace, and take more
 	// while they fall in too few traces; run checks ctx before each round.
 	for rows := (limit - len(out)) * 8; ; rows *= 4 {
-		q, err := parse(fmt.Sprintf("%s | sort by (_time desc) limit %d | fields _time, %s", filter, rows, fieldTraceID))
+		q, err := parse(fmt.Sprintf("%s | sort by (_time desc) limit %d | fields _time, %s", filter, rows, fields))
 		if err != nil {
 			return out, err
 		}
@@ -591,8 +607,22 @@ func (s *Store) findInWindow(ctx context.Context, filter string, start, end int6
 			if ids == nil {
 				return
 			}
+			var spans, services, names *logstorage.BlockColumn
+			if matched != nil {
+				spans, services, names = db.GetColumnByName(fieldSpan), db.GetColumnByName(fieldService), db.GetColumnByName(fieldName)
+			}
 			for i, v := range ids.Values {
-				hits = append(hits, hit{ts[i], strings.Clone(v)})
+				h := hit{ts: ts[i], id: strings.Clone(v)}
+				if spans != nil && len(spans.Values[i]) >= 16 {
+					h.match.SpanID = strings.Clone(spans.Values[i][:16])
+					if services != nil {
+						h.match.Service = strings.Clone(services.Values[i])
+					}
+					if names != nil {
+						h.match.Name = strings.Clone(names.Values[i])
+					}
+				}
+				hits = append(hits, h)
 			}
 		})
 		if err != nil {
@@ -612,6 +642,9 @@ func (s *Store) findInWindow(ctx context.Context, filter string, start, end int6
 			if _, err := hex.Decode(id[:], []byte(h.id)); err == nil {
 				taken[h.id] = true
 				found = append(found, id)
+				if matched != nil && h.match.SpanID != "" {
+					matched[h.id] = h.match
+				}
 			}
 		}
 		if len(found) == limit || len(hits) < rows || rows >= 1<<20 {
@@ -638,7 +671,13 @@ var summaryFields = []string{"_time", fieldTraceID, fieldSpan, fieldService, fie
 
 // FindTraces implements Reader.
 func (s *Store) FindTraces(ctx context.Context, tq TraceQuery) ([]TraceSummary, error) {
-	ids, err := s.FindTraceIDs(ctx, tq)
+	// A search with conditions says which span met them; one by time
+	// alone is met by every span.
+	var matched map[string]MatchedSpan
+	if tq.Service != "" || tq.Operation != "" || len(tq.Attributes) > 0 || tq.MinDuration > 0 || tq.MaxDuration > 0 || tq.ErrorsOnly {
+		matched = map[string]MatchedSpan{}
+	}
+	ids, err := s.findTraceIDs(ctx, tq, matched)
 	if err != nil {
 		return nil, err
 	}
@@ -647,6 +686,11 @@ func (s *Store) FindTraces(ctx context.Context, tq TraceQuery) ([]TraceSummary, 
 		return nil, err
 	}
 	out := Summarize(td)
+	for i := range out {
+		if m, ok := matched[out[i].TraceID]; ok {
+			out[i].Matched = &m
+		}
+	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Start.After(out[j].Start) })
 	return out, nil
 }
@@ -745,4 +789,69 @@ func shorten(s string) string {
 		return s
 	}
 	return s[:32] + "..."
+}
+
+// SlowestSpans implements Reader: logstorage sorts the service's spans in
+// the range by duration (stored in nanoseconds, compared as numbers) and
+// answers the first Limit.
+func (s *Store) SlowestSpans(ctx context.Context, sq SpanQuery) ([]RankedSpan, error) {
+	if sq.Service == "" {
+		return nil, fmt.Errorf("%w: slowest spans need a service", ErrBadQuery)
+	}
+	limit := sq.Limit
+	if limit <= 0 {
+		limit = 10
+	}
+	limit = min(limit, maxSearchLimit)
+	end := sq.End
+	if end.IsZero() {
+		end = time.Now()
+	}
+	start := sq.Start
+	if start.IsZero() {
+		start = end.Add(-defaultLookback)
+	}
+	lo, hi, ok := s.heldPart(start, end)
+	if !ok {
+		return nil, nil
+	}
+	q, err := parse(fmt.Sprintf("_stream:{%s=%s} | sort by (%s desc) limit %d | fields _time, %s, %s, %s, %s, %s, %s, %s",
+		fieldService, quote(sq.Service), fieldDuration, limit, fieldTraceID, fieldSpan, fieldName, fieldKind, fieldDuration, fieldStatusCode, fieldStatusMessage))
+	if err != nil {
+		return nil, err
+	}
+	q.AddTimeFilter(lo, hi-1)
+	var out []RankedSpan
+	var ts []int64
+	err = s.run(ctx, tenantSpans, q, func(db *logstorage.DataBlock) {
+		ts, _ = db.GetTimestamps(ts[:0])
+		col := func(name string) []string {
+			if c := db.GetColumnByName(name); c != nil {
+				return c.Values
+			}
+			return make([]string, len(ts))
+		}
+		ids, spans, names, kinds, durs, codes, msgs := col(fieldTraceID), col(fieldSpan), col(fieldName), col(fieldKind), col(fieldDuration), col(fieldStatusCode), col(fieldStatusMessage)
+		for i := range ts {
+			ns, _ := strconv.ParseInt(durs[i], 10, 64)
+			r := RankedSpan{TraceID: strings.Clone(ids[i]), Name: strings.Clone(names[i]), Start: nsToTime(ts[i]), DurationUS: ns / 1000,
+				Error: codes[i] == strconv.Itoa(int(ptrace.StatusCodeError))}
+			if len(spans[i]) >= 16 {
+				r.SpanID = strings.Clone(spans[i][:16])
+			}
+			if k, err := strconv.Atoi(kinds[i]); err == nil {
+				r.Kind = SpanKindName(ptrace.SpanKind(k))
+			}
+			if r.Error {
+				r.StatusMessage = strings.Clone(msgs[i])
+			}
+			out = append(out, r)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rank the spans of %s: %w", sq.Service, err)
+	}
+	// Blocks arrive in any order: rank them again.
+	slices.SortStableFunc(out, func(a, b RankedSpan) int { return -cmpInt(a.DurationUS, b.DurationUS) })
+	return out, nil
 }

@@ -2,6 +2,8 @@ package spanstore
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -347,5 +349,64 @@ func TestParseCanonicalInt(t *testing.T) {
 		if n, ok := parseCanonicalInt(s); ok != want || ok && strconv.FormatInt(n, 10) != s {
 			t.Errorf("parseCanonicalInt(%q) = %d, %v; want ok %v", s, n, ok, want)
 		}
+	}
+}
+
+// TestSlowestSpansAndMatched: a service's spans ranked by duration as
+// numbers (9 ms after 100 ms, which text order would swap), the error's
+// message kept; a search with conditions names the span that matched.
+func TestSlowestSpansAndMatched(t *testing.T) {
+	t.Parallel()
+	s := openTestStore(t)
+	ctx := context.Background()
+	now := time.Now().Add(-time.Minute)
+	for i, d := range []time.Duration{9 * time.Millisecond, 100 * time.Millisecond, 1500 * time.Microsecond, 20 * time.Millisecond} {
+		td := sampleTrace(byte(i+1), now.Add(time.Duration(i)*time.Second), i == 1)
+		charge := td.ResourceSpans().At(1).ScopeSpans().At(0).Spans().At(0)
+		charge.SetEndTimestamp(charge.StartTimestamp() + pcommon.Timestamp(d))
+		if err := s.ConsumeTraces(ctx, pipeline.TracesOf(td)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A probe is stored but is no service.
+	probe := sampleTrace(9, now, false)
+	for i := range probe.ResourceSpans().Len() {
+		probe.ResourceSpans().At(i).Resource().Attributes().PutStr("service.name", pipeline.ProbeService)
+	}
+	if err := s.ConsumeTraces(ctx, pipeline.TracesOf(probe)); err != nil {
+		t.Fatal(err)
+	}
+	s.Flush()
+
+	ranked, err := s.SlowestSpans(ctx, SpanQuery{Service: "payment", Start: now.Add(-time.Hour), Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for _, r := range ranked {
+		got = append(got, r.DurationUS)
+	}
+	if !slices.Equal(got, []int64{100_000, 20_000, 9_000}) {
+		t.Fatalf("slowest payment spans: %v, want 100000, 20000, 9000 µs", got)
+	}
+	if r := ranked[0]; r.Name != "charge" || r.Kind != "server" || !r.Error || r.StatusMessage != "card declined" || r.SpanID != "0200000000000002" || r.TraceID[:2] != "02" {
+		t.Errorf("slowest span: %+v", r)
+	}
+	if _, err := s.SlowestSpans(ctx, SpanQuery{}); !errors.Is(err, ErrBadQuery) {
+		t.Errorf("no service: %v", err)
+	}
+
+	sums, err := s.FindTraces(ctx, TraceQuery{Service: "payment", MinDuration: 50 * time.Millisecond, Start: now.Add(-time.Hour)})
+	if err != nil || len(sums) != 1 {
+		t.Fatalf("search: %+v, %v", sums, err)
+	}
+	if m := sums[0].Matched; m == nil || *m != (MatchedSpan{SpanID: "0200000000000002", Service: "payment", Name: "charge"}) {
+		t.Errorf("matched span: %+v", m)
+	}
+	if sums, _ := s.FindTraces(ctx, TraceQuery{Start: now.Add(-time.Hour)}); len(sums) == 0 || sums[0].Matched != nil {
+		t.Errorf("a search by time alone names a matched span: %+v", sums)
+	}
+	if svcs, _ := s.Services(ctx); slices.Contains(svcs, pipeline.ProbeService) {
+		t.Errorf("the probe is listed as a service: %v", svcs)
 	}
 }

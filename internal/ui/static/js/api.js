@@ -61,15 +61,21 @@ const seg = encodeURIComponent;
 export const api = {
   services: (r, signal) => getJSON('/api/v1/services' + qs({start: r.start, end: r.end}), signal),
   operations: (service, signal) => getJSON(`/api/v1/services/${seg(service)}/operations`, signal),
+  // A service's own longest spans in r, longest first.
+  slowestSpans: (service, r, limit, signal) => getJSON(`/api/v1/services/${seg(service)}/spans/slowest` + qs({start: r.start, end: r.end, limit}), signal),
   traces: (params, signal) => getJSON('/api/v1/traces' + qs(params), signal),
   trace: (id, signal) => getJSON(`/api/v1/traces/${seg(id)}`, signal),
   logs: (traceID, signal) => optional(`/api/v1/traces/${seg(traceID)}/logs`, signal),
   logSearch: (params, signal) => getJSON('/api/v1/logs' + qs(params), signal),
   topology: (r, signal) => optional('/api/v1/topology' + qs({start: r.start, end: r.end}), signal),
+  // Every service's instances in one answer; null when not served.
+  allInstances: (r, signal) => optional('/api/v1/instances' + qs({start: r.start, end: r.end}), signal),
   instances: (service, r, signal) => optional(`/api/v1/services/${seg(service)}/instances` + qs({start: r.start, end: r.end}), signal),
   // The server's integrity findings, about one service (and the server as
   // a whole) or all; not bound to the time range: findings last 15 minutes.
   diagnostics: (service, signal) => optional('/api/v1/diagnostics' + qs({service}), signal),
+  // Where the server listens, and since when; null when not served.
+  status: (signal) => optional('/api/v1/status', signal),
   endpoints: (service, r, signal) => optional(`/api/v1/services/${seg(service)}/endpoints` + qs({start: r.start, end: r.end}), signal),
   // Alerting (docs/alarms.md); alerts is null when it is not served.
   alerts: (signal, state) => optional('/api/v1/alerts' + qs({state}), signal),

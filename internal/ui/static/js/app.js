@@ -7,6 +7,8 @@ import * as map from './pages/map.js';
 import * as traces from './pages/traces.js';
 import * as trace from './pages/trace.js';
 import * as instances from './pages/instances.js';
+import * as instance from './pages/instance.js';
+import * as compare from './pages/compare.js';
 import * as health from './pages/health.js';
 import * as alerts from './pages/alerts.js';
 import * as logs from './pages/logs.js';
@@ -22,7 +24,9 @@ const routes = [
   {re: /^\/map$/, page: map, nav: 'map'},
   {re: /^\/traces$/, page: traces, nav: 'traces'},
   {re: /^\/traces\/([^/]+)$/, page: trace, nav: 'traces'},
+  {re: /^\/compare$/, page: compare, nav: 'traces'},
   {re: /^\/instances$/, page: instances, nav: 'instances'},
+  {re: /^\/instances\/([^/]+)\/([^/]+)$/, page: instance, nav: 'instances'},
   {re: /^\/health$/, page: health, nav: 'health'},
   {re: /^\/alerts$/, page: alerts, nav: 'alerts'},
   {re: /^\/logs$/, page: logs, nav: 'logs'},

@@ -96,35 +96,25 @@ export function fmtAgo(t, now = Date.now()) {
   return Math.floor(sec / 86400) + 'd ago';
 }
 
-// Service colours: a fixed palette readable on light and dark backgrounds,
-// told apart from each other and from the error red,
-// chosen by a hash of the name so a service keeps its colour on every page.
-const PALETTE = ['#3b82f6', '#f59e0b', '#10b981', '#8b5cf6', '#ec4899', '#06b6d4',
-  '#84cc16', '#f97316', '#a16207', '#0f766e', '#4f46e5'];
-
+// serviceColor is a service's one colour, the same on every page (list,
+// service page, map, waterfall, search results, charts): a hue from a hash
+// of the name, one of 300 (so two services rarely share one, as eleven
+// palette colours often did), kept out of the error red's band (hues 335°
+// to 25°), at a saturation and lightness readable on light and dark
+// backgrounds.
 export function serviceColor(name) {
   let hash = 2166136261;
   for (let i = 0; i < name.length; i++) hash = Math.imul(hash ^ name.charCodeAt(i), 16777619);
-  return PALETTE[(hash >>> 0) % PALETTE.length];
+  hash >>>= 0;
+  const hue = 25 + (hash % 300);
+  const light = 42 + ((hash >>> 9) % 3) * 6; // 42, 48 or 54%: neighbours in hue still differ
+  return `hsl(${hue} 68% ${light}%)`;
 }
 
-// distinctColors gives each of services a colour, the hashed one unless
-// another of them already has it, so one trace never shows two services
-// in the same colour (while the palette lasts).
+// distinctColors maps each of services to its colour (serviceColor): a
+// trace shows a service in the colour it has everywhere else.
 export function distinctColors(services) {
-  const used = new Set(), out = new Map();
-  for (const name of services) {
-    if (out.has(name)) continue;
-    let c = serviceColor(name);
-    if (used.has(c) && used.size < PALETTE.length) {
-      let i = PALETTE.indexOf(c);
-      while (used.has(PALETTE[i])) i = (i + 1) % PALETTE.length;
-      c = PALETTE[i];
-    }
-    used.add(c);
-    out.set(name, c);
-  }
-  return out;
+  return new Map(services.map((name) => [name, serviceColor(name)]));
 }
 
 export function message(kind, ...children) {

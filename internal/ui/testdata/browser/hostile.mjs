@@ -85,7 +85,7 @@ try {
   await visit('services', '/services', () => page.locator('table.services tbody tr').nth(2).waitFor());
 
   await visit('service', '/services/' + encodeURIComponent(env.EVIL_SERVICE), () => page.locator('h1').first().waitFor(), async () => {
-    await page.locator('h2', {hasText: 'Slowest traces'}).waitFor();
+    await page.locator('h2', {hasText: 'Slowest spans'}).waitFor();
     await page.waitForLoadState('networkidle');
     return '';
   });

@@ -3,6 +3,13 @@
 // exits non-zero with what was wrong. Environment:
 //   BASE_URL        the UI (a server with data)
 //   EMPTY_BASE_URL  a server without data (empty states)
+//   EMPTY_OTLP_GRPC the address its OTLP gRPC receiver listens on
+//   QUIET_BASE_URL  a server whose service order has gone silent, and whose
+//                   map is fifty services m-00 … m-49, each m-i calling
+//                   m-(2i+1) and m-(2i+2)
+//   CART_TRACE_ID   shop's GET /cart waiting on pricing, which fails deep down
+//   CROWD_BASE_URL  a server with 500 services (crowd-000 …), one span each
+//   CROWD_TRACE_ID  one of their traces
 //   TRACE_ID        the trace tagged order_id=1001
 //   TREE            JSON [{depth, service, name}] the waterfall must show
 //   BIG_TRACE_ID    a 2,000-span trace
@@ -109,9 +116,14 @@ try {
     await page.goto(env.EMPTY_BASE_URL + '/services');
     const empty = page.locator('section.empty');
     await empty.waitFor();
+    // The addresses the server really listens on (its ports are random
+    // here, never the defaults), and the doctor line to check the path.
+    await page.locator('section.empty[data-listening]').waitFor();
     const text = await empty.innerText();
-    assert.match(text, /OTEL_EXPORTER_OTLP_ENDPOINT=http:\/\/127\.0\.0\.1:4317/);
-    assert.match(text, /127\.0\.0\.1:11800/);
+    const grpc = env.EMPTY_OTLP_GRPC;
+    assert.ok(text.includes(`OTEL_EXPORTER_OTLP_ENDPOINT=http://${grpc}`), `the empty state does not show the OTLP gRPC address ${grpc}:\n${text}`);
+    assert.ok(!/:4317\b/.test(text), `the empty state shows the default port, not the server's:\n${text}`);
+    assert.ok(text.includes(`skytrail doctor --endpoint http://${grpc} --server ${env.EMPTY_BASE_URL}`), `the empty state lacks the doctor line:\n${text}`);
     await shot('empty');
   });
 
@@ -121,6 +133,8 @@ try {
     const ms = await renderTime();
     const names = await page.locator('table.services tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.service));
     for (const s of ['frontend', 'orders', 'payment', 'batch', 'svc-000', 'svc-099']) assert.ok(names.includes(s), `services page lacks ${s}: ${names.join(', ')}`);
+    // skytrail doctor probed this server: its probe is no service.
+    assert.ok(!names.includes('skytrail-doctor'), 'doctor\'s probe is listed as a service');
     log(`services page: ${names.length} services rendered ${ms.toFixed(0)} ms after navigation`);
     if (!missing('/api/v1/topology')) {
       // The analysis runs: figures are shown, payment's failures among them.
@@ -206,15 +220,96 @@ try {
     await page.locator('table.services a', {hasText: /^frontend$/}).click();
     await page.waitForURL(/\/services\/frontend/);
     await page.locator('h1', {hasText: 'frontend'}).waitFor();
-    await page.locator('h2', {hasText: 'Slowest traces'}).waitFor();
-    assert.ok(await page.locator('.trace-row').count() > 0, 'no traces on the service page');
+    await page.locator('h2', {hasText: 'Slowest spans'}).waitFor();
+    assert.ok(await page.locator('.slow-span').count() > 0, 'no spans on the service page');
     if (!missing('/api/v1/services/*/endpoints')) {
-      await page.locator('table a', {hasText: 'GET /checkout'}).waitFor();
+      await page.locator('table a', {hasText: 'GET /checkout'}).first().waitFor();
     }
     if (!missing('/prometheus')) {
       assert.equal(await page.locator('figure.chart svg.linechart').count(), 2, 'the service page lacks its two charts');
     }
     await shot('service');
+  });
+
+  await check('the service page ranks its own slowest spans, not whole traces', async () => {
+    // payment's part of the 180 ms checkout is its 56 ms charge: the page
+    // leads with that, not with frontend's trace.
+    await page.goto(base + '/services/payment');
+    const first = page.locator('.slow-span').first();
+    await first.waitFor();
+    const text = await first.innerText();
+    assert.match(text, /charge/, `payment's slowest span is not its charge: ${text}`);
+    assert.match(text, /\b56\.0ms\b/, `the charge took 56 ms: ${text}`);
+    assert.match(text, /card declined/, `the failed charge's message is not shown: ${text}`);
+    assert.ok(!(await page.locator('.slow-spans').innerText()).includes('GET /checkout'), 'the slowest spans show frontend\'s trace root');
+    // It opens the trace at that span.
+    await first.locator('a').click();
+    await page.waitForURL(/\/traces\/[0-9a-f]{32}\?.*span=[0-9a-f]{16}/);
+    await page.locator('.wf-row.selected .op', {hasText: 'charge'}).waitFor();
+    await page.goto(base + '/services/frontend');
+    await page.locator('table.slow-endpoints a', {hasText: 'GET /checkout'}).waitFor();
+  });
+
+  await check('the waterfall points at the slow part: self time, critical path, root cause', async () => {
+    await page.goto(base + '/traces/' + env.CART_TRACE_ID);
+    await page.locator('.wf-row').first().waitFor();
+    const rows = await page.locator('.wf-row').evaluateAll((rs) => rs.map((r) => ({
+      name: r.querySelector('.svc').textContent + ' ' + r.querySelector('.op').textContent,
+      critical: r.classList.contains('critical'), dur: r.querySelector('.wf-dur').textContent})));
+    const critical = rows.filter((r) => r.critical).map((r) => r.name);
+    assert.deepEqual(critical, ['shop GET /cart', 'shop GET /prices', 'pricing GET /prices', 'pricing SELECT prices'], `critical path: ${JSON.stringify(rows)}`);
+    const root = rows.find((r) => r.name === 'shop GET /cart');
+    assert.match(root.dur, /^300ms · self 30\.0ms$/, `the cart's row: ${root.dur}`);
+    const cause = page.locator('.root-cause');
+    assert.match((await cause.textContent()).replace(/\s+/g, ' '), /Root cause: pricing SELECT prices: deadlock detected/);
+    await cause.getByRole('button', {name: 'SELECT prices'}).click();
+    assert.match(await page.locator('.span-detail .self-time').innerText(), /^240ms · on the critical path$/);
+    await shot('trace-slow-part');
+  });
+
+  await check('a span table and statistics of a trace', async () => {
+    await page.goto(base + '/traces/' + env.CART_TRACE_ID);
+    await page.locator('.wf-row').first().waitFor();
+    await page.getByRole('tab', {name: 'Span table'}).click();
+    assert.match(page.url(), /view=table/);
+    const rows = await page.locator('table.span-table tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+    assert.equal(rows.length, 5, `span table: ${JSON.stringify(rows)}`);
+    assert.deepEqual(rows[0], ['shop', 'GET /cart', 'server', '+0ms', '300ms', '30.0ms'], 'the longest span first, with its self time');
+    await page.getByRole('tab', {name: 'Statistics'}).click();
+    const stats = await page.locator('table.span-stats tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+    assert.deepEqual(stats[0].slice(0, 6), ['pricing', 'SELECT prices', '1', '1', '240ms', '240ms'], `statistics, most own time first: ${JSON.stringify(stats)}`);
+    await page.reload();
+    await page.locator('table.span-stats').waitFor();
+    await shot('trace-stats');
+    // Back to the waterfall: a row opens the span.
+    await page.getByRole('tab', {name: 'Span table'}).click();
+    await page.locator('table.span-table button', {hasText: 'load stock'}).click();
+    await page.locator('.wf-row.selected .op', {hasText: 'load stock'}).waitFor();
+  });
+
+  await check('two traces compared side by side', async () => {
+    await page.goto(base + '/traces/' + traceID);
+    await page.locator('.wf-row').first().waitFor();
+    await page.getByLabel('Trace ID to compare with').fill(env.CART_TRACE_ID);
+    await page.getByRole('button', {name: 'Compare'}).click();
+    await page.waitForURL(new RegExp(`/compare\\?a=${traceID}&b=${env.CART_TRACE_ID}`));
+    await page.locator('table.compare-table').waitFor();
+    assert.equal(await page.locator('.compare-side[data-side="A"] .cmp-duration').innerText(), '180ms');
+    assert.equal(await page.locator('.compare-side[data-side="B"] .cmp-duration').innerText(), '300ms');
+    assert.match(await page.locator('.compare-side[data-side="B"]').innerText(), /pricing SELECT prices: deadlock detected/);
+    assert.match(await page.locator('.compare-summary').innerText(), /B took 120ms longer than A/);
+    const first = await page.locator('table.compare-table tbody tr').first().evaluate((tr) => [...tr.cells].map((c) => c.textContent));
+    assert.deepEqual(first, ['pricing', 'SELECT pricesonly in B', '0', '1', '0ms', '240ms', '+240ms']);
+    await shot('compare');
+  });
+
+  await check('search results show which span matched', async () => {
+    await page.goto(base + '/traces?service=pricing&minDuration=250ms');
+    const row = page.locator('.trace-row', {hasText: 'GET /cart'}).first();
+    await row.waitFor();
+    assert.match(await row.locator('.matched').innerText(), /matched\s+pricing\s+GET \/prices/);
+    await row.locator('a.trace-link').click();
+    await page.locator('.wf-row.selected', {hasText: 'pricing'}).waitFor();
   });
 
   await check('a tag search finds the trace', async () => {
@@ -400,7 +495,10 @@ try {
       await page.locator('g.edge[data-client="frontend"][data-server="orders"]:not(.failed)').waitFor();
       await page.locator('g.node.type-database[data-node="pg-main"]').waitFor();
       await page.locator('g.node.type-mq[data-node="kafka"]').waitFor();
-      await page.locator('g.edge[data-client="orders"][data-server="pg-main"]').click();
+      // Edges curve around nodes: the middle of an edge's box need not be
+      // on its line, so it is chosen from the keyboard, as edges allow.
+      await page.locator('g.edge[data-client="orders"][data-server="pg-main"]').focus();
+      await page.keyboard.press('Enter');
       await page.locator('.map-panel h3', {hasText: 'As the client saw it'}).waitFor();
       assert.match(page.url(), /edge=orders%3Epg-main|edge=orders>pg-main/);
     }
@@ -420,8 +518,81 @@ try {
       await page.locator('g.node[data-node="kafka"]').waitFor();
       const names = await page.locator('g.node').evaluateAll((gs) => gs.map((g) => g.dataset.node).sort());
       assert.deepEqual(names, ['frontend', 'kafka', 'orders', 'payment', 'pg-main', 'user']);
-      await page.locator('g.edge[data-client="frontend"][data-server="payment"]').click();
+      await page.locator('g.edge[data-client="frontend"][data-server="payment"]').focus();
+      await page.keyboard.press('Enter');
       await shot('map-focus');
+    }
+  });
+
+  // mapGeometry reads the drawn map in the page: each node's box (its
+  // shape, in map coordinates), and for each edge its endpoints and points
+  // sampled along its line.
+  const mapGeometry = () => page.evaluate(() => {
+    const nodes = [...document.querySelectorAll('g.node')].map((g) => {
+      const t = g.transform.baseVal.consolidate().matrix, b = g.querySelector('.shape').getBBox();
+      return {name: g.dataset.node, x: t.e + b.x, y: t.f + b.y, w: b.width, h: b.height};
+    });
+    const edges = [...document.querySelectorAll('g.edge')].map((g) => {
+      const line = g.querySelector('.edge-line'), len = line.getTotalLength();
+      const pts = [];
+      for (let i = 0; i <= 40; i++) {
+        const p = line.getPointAtLength((len * i) / 40);
+        pts.push({x: p.x, y: p.y});
+      }
+      return {client: g.dataset.client, server: g.dataset.server, pts};
+    });
+    const label = document.querySelector('g.node .node-label').getBoundingClientRect().height;
+    const svg = document.querySelector('svg.map'), canvas = svg.parentElement;
+    return {nodes, edges, label, fits: Number(svg.getAttribute('width')) <= canvas.clientWidth};
+  });
+
+  await check('the map reads: layered left to right, edges around nodes, fitted, at fifty services', async () => {
+    await page.goto(env.QUIET_BASE_URL + '/map');
+    await page.locator('g.node[data-node="m-49"]').waitFor();
+    const ms = await renderTime();
+    const geo = await mapGeometry();
+    assert.ok(geo.nodes.length >= 51, `${geo.nodes.length} nodes`);
+    const at = new Map(geo.nodes.map((n) => [n.name, n]));
+    const overlap = (a, b) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+    for (let i = 0; i < geo.nodes.length; i++) {
+      for (let j = i + 1; j < geo.nodes.length; j++) assert.ok(!overlap(geo.nodes[i], geo.nodes[j]), `${geo.nodes[i].name} overlaps ${geo.nodes[j].name}`);
+    }
+    for (const e of geo.edges) {
+      const a = at.get(e.client), b = at.get(e.server);
+      // Left to right by call depth.
+      assert.ok(a.x + a.w <= b.x, `${e.client} → ${e.server} does not run left to right`);
+      // No edge runs through a node it does not join.
+      for (const n of geo.nodes) {
+        if (n === a || n === b) continue;
+        const hit = e.pts.find((p) => p.x > n.x && p.x < n.x + n.w && p.y > n.y && p.y < n.y + n.h);
+        assert.ok(!hit, `${e.client} → ${e.server} runs through ${n.name}`);
+      }
+    }
+    // Fitted on load, yet its names readable.
+    assert.ok(geo.label >= 8, `node names are ${geo.label.toFixed(1)} px high`);
+    log(`fifty-service map: rendered ${ms.toFixed(0)} ms after navigation; names ${geo.label.toFixed(1)} px high; fits the canvas's width: ${geo.fits}`);
+    // Selecting a node brings out its edges.
+    await page.locator('g.node[data-node="m-02"]').click();
+    const classes = await page.locator('g.edge').evaluateAll((gs) => gs.map((g) => [g.dataset.client + '>' + g.dataset.server, g.classList.contains('linked'), g.classList.contains('dimmed')]));
+    const linked = classes.filter(([, l]) => l).map(([k]) => k).sort();
+    assert.deepEqual(linked, ['m-00>m-02', 'm-02>m-05', 'm-02>m-06']);
+    assert.ok(classes.filter(([, l, d]) => !l && !d).length === 0, 'an edge neither linked nor dimmed');
+    await shot('map-fifty');
+  });
+
+  await check('the map shows the broken propagation: user → ledger, not faded, not hidden', async () => {
+    // ledger drops invoices' trace context: its server spans start traces
+    // that seem to come from outside (user → ledger).
+    await page.goto(base + '/map');
+    const edge = page.locator('g.edge.broken[data-client="user"][data-server="ledger"]');
+    await edge.waitFor();
+    assert.match(await edge.locator('.edge-label').textContent(), /context lost/);
+    assert.equal(await edge.locator('.edge-line').evaluate((el) => getComputedStyle(el).opacity), '1');
+    const geo = await mapGeometry();
+    const e = geo.edges.find((x) => x.client === 'user' && x.server === 'ledger');
+    for (const n of geo.nodes) {
+      if (n.name === 'user' || n.name === 'ledger') continue;
+      assert.ok(!e.pts.find((p) => p.x > n.x && p.x < n.x + n.w && p.y > n.y && p.y < n.y + n.h), `user → ledger runs behind ${n.name}`);
     }
   });
 
@@ -439,6 +610,26 @@ try {
       await shot('instances-orders');
     }
     await shot('instances');
+  });
+
+  await check('an instance page: its requests beside its Go runtime', async () => {
+    // frontend-1 runs OpenTelemetry's Go runtime instrumentation, exporting over OTLP/gRPC.
+    await page.goto(base + '/instances?service=frontend');
+    await page.locator('table.instances a', {hasText: 'frontend-1'}).click();
+    await page.waitForURL(/\/instances\/frontend\/frontend-1/);
+    const heap = page.locator('.stat[data-figure="heap"] .stat-value');
+    await heap.waitFor();
+    assert.match(await heap.innerText(), /^\d+(\.\d+)? (KiB|MiB|GiB)$/, `heap: ${await heap.innerText()}`);
+    // This test process runs several servers: thousands of goroutines ("12.3k").
+    const g = await page.locator('.stat[data-figure="goroutines"] .stat-value').innerText();
+    const goroutines = parseFloat(g.replace(/,/g, '')) * (g.endsWith('k') ? 1000 : 1);
+    assert.ok(goroutines >= 1, `goroutines: ${g}`);
+    for (const title of ['Heap in use', 'Goroutines', 'GC heap goal (OpenTelemetry)']) {
+      assert.ok(await page.locator('figure.chart', {hasText: title}).locator('polyline').count() > 0, `no ${title} chart line`);
+    }
+    for (const title of ['Calls and errors per minute', 'Latency']) await page.locator('figure.chart', {hasText: title}).waitFor();
+    assert.ok(await page.locator('.stat[data-figure="calls/min"]').count() === 1);
+    await shot('instance');
   });
 
   await check('the Health page ranks the findings, each with its remedy', async () => {
@@ -491,12 +682,133 @@ try {
     await page.locator('li.finding').first().waitFor();
   });
 
-  await check('the Health page with nothing to report', async () => {
+  // isRed tells an element drawn in the theme's error colour (its text or
+  // its left border).
+  const isRed = (loc) => loc.evaluate((el) => {
+    const probe = document.createElement('span');
+    probe.style.color = 'var(--err)';
+    document.body.append(probe);
+    const err = getComputedStyle(probe).color;
+    probe.remove();
+    const cs = getComputedStyle(el);
+    return cs.color === err || cs.borderLeftColor === err;
+  });
+
+  await check('silence is a finding: a server that never received a span says so in red', async () => {
     await page.goto(env.EMPTY_BASE_URL + '/health');
-    await page.locator('.health-empty').waitFor();
-    assert.match(await page.locator('.health-empty').innerText(), /No findings: every trace judged so far is whole\./);
-    assert.equal(await page.locator('nav a[data-path="/health"] .nav-badge').isVisible(), false, 'the badge shows with no findings');
+    const card = page.locator('li.finding[data-kind="no_spans"]');
+    await card.waitFor();
+    assert.ok(await isRed(card), 'the no_spans finding is not red');
+    assert.match(await card.innerText(), /SkyTrail has never received a span/);
+    assert.equal(await page.locator('.health-empty').count(), 0, 'Health says "No findings" though nothing was ever received');
+    assert.ok(!(await page.locator('main').innerText()).includes('No findings'), 'Health says "No findings" though nothing was ever received');
+    await page.locator('nav a[data-path="/health"] .nav-badge.error').waitFor();
     await shot('health-empty');
+  });
+
+  await check('silence is a finding: a service silent since a time, a name never seen', async () => {
+    // order sent one span; the quiet server counts a service silent after 1 s.
+    await page.goto(env.QUIET_BASE_URL + '/health');
+    const card = page.locator('li.finding[data-kind="silent_service"]', {hasText: 'order'});
+    await card.waitFor();
+    assert.ok(await isRed(card), 'the silent_service finding is not red');
+    assert.match(await card.innerText(), /order has sent no span since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC/);
+    // The service page says it first, in red.
+    await page.goto(env.QUIET_BASE_URL + '/services/order');
+    const banner = page.locator('.silence[data-kind="silent_service"]');
+    await banner.waitFor();
+    assert.ok(await isRed(banner), 'the service page\'s silence banner is not red');
+    // A name that never sent a span: the nearest known one is offered.
+    await page.goto(env.QUIET_BASE_URL + '/services/ordr');
+    const typo = page.locator('.silence[data-kind="unknown_service"]');
+    await typo.waitFor();
+    assert.match(await typo.innerText(), /SkyTrail has never received a span from ordr; did you mean order\?/);
+    assert.ok(await isRed(typo), 'the unknown service banner is not red');
+    await typo.getByRole('link', {name: 'Go to order →'}).click();
+    await page.waitForURL(/\/services\/order/);
+    await shot('silence');
+  });
+
+  await check('every route draws its first page within 300 ms with 500 services', async () => {
+    const c = env.CROWD_BASE_URL;
+    const routes = [
+      ['/services', 'tr[data-service="crowd-199"]'],
+      ['/services/crowd-250', '.slow-span'],
+      ['/map', 'g.node[data-node="crowd-499"]'],
+      ['/traces', '.trace-row'],
+      ['/traces/' + env.CROWD_TRACE_ID, '.wf-row'],
+      ['/instances', 'table.instances'],
+      ['/health', 'h1'],
+    ];
+    for (const [path, ready] of routes) {
+      await page.goto(c + path);
+      await page.locator(ready).first().waitFor();
+      await page.waitForFunction(() => performance.getEntriesByName('skytrail:rendered').length > 0);
+      withinBudget(await renderTime(), 300, `${path} with 500 services, first draw`);
+    }
+    // The services list's first page is 200 rows; the rest on request.
+    await page.goto(c + '/services');
+    await page.locator('.more-rows', {hasText: '200 of 500 services shown'}).waitFor();
+    await page.getByRole('button', {name: 'Show all 500'}).click();
+    await page.locator('tr[data-service="crowd-499"]').waitFor();
+  });
+
+  await check('one colour per service on every page', async () => {
+    // The colour drawn for frontend, payment and orders: the services
+    // list's dot, the service page's dot, the map node, the waterfall's
+    // bar and the search result's chip must agree.
+    const colour = (loc, prop) => loc.first().evaluate((el, p) => getComputedStyle(el)[p], prop);
+    const seen = {};
+    const note = (svc, where, c) => { (seen[svc] = seen[svc] || {})[where] = c; };
+    await page.goto(base + '/services');
+    for (const svc of ['frontend', 'payment', 'orders']) note(svc, 'services list', await colour(page.locator(`tr[data-service="${svc}"] .dot`), 'backgroundColor'));
+    for (const svc of ['frontend', 'payment', 'orders']) {
+      await page.goto(base + '/services/' + svc);
+      note(svc, 'service page', await colour(page.locator('h1 .dot'), 'backgroundColor'));
+    }
+    await page.goto(base + '/map');
+    // A node is filled with its colour (its outline turns red when it fails).
+    for (const svc of ['frontend', 'payment', 'orders']) note(svc, 'map', await colour(page.locator(`g.node[data-node="${svc}"] .shape`), 'fill'));
+    await page.goto(base + '/traces/' + traceID);
+    for (const svc of ['frontend', 'payment', 'orders']) {
+      note(svc, 'waterfall', await colour(page.locator('.wf-row', {has: page.locator('.svc', {hasText: new RegExp('^' + svc + '$')})}).locator('.svc-bar'), 'backgroundColor'));
+      note(svc, 'trace chip', await colour(page.locator('.trace-header .chip', {hasText: new RegExp('^' + svc + '$')}), 'borderTopColor'));
+    }
+    for (const [svc, at] of Object.entries(seen)) {
+      assert.equal(new Set(Object.values(at)).size, 1, `${svc} is drawn in several colours: ${JSON.stringify(at)}`);
+    }
+    const one = Object.values(seen).map((at) => Object.values(at)[0]);
+    assert.equal(new Set(one).size, one.length, `two services share a colour: ${JSON.stringify(seen)}`);
+  });
+
+  await check('every page works at 390 px wide, without sideways scrolling', async () => {
+    const phone = await browser.newContext({viewport: {width: 390, height: 844}, isMobile: true, hasTouch: true});
+    const p = await phone.newPage();
+    p.on('pageerror', (err) => problems.push(`page error at 390 px: ${err.message}`));
+    const pages = [
+      [env.EMPTY_BASE_URL + '/services', 'section.empty[data-listening]'],
+      [base + '/services', 'tr[data-service="frontend"]'],
+      [base + '/services/frontend', '.slow-span'],
+      [base + '/map', 'g.node[data-node="payment"]'],
+      [base + '/traces?service=frontend', '.trace-row'],
+      [base + '/traces/' + traceID, '.wf-row'],
+      [base + '/instances?service=orders', 'table.instances'],
+      [base + '/health', 'li.finding'],
+    ];
+    for (const [url, ready] of pages) {
+      await p.goto(url);
+      await p.locator(ready).first().waitFor();
+      const w = await p.evaluate(() => ({doc: document.documentElement.scrollWidth, body: document.body.scrollWidth, view: window.innerWidth}));
+      assert.ok(w.doc <= w.view && w.body <= w.view, `${url} is ${Math.max(w.doc, w.body)} px wide at a ${w.view} px viewport`);
+    }
+    // A span's details open below the waterfall, inside the width too.
+    await p.goto(base + '/traces/' + traceID);
+    await p.locator('.wf-row', {hasText: 'charge'}).click();
+    await p.locator('.span-detail').waitFor();
+    const w = await p.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(w <= 390, `the trace with its span details is ${w} px wide`);
+    if (shots) await p.screenshot({path: `${shots}/trace-390.png`});
+    await phone.close();
   });
 
   await check('no console errors', async () => {

@@ -6,6 +6,9 @@ import {api} from '../api.js';
 
 // KINDS names each kind of finding in plain words (docs/troubleshooting.md §6).
 const KINDS = {
+  no_spans: 'No span received, ever',
+  unknown_service: 'Service never sent a span',
+  silent_service: 'Service stopped sending spans',
   lost_propagation: 'Trace context lost between services',
   propagator_mismatch: 'Propagators do not match (sw8 and W3C)',
   broken_trace: 'Spans whose parent never arrived',
@@ -23,6 +26,10 @@ const KINDS = {
 // SEVERITY marks each severity with a symbol and a word, so it does not
 // rest on colour alone.
 const SEVERITY = {error: ['✖', 'Error'], warning: ['▲', 'Warning'], info: ['ℹ', 'Info']};
+
+// SILENCE are the findings about spans that never arrived or stopped:
+// the answer to "why does it have no traces?".
+export const SILENCE = new Set(['no_spans', 'unknown_service', 'silent_service']);
 
 export function kindText(kind) {
   return KINDS[kind] || kind.replace(/_/g, ' ');
@@ -61,13 +68,17 @@ function who(ctx, f) {
     case 'rejected_data':
       return ['the server', f.peer ? [', receiver ', h('span', {class: 'mono'}, f.peer)] : null];
     case 'analysis_overflow':
+    case 'no_spans':
       return ['the server'];
+    case 'unknown_service':
+      return [h('span', {class: 'mono'}, f.service), f.peer ? [' · did you mean ', serviceLink(ctx, f.peer), '?'] : null];
   }
   return [svc || 'the server', f.instance ? [' · instance ', h('span', {class: 'mono'}, f.instance)] : null];
 }
 
 // howMany says how often it happened, out of what.
 function howMany(f) {
+  if (SILENCE.has(f.kind)) return null;
   if (f.kind === 'rejected_data') return plural(f.count, 'span') + ' refused';
   if (f.kind === 'analysis_overflow') return plural(f.count, 'trace') + ' not judged';
   if (f.instance) return null;

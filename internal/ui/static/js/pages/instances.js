@@ -29,7 +29,7 @@ export function instanceRows(ctx, list, withService) {
     h('tbody', {}, sorted.map((inst) => h('tr', {class: !inst.alive && 'dead'},
       withService ? h('td', {}, h('span', {class: 'dot', style: {background: serviceColor(inst.service)}}),
         h('a', {href: ctx.link('/services/' + encodeURIComponent(inst.service))}, inst.service)) : null,
-      h('td', {class: 'mono'}, inst.name),
+      h('td', {class: 'mono'}, h('a', {href: ctx.link(`/instances/${encodeURIComponent(inst.service)}/${encodeURIComponent(inst.name)}`)}, inst.name)),
       h('td', {}, h('span', {class: ['status', inst.alive ? 'alive' : 'gone']}, inst.alive ? 'alive' : 'not seen')),
       h('td', {title: inst.lastSeen ? fmtTime(inst.lastSeen) : ''}, inst.lastSeen && !inst.lastSeen.startsWith('0001') ? fmtAgo(inst.lastSeen) : '–'),
       h('td', {}, [inst.protocol, inst.layer].filter(Boolean).join(' · ') || '–'),
@@ -63,8 +63,12 @@ export async function render(ctx) {
     replace(root, h('h1', {}, 'Instances'), emptyState());
     return;
   }
-  const names = only ? [only] : services.map((x) => x.name);
-  const answers = await pool(names, 6, (name) => api.instances(name, r, signal));
+  // One answer for all services; a server without it is asked service by service.
+  let answers = only ? null : [await api.allInstances(r, signal)];
+  if (!answers || answers[0] === null) {
+    const names = only ? [only] : services.map((x) => x.name);
+    answers = await pool(names, 6, (name) => api.instances(name, r, signal));
+  }
   if (!ctx.current()) return;
   const select = h('select', {id: 'instances-service', 'aria-label': 'Service', onchange: () => ctx.navigate(ctx.link('/instances', {service: select.value}))},
     h('option', {value: ''}, 'All services'), services.map((x) => h('option', {value: x.name, selected: x.name === only}, x.name)));

@@ -1,84 +1,98 @@
 // The service map: services and the virtual nodes they call (database,
-// cache, queue, external, user) in layers from callers to callees, edges
-// labelled with their call rate and drawn red when calls failed. A click
-// on a node or edge shows its figures and leads to its traces.
+// cache, queue, external, user) in layers from callers to callees (laid out
+// by dagre, vendored under static/vendor), edges routed around the nodes,
+// labelled with their call rate and drawn red when calls failed; a call
+// from "user" into a service whose trace context was lost (the Health
+// page's lost_propagation) is drawn as the broken propagation it is. It
+// opens fitted to the canvas; a click on a node highlights its edges and
+// shows its figures, on an edge its figures, both leading to traces.
 import {h, s, replace, message, loading, fmtNumber, fmtPercent, fmtMs, serviceColor} from '../dom.js';
 import {api} from '../api.js';
 import {emptyState} from '../common.js';
+import dagre from '../../vendor/dagre/dagre.esm.js';
 
-const COL = 230, SUBCOL = 170, ROWH = 96, PAD = 70, R = 22;
+const PAD = 40, R = 22;
 const TYPE_LABEL = {service: 'service', database: 'database', cache: 'cache', mq: 'message queue', external: 'external', user: 'user'};
 
-// layout puts each node in a column by its longest call path from a
-// caller-less node, then orders each column by the mean row of its callers
-// so edges cross less.
-export function layout(nodes, edges) {
-  if (edges.length === 0) {
-    // Nothing connects the nodes: a grid reads better than one long column.
-    const per = Math.ceil(Math.sqrt(nodes.length * 2));
-    const pos = new Map([...nodes].sort((a, b) => a.name.localeCompare(b.name))
-      .map((n, i) => [n.name, {x: PAD + (i % per) * COL, y: PAD + Math.floor(i / per) * ROWH}]));
-    const cols = Math.min(per, nodes.length);
-    return {pos, width: PAD * 2 + (cols - 1) * COL, height: PAD * 2 + (Math.ceil(nodes.length / per) - 1) * ROWH};
+// NODE_W and NODE_H are a node's box for the layout: its shape with the
+// name and figures under it, so edges and other nodes keep clear of both.
+const NODE_W = 150, NODE_H = 2 * R + 34;
+
+// layout lays the map out as a layered graph with dagre: callers left of
+// what they call (layers by call depth), crossings reduced, and every edge
+// routed between the layers around the nodes, its label given room of its
+// own. pos holds each node's shape centre; routes each edge's points.
+export function layout(nodes, edges, keepFromUser = new Set()) {
+  // Nodes that call and are called by nothing, and services called only
+  // from outside ("user") and calling nothing, are laid out in a grid under
+  // the graph: in dagre they would stand in one layer as tall as there are
+  // of them (a hundred entry services make a map a hundred rows high).
+  // Their edges from "user" are left undrawn, but for those into
+  // keepFromUser (services whose incoming trace context is lost: that edge
+  // is the finding).
+  const userNode = new Set(nodes.filter((n) => n.type === 'user').map((n) => n.name));
+  const inner = edges.filter((e) => !userNode.has(e.client) || keepFromUser.has(e.server));
+  const busy = new Set();
+  for (const e of inner) {
+    busy.add(e.client);
+    busy.add(e.server);
   }
-  const out = new Map(nodes.map((n) => [n.name, []]));
-  const indeg = new Map(nodes.map((n) => [n.name, 0]));
+  edges = edges.filter((e) => !userNode.has(e.client) || busy.has(e.server));
+  const joined = new Set();
   for (const e of edges) {
-    if (e.client === e.server || !out.has(e.client) || !out.has(e.server)) continue;
-    out.get(e.client).push(e.server);
-    indeg.set(e.server, indeg.get(e.server) + 1);
+    joined.add(e.client);
+    joined.add(e.server);
   }
-  // Kahn's algorithm; nodes left in a cycle are placed after their callers seen so far.
-  const layer = new Map(nodes.map((n) => [n.name, 0]));
-  const queue = nodes.filter((n) => indeg.get(n.name) === 0).map((n) => n.name);
-  const done = new Set();
-  while (queue.length || done.size < nodes.length) {
-    if (!queue.length) {
-      const rest = nodes.find((n) => !done.has(n.name));
-      queue.push(rest.name);
-      indeg.set(rest.name, 0);
-    }
-    const name = queue.shift();
-    if (done.has(name)) continue;
-    done.add(name);
-    for (const next of out.get(name)) {
-      if (done.has(next)) continue;
-      layer.set(next, Math.max(layer.get(next), layer.get(name) + 1));
-      indeg.set(next, indeg.get(next) - 1);
-      if (indeg.get(next) === 0) queue.push(next);
-    }
+  const alone = nodes.filter((n) => !joined.has(n.name)).sort((a, b) => a.name.localeCompare(b.name));
+  nodes = nodes.filter((n) => joined.has(n.name));
+  const g = new dagre.graphlib.Graph({multigraph: false});
+  g.setGraph({rankdir: 'LR', nodesep: 28, ranksep: 110, edgesep: 14, marginx: PAD / 2, marginy: PAD / 2});
+  g.setDefaultEdgeLabel(() => ({}));
+  for (const n of nodes) g.setNode(n.name, {width: NODE_W, height: NODE_H});
+  for (const e of edges) {
+    if (!g.hasNode(e.client) || !g.hasNode(e.server)) continue;
+    g.setEdge(e.client, e.server, {width: 70, height: 14, labelpos: 'c'});
   }
-  const cols = [];
+  dagre.layout(g);
+  const pos = new Map(), routes = new Map();
   for (const n of nodes) {
-    const l = layer.get(n.name);
-    (cols[l] = cols[l] || []).push(n.name);
+    const p = g.node(n.name);
+    // The shape sits at the top of the box; its labels fill the rest.
+    pos.set(n.name, {x: p.x, y: p.y - NODE_H / 2 + R + 2, box: {x: p.x - NODE_W / 2, y: p.y - NODE_H / 2, w: NODE_W, h: NODE_H}});
   }
-  const pos = new Map();
-  const callers = new Map(nodes.map((n) => [n.name, []]));
-  for (const [from, tos] of out) for (const to of tos) callers.get(to).push(from);
-  // A layer taller than maxRows wraps into sub-columns (a hundred services
-  // called by "user" would otherwise make one very long column); nodes
-  // that call others go in the sub-column nearest the next layer.
-  const maxRows = Math.max(8, Math.ceil(Math.sqrt(nodes.length) * 1.2));
-  let x = PAD, height = 0;
-  cols.forEach((col, ci) => {
-    if (!col) return;
-    const mean = (name) => {
-      const ys = callers.get(name).map((c) => pos.get(c)).filter(Boolean).map((p) => p.row);
-      return ys.length ? ys.reduce((a, b) => a + b, 0) / ys.length : Infinity;
-    };
-    const calls = (name) => (out.get(name).length ? 0 : 1);
-    col.sort((a, b) => calls(a) - calls(b) || (ci > 0 ? mean(a) - mean(b) : 0) || a.localeCompare(b));
-    const rows = Math.min(maxRows, col.length), subs = Math.ceil(col.length / rows);
-    col.forEach((name, i) => {
-      const sub = subs - 1 - Math.floor(i / rows);
-      pos.set(name, {x: x + sub * SUBCOL, row: i % rows, rows: Math.min(rows, col.length - Math.floor(i / rows) * rows)});
+  for (const e of edges) {
+    const ge = g.hasNode(e.client) && g.hasNode(e.server) && g.edge(e.client, e.server);
+    if (ge) routes.set(`${e.client}>${e.server}`, {points: ge.points, label: {x: ge.x, y: ge.y}});
+  }
+  const gr = nodes.length ? g.graph() : {width: 0, height: 0};
+  let width = Math.ceil(gr.width), height = Math.ceil(gr.height);
+  if (alone.length) {
+    const per = Math.max(1, Math.min(alone.length, Math.max(Math.floor(width / NODE_W), Math.ceil(Math.sqrt(alone.length * 2)))));
+    const top = height + (nodes.length ? 10 : PAD / 2);
+    alone.forEach((n, i) => {
+      const x = PAD / 2 + (i % per) * NODE_W + NODE_W / 2, y = top + Math.floor(i / per) * (NODE_H + 16);
+      pos.set(n.name, {x, y: y + R + 2, box: {x: x - NODE_W / 2, y, w: NODE_W, h: NODE_H}});
     });
-    x += (subs - 1) * SUBCOL + COL;
-    height = Math.max(height, rows);
-  });
-  for (const [name, p] of pos) pos.set(name, {x: p.x, y: PAD + (p.row + (height - p.rows) / 2) * ROWH});
-  return {pos, width: x - COL + PAD, height: PAD * 2 + (height - 1) * ROWH};
+    width = Math.max(width, PAD + per * NODE_W);
+    height = top + Math.ceil(alone.length / per) * (NODE_H + 16) + PAD / 2;
+  }
+  return {pos, routes, width, height};
+}
+
+// pathThrough draws a smooth curve through dagre's points: straight at
+// the ends, quadratic bends at the inner points (each bend's control point
+// the dagre point itself, so the curve stays inside the channel dagre left
+// between the nodes).
+export function pathThrough(pts) {
+  if (pts.length < 2) return '';
+  let d = `M${pts[0].x},${pts[0].y}`;
+  if (pts.length === 2) return d + ` L${pts[1].x},${pts[1].y}`;
+  for (let i = 1; i < pts.length - 1; i++) {
+    const p = pts[i], n = pts[i + 1];
+    const mx = i === pts.length - 2 ? n.x : (p.x + n.x) / 2, my = i === pts.length - 2 ? n.y : (p.y + n.y) / 2;
+    d += ` Q${p.x},${p.y} ${mx},${my}`;
+  }
+  return d;
 }
 
 // neighbourhood keeps focus, its callers and its callees up to depth hops
@@ -102,22 +116,28 @@ export function neighbourhood(nodes, edges, focus, depth) {
   return {nodes: nodes.filter((n) => keep.has(n.name)), edges: edges.filter((e) => keep.has(e.client) && keep.has(e.server))};
 }
 
+// MIN_READABLE is the smallest scale the map opens at: its 12.5 px names
+// stay above 8 px. A map too big for the canvas at that scale scrolls;
+// Fit shrinks it further on request.
+const MIN_READABLE = 0.65;
+
 // zoomBar scales the map: in, out, and to fit the canvas.
 function zoomBar(svg, w, h0) {
   let scale = 1;
   const set = (k) => {
-    scale = Math.min(4, Math.max(0.1, k));
+    scale = Math.min(4, Math.max(0.02, k));
     svg.setAttribute('width', w * scale);
     svg.setAttribute('height', h0 * scale);
   };
-  const fit = () => {
+  const fit = (floor = 0.02) => {
     const canvas = svg.parentElement;
-    set(Math.min(1, (canvas.clientWidth - 4) / w, (canvas.clientHeight - 40) / h0));
+    set(Math.max(floor, Math.min(1, (canvas.clientWidth - 4) / w, (canvas.clientHeight - 40) / h0)));
   };
+  svg.fitOnLoad = () => fit(MIN_READABLE);
   return h('div', {class: 'zoom', role: 'toolbar', 'aria-label': 'Zoom'},
     h('button', {type: 'button', class: 'small', 'aria-label': 'Zoom out', title: 'Zoom out', onclick: () => set(scale / 1.25)}, '−'),
     h('button', {type: 'button', class: 'small', 'aria-label': 'Zoom in', title: 'Zoom in', onclick: () => set(scale * 1.25)}, '+'),
-    h('button', {type: 'button', class: 'small', title: 'Fit the map in view', onclick: fit}, 'Fit'));
+    h('button', {type: 'button', class: 'small', title: 'Fit the map in view', onclick: () => fit()}, 'Fit'));
 }
 
 function nodeShape(n) {
@@ -167,7 +187,10 @@ export async function render(ctx) {
   const {root, range: r, signal, params} = ctx;
   ctx.title('Service map');
   if (!ctx.refreshing) replace(root, h('h1', {}, 'Service map'), loading());
-  const [topo, svc] = await Promise.all([api.topology(r, signal), api.services(r, signal)]);
+  const [topo, svc, diag] = await Promise.all([api.topology(r, signal), api.services(r, signal), api.diagnostics('', signal).catch(() => null)]);
+  // Services whose incoming trace context is lost: their calls appear to
+  // come from "user" (a new trace), an edge to show as broken, not faded.
+  const lost = new Set(((diag && diag.findings) || []).filter((f) => f.kind === 'lost_propagation' || f.kind === 'propagator_mismatch').map((f) => f.peer));
   if (!ctx.current()) return;
   let nodes, edges, note = null;
   if (topo === null) {
@@ -186,7 +209,7 @@ export async function render(ctx) {
   const allNodes = nodes;
   const focus = params.get('focus') || '';
   if (focus && nodes.some((n) => n.name === focus)) ({nodes, edges} = neighbourhood(nodes, edges, focus, 2));
-  const {pos, width, height} = layout(nodes, edges);
+  const {pos, routes, width, height} = layout(nodes, edges, lost);
   const panel = h('aside', {class: 'map-panel', 'aria-live': 'polite'});
   const svg = s('svg', {class: 'map', viewBox: `0 0 ${Math.max(width, 400)} ${Math.max(height, 200)}`,
     width: Math.max(width, 400), height: Math.max(height, 200), role: 'group', 'aria-label': 'Service map'});
@@ -226,9 +249,17 @@ export async function render(ctx) {
   }
 
   function selectEl(key, show) {
-    for (const el of els.values()) el.classList.remove('selected');
+    for (const el of els.values()) el.classList.remove('selected', 'linked', 'dimmed');
     const el = els.get(key);
     if (el) el.classList.add('selected');
+    // A node's own edges stand out, the rest step back.
+    if (key.startsWith('n:')) {
+      const name = key.slice(2);
+      for (const [k, g] of els) {
+        if (!k.startsWith('e:')) continue;
+        g.classList.add(g.dataset.client === name || g.dataset.server === name ? 'linked' : 'dimmed');
+      }
+    }
     show();
     ctx.setParams({node: key.startsWith('n:') ? key.slice(2) : '', edge: key.startsWith('e:') ? key.slice(2) : ''});
   }
@@ -242,29 +273,26 @@ export async function render(ctx) {
     const failed = (e.clientSide && e.clientSide.errors) || (e.serverSide && e.serverSide.errors);
     const rate = f ? f.callsPerMinute : 0;
     let d, lx, ly;
+    const route = routes.get(`${e.client}>${e.server}`);
+    if (!route && e.client !== e.server) continue; // a service called only from outside: in the grid, undrawn
     if (e.client === e.server) {
       d = `M${a.x - 8},${a.y - R} C${a.x - 40},${a.y - 80} ${a.x + 40},${a.y - 80} ${a.x + 8},${a.y - R}`;
       lx = a.x;
       ly = a.y - 66;
-    } else if (b.x > a.x) {
-      const x1 = a.x + R + 2, x2 = b.x - R - 4, mx = (x1 + x2) / 2;
-      d = `M${x1},${a.y} C${mx},${a.y} ${mx},${b.y} ${x2},${b.y}`;
-      lx = mx;
-      ly = (a.y + b.y) / 2 - 6;
     } else {
-      // A call back to an earlier column: arc above the nodes.
-      const top = Math.min(a.y, b.y) - ROWH * 0.6;
-      d = `M${a.x},${a.y - R} C${a.x},${top} ${b.x},${top} ${b.x},${b.y - R - 4}`;
-      lx = (a.x + b.x) / 2;
-      ly = top + 8;
+      d = pathThrough(route.points);
+      lx = route.label.x;
+      ly = route.label.y + 4;
     }
     const key = `e:${e.client}>${e.server}`;
-    const label = `${e.client} calls ${e.server}: ${fmtNumber(rate)} per minute${failed ? `, ${fmtNumber(failed)} errors` : ''}`;
-    const quiet = !failed && !labelled.has(e);
-    const g = s('g', {class: ['edge', failed && 'failed', quiet && 'quiet', e.clientType === 'user' && 'from-user'].filter(Boolean).join(' '), tabindex: '0', role: 'button', 'aria-label': label, dataset: {client: e.client, server: e.server}},
+    const broken = e.clientType === 'user' && lost.has(e.server);
+    const label = `${e.client} calls ${e.server}: ${fmtNumber(rate)} per minute${failed ? `, ${fmtNumber(failed)} errors` : ''}${broken ? '; the trace context is lost on the way in' : ''}`;
+    const quiet = !failed && !broken && !labelled.has(e);
+    const g = s('g', {class: ['edge', failed && 'failed', quiet && 'quiet', e.clientType === 'user' && 'from-user', broken && 'broken'].filter(Boolean).join(' '), tabindex: '0', role: 'button', 'aria-label': label, dataset: {client: e.client, server: e.server}},
       s('path', {d, class: 'edge-hit'}),
-      s('path', {d, class: 'edge-line', 'stroke-width': 1.5 + 3 * (rate / maxRate), 'marker-end': failed ? 'url(#arrow-err)' : 'url(#arrow)'}),
-      s('text', {x: lx, y: ly, class: 'edge-label', 'text-anchor': 'middle'}, `${fmtNumber(rate)}/min`, failed ? ` · ${fmtPercent(errorRate(e))} err` : ''));
+      s('path', {d, class: 'edge-line', 'stroke-width': 1.5 + 3 * (rate / maxRate), 'marker-end': failed || broken ? 'url(#arrow-err)' : 'url(#arrow)'}),
+      s('text', {x: lx, y: ly, class: 'edge-label', 'text-anchor': 'middle'}, broken ? 'context lost' : `${fmtNumber(rate)}/min`, failed ? ` · ${fmtPercent(errorRate(e))} err` : ''),
+      s('title', {}, label));
     const act = () => selectEl(key, () => showEdge(e));
     g.addEventListener('click', act);
     g.addEventListener('keydown', (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); act(); } });
@@ -301,6 +329,7 @@ export async function render(ctx) {
     allNodes.filter((n) => n.type === 'service').map((n) => h('option', {value: n.name, selected: n.name === focus}, 'Around ' + n.name)));
   replace(root, h('div', {class: 'page-head'}, h('h1', {}, 'Service map'), h('span', {class: 'muted'}, `${nodes.length} nodes, ${edges.length} edges`), focusSel),
     note, legend, h('div', {class: 'map-layout'}, h('div', {class: 'map-canvas'}, zoomBar(svg, Math.max(width, 400), Math.max(height, 200)), svg), panel));
+  svg.fitOnLoad();
   const wantNode = params.get('node'), wantEdge = params.get('edge');
   if (wantNode && byName.has(wantNode)) selectEl('n:' + wantNode, () => showNode(byName.get(wantNode)));
   else if (wantEdge) {

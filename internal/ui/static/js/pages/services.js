@@ -6,6 +6,9 @@ import {api, stepFor, chartRange, matrixBy, promRangeLit, perMinute, zeroFill} f
 import {sparkline} from '../charts.js';
 import {emptyState} from '../common.js';
 
+// PAGE is how many services the list draws before "Show all".
+const PAGE = 200;
+
 const COLUMNS = [
   {key: 'name', label: 'Service'},
   {key: 'cpm', label: 'Calls/min', num: true},
@@ -73,6 +76,10 @@ export async function render(ctx) {
   const thead = h('thead');
   const table = h('table', {class: 'grid services'}, thead, tbody);
 
+  // The first page draws PAGE rows (a server with hundreds of services
+  // still shows its list at once); the rest on request.
+  let showAll = false;
+  const more = h('p', {class: 'more-rows'});
   const draw = () => {
     const needle = filter.value.trim().toLowerCase();
     const dir = state.dir === 'asc' ? 1 : -1;
@@ -85,6 +92,10 @@ export async function render(ctx) {
       return dir * (va - vb) || a.name.localeCompare(b.name);
     });
     replace(thead, h('tr', {}, COLUMNS.map((c) => sortHeader(c.label, c.key, state, onSort, c.num ? 'num' : ''))));
+    const total = shown.length;
+    if (!showAll && total > PAGE) shown.length = PAGE;
+    replace(more, total > shown.length ? [`${shown.length} of ${total} services shown. `,
+      h('button', {type: 'button', class: 'small', onclick: () => { showAll = true; draw(); }}, `Show all ${total}`)] : null);
     replace(tbody, shown.map((x) => h('tr', {dataset: {service: x.name}},
       h('td', {}, h('span', {class: 'dot', style: {background: serviceColor(x.name)}}),
         h('a', {href: ctx.link('/services/' + encodeURIComponent(x.name))}, x.name), alertBadge(ctx, firing, x.name)),
@@ -113,5 +124,5 @@ export async function render(ctx) {
   draw();
   replace(root,
     h('div', {class: 'page-head'}, h('h1', {}, 'Services'), h('span', {class: 'muted'}, `${list.length} service${list.length === 1 ? '' : 's'}`), filter),
-    h('div', {class: 'table-wrap'}, table));
+    h('div', {class: 'table-wrap'}, table), more);
 }

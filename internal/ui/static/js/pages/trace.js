@@ -5,6 +5,7 @@
 import {h, replace, message, loading, fmtMs, fmtTime, distinctColors, copyText} from '../dom.js';
 import {api, APIError} from '../api.js';
 import {serviceChip} from '../common.js';
+import {spanTable, statsTable} from '../spanstats.js';
 
 // live false: auto-refresh leaves a trace alone (it would reset the
 // reader's collapsed subtrees and scroll position).
@@ -58,9 +59,64 @@ export function buildTree(spans) {
     if (!n.error) continue;
     for (let p = n.parent; p && !p.errorBelow; p = p.parent) p.errorBelow = true;
   }
+  for (const n of nodes.values()) n.self = selfTime(n);
+  if (roots.length) markCritical(roots.reduce((a, b) => (b.dur > a.dur ? b : a)));
   // Spans of no measurable length (SkyWalking's millisecond clocks make
   // them common) still get a 1 ms wide timeline.
-  return {nodes, roots, t0, t1: t1 > t0 ? t1 : t0 + 1, duration: t1 - t0};
+  return {nodes, roots, t0, t1: t1 > t0 ? t1 : t0 + 1, duration: t1 - t0, rootCause: rootCause(nodes)};
+}
+
+// selfTime is the part of a span's time no child covers: the children's
+// intervals, clipped to the span, merged, taken away.
+export function selfTime(n) {
+  const end = n.start + n.dur;
+  const spans = n.children.map((c) => [Math.max(n.start, c.start), Math.min(end, c.start + c.dur)]).filter(([a, b]) => b > a).sort((a, b) => a[0] - b[0]);
+  if (spans.length === 0) return n.dur;
+  let covered = 0, [from, to] = spans[0];
+  for (const [a, b] of spans.slice(1)) {
+    if (a > to) {
+      covered += to - from;
+      from = a;
+      to = b;
+    } else {
+      to = Math.max(to, b);
+    }
+  }
+  covered += to - from;
+  return Math.max(0, n.dur - covered);
+}
+
+// markCritical marks the critical path from root: the chain of spans the
+// trace waited on. From the span's end backwards, the child that finished
+// last is on it, then the child that finished last before that one started,
+// and so on down each child (Jaeger's definition, whole spans marked).
+function markCritical(root) {
+  const eps = 1e-6;
+  const stack = [[root, root.start + root.dur]];
+  while (stack.length) {
+    const [n, until] = stack.pop();
+    n.critical = true;
+    let cursor = Math.min(until, n.start + n.dur);
+    const kids = [...n.children].sort((a, b) => (b.start + b.dur) - (a.start + a.dur));
+    for (const c of kids) {
+      const end = c.start + c.dur;
+      if (end <= cursor + eps && end >= n.start - eps) {
+        stack.push([c, cursor]);
+        cursor = c.start;
+      }
+    }
+  }
+}
+
+// rootCause is the deepest failing span (the first to start among equals):
+// where an error began, not the spans it failed on its way up.
+function rootCause(nodes) {
+  let best = null;
+  for (const n of nodes.values()) {
+    if (!n.error) continue;
+    if (!best || n.depth > best.depth || (n.depth === best.depth && n.start < best.start)) best = n;
+  }
+  return best;
 }
 
 // visibleRows lists the nodes shown, in tree order, skipping collapsed subtrees.
@@ -76,6 +132,15 @@ function visibleRows(roots, collapsed) {
     if (!collapsed.has(n.span.spanID)) for (let i = n.children.length - 1; i >= 0; i--) stack.push(n.children[i]);
   }
   return out;
+}
+
+// errorMessage is a failed span's message when the status has none: the
+// exception event's, else an error attribute's.
+function errorMessage(sp) {
+  const ev = (sp.events || []).find((e) => e.name === 'exception');
+  if (ev && ev.attributes && ev.attributes['exception.message']) return String(ev.attributes['exception.message']);
+  const a = sp.attributes || {};
+  return a['error.message'] || a['exception.message'] || a['error.type'] || '';
 }
 
 function fmtValue(v) {
@@ -111,6 +176,7 @@ function spanDetails(ctx, n, tree, logs) {
       sp.statusCode === 'ERROR' ? h('span', {class: 'tag error'}, 'error') : sp.statusCode === 'OK' ? h('span', {class: 'tag ok'}, 'ok') : null),
     h('table', {class: 'kvtable'}, h('tbody', {},
       h('tr', {}, h('th', {}, 'Duration'), h('td', {}, fmtMs(n.dur))),
+      h('tr', {}, h('th', {}, 'Self time'), h('td', {class: 'self-time'}, fmtMs(n.self), n.critical ? h('span', {class: 'muted'}, ' · on the critical path') : null)),
       h('tr', {}, h('th', {}, 'Start'), h('td', {}, `+${fmtMs(rel)} (${fmtTime(n.start)})`)),
       h('tr', {}, h('th', {}, 'Span ID'), h('td', {class: 'mono'}, sp.spanID, ' ', copyButton(sp.spanID, 'Copy'))),
       h('tr', {}, h('th', {}, 'Parent'), h('td', {class: 'mono'}, sp.parentSpanID ? (n.parent ? sp.parentSpanID : sp.parentSpanID + ' (not in this trace)') : '– (root)')),
@@ -189,7 +255,8 @@ export async function render(ctx) {
     const color = colors.get(sp.service);
     const inside = width > 30; // a long bar carries its label
     const labelLeft = !inside && left + width > 75;
-    return h('div', {class: ['wf-row', n === selected && 'selected', n.error && 'error', matches.has(n) && 'match'],
+    const durText = n.self < n.dur - 0.0005 ? `${fmtMs(n.dur)} · self ${fmtMs(n.self)}` : fmtMs(n.dur);
+    return h('div', {class: ['wf-row', n === selected && 'selected', n.error && 'error', matches.has(n) && 'match', n.critical && 'critical'],
       id: 'span-' + sp.spanID, role: 'treeitem', 'aria-level': n.depth + 1, 'aria-selected': n === selected ? 'true' : 'false',
       'aria-expanded': hasKids ? String(open) : undefined, dataset: {spanId: sp.spanID, depth: n.depth},
       style: {top: i * ROW + 'px'}, onclick: () => select(n)},
@@ -203,9 +270,9 @@ export async function render(ctx) {
       !open && hasKids && n.errorBelow ? h('span', {class: 'err-mark faint', title: 'an error below'}, '!') : null,
       !open && hasKids ? h('span', {class: 'hidden-count'}, `+${countBelow(n)}`) : null),
     h('div', {class: 'wf-time'},
-      h('div', {class: 'wf-bar', style: {left: left + '%', width: width + '%', background: n.error ? 'var(--err)' : color}}),
+      h('div', {class: ['wf-bar', n.critical && 'critical'], title: n.critical ? 'on the critical path' : undefined, style: {left: left + '%', width: width + '%', background: n.error ? 'var(--err)' : color}}),
       h('span', {class: ['wf-dur', inside && 'inside'], style: inside ? {right: (100 - left - width) + '%', paddingRight: '6px'}
-        : labelLeft ? {right: (100 - left) + '%', paddingRight: '4px'} : {left: left + width + '%', paddingLeft: '4px'}}, fmtMs(n.dur))));
+        : labelLeft ? {right: (100 - left) + '%', paddingRight: '4px'} : {left: left + width + '%', paddingLeft: '4px'}}, durText)));
   }
 
   function countBelow(n) {
@@ -356,12 +423,42 @@ export async function render(ctx) {
       sum.errorCount ? h('span', {class: 'err-text'}, h('strong', {}, sum.errorCount), ' errors') : null,
       logs.length ? logsToggle : null,
       h('a', {href: `/api/v1/traces/${encodeURIComponent(data.traceID)}`, target: '_blank', rel: 'noopener'}, 'JSON')),
-    h('div', {class: 'chips'}, services.map((name) => serviceChip(name, colors.get(name)))),
+    tree.rootCause ? h('div', {class: 'message error root-cause'}, h('strong', {}, 'Root cause: '),
+      serviceChip(tree.rootCause.span.service, colors.get(tree.rootCause.span.service)), ' ',
+      h('button', {type: 'button', class: 'linklike op', title: 'Show this span', onclick: () => ctx.select(tree.rootCause)}, tree.rootCause.span.name),
+      ': ', h('span', {class: 'cause-message'}, tree.rootCause.span.statusMessage || errorMessage(tree.rootCause.span) || 'failed, without a message'),
+      h('span', {class: 'muted small'}, ' (the deepest failing span)')) : null,
+    h('div', {class: 'chips'}, services.map((name) => serviceChip(name, colors.get(name))),
+      h('span', {class: 'legend muted small'}, h('span', {class: 'crit-key'}), ' critical path')),
     h('div', {class: 'wf-tools'}, find, findCount, expandAll, collapseAll,
       h('span', {class: 'muted small'}, 'Keys: ↑ ↓ move, ← → collapse/expand, Enter toggle, Esc close')));
 
   layout.append(h('div', {class: 'wf'}, ruler, body), detail);
-  replace(root, head, logsBox, layout);
+  // The other views of the same spans: a sortable table of every span, and
+  // statistics by service and operation; the choice is in the URL.
+  const other = h('section', {class: 'trace-other'});
+  const tabs = h('div', {class: 'view-tabs', role: 'tablist', 'aria-label': 'Trace views'});
+  const showView = (v) => {
+    for (const b of tabs.children) b.setAttribute('aria-selected', String(b.dataset.view === v));
+    layout.hidden = v !== 'waterfall';
+    head.querySelector('.wf-tools').hidden = v !== 'waterfall';
+    other.hidden = v === 'waterfall';
+    if (v === 'table') replace(other, spanTable(tree, colors, (n) => { showView('waterfall'); ctx.setParams({view: ''}); ctx.select(n); }));
+    else if (v === 'stats') replace(other, h('p', {class: 'muted small'}, 'By service and operation, most own time first: where the trace\'s time goes.'), statsTable(tree, colors));
+    if (v === 'waterfall') draw(true);
+  };
+  for (const [v, label] of [['waterfall', 'Waterfall'], ['table', 'Span table'], ['stats', 'Statistics']]) {
+    tabs.append(h('button', {type: 'button', role: 'tab', class: 'small', dataset: {view: v}, onclick: () => { ctx.setParams({view: v === 'waterfall' ? '' : v}); showView(v); }}, label));
+  }
+  const compareInput = h('input', {type: 'search', placeholder: 'another trace ID', 'aria-label': 'Trace ID to compare with', spellcheck: 'false'});
+  const compare = h('form', {class: 'compare-form', onsubmit: (ev) => {
+    ev.preventDefault();
+    const other = compareInput.value.trim();
+    if (other) ctx.navigate(ctx.link('/compare', {a: data.traceID, b: other}));
+  }}, compareInput, h('button', {type: 'submit', class: 'small'}, 'Compare'));
+  replace(root, head, h('div', {class: 'view-bar'}, tabs, compare), logsBox, layout, other);
+  const view = ['table', 'stats'].includes(params.get('view')) ? params.get('view') : 'waterfall';
+  showView(view);
   if (selected) select(selected);
   else draw(true);
 }
