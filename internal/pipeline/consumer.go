@@ -72,9 +72,17 @@ type Traces struct {
 	// when validation removed nothing and identification rewrote nothing
 	// (an Export request and TracesData share their wire format). The
 	// caller keeps it unchanged until Ingest returns.
-	Raw   []byte
-	rawOK bool
+	Raw []byte
+	// RawRoom, when set, is Raw with RecordHeaderSize bytes of room in
+	// front (Raw == RawRoom[RecordHeaderSize:]): the journal writes its
+	// header there and the request needs no copy.
+	RawRoom []byte
+	rawOK   bool
 }
+
+// RecordHeaderSize is the bytes a journal record puts in front of a
+// batch's OTLP protobuf (see Traces.RawRoom).
+const RecordHeaderSize = 2
 
 // Logs is a batch of log records, as Traces is of spans.
 type Logs struct {
@@ -82,6 +90,7 @@ type Logs struct {
 	Resources []Resource
 	Refused   Refused
 	Raw       []byte
+	RawRoom   []byte
 	rawOK     bool
 }
 
@@ -91,6 +100,7 @@ type Metrics struct {
 	Resources []Resource
 	Refused   Refused
 	Raw       []byte
+	RawRoom   []byte
 	rawOK     bool
 }
 

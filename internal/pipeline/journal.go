@@ -46,29 +46,28 @@ const (
 // marshalled.
 func EncodeRecord(b Batch) ([]byte, error) {
 	var (
-		kind    byte
-		payload []byte
-		err     error
+		kind          byte
+		payload, room []byte
+		err           error
 	)
-	head := []byte{recordVersion, 0}
 	switch b := b.(type) {
 	case *Traces:
-		kind = kindTraces
+		kind, room = kindTraces, b.RawRoom
 		if payload = b.Raw; !b.rawOK {
 			payload, err = (&ptrace.ProtoMarshaler{}).MarshalTraces(b.Traces)
 		}
 	case *Logs:
-		kind = kindLogs
+		kind, room = kindLogs, b.RawRoom
 		if payload = b.Raw; !b.rawOK {
 			payload, err = (&plog.ProtoMarshaler{}).MarshalLogs(b.Logs)
 		}
 	case *Metrics:
-		kind = kindMetrics
+		kind, room = kindMetrics, b.RawRoom
 		if payload = b.Raw; !b.rawOK {
 			payload, err = (&pmetric.ProtoMarshaler{}).MarshalMetrics(b.Metrics)
 		}
 	case *Heartbeats:
-		kind = kindHeartbeats
+		kind, room = kindHeartbeats, nil
 		payload, err = json.Marshal([]Heartbeat(*b))
 	default:
 		return nil, fmt.Errorf("encode a journal record: unknown batch type %T", b)
@@ -76,9 +75,14 @@ func EncodeRecord(b Batch) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode a journal record: %w", err)
 	}
-	head[1] = kind
-	rec := make([]byte, 0, len(head)+len(payload))
-	return append(append(rec, head...), payload...), nil
+	if len(room) == RecordHeaderSize+len(payload) && len(payload) > 0 && &room[RecordHeaderSize] == &payload[0] {
+		// The request itself, with the header written in the room the
+		// receiver left in front of it.
+		room[0], room[1] = recordVersion, kind
+		return room, nil
+	}
+	rec := make([]byte, 0, RecordHeaderSize+len(payload))
+	return append(append(rec, recordVersion, kind), payload...), nil
 }
 
 // errRecord is what DecodeRecord's errors wrap.

@@ -220,13 +220,15 @@ func TestJournalWritesTheRequestAsReceived(t *testing.T) {
 	d := newFrontDoor(t, pipeline.Config{Journal: log}, 24*time.Hour)
 	whole := ptraceotlp.NewExportRequestFromTraces(spans("orders", 2, time.Now()))
 	wholeRaw, _ := whole.MarshalProto()
+	// As the OTLP gRPC receiver reads it: with room for the record's header.
+	room := append(make([]byte, pipeline.RecordHeaderSize), wholeRaw...)
 	invalid := spans("orders", 2, time.Now())
 	invalid.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetSpanID(pcommon.SpanID{})
 	invalidRaw, _ := ptraceotlp.NewExportRequestFromTraces(invalid).MarshalProto()
 	unnamed := spans("", 1, time.Now())
 	unnamedRaw, _ := ptraceotlp.NewExportRequestFromTraces(unnamed).MarshalProto()
 	for _, b := range []*pipeline.Traces{
-		{Traces: whole.Traces(), Raw: wholeRaw},
+		{Traces: whole.Traces(), Raw: room[pipeline.RecordHeaderSize:], RawRoom: room},
 		{Traces: invalid, Raw: invalidRaw},
 		{Traces: unnamed, Raw: unnamedRaw},
 	} {

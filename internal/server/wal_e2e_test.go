@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -392,5 +393,30 @@ func TestReplayOnAFullDiskKeepsTheRecords(t *testing.T) {
 	api := "http://" + s.Addrs["query API"]
 	if code := servertest.GetJSON(t, api+"/api/v1/traces/"+hex.EncodeToString(traceID[:]), &tr); code != http.StatusOK || len(tr.Spans) != 1 {
 		t.Fatalf("the span left in the log: HTTP %d, %d spans; want it stored by the replay", code, len(tr.Spans))
+	}
+}
+
+// TestWALOffWarnsOfAnUnreplayedLog: started with --wal=false on a data
+// directory whose log holds records, the server says they are not replayed.
+func TestWALOffWarnsOfAnUnreplayedLog(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	log, err := wal.Open(wal.Config{Dir: filepath.Join(dir, "wal")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := log.Append(context.Background(), []byte{1, 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+	_ = log.Close()
+	var logs lockedBuffer
+	servertest.StartIn(t, dir, func(c *server.Config) {
+		c.WAL = false
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	if !strings.Contains(logs.String(), "holds one from a run with it on; it is not replayed") {
+		t.Fatalf("no warning of the unreplayed log:\n%s", tail(logs.String()))
 	}
 }

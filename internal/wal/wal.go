@@ -103,12 +103,11 @@ type pending struct {
 
 // openReport is what Open found, for Replay and the log line.
 type openReport struct {
-	records      int
-	cutBytes     int64
-	cutSegment   int
-	cutOffset    int64
-	cutErr       error
-	segmentCount int
+	records    int
+	cutBytes   int64
+	cutSegment int
+	cutOffset  int64
+	cutErr     error
 }
 
 // Open opens (or creates) the log in cfg.Dir. It reads every record once to
@@ -187,7 +186,6 @@ func Open(cfg Config) (*Log, error) {
 // one.
 func (l *Log) check(sizes map[int]int64) (openReport, error) {
 	var rep openReport
-	rep.segmentCount = len(sizes)
 	// Where the last good record ended: what is after it is cut.
 	goodSeg, goodOff := -1, int64(0)
 	err := l.read(func(_ []byte, seg int, off int64) error {

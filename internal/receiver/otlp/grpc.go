@@ -47,7 +47,7 @@ func (r *Receiver) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 						return nil, err
 					}
 					export := func(ctx context.Context, req any) (any, error) {
-						return r.exportGRPC(ctx, sig, req.(*rawMessage).b)
+						return r.exportGRPC(ctx, sig, req.(*rawMessage))
 					}
 					if interceptor == nil {
 						return export(ctx, in)
@@ -81,7 +81,8 @@ func (r *Receiver) tap(ctx context.Context, info *tap.Info) (context.Context, er
 	return auth.NewContext(ctx, id), nil
 }
 
-func (r *Receiver) exportGRPC(ctx context.Context, sig *signal, body []byte) (*rawMessage, error) {
+func (r *Receiver) exportGRPC(ctx context.Context, sig *signal, in *rawMessage) (*rawMessage, error) {
+	body := in.b
 	req := r.pipeline.Begin(wire.GRPCSource(ctx, GRPCReceiver), sig.kind)
 	defer req.Release()
 	if err := req.Grow(wire.DecodedSize(body, sig.request)); err != nil {
@@ -90,6 +91,16 @@ func (r *Receiver) exportGRPC(ctx context.Context, sig *signal, body []byte) (*r
 	batch, err := sig.decode(body, false)
 	if err != nil {
 		return nil, wire.GRPCError(req.Refuse(pipeline.Malformed, err))
+	}
+	// The journal writes the request in the room rawCodec left in front of
+	// it, without a copy.
+	switch b := batch.(type) {
+	case *pipeline.Traces:
+		b.RawRoom = in.room
+	case *pipeline.Logs:
+		b.RawRoom = in.room
+	case *pipeline.Metrics:
+		b.RawRoom = in.room
 	}
 	out, err := req.Ingest(ctx, batch)
 	if err != nil {
@@ -102,8 +113,10 @@ func (r *Receiver) exportGRPC(ctx context.Context, sig *signal, body []byte) (*r
 	return &rawMessage{b: b}, nil
 }
 
-// rawMessage is a message's bytes as they are on the wire.
-type rawMessage struct{ b []byte }
+// rawMessage is a message's bytes as they are on the wire. A request's are
+// read into room: b with pipeline.RecordHeaderSize bytes in front, where
+// the write-ahead log puts its record header.
+type rawMessage struct{ b, room []byte }
 
 // rawCodec hands a rawMessage its bytes undecoded and sends one's bytes as
 // they are; every other message (the health service's) goes to the proto
@@ -119,7 +132,9 @@ func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 
 func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if m, ok := v.(*rawMessage); ok {
-		m.b = data.Materialize()
+		m.room = make([]byte, pipeline.RecordHeaderSize+data.Len())
+		data.CopyTo(m.room[pipeline.RecordHeaderSize:])
+		m.b = m.room[pipeline.RecordHeaderSize:]
 		return nil
 	}
 	return c.proto.Unmarshal(data, v)
