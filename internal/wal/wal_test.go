@@ -299,7 +299,12 @@ func TestCheckpointWaitsForConsumers(t *testing.T) {
 	var mu sync.Mutex
 	consumed := false
 	result := make(chan bool)
+	finished := make(chan struct{})
+	// The checkpoint goes on writing after it reports: the test waits for
+	// it, so its files are not written into a directory being removed.
+	defer func() { <-finished }()
 	go func() {
+		defer close(finished)
 		_ = l.Checkpoint(func() {
 			mu.Lock()
 			defer mu.Unlock()
