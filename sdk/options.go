@@ -44,6 +44,8 @@ type config struct {
 
 	startupCheck time.Duration
 	logger       *slog.Logger
+
+	logs bool // WithLogs
 }
 
 // Option configures Start. Options win over the OTEL_* environment variables.

@@ -84,6 +84,14 @@ func Start(ctx context.Context, opts ...Option) (shutdown func(context.Context) 
 		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(p))
 	}
 	tp := sdktrace.NewTracerProvider(tpOpts...)
+	stopLogs := func(context.Context) error { return nil }
+	if c.logs {
+		if stopLogs, err = startLogs(ctx, c, t, res); err != nil {
+			stopSampler()
+			_ = tp.Shutdown(ctx)
+			return nil, err
+		}
+	}
 
 	prop := c.propagator
 	if prop == nil {
@@ -93,7 +101,11 @@ func Start(ctx context.Context, opts ...Option) (shutdown func(context.Context) 
 	otel.SetTextMapPropagator(prop)
 	return func(ctx context.Context) error {
 		defer stopSampler()
-		return tp.Shutdown(ctx)
+		logErr := stopLogs(ctx)
+		if err := tp.Shutdown(ctx); err != nil {
+			return err
+		}
+		return logErr
 	}, nil
 }
 

@@ -39,12 +39,19 @@ func main() {
 	concurrency := flag.Int("concurrency", 8, "loadgen requests in flight")
 	queries := flag.Int("queries", 200, "lookups and searches to time")
 	keep := flag.String("data", "", "data directory (default: a temporary one, removed after)")
+	flag.Func("server-flag", "a flag for the server, such as --wal=false (repeatable)", func(s string) error {
+		serverFlags = append(serverFlags, s)
+		return nil
+	})
 	flag.Parse()
 	if err := run(*bin, *spans, *rate, loadgen.Protocol(*protocol), *concurrency, *queries, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "ingest:", err)
 		os.Exit(1)
 	}
 }
+
+// serverFlags are passed to every server started (--server-flag).
+var serverFlags []string
 
 func freeAddr() string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -130,6 +137,7 @@ func startServer(bin, dataDir string) (*server, error) {
 	httpAddr, otlpAddr, swAddr := freeAddr(), freeAddr(), freeAddr()
 	cmd := exec.Command(bin, "server", "--data", dataDir, "--http", httpAddr, "--otlp-grpc", otlpAddr,
 		"--otlp-http=", "--sw-grpc", swAddr, "--sw-http=", "--log-level", "warn")
+	cmd.Args = append(cmd.Args, serverFlags...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start server: %w", err)

@@ -38,6 +38,7 @@ func runDoctor(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Service, "service", "", "print the server's findings about this service (default: --service-name)")
 	fs.DurationVar(&cfg.Wait, "wait", 30*time.Second, "how long to wait for a probe trace to become searchable")
 	fs.DurationVar(&cfg.DialTimeout, "timeout", 5*time.Second, "timeout of each connection check")
+	notify := fs.String("notify", "", "only send a test notification through this alerting receiver (by name) and report whether it arrived and why not; uses --server and --api-token")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -59,7 +60,13 @@ func runDoctor(ctx context.Context, args []string) error {
 	if isTerminal(os.Stderr) && !*asJSON {
 		opts.Progress = func(line string) { fmt.Fprint(os.Stderr, "\r\033[K"+line) }
 	}
-	report, err := doctor.Run(ctx, cfg, opts)
+	var report *doctor.Report
+	var err error
+	if *notify != "" {
+		report, err = doctor.TestNotification(ctx, cfg, *notify)
+	} else {
+		report, err = doctor.Run(ctx, cfg, opts)
+	}
 	if err != nil {
 		return err
 	}
@@ -70,6 +77,9 @@ func runDoctor(ctx context.Context, args []string) error {
 	}
 	if err != nil {
 		return err
+	}
+	if !report.OK && *notify != "" {
+		return errors.New("doctor: the test notification did not arrive")
 	}
 	if !report.OK {
 		return errors.New("doctor: the path to SkyTrail is broken")

@@ -33,6 +33,8 @@ func serverFlags(fs *flag.FlagSet, cfg *server.Config) (configFile *string, logL
 	fs.IntVar(&cfg.Limits.MaxValueBytes, "max-attribute-bytes", 64<<10, "largest attribute value")
 	fs.Var((*byteSize)(&cfg.MemoryLimit), "memory-limit", "soft limit on the server's memory, such as 512MiB or 2GiB (0: none; GOMEMLIMIT, when set, wins)")
 	fs.Var((*byteSize)(&cfg.MinFreeDisk), "min-free-disk", "free space kept on the data directory's disk, such as 256MiB; below it new data is refused with a retryable error (0: none)")
+	fs.BoolVar(&cfg.WAL, "wal", cfg.WAL, "write-ahead log in <data>/wal: a request is acknowledged only once it is durable there, and replayed after a crash (false: up to about a second of acknowledged data is lost to a kill or power loss)")
+	fs.Var((*walSync)(&cfg.WALSync), "wal-sync", "always: fsync the write-ahead log before every acknowledgement (concurrent requests share one); or an interval such as 100ms: acknowledge once written, fsync that often (a kill loses nothing, a power loss up to the interval)")
 	alertingFlags(fs, &cfg.Alerting)
 	securityFlags(fs, &cfg.Security)
 	logLevel = fs.String("log-level", "info", "debug, info, warn or error")
@@ -45,6 +47,7 @@ func alertingFlags(fs *flag.FlagSet, a *alerting.Config) {
 	fs.Var((*stringList)(&a.RuleFiles), "rules", "Prometheus rule files or globs, comma-separated or repeated (reloaded on SIGHUP and POST /-/reload)")
 	fs.BoolVar(&a.DefaultRules, "default-rules", a.DefaultRules, "evaluate SkyTrail's built-in alerting rules (docs/alarms.md)")
 	fs.StringVar(&a.NotifyConfig, "alerting-config", "", "Alertmanager configuration file: routes, receivers (plus dingtalk_configs, feishu_configs, wecom_configs), inhibit_rules (empty: alerts are shown, sent nowhere)")
+	fs.Var((*stringList)(&a.ForwardTo), "alertmanager-url", "external Alertmanager every alert is also sent to (its /api/v2/alerts), such as http://alertmanager:9093; repeatable or comma-separated")
 	fs.StringVar(&a.ExternalURL, "external-url", "", "URL users reach SkyTrail's UI at, for the links in notifications (default http://<hostname>:<--http port>)")
 	fs.DurationVar(&a.EvalInterval, "rules-eval-interval", 15*time.Second, "how often rule groups without an interval of their own are evaluated")
 	fs.IntVar(&a.MaxSeriesPerRule, "rules-max-series", 10_000, "most series one rule's expression may give; over it the evaluation is refused and reported (negative: no cap)")
@@ -83,6 +86,29 @@ func (l *stringList) Set(s string) error {
 
 // byteSize is a flag value of bytes, written plainly or with a KiB, MiB or
 // GiB suffix.
+// walSync is --wal-sync: "always" (0) or an fsync interval.
+type walSync time.Duration
+
+func (w *walSync) String() string {
+	if w == nil || *w == 0 {
+		return "always"
+	}
+	return time.Duration(*w).String()
+}
+
+func (w *walSync) Set(s string) error {
+	if s = strings.TrimSpace(s); s == "always" {
+		*w = 0
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("want always, or an fsync interval such as 100ms")
+	}
+	*w = walSync(d)
+	return nil
+}
+
 type byteSize int64
 
 func (b *byteSize) String() string {

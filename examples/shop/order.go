@@ -51,6 +51,7 @@ func (o *order) place(w http.ResponseWriter, r *http.Request) {
 	}
 	id := newOrderID()
 	trace.SpanFromContext(ctx).SetAttributes(attribute.String("order_id", id), attribute.String("user_id", req.UserID))
+	o.tel.log.InfoContext(ctx, "order received", "order_id", id, "user_id", req.UserID, "item", req.Item, "quantity", req.Quantity)
 
 	o.tel.query(ctx, "INSERT", "orders", "INSERT INTO orders (id, user_id, item, quantity, status) VALUES (?, ?, ?, ?, 'new')", 4*time.Millisecond)
 
@@ -82,6 +83,7 @@ func (o *order) place(w http.ResponseWriter, r *http.Request) {
 	}
 
 	o.tel.query(ctx, "UPDATE", "orders", "UPDATE orders SET status = 'paid' WHERE id = ?", 3*time.Millisecond)
+	o.tel.log.InfoContext(ctx, "order paid", "order_id", id, "amount", amount)
 	o.publish(ctx, id, req)
 
 	// BUG, on purpose: the confirmation e-mail goes out in a goroutine
@@ -103,6 +105,7 @@ func (o *order) place(w http.ResponseWriter, r *http.Request) {
 // refused (out of stock, card declined), 502 when a service failed.
 func (o *order) reject(ctx context.Context, w http.ResponseWriter, id string, status int, err error) {
 	fail(ctx, err)
+	o.tel.log.ErrorContext(ctx, "order failed", "order_id", id, "error", err.Error(), "status", status)
 	o.tel.query(ctx, "UPDATE", "orders", "UPDATE orders SET status = 'failed' WHERE id = ?", 3*time.Millisecond)
 	http.Error(w, "order "+id+": "+err.Error(), status)
 }

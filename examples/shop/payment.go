@@ -22,6 +22,7 @@ import (
 type payment struct {
 	tracer   *go2sky.Tracer
 	reporter go2sky.Reporter
+	logs     *bulkShipper // nil: no Config.LogsBulkURL
 }
 
 type charge struct {
@@ -50,7 +51,11 @@ func newPayment(cfg Config) (*payment, error) {
 		r.Close()
 		return nil, fmt.Errorf("payment: creating the go2sky tracer: %w", err)
 	}
-	return &payment{tracer: tracer, reporter: r}, nil
+	p := &payment{tracer: tracer, reporter: r}
+	if cfg.LogsBulkURL != "" {
+		p.logs = newBulkShipper(cfg.LogsBulkURL, cfg.TLS, cfg.OTLPHeaders, cfg.BatchTimeout, cfg.Logger)
+	}
+	return p, nil
 }
 
 func (p *payment) routes() (http.Handler, error) {
@@ -79,6 +84,13 @@ func (p *payment) charge(w http.ResponseWriter, r *http.Request) {
 	p.checkFraud(ctx, req)
 	declined := chance(0.02)
 	p.record(ctx, req, declined)
+	if p.logs != nil {
+		if declined {
+			p.logs.line(ctx, "error", "card declined", map[string]any{"order_id": req.OrderID, "user_id": req.UserID, "amount": req.Amount})
+		} else {
+			p.logs.line(ctx, "info", "charge accepted", map[string]any{"order_id": req.OrderID, "amount": req.Amount})
+		}
+	}
 	if declined {
 		span.Error(time.Now(), "error.kind", "card_declined", "message", "the issuing bank declined the card")
 		http.Error(w, "card declined", http.StatusPaymentRequired)

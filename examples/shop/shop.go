@@ -24,6 +24,11 @@ type Config struct {
 	// OTLPHeaders go with every OTLP export, such as Authorization: Bearer
 	// <token> for a server with ingest tokens.
 	OTLPHeaders map[string]string
+	// LogsBulkURL is an Elasticsearch bulk API (SkyTrail's:
+	// http://host:4318/insert/elasticsearch) the payment service's log lines
+	// are shipped to, as Filebeat would; "" ships none. The other services
+	// export theirs over OTLP.
+	LogsBulkURL string
 	// SkyWalkingToken is the agent token (SW_AGENT_AUTHENTICATION).
 	SkyWalkingToken string
 	// BatchTimeout is the longest a finished span waits before it is
@@ -146,6 +151,9 @@ func (s *Shop) Shutdown(ctx context.Context) error {
 	s.consumed.Wait()
 	for _, t := range s.telemetry {
 		errs = append(errs, t.shutdown(ctx))
+	}
+	if s.payment != nil && s.payment.logs != nil {
+		s.payment.logs.close()
 	}
 	if s.payment != nil {
 		// go2sky's reporter sends what is queued and closes its stream in

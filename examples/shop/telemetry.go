@@ -2,12 +2,17 @@ package shop
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 
+	"go.opentelemetry.io/contrib/bridges/otelslog"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/propagation"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -30,7 +35,10 @@ import (
 // propagator sdk.Start installs. Here three services share one process, so
 // each builds its own provider, as sdk.Start does, and passes it on.
 type telemetry struct {
-	tracer     trace.Tracer
+	tracer trace.Tracer
+	// log writes the service's log lines over OTLP through OpenTelemetry's
+	// slog bridge: a line logged with a span's context carries its trace.
+	log        *slog.Logger
 	propagator propagation.TextMapPropagator
 	httpOpts   []tracehttp.Option
 	shutdown   func(context.Context) error
@@ -66,14 +74,31 @@ func newTelemetry(ctx context.Context, service string, cfg Config) (*telemetry, 
 		sdktrace.WithResource(res),
 		sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(cfg.BatchTimeout)),
 	)
+	// Logs as sdk.WithLogs sets them up, for this service alone.
+	logOpts := []otlploggrpc.Option{otlploggrpc.WithEndpoint(cfg.OTLPEndpoint), otlploggrpc.WithInsecure()}
+	if cfg.TLS != nil {
+		logOpts[1] = otlploggrpc.WithTLSCredentials(credentials.NewTLS(cfg.TLS))
+	}
+	if cfg.OTLPHeaders != nil {
+		logOpts = append(logOpts, otlploggrpc.WithHeaders(cfg.OTLPHeaders))
+	}
+	lexp, err := otlploggrpc.New(ctx, logOpts...)
+	if err != nil {
+		_ = tp.Shutdown(ctx)
+		return nil, fmt.Errorf("%s: creating the OTLP log exporter for %s: %w", service, cfg.OTLPEndpoint, err)
+	}
+	lp := sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(sdklog.NewBatchProcessor(lexp, sdklog.WithExportInterval(cfg.BatchTimeout))))
 	// W3C traceparent and SkyWalking sw8 both ways: what lets order's calls
 	// continue in payment's go2sky agent.
 	prop := sdk.DefaultPropagator(res)
 	return &telemetry{
 		tracer:     tp.Tracer("github.com/skytrail/skytrail/examples/shop/" + service),
+		log:        slog.New(otelslog.NewHandler("github.com/skytrail/skytrail/examples/shop/"+service, otelslog.WithLoggerProvider(lp))),
 		propagator: prop,
 		httpOpts:   []tracehttp.Option{tracehttp.WithOtelhttpOptions(otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(prop))},
-		shutdown:   tp.Shutdown,
+		shutdown: func(ctx context.Context) error {
+			return errors.Join(tp.Shutdown(ctx), lp.Shutdown(ctx))
+		},
 	}, nil
 }
 

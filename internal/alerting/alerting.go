@@ -19,6 +19,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -61,6 +62,9 @@ type Config struct {
 	// NotifyConfig is an Alertmanager configuration file (with SkyTrail's
 	// dingtalk/feishu/wecom receivers); "" is DefaultNotifyConfig.
 	NotifyConfig string
+	// ForwardTo are external Alertmanagers (http(s)://host:port[/prefix])
+	// every alert is also sent to, at /api/v2/alerts, as Prometheus sends.
+	ForwardTo []string
 	// ExternalURL is where users reach SkyTrail's UI, for the links in
 	// notifications (default http://localhost:8080).
 	ExternalURL string
@@ -123,6 +127,7 @@ type Alerting struct {
 	loader  *loader
 	manager *rules.Manager
 	notify  *notifier
+	forward *forwarder // nil: no external Alertmanager
 	sampler *sampler
 	links   *linker
 	capLog  capLog
@@ -191,6 +196,12 @@ func New(cfg Config, store Store) (*Alerting, error) {
 		a.notify.close()
 		return nil, fmt.Errorf("%s: %w", cmpOr(cfg.NotifyConfig, "the default notification configuration"), err)
 	}
+	if len(cfg.ForwardTo) > 0 {
+		if a.forward, err = newForwarder(cfg.ForwardTo, cfg.Registerer, a.log); err != nil {
+			a.notify.close()
+			return nil, err
+		}
+	}
 	a.links = newLinker(ext.String(), cfg.Traces, cfg.Findings, cfg.Thresholds.Window)
 	a.sampler = newSampler(cfg.Gatherer, store, cfg.Sampled)
 
@@ -217,7 +228,7 @@ func New(cfg Config, store Store) (*Alerting, error) {
 	a.setStatus(files, nil)
 	go a.manager.Run()
 	go a.background()
-	a.log.Info("alerting started", "rule_files", files, "default_rules", cfg.DefaultRules, "notify_config", cmpOr(cfg.NotifyConfig, "(default: none)"))
+	a.log.Info("alerting started", "rule_files", files, "default_rules", cfg.DefaultRules, "notify_config", cmpOr(cfg.NotifyConfig, "(default: none)"), "forward_to", cfg.ForwardTo)
 	return a, nil
 }
 
@@ -385,6 +396,9 @@ func (a *Alerting) send(ctx context.Context, _ string, alerts ...*rules.Alert) {
 		}
 		out = append(out, m)
 	}
+	if a.forward != nil {
+		a.forward.send(out)
+	}
 	if err := a.notify.put(ctx, out); err != nil {
 		a.notifyErrs.Inc()
 		a.log.Warn("the notifier refused alerts", "err", err)
@@ -454,9 +468,15 @@ func toAlert(r *rules.Alert, state string) Alert {
 // Alerts lists the alerts now pending or firing, firing first, then the
 // most recently resolved (newest first, at most 200 since the start).
 func (a *Alerting) Alerts(ctx context.Context) (active, resolved []Alert) {
+	now, lookups := time.Now(), maxLookupsPerSend
 	for _, r := range a.manager.AlertingRules() {
 		for _, al := range r.ActiveAlerts() {
 			out := toAlert(al, al.State.String())
+			// The links the notifications carry, and the example trace;
+			// searched for here too (a few per call) when the last
+			// notification went out before its spans were searchable.
+			extra, _ := a.links.annotate(ctx, al.Labels, al.Annotations, al.ActiveAt, now, false, &lookups)
+			maps.Copy(out.Annotations, extra)
 			ls := model.LabelSet{}
 			al.Labels.Range(func(l labels.Label) { ls[model.LabelName(l.Name)] = model.LabelValue(l.Value) })
 			out.SilencedBy, out.Inhibited = a.notify.muted(ctx, ls)
@@ -559,6 +579,9 @@ func (a *Alerting) Shutdown(ctx context.Context) error {
 		a.manager.Stop()
 		<-a.done
 		a.notify.close()
+		if a.forward != nil {
+			a.forward.stop()
+		}
 		close(stopped)
 	}()
 	select {

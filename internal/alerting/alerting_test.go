@@ -3,6 +3,7 @@ package alerting
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -66,10 +67,12 @@ func TestWebhookGetsFiringThenResolved(t *testing.T) {
 	if !strings.HasPrefix(fa.GeneratorURL, "http://skytrail.test:8080/") || firing.ExternalURL != "http://skytrail.test:8080" {
 		t.Errorf("links: generator %q, external %q", fa.GeneratorURL, firing.ExternalURL)
 	}
-	v, err := store.InstantQuery(context.Background(), `ALERTS{alertname="ErrorRate",alertstate="firing",service="checkout"}`, time.Now())
-	if err != nil || len(v) != 1 {
-		t.Errorf("ALERTS in the TSDB: %v, %v", v, err)
-	}
+	// The rules engine notifies before it appends the evaluation's ALERTS
+	// series: the series follows the message by up to one evaluation.
+	poll.Until(t, 5*time.Second, "ALERTS in the TSDB", func() bool {
+		v, err := store.InstantQuery(context.Background(), `ALERTS{alertname="ErrorRate",alertstate="firing",service="checkout"}`, time.Now())
+		return err == nil && len(v) == 1
+	})
 
 	g.set(0, "error_signal", "service", "checkout")
 	resolved := hook.waitMessage(t, "a resolved notification", func(m webhookMessage) bool { return m.Status == "resolved" })
@@ -362,5 +365,22 @@ func TestSeriesCap(t *testing.T) {
 	v, err := store.InstantQuery(context.Background(), `endpoint:wide`, time.Now())
 	if err != nil || len(v) != 0 {
 		t.Errorf("a capped recording rule wrote %v (%v)", v, err)
+	}
+}
+
+func TestForwardToNeedsHTTPURL(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	store := openStore(t, filepath.Join(dir, "tsdb"))
+	for _, bad := range []string{"alertmanager:9093", "ftp://am:9093", "http://"} {
+		cfg := testConfig(dir)
+		cfg.ForwardTo = []string{bad}
+		a, err := New(cfg, store)
+		if err == nil {
+			_ = a.Shutdown(context.Background())
+			t.Errorf("ForwardTo %q was accepted", bad)
+		} else if !strings.Contains(err.Error(), bad) {
+			t.Errorf("ForwardTo %q: the error does not name it: %v", bad, err)
+		}
 	}
 }

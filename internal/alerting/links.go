@@ -56,6 +56,10 @@ type example struct {
 	seen     time.Time
 }
 
+// lookAgain is how long an alert without an example waits for the next
+// search.
+const lookAgain = 10 * time.Second
+
 func newLinker(base string, traces TraceFinder, findings FindingSource, window time.Duration) *linker {
 	for len(base) > 0 && base[len(base)-1] == '/' {
 		base = base[:len(base)-1]
@@ -151,9 +155,10 @@ func (l *linker) example(ctx context.Context, lbls, ann labels.Labels, activeAt,
 		l.cache[key] = e
 	}
 	e.seen = now
-	// Look again at most once a minute while none was found (the trace
-	// may not be searchable yet), never once one was.
-	if e.traceID != "" || (!e.looked.IsZero() && now.Sub(e.looked) < time.Minute) || *budget <= 0 {
+	// Look again at most every lookAgain while none was found (the
+	// figures that fire an alert count a span as it arrives, before the
+	// span store makes it searchable), never once one was.
+	if e.traceID != "" || (!e.looked.IsZero() && now.Sub(e.looked) < lookAgain) || *budget <= 0 {
 		id := e.traceID
 		l.mu.Unlock()
 		return id

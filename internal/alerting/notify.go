@@ -75,6 +75,9 @@ type notifier struct {
 	inhibitor  *inhibit.Inhibitor
 	conf       *config.Config
 	resolveTO  time.Duration
+	// receivers holds every configured receiver's integrations, routed
+	// or not, so that a test notification can reach any of them.
+	receivers map[string][]notify.Integration
 
 	stopc chan struct{}
 	wg    sync.WaitGroup
@@ -262,11 +265,8 @@ func (n *notifier) apply(nc *notifyConfig) error {
 			return fmt.Errorf("receiver %q has chat configs but is not defined", name)
 		}
 	}
-	receivers := map[string][]notify.Integration{}
+	all, receivers := map[string][]notify.Integration{}, map[string][]notify.Integration{}
 	for _, rcv := range conf.Receivers {
-		if !active[rcv.Name] {
-			continue
-		}
 		integrations, err := receiver.BuildReceiverIntegrations(rcv, tmpl, n.log)
 		if err != nil {
 			return fmt.Errorf("receiver %q: %w", rcv.Name, err)
@@ -275,7 +275,10 @@ func (n *notifier) apply(nc *notifyConfig) error {
 		if err != nil {
 			return fmt.Errorf("receiver %q: %w", rcv.Name, err)
 		}
-		receivers[rcv.Name] = append(integrations, chat...)
+		all[rcv.Name] = append(integrations, chat...)
+		if active[rcv.Name] {
+			receivers[rcv.Name] = all[rcv.Name]
+		}
 	}
 	intervals := map[string][]timeinterval.TimeInterval{}
 	for _, ti := range conf.MuteTimeIntervals {
@@ -303,7 +306,7 @@ func (n *notifier) apply(nc *notifyConfig) error {
 	inhibitor.WaitForLoading()
 	go d.Run(n.start)
 	d.WaitForLoading()
-	n.inhibitor, n.dispatcher, n.conf = inhibitor, d, conf
+	n.inhibitor, n.dispatcher, n.conf, n.receivers = inhibitor, d, conf, all
 	n.resolveTO = time.Duration(conf.Global.ResolveTimeout)
 	return nil
 }

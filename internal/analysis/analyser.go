@@ -105,6 +105,10 @@ func New(cfg Config, store *metricstore.Store) *Analyser {
 	return a
 }
 
+// CounterInterval is how often the running totals are written (Config,
+// defaults applied): the write-ahead log checkpoints that often.
+func (a *Analyser) CounterInterval() time.Duration { return a.cfg.CounterInterval }
+
 // Registry is the instance registry the analyser feeds.
 func (a *Analyser) Registry() *instances.Registry { return a.registry }
 
@@ -215,7 +219,7 @@ func (a *Analyser) tick(ctx context.Context, all bool) error {
 	var counters []red.CounterSample
 	// Half a tick's slack: a tick a millisecond early must not wait a
 	// whole tick more.
-	if all || nowMs-a.countersMs >= (a.cfg.CounterInterval-tickEvery/2).Milliseconds() {
+	if all || (!a.cfg.CheckpointedTotals && nowMs-a.countersMs >= (a.cfg.CounterInterval-tickEvery/2).Milliseconds()) {
 		counters = a.minutes.Totals.Snapshot(a.snapshot[:0])
 	}
 	if now.Sub(a.swept) >= a.cfg.IdleExpiry {
@@ -247,22 +251,60 @@ func (a *Analyser) tick(ctx context.Context, all bool) error {
 		}
 	}
 	if len(counters) > 0 {
-		err := a.writeCounters(ctx, counters, nowMs)
-		a.mu.Lock()
-		if err == nil {
-			a.countersMs = nowMs
-			for i := range counters {
-				counters[i].Total.Written = true
-			}
+		if err := a.commitTotals(ctx, counters, nowMs); err != nil {
+			errs = append(errs, err)
 		}
+		a.mu.Lock()
 		clear(counters) // let go of the copies' buckets
 		a.snapshot = counters[:0]
 		a.mu.Unlock()
-		if err != nil {
-			errs = append(errs, err)
-		}
 	}
 	return errors.Join(errs...)
+}
+
+// commitTotals writes counters, taken at atMs, and on success marks them
+// written.
+func (a *Analyser) commitTotals(ctx context.Context, counters []red.CounterSample, atMs int64) error {
+	err := a.writeCounters(ctx, counters, atMs)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err == nil {
+		a.countersMs = max(a.countersMs, atMs)
+		for i := range counters {
+			counters[i].Total.Written = true
+		}
+	}
+	return err
+}
+
+// Totals is a copy of the running totals at one moment, for WriteTotals.
+type Totals struct {
+	counters []red.CounterSample
+	atMs     int64
+}
+
+// SnapshotTotals copies the running totals as they are now: everything
+// counted so far and nothing after. It only copies memory, so the
+// write-ahead log's checkpoint takes it at the moment its sequence number
+// stands for, with appends waiting.
+func (a *Analyser) SnapshotTotals() Totals {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return Totals{counters: a.minutes.Totals.Snapshot(nil), atMs: a.now().UnixMilli()}
+}
+
+// WriteTotals writes a snapshot of the running totals to the metric store.
+// With Config.CheckpointedTotals these are the only writes of the totals
+// besides Flush, so what the store holds of them is exactly the spans
+// before a checkpoint, and replaying the log's records after it counts each
+// span once.
+func (a *Analyser) WriteTotals(ctx context.Context, t Totals) error {
+	if len(t.counters) == 0 {
+		return nil
+	}
+	a.tickMu.Lock() // after the minutes a tick is writing: samples in order
+	defer a.tickMu.Unlock()
+	return a.commitTotals(ctx, t.counters, t.atMs)
 }
 
 // writeCounters writes the running totals, stamped atMs, in one

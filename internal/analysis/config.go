@@ -52,6 +52,11 @@ type Config struct {
 	// every 5 s; a shorter interval is that. Between writes, queries read
 	// the totals from memory.
 	CounterInterval time.Duration
+	// CheckpointedTotals leaves writing the running totals to the
+	// write-ahead log's checkpoints (WriteTotals, every CounterInterval)
+	// and Flush, so that the totals in the store hold exactly the spans the
+	// log will not replay.
+	CheckpointedTotals bool
 	// Instances configures the instance registry.
 	Instances instances.Config
 	// RegistryFile, when set, is where the instance registry is saved each

@@ -72,6 +72,13 @@ func Start(ctx context.Context, cfg Config) (*Demo, error) {
 	d := &Demo{Server: srv, out: cfg.Out, log: cfg.Server.Logger, rps: cfg.RPS}
 	shopCfg.OTLPEndpoint = dialAddr(srv.Addrs["OTLP gRPC"])
 	shopCfg.SkyWalkingAddr = dialAddr(srv.Addrs["SkyWalking gRPC"])
+	if a := srv.Addrs["OTLP HTTP"]; a != "" {
+		scheme := "http"
+		if shopCfg.TLS != nil {
+			scheme = "https"
+		}
+		shopCfg.LogsBulkURL = scheme + "://" + dialAddr(a) + "/insert/elasticsearch"
+	}
 	shopCfg.BatchTimeout = 500 * time.Millisecond
 	shopCfg.Logger = cfg.Server.Logger
 	d.Shop, err = shop.Start(ctx, shopCfg)
@@ -107,7 +114,13 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	d.printGuide(cfg.Server.DataDir)
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		d.watchAlerts(ctx, 5*time.Second)
+	}()
 	<-ctx.Done()
+	<-watching
 	fmt.Fprintln(d.out, "\nStopping: traffic, then the shop (its agents send their last spans), then the server.")
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

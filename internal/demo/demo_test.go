@@ -156,6 +156,24 @@ func TestDemo(t *testing.T) {
 		if !slices.Contains(ids, checkout.TraceID) {
 			t.Errorf("search by order_id=%s found %v, not the checkout %s", orderID, found, checkout.TraceID)
 		}
+		// Its log lines: order's over OTLP, payment's through the
+		// Elasticsearch bulk API, all tied to the checkout's trace.
+		var logs struct {
+			Logs []struct{ Service, Body, TraceID string }
+		}
+		poll.Until(t, waitTimeout, "the order's log lines from order and payment", func() bool {
+			servertest.GetJSON(t, api+"/api/v1/logs?lookback=5m&field=order_id:"+orderID, &logs)
+			var services []string
+			for _, l := range logs.Logs {
+				services = append(services, l.Service)
+			}
+			return containsAll(services, "order", "payment")
+		})
+		for _, l := range logs.Logs {
+			if l.TraceID != checkout.TraceID {
+				t.Errorf("%s's line %q has trace %q, want the checkout's %s", l.Service, l.Body, l.TraceID, checkout.TraceID)
+			}
+		}
 	}
 
 	// Product pages are one endpoint, named by route, however many products.

@@ -38,6 +38,9 @@ What to look at, in the UI:
   the bug        order e-mails confirmations from a goroutine given context.Background(), so each
                  e-mail is a trace of its own (examples/shop/order.go):
                  %[1]s/traces?service=order&operation=send+confirmation+email
+  alarms         %[1]s/alerts
+                 the default rules watch every service; the bug above makes one fire within a
+                 few minutes, and this terminal says so when it does (docs/alarms.md)
 The same through the API: curl -s %[1]s/api/v1/services, %[1]s/api/v1/topology, ... (docs/api.md)
 `, api)
 	}
@@ -52,7 +55,9 @@ func (d *Demo) printFirstOrder(orderID string) {
 		return
 	}
 	// Order IDs are "ord-" and hex: nothing to escape.
-	fmt.Fprintf(d.out, "\nFirst order placed, %s; its trace: %s/traces?tag=order_id=%s\n", orderID, d.baseURL(addr), orderID)
+	base := d.baseURL(addr)
+	fmt.Fprintf(d.out, "\nFirst order placed, %s; its trace: %s/traces?tag=order_id=%s\n", orderID, base, orderID)
+	fmt.Fprintf(d.out, "Its log lines (order, inventory over OTLP, payment through the Elasticsearch bulk API), each linking to its trace:\n  %s/logs?field=order_id:%s   (or search order_id:%s on the Logs page)\n", base, orderID, orderID)
 }
 
 // orNone is prefix+dialAddr(addr), or "" for a listener that is off.

@@ -101,26 +101,11 @@ type Options struct {
 // Run checks the path and returns what it found. It fails only when cfg
 // cannot be checked at all; a broken path is a Report with OK false.
 func Run(ctx context.Context, cfg Config, opts Options) (*Report, error) {
-	if cfg.Wait <= 0 {
-		cfg.Wait = 30 * time.Second
-	}
-	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = 5 * time.Second
-	}
-	baseTLS, err := tlsconfig.ClientConfig(cfg.CAFile, cfg.ClientCert, cfg.ClientKey, cfg.InsecureSkipVerify)
+	d, baseTLS, err := newDoctor(cfg, opts)
 	if err != nil {
-		return nil, fmt.Errorf("TLS settings (OTEL_EXPORTER_OTLP_CERTIFICATE, _CLIENT_CERTIFICATE, _CLIENT_KEY): %w", err)
+		return nil, err
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.TLSClientConfig = baseTLS.Clone()
-	var rt http.RoundTripper = transport
-	if cfg.APIToken != "" {
-		rt = bearer{token: cfg.APIToken, next: transport}
-	}
-	d := &doctor{cfg: cfg, http: &http.Client{Timeout: cfg.DialTimeout, Transport: rt}, progress: opts.Progress}
-	if d.progress == nil {
-		d.progress = func(string) {}
-	}
+	cfg = d.cfg
 	tlsConfig := func(host string, alpn ...string) *tls.Config {
 		c := baseTLS.Clone()
 		c.ServerName, c.NextProtos = host, alpn
@@ -191,6 +176,32 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Report, error) {
 	}
 	d.report.OK = d.report.Failed() == 0
 	return &d.report, nil
+}
+
+// newDoctor fills cfg's defaults and builds the client doctor's calls to
+// the query API use (with cfg's TLS settings and API token).
+func newDoctor(cfg Config, opts Options) (*doctor, *tls.Config, error) {
+	if cfg.Wait <= 0 {
+		cfg.Wait = 30 * time.Second
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	baseTLS, err := tlsconfig.ClientConfig(cfg.CAFile, cfg.ClientCert, cfg.ClientKey, cfg.InsecureSkipVerify)
+	if err != nil {
+		return nil, nil, fmt.Errorf("TLS settings (OTEL_EXPORTER_OTLP_CERTIFICATE, _CLIENT_CERTIFICATE, _CLIENT_KEY): %w", err)
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = baseTLS.Clone()
+	var rt http.RoundTripper = transport
+	if cfg.APIToken != "" {
+		rt = bearer{token: cfg.APIToken, next: transport}
+	}
+	d := &doctor{cfg: cfg, http: &http.Client{Timeout: cfg.DialTimeout, Transport: rt}, progress: opts.Progress}
+	if d.progress == nil {
+		d.progress = func(string) {}
+	}
+	return d, baseTLS, nil
 }
 
 func (d *doctor) add(c Check) { d.report.Checks = append(d.report.Checks, c) }

@@ -142,4 +142,8 @@ type Result struct {
 	SpansPerSecond float64       `json:"spans_per_second"`
 	// EncodedBytesPerSpan is the average request size divided by its spans.
 	EncodedBytesPerSpan float64 `json:"encoded_bytes_per_span"`
+	// LatencyP50 and LatencyP99 are the round trips of acknowledged
+	// requests (the attempt that succeeded), send to answer.
+	LatencyP50 time.Duration `json:"latency_p50_ns"`
+	LatencyP99 time.Duration `json:"latency_p99_ns"`
 }

@@ -216,12 +216,14 @@ func (r *runner) send(runCtx context.Context, b *batch) error {
 		ctx, cancel := context.WithTimeout(r.rpcCtx, r.cfg.RequestTimeout)
 		var resp []byte
 		r.inflight.Add(1)
+		sent := time.Now()
 		err := r.conn.Invoke(ctx, r.method, b, &resp)
+		took := time.Since(sent)
 		r.inflight.Add(-1)
 		cancel()
 		b.awaitRelease()
 		if err == nil {
-			r.stats.acknowledged(b.spans, rejectedSpans(r.cfg.Protocol, resp))
+			r.stats.acknowledged(b.spans, rejectedSpans(r.cfg.Protocol, resp), took)
 			return nil
 		}
 		code := status.Code(err)

@@ -22,16 +22,22 @@ type stats struct {
 	errors  map[string]int
 	retries map[string]int
 	lastErr string
+	// latencies are the acknowledged attempts' round trips: a few thousand
+	// a run (one a batch), so kept whole for exact percentiles.
+	latencies []time.Duration
 }
 
 func newStats() *stats {
 	return &stats{errors: map[string]int{}, retries: map[string]int{}}
 }
 
-func (s *stats) acknowledged(spans int, rejected int64) {
+func (s *stats) acknowledged(spans int, rejected int64, took time.Duration) {
 	s.spans.Add(int64(spans))
 	s.requests.Add(1)
 	s.rejected.Add(rejected)
+	s.mu.Lock()
+	s.latencies = append(s.latencies, took)
+	s.mu.Unlock()
 }
 
 func (s *stats) failed(code codes.Code, spans int, err error) {
@@ -65,6 +71,12 @@ func (s *stats) result(d time.Duration) Result {
 	}
 	if d > 0 {
 		r.SpansPerSecond = float64(r.Spans) / d.Seconds()
+	}
+	if n := len(s.latencies); n > 0 {
+		sorted := slices.Clone(s.latencies)
+		slices.Sort(sorted)
+		r.LatencyP50 = sorted[(n-1)/2]
+		r.LatencyP99 = sorted[(n*99+99)/100-1]
 	}
 	return r
 }
@@ -125,6 +137,9 @@ func (res Result) Summary() string {
 		res.Protocol, res.Endpoint, thousands(res.Spans), thousands(res.Requests),
 		res.Duration.Round(time.Millisecond), thousands(int64(res.SpansPerSecond)),
 		byCode(res.Retries), byCode(res.Errors), thousands(res.FailedSpans))
+	if res.Requests > 0 {
+		s += fmt.Sprintf("; request latency p50 %s, p99 %s", res.LatencyP50.Round(10*time.Microsecond), res.LatencyP99.Round(10*time.Microsecond))
+	}
 	if res.RejectedSpans > 0 {
 		s += fmt.Sprintf("; %s spans rejected by the server", thousands(res.RejectedSpans))
 	}

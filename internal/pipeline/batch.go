@@ -21,6 +21,8 @@ type Batch interface {
 	// and works out the resources of what is left.
 	prepare(l Limits, now time.Time) Validation
 	consume(ctx context.Context, c Consumers) error
+	// replay hands a batch read back from the journal to c (journal.go).
+	replay(ctx context.Context, c Consumers) error
 }
 
 // What a batch is charged per item when only its decoded form is at hand:
@@ -41,7 +43,9 @@ func (t *Traces) refused() Refused    { return t.Refused }
 func (t *Traces) prepare(l Limits, now time.Time) Validation {
 	v := validateTraces(t.Traces, l, now)
 	rss := t.ResourceSpans()
-	t.Resources = identify(t.Resources, rss.Len(), func(i int) pcommon.Map { return rss.At(i).Resource().Attributes() })
+	var rewrote bool
+	t.Resources, rewrote = identify(t.Resources, rss.Len(), func(i int) pcommon.Map { return rss.At(i).Resource().Attributes() })
+	t.rawOK = t.Raw != nil && v.Rejected == 0 && !rewrote
 	return v
 }
 
@@ -60,9 +64,12 @@ func (l *Logs) estimatedBytes() int { return l.LogRecordCount() * bytesPerLogRec
 func (l *Logs) refused() Refused    { return l.Refused }
 
 func (l *Logs) prepare(lim Limits, now time.Time) Validation {
+	normalizeLogs(l.Logs)
 	v := validateLogs(l.Logs, lim)
 	rls := l.ResourceLogs()
-	l.Resources = identify(l.Resources, rls.Len(), func(i int) pcommon.Map { return rls.At(i).Resource().Attributes() })
+	var rewrote bool
+	l.Resources, rewrote = identify(l.Resources, rls.Len(), func(i int) pcommon.Map { return rls.At(i).Resource().Attributes() })
+	l.rawOK = l.Raw != nil && v.Rejected == 0 && !rewrote
 	return v
 }
 
@@ -83,7 +90,9 @@ func (m *Metrics) refused() Refused    { return m.Refused }
 func (m *Metrics) prepare(l Limits, now time.Time) Validation {
 	v := validateMetrics(m.Metrics, l)
 	rms := m.ResourceMetrics()
-	m.Resources = identify(m.Resources, rms.Len(), func(i int) pcommon.Map { return rms.At(i).Resource().Attributes() })
+	var rewrote bool
+	m.Resources, rewrote = identify(m.Resources, rms.Len(), func(i int) pcommon.Map { return rms.At(i).Resource().Attributes() })
+	m.rawOK = m.Raw != nil && v.Rejected == 0 && !rewrote
 	return v
 }
 

@@ -3,9 +3,11 @@
 // overload is a retryable answer, never unbounded memory), validation
 // against what storage can keep, the service and instance of each resource
 // worked out once, counting by receiver, signal and reason, refusals
-// published to subscribers, and fan-out to the consumers that store and
-// analyse. A receiver acknowledges a request only after Ingest returned
-// without error: what it acknowledged is in every consumer.
+// published to subscribers, the batch made durable in the journal (the
+// write-ahead log) when there is one, and fan-out to the consumers that
+// store and analyse. A receiver acknowledges a request only after Ingest
+// returned without error: what it acknowledged is in the journal and in
+// every consumer.
 package pipeline
 
 import (
@@ -65,6 +67,13 @@ type Traces struct {
 	// Refused is what the receiver's decoder already turned away from the
 	// same request (SkyWalking segments it could not convert).
 	Refused Refused
+	// Raw is the request's OTLP protobuf as received, when the receiver has
+	// it: the journal writes it rather than marshalling the batch again,
+	// when validation removed nothing and identification rewrote nothing
+	// (an Export request and TracesData share their wire format). The
+	// caller keeps it unchanged until Ingest returns.
+	Raw   []byte
+	rawOK bool
 }
 
 // Logs is a batch of log records, as Traces is of spans.
@@ -72,6 +81,8 @@ type Logs struct {
 	plog.Logs
 	Resources []Resource
 	Refused   Refused
+	Raw       []byte
+	rawOK     bool
 }
 
 // Metrics is a batch of agent-reported metrics.
@@ -79,6 +90,8 @@ type Metrics struct {
 	pmetric.Metrics
 	Resources []Resource
 	Refused   Refused
+	Raw       []byte
+	rawOK     bool
 }
 
 // Refused counts the items of a request a receiver turned away while
@@ -141,7 +154,7 @@ type Consumers struct {
 // spans to a consumer without the pipeline (benchmarks, tests, tools).
 func TracesOf(td ptrace.Traces) Traces {
 	t := Traces{Traces: td}
-	t.Resources = identify(t.Resources, td.ResourceSpans().Len(), func(i int) pcommon.Map {
+	t.Resources, _ = identify(t.Resources, td.ResourceSpans().Len(), func(i int) pcommon.Map {
 		return td.ResourceSpans().At(i).Resource().Attributes()
 	})
 	return t
@@ -150,7 +163,7 @@ func TracesOf(td ptrace.Traces) Traces {
 // LogsOf wraps ld as TracesOf does td.
 func LogsOf(ld plog.Logs) Logs {
 	l := Logs{Logs: ld}
-	l.Resources = identify(l.Resources, ld.ResourceLogs().Len(), func(i int) pcommon.Map {
+	l.Resources, _ = identify(l.Resources, ld.ResourceLogs().Len(), func(i int) pcommon.Map {
 		return ld.ResourceLogs().At(i).Resource().Attributes()
 	})
 	return l
@@ -159,7 +172,7 @@ func LogsOf(ld plog.Logs) Logs {
 // MetricsOf wraps md as TracesOf does td.
 func MetricsOf(md pmetric.Metrics) Metrics {
 	m := Metrics{Metrics: md}
-	m.Resources = identify(m.Resources, md.ResourceMetrics().Len(), func(i int) pcommon.Map {
+	m.Resources, _ = identify(m.Resources, md.ResourceMetrics().Len(), func(i int) pcommon.Map {
 		return md.ResourceMetrics().At(i).Resource().Attributes()
 	})
 	return m
@@ -167,17 +180,22 @@ func MetricsOf(md pmetric.Metrics) Metrics {
 
 // identify works out each of n resources' service and instance into dst,
 // and names the service of a resource without one UnknownService in the
-// resource itself, so that what is stored says what the figures say.
-func identify(dst []Resource, n int, attrs func(i int) pcommon.Map) []Resource {
+// resource itself, so that what is stored says what the figures say. It
+// reports whether it rewrote a resource.
+func identify(dst []Resource, n int, attrs func(i int) pcommon.Map) ([]Resource, bool) {
 	dst = dst[:0]
+	rewrote := false
 	for i := range n {
-		dst = append(dst, identifyResource(attrs(i)))
+		r, rw := identifyResource(attrs(i))
+		dst = append(dst, r)
+		rewrote = rewrote || rw
 	}
-	return dst
+	return dst, rewrote
 }
 
-func identifyResource(attrs pcommon.Map) Resource {
+func identifyResource(attrs pcommon.Map) (Resource, bool) {
 	var r Resource
+	rewrote := false
 	v, ok := attrs.Get("service.name")
 	switch {
 	case ok && v.Type() == pcommon.ValueTypeStr && v.Str() != "":
@@ -186,9 +204,11 @@ func identifyResource(attrs pcommon.Map) Resource {
 		// A name sent as a number is still the name, stored as text.
 		r.Service = v.AsString()
 		attrs.PutStr("service.name", r.Service)
+		rewrote = true
 	default:
 		r.Service = UnknownService
 		attrs.PutStr("service.name", UnknownService)
+		rewrote = true
 	}
 	if v, ok := attrs.Get(ProbeAttribute); ok && v.Type() == pcommon.ValueTypeBool && v.Bool() {
 		r.Service = ProbeService
@@ -213,5 +233,5 @@ func identifyResource(attrs pcommon.Map) Resource {
 			r.Instance = host
 		}
 	}
-	return r
+	return r, rewrote
 }

@@ -24,6 +24,9 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Journal, when set, makes every batch durable before any consumer
+	// sees it (the write-ahead log); nil hands batches straight over.
+	Journal Journal
 }
 
 // Source is where a request came from.
@@ -63,6 +66,7 @@ type Pipeline struct {
 	budget    *semaphore.Weighted
 	maxBytes  int64
 	consumers Consumers
+	journal   Journal
 	counters  *counters
 
 	mu          sync.RWMutex
@@ -83,6 +87,7 @@ func New(cfg Config, consumers Consumers) *Pipeline {
 		budget:    semaphore.NewWeighted(cfg.MaxInFlightBytes),
 		maxBytes:  cfg.MaxInFlightBytes,
 		consumers: consumers,
+		journal:   cfg.Journal,
 		counters:  newCounters(cfg.Registerer),
 	}
 }
@@ -209,9 +214,11 @@ func (p *Pipeline) Ingest(ctx context.Context, src Source, b Batch) (Outcome, er
 // Ingest validates b in place (removing the items storage could not keep
 // whole), works out its resources, and hands what is left to every consumer
 // of its kind in turn. A request begun without a size is charged b's
-// estimated size first, or refused as Overloaded. It fails with an *Error: Invalid when nothing was
-// left, or the retryable Unavailable when a consumer failed. On success
-// every consumer has the batch, and Outcome says what was removed.
+// estimated size first, or refused as Overloaded. With a journal, what is
+// left is appended to it, and synced, before any consumer sees it. It fails
+// with an *Error: Invalid when nothing was left, or the retryable
+// Unavailable when the journal or a consumer failed. On success the journal
+// and every consumer have the batch, and Outcome says what was removed.
 func (r *Request) Ingest(ctx context.Context, b Batch) (Outcome, error) {
 	p, signal := r.p, b.signal()
 	r.signal = signal
@@ -245,6 +252,16 @@ func (r *Request) Ingest(ctx context.Context, b Batch) (Outcome, error) {
 		p.refuse(r.src, signal, Abandoned, v.Accepted, e)
 		return Outcome{}, e
 	}
+	if p.journal != nil {
+		done, err := p.write(ctx, b, v.Accepted, signal)
+		if err != nil {
+			p.refuse(r.src, signal, ReasonOf(err), v.Accepted, err)
+			return Outcome{}, err
+		}
+		// Once every consumer took the batch (or failed to): a checkpoint
+		// waits for it.
+		defer done()
+	}
 	if err := b.consume(ctx, p.consumers); err != nil {
 		reason := ReasonOf(err)
 		if !reason.Retryable() {
@@ -260,6 +277,20 @@ func (r *Request) Ingest(ctx context.Context, b Batch) (Outcome, error) {
 		out.Message = fmt.Sprintf("%d of %d %s rejected; first: %s", v.Rejected, received, signal.noun(), v.FirstError)
 	}
 	return out, nil
+}
+
+// write appends b to the journal: the request is acknowledged only once
+// its batch is durable there. A failure is retryable (a full disk, a write
+// or fsync that failed), and nothing reaches a consumer.
+func (p *Pipeline) write(ctx context.Context, b Batch, items int, signal Signal) (func(), error) {
+	rec, err := EncodeRecord(b)
+	if err == nil {
+		var done func()
+		if done, err = p.journal.Append(ctx, rec); err == nil {
+			return done, nil
+		}
+	}
+	return nil, &Error{Reason: Unavailable, Msg: fmt.Sprintf("writing %d %s to the write-ahead log failed, retry later: %v", items, signal.noun(), err), err: err}
 }
 
 // noun is the signal in an error message.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/skytrail/skytrail/internal/alerting"
+	"github.com/skytrail/skytrail/internal/auth"
 )
 
 // Alerting is what the alerting package tells and does: its alerts, rules
@@ -24,6 +25,7 @@ type Alerting interface {
 	SetSilence(ctx context.Context, s alerting.Silence) (string, error)
 	ExpireSilence(ctx context.Context, id string) error
 	Reload() error
+	TestReceiver(ctx context.Context, name string) ([]alerting.TestResult, error)
 }
 
 // AlertsAPI serves alerts, rules and silences: SkyTrail's own under
@@ -48,6 +50,27 @@ func (h *AlertsAPI) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /prometheus/api/v1/alerts", h.promAlerts)
 	mux.HandleFunc("POST /prometheus/api/v1/alerts", h.promAlerts)
 	mux.HandleFunc("POST /-/reload", h.reload)
+	mux.HandleFunc("POST /api/v1/alerting/receivers/{name}/test", h.testReceiver)
+}
+
+// testReceiver sends a test notification through every integration of a
+// receiver and says, per integration, whether it arrived and why not. A
+// failed delivery is still a 200: the answer is the per-integration result.
+func (h *AlertsAPI) testReceiver(w http.ResponseWriter, r *http.Request) {
+	results, err := h.a.TestReceiver(r.Context(), r.PathValue("name"))
+	switch {
+	case errors.Is(err, alerting.ErrUnknownReceiver):
+		writeError(w, http.StatusNotFound, err)
+		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	ok := len(results) > 0
+	for _, res := range results {
+		ok = ok && res.OK
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"receiver": r.PathValue("name"), "ok": ok, "results": results})
 }
 
 // alerts serves the pending and firing alerts (state=firing or pending
@@ -143,6 +166,11 @@ func (h *AlertsAPI) setSilence(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := body.Silence
+	// An authenticated request's silence is its identity's: whoever signed
+	// in cannot create one in another's name.
+	if id := auth.FromContext(r.Context()); id != nil && id.Name != "" {
+		s.CreatedBy = id.Name
+	}
 	if body.Duration != "" {
 		d, err := time.ParseDuration(body.Duration)
 		if err != nil || d <= 0 {

@@ -24,11 +24,6 @@ import (
 	"github.com/skytrail/skytrail/internal/traceid"
 )
 
-// LogReader reads stored agent logs.
-type LogReader interface {
-	Logs(ctx context.Context, q spanstore.LogQuery) ([]spanstore.LogEntry, error)
-}
-
 // Analysis is what the analysis tells of services, instances, endpoints
 // and the service map, over a time range.
 type Analysis interface {
@@ -84,7 +79,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/services/{service}/spans/slowest", a.slowestSpans)
 	mux.HandleFunc("GET /api/v1/traces", a.searchTraces)
 	mux.HandleFunc("GET /api/v1/traces/{traceID}", a.getTrace)
-	mux.HandleFunc("GET /api/v1/logs", a.searchLogs)
+	a.logRoutes(mux)
 	if a.analysis != nil {
 		mux.HandleFunc("GET /api/v1/topology", a.topology)
 		mux.HandleFunc("GET /api/v1/services/{service}/instances", a.instances)
@@ -115,42 +110,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, err error) {
 	writeJSON(w, status, errorBody{Error: err.Error()})
-}
-
-// searchLogs serves agent logs: service, traceID, start, end, limit.
-func (a *API) searchLogs(w http.ResponseWriter, r *http.Request) {
-	v := r.URL.Query()
-	q := spanstore.LogQuery{Service: v.Get("service")}
-	if s := v.Get("traceID"); s != "" {
-		ids, err := traceid.Candidates(s)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("traceID %q: %w", s, err))
-			return
-		}
-		q.TraceID = ids[0]
-	}
-	var err error
-	if q.Start, err = timeParam(v, "start", time.Time{}); err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	if q.End, err = timeParam(v, "end", time.Time{}); err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	if q.Limit, err = limitParam(v); err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	logs, err := a.logs.Logs(r.Context(), q)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
-		return
-	}
-	if logs == nil {
-		logs = []spanstore.LogEntry{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"logs": logs})
 }
 
 // ServiceInfo is one entry of /api/v1/services.

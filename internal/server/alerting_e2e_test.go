@@ -58,6 +58,39 @@ func hookServer(t *testing.T) (*httptest.Server, func() []hookMessage) {
 	}
 }
 
+// writeWebhookRoute writes a notification configuration sending every
+// alert, firing and resolved, to a webhook at url, grouped by alert and
+// service with short waits.
+func writeWebhookRoute(t *testing.T, dir, url string) string {
+	t.Helper()
+	file := filepath.Join(dir, "notify.yml")
+	if err := os.WriteFile(file, []byte(`route:
+  receiver: team
+  group_by: [alertname, service]
+  group_wait: 100ms
+  group_interval: 500ms
+  repeat_interval: 1h
+receivers:
+  - name: team
+    webhook_configs:
+      - url: `+url+`
+        send_resolved: true
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// quickErrorRateRule is the default error-rate rule over the live
+// counters with a 10 s window, evaluated four times a second: failures
+// count as soon as they arrive, and leave the window, resolving the
+// alert, 10 s later.
+func quickErrorRateRule(c *server.Config) {
+	c.Alerting.ExternalURL = "http://skytrail.test"
+	c.Alerting.EvalInterval = 250 * time.Millisecond
+	c.Alerting.Thresholds = alerting.Thresholds{ServiceErrorRate: 0.05, MinCallRate: 0.01, Window: 10 * time.Second, For: time.Second}
+}
+
 // Failing calls sent with the OpenTelemetry SDK make the default error-rate
 // rule fire: a real webhook receives the firing notification, with a link
 // to one of the failed traces, then the resolved one once the failures
@@ -66,31 +99,9 @@ func TestErrorRateAlertReachesWebhook(t *testing.T) {
 	t.Parallel()
 	hook, messages := hookServer(t)
 	dir := t.TempDir()
-	notify := filepath.Join(dir, "notify.yml")
-	if err := os.WriteFile(notify, []byte(`route:
-  receiver: team
-  group_by: [alertname, service]
-  group_wait: 200ms
-  group_interval: 500ms
-  repeat_interval: 1h
-receivers:
-  - name: team
-    webhook_configs:
-      - url: `+hook.URL+`
-        send_resolved: true
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	notify := writeWebhookRoute(t, dir, hook.URL)
 
-	// The default error-rate rule over the live counters, with a 10 s
-	// window: the failures count as soon as they arrive, and leave the
-	// window, resolving the alert, 10 s later.
-	s := servertest.StartIn(t, filepath.Join(dir, "data"), func(c *server.Config) {
-		c.Alerting.NotifyConfig = notify
-		c.Alerting.ExternalURL = "http://skytrail.test"
-		c.Alerting.EvalInterval = 250 * time.Millisecond
-		c.Alerting.Thresholds = alerting.Thresholds{ServiceErrorRate: 0.05, MinCallRate: 0.01, Window: 10 * time.Second, For: time.Second}
-	})
+	s := servertest.StartIn(t, filepath.Join(dir, "data"), quickErrorRateRule, func(c *server.Config) { c.Alerting.NotifyConfig = notify })
 
 	ctx := context.Background()
 	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(s.Addrs["OTLP gRPC"]), otlptracegrpc.WithInsecure())

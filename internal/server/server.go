@@ -31,6 +31,7 @@ import (
 	"github.com/skytrail/skytrail/internal/query"
 	"github.com/skytrail/skytrail/internal/query/jaeger"
 	"github.com/skytrail/skytrail/internal/query/promapi"
+	"github.com/skytrail/skytrail/internal/receiver/logship"
 	"github.com/skytrail/skytrail/internal/receiver/otlp"
 	"github.com/skytrail/skytrail/internal/receiver/skywalking"
 	"github.com/skytrail/skytrail/internal/storage/diskspace"
@@ -73,6 +74,14 @@ type Config struct {
 	Alerting alerting.Config
 	// Security is TLS, tokens, users, timeouts and connection bounds.
 	Security Security
+	// WAL turns the write-ahead log in DataDir/wal on: a request is
+	// acknowledged only once its batch is appended and synced there, and
+	// what the stores had not made durable is replayed at start.
+	WAL bool
+	// WALSync is 0 to fsync before every acknowledgement (group commit),
+	// or how often to fsync while acknowledging once the record is written
+	// to the operating system (survives a kill, not a power loss).
+	WALSync time.Duration
 }
 
 // Defaults are the documented defaults (docs/configuration.md).
@@ -92,6 +101,7 @@ func Defaults() Config {
 		MinFreeDisk:      diskspace.DefaultMinFree,
 		Alerting:         alerting.Config{DefaultRules: true, Thresholds: alerting.DefaultThresholds()},
 		Security:         DefaultSecurity(),
+		WAL:              true,
 	}
 }
 
@@ -110,6 +120,8 @@ type Server struct {
 	Registry *prometheus.Registry
 	// Alerting evaluates the rules and sends notifications.
 	Alerting *alerting.Alerting
+	// journal is the write-ahead log, nil without --wal.
+	journal *journal
 
 	sec         *security
 	grpcServers []*grpc.Server
@@ -176,6 +188,9 @@ func Start(cfg Config) (*Server, error) {
 		cfg.Analysis.RegistryFile = filepath.Join(cfg.DataDir, "instances.json")
 	}
 	cfg.Analysis.Registerer, cfg.Analysis.Logger = reg, log
+	// With the write-ahead log, the running totals are written at its
+	// checkpoints only, so a replay counts every span once.
+	cfg.Analysis.CheckpointedTotals = cfg.WAL
 	s.Analyser = analysis.New(cfg.Analysis, s.Metrics)
 	if err := s.Analyser.Start(context.Background()); err != nil {
 		_ = s.Metrics.Close()
@@ -197,13 +212,33 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 
-	// Storage first: a request is acknowledged once its spans are stored;
-	// analysis only aggregates in memory and cannot fail a request.
+	var journal pipeline.Journal
+	if !cfg.WAL {
+		warnUnreplayed(log, filepath.Join(cfg.DataDir, "wal"))
+	}
+	if cfg.WAL {
+		if s.journal, err = s.openJournal(cfg); err != nil {
+			_ = s.Shutdown(context.Background())
+			return nil, err
+		}
+		journal = s.journal.log
+		abs, _ = filepath.Abs(filepath.Join(cfg.DataDir, "wal"))
+		sync := "always"
+		if cfg.WALSync > 0 {
+			sync = cfg.WALSync.String()
+		}
+		log.Info("write-ahead log open", "dir", abs, "sync", sync)
+	}
+
+	// The write-ahead log, then storage: a request is acknowledged once its
+	// batch is durable in the log and its spans are stored; analysis only
+	// aggregates in memory and cannot fail a request.
 	s.Pipeline = pipeline.New(pipeline.Config{
 		MaxInFlightBytes: cfg.MaxInFlight,
 		Limits:           cfg.Limits,
 		Storage:          store.Limits(),
 		Registerer:       reg,
+		Journal:          journal,
 	}, pipeline.Consumers{
 		Traces:     []pipeline.TracesConsumer{store, s.Analyser, s.Integrity},
 		Logs:       []pipeline.LogsConsumer{store},
@@ -211,6 +246,14 @@ func Start(cfg Config) (*Server, error) {
 		Heartbeats: []pipeline.HeartbeatConsumer{s.Analyser},
 	})
 	s.Pipeline.Subscribe(s.Integrity.Rejected)
+	if s.journal != nil {
+		// Before any listener opens: what was acknowledged comes first.
+		if err := s.journal.replay(s.Pipeline); err != nil {
+			_ = s.Shutdown(context.Background())
+			return nil, err
+		}
+		s.journal.run()
+	}
 	otlpRecv := otlp.New(s.Pipeline, otlp.Config{MaxRequestBytes: cfg.MaxRequest, Tokens: sec.ingest})
 	swOpts := skywalking.Options{Token: cfg.SWToken, MaxRecvMsgSize: cfg.MaxRequest, Logger: log, GRPCServerOptions: sec.grpcOptions()}
 
@@ -247,7 +290,13 @@ func Start(cfg Config) (*Server, error) {
 				return err
 			}
 		}
-		if err := s.serveHTTP("OTLP HTTP", cfg.OTLPHTTPAddr, otlpRecv.HTTPHandler()); err != nil {
+		// The log shippers' APIs (Elasticsearch bulk, Loki push, JSON lines)
+		// share the OTLP HTTP port: it is the one ingest port over HTTP that
+		// every deployment opens, with the same ingest tokens.
+		ingestMux := http.NewServeMux()
+		ingestMux.Handle("/", otlpRecv.HTTPHandler())
+		logship.New(s.Pipeline, logship.Config{MaxRequestBytes: cfg.MaxRequest, Tokens: sec.ingest}).Register(ingestMux)
+		if err := s.serveHTTP("OTLP HTTP", cfg.OTLPHTTPAddr, ingestMux); err != nil {
 			return err
 		}
 		if cfg.SWGRPCAddr != "" {
@@ -356,6 +405,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 	wg.Wait()
 	s.wg.Wait()
+	if s.journal != nil {
+		s.journal.stopCheckpoints()
+	}
 	var errs []error
 	if s.Alerting != nil {
 		errs = append(errs, s.Alerting.Shutdown(ctx))
@@ -371,6 +423,10 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 	if s.Spans != nil {
 		errs = append(errs, s.Spans.Close())
+	}
+	if s.journal != nil {
+		// Only once the stores hold everything is the log emptied.
+		errs = append(errs, s.journal.close(errors.Join(errs...) == nil && s.Spans != nil && s.Metrics != nil))
 	}
 	s.log.Info("storage flushed and closed")
 	return errors.Join(errs...)

@@ -340,6 +340,22 @@ func postAgentLog(t *testing.T, addr, traceID, text string) {
 	}
 }
 
+// postShippedLog sends a zap-style JSON line through the Elasticsearch bulk
+// API, as Filebeat ships it, tied to traceID by its trace_id field.
+func postShippedLog(t *testing.T, addr, traceID, text string) {
+	line, _ := json.Marshal(map[string]any{"@timestamp": time.Now().UTC().Format(time.RFC3339Nano), "level": "error", "msg": text,
+		"service.name": "payment", "order_id": 1001, "trace_id": traceID})
+	body := append([]byte(`{"create":{"_index":"filebeat"}}`+"\n"), append(line, '\n')...)
+	resp, err := http.Post("http://"+addr+"/insert/elasticsearch/_bulk", "application/x-ndjson", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /insert/elasticsearch/_bulk: HTTP %d", resp.StatusCode)
+	}
+}
+
 // bigTrace records a trace of n spans: a root with chains under it, for
 // the 2,000-span rendering and scrolling check.
 func bigTrace(f *feeder, base time.Time, n int) string {
@@ -557,6 +573,12 @@ func TestBrowser(t *testing.T) {
 	poll.Until(t, waitTimeout, "the 2,000-span trace", func() bool { return traceSpans(api, bigID) == bigSpans })
 	poll.Until(t, waitTimeout, "the go2sky trace", func() bool { return traceSpans(api, url.PathEscape(swTraceID)) == 4 })
 	postAgentLog(t, s.Addrs["SkyWalking HTTP"], swTraceID, "stock reservation failed: lock wait timeout")
+	postShippedLog(t, s.Addrs["OTLP HTTP"], traceID, "card declined for order 1001")
+	poll.Until(t, waitTimeout, "the shipped log line", func() bool {
+		var ans struct{ Logs []any }
+		servertest.GetJSON(t, api+"/api/v1/logs?field=order_id:1001", &ans)
+		return len(ans.Logs) == 1
+	})
 	poll.Until(t, waitTimeout, "the lost_propagation finding about invoices", func() bool { return findingOf(s, api, "lost_propagation", "invoices") })
 	poll.Until(t, waitTimeout, "the fifty services' map", func() bool {
 		var topo struct{ Edges []json.RawMessage }

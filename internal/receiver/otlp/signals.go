@@ -40,7 +40,7 @@ var signals = []signal{
 			if err := unmarshal(req, body, json); err != nil {
 				return nil, fmt.Errorf("cannot decode ExportTraceServiceRequest: %w", err)
 			}
-			return &pipeline.Traces{Traces: req.Traces()}, nil
+			return &pipeline.Traces{Traces: req.Traces(), Raw: raw(body, json)}, nil
 		},
 		respond: func(out pipeline.Outcome, json bool) ([]byte, error) {
 			resp := ptraceotlp.NewExportResponse()
@@ -61,7 +61,7 @@ var signals = []signal{
 			if err := unmarshal(req, body, json); err != nil {
 				return nil, fmt.Errorf("cannot decode ExportMetricsServiceRequest: %w", err)
 			}
-			return &pipeline.Metrics{Metrics: req.Metrics()}, nil
+			return &pipeline.Metrics{Metrics: req.Metrics(), Raw: raw(body, json)}, nil
 		},
 		respond: func(out pipeline.Outcome, json bool) ([]byte, error) {
 			resp := pmetricotlp.NewExportResponse()
@@ -82,7 +82,7 @@ var signals = []signal{
 			if err := unmarshal(req, body, json); err != nil {
 				return nil, fmt.Errorf("cannot decode ExportLogsServiceRequest: %w", err)
 			}
-			return &pipeline.Logs{Logs: req.Logs()}, nil
+			return &pipeline.Logs{Logs: req.Logs(), Raw: raw(body, json)}, nil
 		},
 		respond: func(out pipeline.Outcome, json bool) ([]byte, error) {
 			resp := plogotlp.NewExportResponse()
@@ -104,6 +104,16 @@ type unmarshaler interface {
 type marshaler interface {
 	MarshalProto() ([]byte, error)
 	MarshalJSON() ([]byte, error)
+}
+
+// raw is a protobuf body, for the write-ahead log to keep as it came (the
+// Export request's wire format is the signal's data's); a JSON one must be
+// marshalled.
+func raw(body []byte, json bool) []byte {
+	if json {
+		return nil
+	}
+	return body
 }
 
 func unmarshal(m unmarshaler, body []byte, json bool) error {

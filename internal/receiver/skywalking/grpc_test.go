@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"slices"
 	"strings"
@@ -372,14 +373,18 @@ func TestPipelineRefusalsMapToRetryableOrNot(t *testing.T) {
 // would take 400 MB. gRPC itself answers a stream message it could not
 // hand over, with Internal (not retried) and the reason.
 func TestGRPCRefusesMessagesTooLargeToDecode(t *testing.T) {
-	s := &sink{}
-	conn := dial(t, startGRPC(t, s.door(), Options{}))
+	s := &sink{reg: prometheus.NewRegistry()}
+	// A 16 MiB budget: 200k spans, counted at their decoded size, are far
+	// over it, and quick to marshal on a loaded machine.
+	door := pipeline.New(pipeline.Config{MaxInFlightBytes: 16 << 20, Limits: pipeline.Limits{MaxAge: 100 * 365 * 24 * time.Hour}, Registerer: s.reg},
+		pipeline.Consumers{Traces: []pipeline.TracesConsumer{s}})
+	conn := dial(t, startGRPC(t, door, Options{}))
 	stream, err := agentv3.NewTraceSegmentReportServiceClient(conn).Collect(testContext(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	seg := segment("t1", "s1", "a")
-	seg.Spans = make([]*agentv3.SpanObject, 2<<20)
+	seg.Spans = make([]*agentv3.SpanObject, 200_000)
 	for i := range seg.Spans {
 		seg.Spans[i] = &agentv3.SpanObject{}
 	}

@@ -2,11 +2,14 @@ package spanstore
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -15,14 +18,34 @@ import (
 	"github.com/skytrail/skytrail/internal/pipeline"
 )
 
-// Agent logs (SkyWalking's LogReportService, later OTLP logs) live in the
-// same engine, in their own tenant, with the span schema's field names:
-// service (the stream), body, severity_text, severity_number, trace_id,
-// span_id, attr.<key>, resource.<key>, scope.name, types.
+// Log records (OTLP logs, SkyWalking's LogReportService, the log shippers'
+// APIs) live in the same engine, in their own tenant, one log stream a
+// service (never a field of the line: an order ID as a stream would make a
+// stream of every order). A row's fields, written so that a LogsQL user
+// reads them as VictoriaLogs' own:
+//
+//	service              the resource's service.name; the log stream
+//	_msg                 the body as text (LogsQL's word and phrase
+//	                     filters search it without a field name); rows
+//	                     written before 2026-12 have it as "body"
+//	severity_text, severity_number (OTLP's 1-24, derived from the text when
+//	                     the sender gave none: package logfields)
+//	trace_id, span_id    lowercase hex, as spans store them
+//	original_time        see fieldOriginalTime
+//	resource             the packed resource, as for spans (schema.go)
+//	scope.name, scope.version, scope_attr.<key>
+//	<key>                every attribute (a JSON line's fields), under its
+//	                     own name; a name the row uses itself (above), or
+//	                     one starting with "_", "attr." or "scope_attr.",
+//	                     is stored as attr.<key>. Values are text: the
+//	                     APIs give them as text, so no types field.
+//	overflow             attributes over the service's column budget, as
+//	                     for spans (columns.go)
 var tenantLogs = logstorage.TenantID{AccountID: 0, ProjectID: 2}
 
 const (
-	fieldBody           = "body"
+	fieldMessage        = "_msg"
+	fieldBody           = "body" // the message field of rows written before 2026-12
 	fieldSeverityText   = "severity_text"
 	fieldSeverityNumber = "severity_number"
 	// fieldOriginalTime keeps a record's own timestamp when it lies outside
@@ -30,6 +53,34 @@ const (
 	// record is stored at the time it was received instead.
 	fieldOriginalTime = "original_time"
 )
+
+// logFieldName is the stored name of a log attribute: its own, unless the
+// row's own fields or LogsQL's reserved names could take it for theirs.
+func logFieldName(buf []byte, key string) []byte {
+	switch {
+	case key == fieldService, key == fieldBody, key == fieldSeverityText, key == fieldSeverityNumber,
+		key == fieldTraceID, key == fieldSpanID, key == fieldOriginalTime, key == fieldResource,
+		key == fieldScopeName, key == fieldScopeVersion, key == fieldOverflow, key == fieldTypes,
+		strings.HasPrefix(key, "_"), strings.HasPrefix(key, prefixAttr), strings.HasPrefix(key, prefixScopeAttr):
+		buf = append(buf, prefixAttr...)
+	}
+	return append(buf, key...)
+}
+
+// logAttributeKey is the attribute a stored log field name stands for, and
+// false for the row's own fields.
+func logAttributeKey(name string) (string, bool) {
+	switch {
+	case strings.HasPrefix(name, prefixAttr):
+		return name[len(prefixAttr):], true
+	case name == fieldService, name == fieldMessage, name == fieldBody, name == fieldSeverityText, name == fieldSeverityNumber,
+		name == fieldTraceID, name == fieldSpanID, name == fieldOriginalTime, name == fieldResource,
+		name == fieldScopeName, name == fieldScopeVersion, name == fieldOverflow, name == fieldTypes,
+		strings.HasPrefix(name, "_"), strings.HasPrefix(name, prefixScopeAttr):
+		return "", false
+	}
+	return name, true
+}
 
 // ConsumeLogs stores log records; implements pipeline.LogsConsumer. Like
 // ConsumeTraces it writes nothing and fails with ErrDiskFull while the disk
@@ -81,10 +132,13 @@ func (s *Store) ConsumeLogs(_ context.Context, ld pipeline.Logs) error {
 // encodeLog returns the fields of one log record's row, stored at ts.
 func (e *rowEncoder) encodeLog(rec plog.LogRecord, ts, originalTime int64) []logstorage.Field {
 	e.buf = e.buf[:0]
-	e.types = e.types[:0]
 	f := e.fields[:0]
 	f = append(f, logstorage.Field{Name: fieldService, Value: e.service})
-	f = append(f, logstorage.Field{Name: fieldBody, Value: rec.Body().AsString()})
+	if body := rec.Body(); body.Type() == pcommon.ValueTypeStr {
+		f = append(f, logstorage.Field{Name: fieldMessage, Value: body.Str()})
+	} else if body.Type() != pcommon.ValueTypeEmpty {
+		f = append(f, logstorage.Field{Name: fieldMessage, Value: body.AsString()})
+	}
 	if t := rec.SeverityText(); t != "" {
 		f = append(f, logstorage.Field{Name: fieldSeverityText, Value: t})
 	}
@@ -104,68 +158,169 @@ func (e *rowEncoder) encodeLog(rec plog.LogRecord, ts, originalTime int64) []log
 	f = append(f, e.resourceFields...)
 	f = append(f, e.scopeFields...)
 	rec.Attributes().Range(func(k string, v pcommon.Value) bool {
-		f, e.types, e.buf = appendAttr(f, e.types, e.buf, prefixAttr, k, v)
+		start := len(e.buf)
+		e.buf = logFieldName(e.buf, k)
+		name := unsafeString(e.buf[start:])
+		if v.Type() == pcommon.ValueTypeStr {
+			f = append(f, logstorage.Field{Name: name, Value: v.Str()})
+			return true
+		}
+		start = len(e.buf)
+		e.buf, _ = appendValueText(e.buf, v)
+		f = append(f, logstorage.Field{Name: name, Value: unsafeString(e.buf[start:])})
 		return true
 	})
 	f = e.spillOverBudget(f, attrsFrom, ts/nsecsPerDay)
-	if len(e.types) > 0 {
-		start := len(e.buf)
-		e.buf = append(e.buf, e.types...)
-		f = append(f, logstorage.Field{Name: fieldTypes, Value: unsafeString(e.buf[start:])})
-	}
 	e.fields = f
 	return f
 }
 
 // LogQuery selects stored log records; zero values mean any.
 type LogQuery struct {
-	Service    string
-	TraceID    pcommon.TraceID
+	Service string
+	// TraceIDs: records of any of these traces (the candidates of one ID as
+	// a user wrote it, traceid.Candidates).
+	TraceIDs []pcommon.TraceID
+	// MinSeverity: records at least this severe (OTLP severity numbers:
+	// 9 info, 13 warn, 17 error, 21 fatal); records without one never match.
+	MinSeverity plog.SeverityNumber
+	// Text must appear in the message, as words, in any case.
+	Text string
+	// Fields must all match exactly: attribute (a JSON line's field) or
+	// resource attribute name and value, compared as text.
+	Fields []FieldFilter
+	// Start and End bound record times, both inclusive; zero End means now,
+	// zero Start a day before End.
 	Start, End time.Time
-	Limit      int
+	// Skip leaves out the first Skip records at exactly End: the ones an
+	// earlier page already returned (the API's cursor).
+	Skip  int
+	Limit int
+	// Oldest first rather than newest first.
+	Ascending bool
 }
+
+// FieldFilter matches one field exactly.
+type FieldFilter struct{ Name, Value string }
+
+// MaxLogLimit is the most records one query returns.
+const MaxLogLimit = 1000
 
 // LogEntry is one stored log record.
 type LogEntry struct {
-	Time       time.Time         `json:"time"`
-	Service    string            `json:"service"`
-	Body       string            `json:"body"`
-	Severity   string            `json:"severity,omitempty"`
-	TraceID    string            `json:"traceID,omitempty"`
-	SpanID     string            `json:"spanID,omitempty"`
-	Attributes map[string]string `json:"attributes"`
-	Resource   map[string]string `json:"resource"`
+	Time           time.Time         `json:"time"`
+	Service        string            `json:"service"`
+	Body           string            `json:"body"`
+	Severity       string            `json:"severity,omitempty"`
+	SeverityNumber int               `json:"severityNumber,omitempty"`
+	TraceID        string            `json:"traceID,omitempty"`
+	SpanID         string            `json:"spanID,omitempty"`
+	Attributes     map[string]string `json:"attributes"`
+	Resource       map[string]string `json:"resource"`
 }
 
 // addField adds an attribute or the packed resource, the fields a record
 // may keep in overflow too.
 func (le *LogEntry) addField(name, v string) {
-	switch {
-	case strings.HasPrefix(name, prefixAttr):
-		le.Attributes[name[len(prefixAttr):]] = v
-	case name == fieldResource:
+	if name == fieldResource {
 		forEachResourcePair(v, func(k, v string, _ byte) { le.Resource[k] = v })
+		return
+	}
+	if k, ok := logAttributeKey(name); ok {
+		le.Attributes[k] = v
 	}
 }
 
-// Logs returns matching log records, newest first.
-func (s *Store) Logs(ctx context.Context, lq LogQuery) ([]LogEntry, error) {
+// CheckLogField says why a field cannot be filtered on, nil when it can:
+// ErrBadQuery for an empty name, one longer than any stored, one ending in
+// "*" (a prefix to LogsQL, so refused rather than widened) or one that is
+// not UTF-8 text without control characters.
+func CheckLogField(name string) error {
+	if err := CheckFilterKey(name); err != nil {
+		return err
+	}
+	if !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
+		return fmt.Errorf("%w: field name %q: want text without control characters", ErrBadQuery, shorten(name))
+	}
+	return nil
+}
+
+// logFilter builds the LogsQL filter of lq. Every value a user gave is a
+// quoted LogsQL string, so quotes, pipes, colons and newlines in it are
+// matched as themselves.
+func logFilter(lq LogQuery) (string, error) {
 	var parts []string
 	if lq.Service != "" {
 		parts = append(parts, fmt.Sprintf("_stream:{%s=%s}", fieldService, quote(lq.Service)))
 	}
-	if !lq.TraceID.IsEmpty() {
-		parts = append(parts, fieldTraceID+":="+quote(fmt.Sprintf("%x", lq.TraceID[:])))
+	if len(lq.TraceIDs) > 0 {
+		ids := make([]string, len(lq.TraceIDs))
+		for i, id := range lq.TraceIDs {
+			ids[i] = hex.EncodeToString(id[:])
+		}
+		parts = append(parts, anyOf(fieldTraceID, ids))
 	}
-	filter := "*"
-	if len(parts) > 0 {
-		filter = strings.Join(parts, " ")
+	if lq.MinSeverity > 0 {
+		parts = append(parts, fmt.Sprintf("%s:>=%d", fieldSeverityNumber, int(lq.MinSeverity)))
+	}
+	if t := strings.TrimSpace(lq.Text); t != "" {
+		if !utf8.ValidString(t) {
+			return "", fmt.Errorf("%w: search text is not UTF-8", ErrBadQuery)
+		}
+		parts = append(parts, fieldMessage+":i("+quote(t)+")")
+	}
+	for _, ff := range lq.Fields {
+		if err := CheckLogField(ff.Name); err != nil {
+			return "", err
+		}
+		if !utf8.ValidString(ff.Value) {
+			return "", fmt.Errorf("%w: value of field %q is not UTF-8", ErrBadQuery, shorten(ff.Name))
+		}
+		parts = append(parts, fieldMatch(ff.Name, ff.Value))
+	}
+	if len(parts) == 0 {
+		return "*", nil
+	}
+	return strings.Join(parts, " "), nil
+}
+
+// fieldMatch matches name=value wherever a log record may keep it: its own
+// field (or attr.<name>, for names the row uses itself and rows of before
+// 2026-12), the packed resource, or the overflow.
+func fieldMatch(name, value string) string {
+	stored := string(logFieldName(nil, name))
+	alts := []string{quote(stored) + ":=" + quote(value)}
+	if stored == name {
+		alts = append(alts, quote(prefixAttr+name)+":="+quote(value))
+	}
+	switch name {
+	case "service.name":
+		alts = append(alts, fmt.Sprintf("_stream:{%s=%s}", fieldService, quote(value)))
+	default:
+		alts = append(alts, fieldResource+":~"+quote(resourcePairPattern(name, value)))
+	}
+	// The overflow holds Go-quoted names and values side by side.
+	alts = append(alts, fieldOverflow+":"+quote(strconv.Quote(stored)+" "+strconv.Quote(value)))
+	return "(" + strings.Join(alts, " or ") + ")"
+}
+
+// Logs returns matching log records, newest first (oldest first when
+// lq.Ascending).
+func (s *Store) Logs(ctx context.Context, lq LogQuery) ([]LogEntry, error) {
+	filter, err := logFilter(lq)
+	if err != nil {
+		return nil, err
 	}
 	limit := lq.Limit
-	if limit <= 0 || limit > 1000 {
+	if limit <= 0 || limit > MaxLogLimit {
 		limit = 100
 	}
-	q, err := parse(fmt.Sprintf("%s | sort by (_time desc) limit %d", filter, limit))
+	skip := max(lq.Skip, 0)
+	order := "desc"
+	if lq.Ascending {
+		order = "asc"
+	}
+	q, err := parse(fmt.Sprintf("%s | sort by (_time %s) limit %d", filter, order, limit+skip))
 	if err != nil {
 		return nil, err
 	}
@@ -189,41 +344,98 @@ func (s *Store) Logs(ctx context.Context, lq LogQuery) ([]LogEntry, error) {
 		ts, _ = db.GetTimestamps(ts[:0])
 		cols := db.GetColumns(false)
 		for row := 0; row < db.RowsCount(); row++ {
-			le := LogEntry{Time: nsToTime(ts[row]), Attributes: map[string]string{}, Resource: map[string]string{}}
-			for _, c := range cols {
-				v := c.Values[row]
-				if v == "" {
-					continue
-				}
-				v = strings.Clone(v)
-				switch {
-				case c.Name == fieldService:
-					le.Service = v
-				case c.Name == fieldBody:
-					le.Body = v
-				case c.Name == fieldSeverityText:
-					le.Severity = v
-				case c.Name == fieldTraceID:
-					le.TraceID = v
-				case c.Name == fieldSpanID:
-					le.SpanID = v
-				case c.Name == fieldOriginalTime:
-					if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-						le.Attributes["original_time"] = nsToTime(n).Format(time.RFC3339Nano)
-					}
-				case c.Name == fieldOverflow:
-					// Fields over the service's column budget (see columns.go).
-					forEachOverflowPair(v, func(name, v string) { le.addField(name, v) })
-				default:
-					le.addField(c.Name, v)
-				}
-			}
-			out = append(out, le)
+			out = append(out, logEntry(cols, row, ts[row]))
 		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read logs: %w", err)
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.After(out[j].Time) })
+	sort.SliceStable(out, func(i, j int) bool {
+		if lq.Ascending {
+			return out[i].Time.Before(out[j].Time)
+		}
+		return out[i].Time.After(out[j].Time)
+	})
+	if skip > 0 && !lq.Ascending {
+		endNs := end.UnixNano()
+		n := 0
+		for n < len(out) && n < skip && out[n].Time.UnixNano() == endNs {
+			n++
+		}
+		out = out[n:]
+	}
+	if len(out) > limit {
+		out = out[:limit]
+	}
 	return out, nil
+}
+
+// TraceLogs returns the log records of a trace, oldest first: those stored
+// under any of ids, searched in the trace's time window (from the trace-ID
+// index, widened by traceLogsMargin) when its spans are stored, else over
+// everything the store holds.
+func (s *Store) TraceLogs(ctx context.Context, ids []pcommon.TraceID, limit int) ([]LogEntry, error) {
+	windows, err := s.traceWindows(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read the logs of a trace: %w", err)
+	}
+	lq := LogQuery{TraceIDs: ids, Limit: limit, Ascending: true}
+	lo, hi := s.heldRange(time.Now())
+	lq.Start, lq.End = time.Unix(0, lo), time.Unix(0, hi-1)
+	if len(windows) > 0 {
+		first := true
+		for _, w := range windows {
+			if first || w.start < lq.Start.UnixNano() {
+				lq.Start = time.Unix(0, w.start)
+			}
+			if first || w.end > lq.End.UnixNano() {
+				lq.End = time.Unix(0, w.end)
+			}
+			first = false
+		}
+		lq.Start, lq.End = lq.Start.Add(-traceLogsMargin), lq.End.Add(traceLogsMargin)
+	}
+	return s.Logs(ctx, lq)
+}
+
+// traceLogsMargin is how far before its first span and after its last a
+// trace's log lines are looked for: loggers stamp lines on their own clock,
+// shippers sometimes with the time they read the line.
+const traceLogsMargin = 5 * time.Minute
+
+// logEntry reads one row of a result block.
+func logEntry(cols []logstorage.BlockColumn, row int, ts int64) LogEntry {
+	le := LogEntry{Time: nsToTime(ts), Attributes: map[string]string{}, Resource: map[string]string{}}
+	for _, c := range cols {
+		v := c.Values[row]
+		if v == "" {
+			continue
+		}
+		v = strings.Clone(v)
+		switch c.Name {
+		case fieldService:
+			le.Service = v
+		case fieldMessage, fieldBody:
+			le.Body = v
+		case fieldSeverityText:
+			le.Severity = v
+		case fieldSeverityNumber:
+			le.SeverityNumber, _ = strconv.Atoi(v)
+		case fieldTraceID:
+			le.TraceID = v
+		case fieldSpanID:
+			le.SpanID = v
+		case fieldOriginalTime:
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				le.Attributes["original_time"] = nsToTime(n).Format(time.RFC3339Nano)
+			}
+		case fieldOverflow:
+			// Fields over the service's column budget (see columns.go).
+			forEachOverflowPair(v, func(name, v string) { le.addField(name, v) })
+		case fieldTypes, "_time", "_stream", "_stream_id":
+		default:
+			le.addField(c.Name, v)
+		}
+	}
+	return le
 }

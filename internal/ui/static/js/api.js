@@ -32,6 +32,19 @@ async function optional(url, signal) {
   }
 }
 
+async function send(method, url, body) {
+  const resp = await fetch(url, {method, headers: {'Content-Type': 'application/json', Accept: 'application/json'},
+    body: body === undefined ? undefined : JSON.stringify(body)});
+  if (!resp.ok) {
+    let msg = `${resp.status} ${resp.statusText}`;
+    try {
+      msg = (await resp.json()).error || msg;
+    } catch { /* not JSON: keep the status line */ }
+    throw new APIError(resp.status, msg, url);
+  }
+  return resp.status === 204 ? null : resp.json();
+}
+
 function qs(params) {
   const u = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
@@ -52,7 +65,8 @@ export const api = {
   slowestSpans: (service, r, limit, signal) => getJSON(`/api/v1/services/${seg(service)}/spans/slowest` + qs({start: r.start, end: r.end, limit}), signal),
   traces: (params, signal) => getJSON('/api/v1/traces' + qs(params), signal),
   trace: (id, signal) => getJSON(`/api/v1/traces/${seg(id)}`, signal),
-  logs: (traceID, signal) => optional('/api/v1/logs' + qs({traceID, limit: 1000}), signal),
+  logs: (traceID, signal) => optional(`/api/v1/traces/${seg(traceID)}/logs`, signal),
+  logSearch: (params, signal) => getJSON('/api/v1/logs' + qs(params), signal),
   topology: (r, signal) => optional('/api/v1/topology' + qs({start: r.start, end: r.end}), signal),
   // Every service's instances in one answer; null when not served.
   allInstances: (r, signal) => optional('/api/v1/instances' + qs({start: r.start, end: r.end}), signal),
@@ -63,6 +77,11 @@ export const api = {
   // Where the server listens, and since when; null when not served.
   status: (signal) => optional('/api/v1/status', signal),
   endpoints: (service, r, signal) => optional(`/api/v1/services/${seg(service)}/endpoints` + qs({start: r.start, end: r.end}), signal),
+  // Alerting (docs/alarms.md); alerts is null when it is not served.
+  alerts: (signal, state) => optional('/api/v1/alerts' + qs({state}), signal),
+  silences: (state, signal) => optional('/api/v1/silences' + qs({state}), signal),
+  setSilence: (silence) => send('POST', '/api/v1/silences', silence),
+  expireSilence: (id) => send('DELETE', `/api/v1/silences/${seg(id)}`),
   // PromQL over the embedded metric store; null when it is not served.
   // Charts pass chartRange(r): one point a step, at its end.
   promRange: async (query, r, step, signal) => {

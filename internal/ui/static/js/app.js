@@ -10,6 +10,8 @@ import * as instances from './pages/instances.js';
 import * as instance from './pages/instance.js';
 import * as compare from './pages/compare.js';
 import * as health from './pages/health.js';
+import * as alerts from './pages/alerts.js';
+import * as logs from './pages/logs.js';
 import {api} from './api.js';
 import {link} from './links.js';
 
@@ -26,6 +28,8 @@ const routes = [
   {re: /^\/instances$/, page: instances, nav: 'instances'},
   {re: /^\/instances\/([^/]+)\/([^/]+)$/, page: instance, nav: 'instances'},
   {re: /^\/health$/, page: health, nav: 'health'},
+  {re: /^\/alerts$/, page: alerts, nav: 'alerts'},
+  {re: /^\/logs$/, page: logs, nav: 'logs'},
 ];
 
 // timeRange reads the shared range from the URL: a relative range ending
@@ -64,7 +68,7 @@ export function setParams(params) {
 
 const main = h('main', {id: 'main', tabindex: '-1'});
 const navLinks = {};
-let rangeSelect, refreshSelect, customBox, fromInput, toInput, healthBadge;
+let rangeSelect, refreshSelect, customBox, fromInput, toInput, healthBadge, alertsBadge;
 
 function toLocalInput(ms) {
   const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
@@ -74,12 +78,14 @@ function toLocalInput(ms) {
 function header() {
   const nav = h('nav', {'aria-label': 'Main'});
   for (const [key, label, path] of [['services', 'Services', '/services'], ['map', 'Service map', '/map'],
-    ['traces', 'Traces', '/traces'], ['instances', 'Instances', '/instances'], ['health', 'Health', '/health']]) {
+    ['traces', 'Traces', '/traces'], ['logs', 'Logs', '/logs'], ['instances', 'Instances', '/instances'], ['health', 'Health', '/health'], ['alerts', 'Alerts', '/alerts']]) {
     navLinks[key] = h('a', {href: path, dataset: {path}}, label);
     nav.append(navLinks[key]);
   }
   healthBadge = h('span', {class: 'nav-badge', hidden: true});
   navLinks.health.append(healthBadge);
+  alertsBadge = h('span', {class: 'nav-badge error', hidden: true});
+  navLinks.alerts.append(alertsBadge);
   rangeSelect = h('select', {id: 'range', 'aria-label': 'Time range', onchange: () => {
     if (rangeSelect.value === 'custom') {
       const r = timeRange(new URLSearchParams(location.search));
@@ -167,6 +173,18 @@ async function updateHealthBadge() {
   else navLinks.health.removeAttribute('aria-label');
 }
 
+// updateAlertsBadge shows on the Alerts link how many alerts are firing.
+async function updateAlertsBadge() {
+  const firing = await alerts.firingByService();
+  let n = 0;
+  for (const c of (firing || new Map()).values()) n += c;
+  alertsBadge.hidden = n === 0;
+  alertsBadge.textContent = String(n);
+  alertsBadge.title = `${n} alert${n === 1 ? '' : 's'} firing`;
+  if (n) navLinks.alerts.setAttribute('aria-label', `Alerts, ${alertsBadge.title}`);
+  else navLinks.alerts.removeAttribute('aria-label');
+}
+
 let current = null; // {controller, page}
 let timer = null;
 
@@ -200,6 +218,7 @@ export async function render(refreshing) {
   const me = current;
   updateNav(route ? route.nav : '');
   updateHealthBadge();
+  updateAlertsBadge();
   schedule();
   if (!route) {
     document.title = 'Not found · SkyTrail';

@@ -349,6 +349,34 @@ try {
     await page.locator('.message', {hasText: 'No traces match'}).waitFor();
   });
 
+  await check('a log search by order_id finds the line and links to its trace', async () => {
+    await page.goto(base + '/logs');
+    await page.locator('#l-query').fill('order_id:1001');
+    await page.getByRole('button', {name: 'Search'}).click();
+    await page.waitForURL(/field=order_id%3A1001/);
+    const line = page.locator('#log-results .log-line').first();
+    await line.waitFor();
+    assert.equal(await page.locator('#log-results .log-line').count(), 1, 'order_id:1001 found another number of lines');
+    assert.match(await line.locator('.log-body').textContent(), /card declined for order 1001/);
+    // Its fields open, and one of them is a filter.
+    await line.getByRole('button', {name: /fields?$/}).click();
+    await line.locator('dd', {hasText: '1001'}).waitFor();
+    await shot('logs');
+    await line.locator('a.log-trace').click();
+    await page.waitForURL(new RegExp('/traces/' + traceID));
+    await page.locator('#trace-id').waitFor();
+    // The trace lists the line among its logs.
+    await page.getByRole('button', {name: /\d+ logs?$/}).click();
+    await page.locator('.trace-logs li', {hasText: 'card declined for order 1001'}).waitFor();
+    // The payment service's page shows it among its recent error logs.
+    await page.goto(base + '/services/payment');
+    await page.locator('.recent-error-logs .log-line', {hasText: 'card declined'}).waitFor();
+    // A word search and the live tail find it too.
+    await page.goto(base + '/logs?q=declined&tail=true');
+    await page.locator('#log-results .log-line', {hasText: 'card declined'}).waitFor();
+    assert.match(await page.locator('#log-status').textContent(), /live/);
+  });
+
   await check('the waterfall shows the right tree', async () => {
     await page.goto(base + '/traces?tag=order_id%3D1001');
     await page.locator('.trace-row a').first().click();

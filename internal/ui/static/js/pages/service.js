@@ -1,11 +1,13 @@
 // Service detail: calls, errors and latency over time; instances;
 // endpoints; slowest traces and recent errors.
 import {h, replace, message, loading, fmtNumber, fmtPercent, fmtMs, fmtTime, serviceColor} from '../dom.js';
+import {firingByService, alertBadge} from './alerts.js';
 import {api, stepFor, chartRange, matrixBy, promRangeLit, promString, perMinute, zeroFill} from '../api.js';
 import {lineChart} from '../charts.js';
 import {traceList, searchRange} from '../common.js';
 import {apdexClass, rateTitle} from './services.js';
 import {instanceRows} from './instances.js';
+import {recentErrorLogs} from '../logview.js';
 import {attention, SILENCE} from './health.js';
 
 function stat(label, value, cls, title) {
@@ -116,7 +118,8 @@ export async function render(ctx) {
     h('a', {class: 'button', href: ctx.link('/map', {focus: service, node: service})}, 'On the map'));
   if (!ctx.refreshing) replace(root, head, loading());
   const sr = searchRange(r);
-  const [all, chartBox, instances, endpoints, slow, errors, diagnostics] = await Promise.all([
+  const firingP = firingByService(signal);
+  const [all, chartBox, instances, endpoints, slow, errors, diagnostics, errorLogs] = await Promise.all([
     api.services(r, signal),
     charts(service, r, signal).catch((e) => message('error', 'Could not draw the charts: ' + e.message)),
     api.instances(service, r, signal).catch((e) => e),
@@ -124,8 +127,12 @@ export async function render(ctx) {
     api.slowestSpans(service, sr, 10, signal).catch((e) => e),
     api.traces({service, errors: 'true', ...sr, limit: 10}, signal),
     api.diagnostics(service, signal).catch((e) => e),
+    recentErrorLogs(service, r, signal),
   ]);
+  const firing = await firingP;
   if (!ctx.current()) return;
+  const badge = alertBadge(ctx, firing, service);
+  if (badge) head.querySelector('h1').append(badge);
   const entry = all.services.find((x) => x.name === service);
   const f = entry && entry.figures;
   const stats = f ? h('div', {class: 'stats'},
@@ -154,5 +161,6 @@ export async function render(ctx) {
         slowEndpoints(ctx, service, endpoints),
         h('a', {href: ctx.link('/traces', {service})}, 'All traces of ' + service + ' →')),
       h('section', {}, h('h2', {}, 'Recent errors'), traceList(errors.traces, {empty: 'No errors in this time range.'}),
-        h('a', {href: ctx.link('/traces', {service, errors: 'true'})}, 'All failed traces →'))));
+        h('a', {href: ctx.link('/traces', {service, errors: 'true'})}, 'All failed traces →'))),
+    errorLogs);
 }

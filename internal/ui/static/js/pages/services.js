@@ -1,6 +1,7 @@
 // Services: every service with calls/min, success rate, p99 and Apdex,
 // sparklines over the shared range, sortable.
 import {h, replace, loading, fmtNumber, fmtPercent, fmtMs, sortHeader, serviceColor} from '../dom.js';
+import {firingByService, alertBadge} from './alerts.js';
 import {api, stepFor, chartRange, matrixBy, promRangeLit, perMinute, zeroFill} from '../api.js';
 import {sparkline} from '../charts.js';
 import {emptyState} from '../common.js';
@@ -52,11 +53,13 @@ export async function render(ctx) {
   }
   const step = stepFor(r), cr = chartRange(r);
   const q = sparkQueries(step);
+  const firingP = firingByService(signal);
   const [cpm, success, p99] = await Promise.all([
     api.promRange(q.cpm, cr, step, signal).catch(() => null),
     api.promRange(q.success, cr, step, signal).catch(() => null),
     api.promRange(q.p99, cr, step, signal).catch(() => null),
   ]);
+  const firing = await firingP;
   if (!ctx.current()) return;
   const sparks = {cpm: matrixBy(cpm, 'service'), success: matrixBy(success, 'service'), p99: matrixBy(p99, 'service')};
   // Figures come with each service (absent when it had no calls); the
@@ -95,7 +98,7 @@ export async function render(ctx) {
       h('button', {type: 'button', class: 'small', onclick: () => { showAll = true; draw(); }}, `Show all ${total}`)] : null);
     replace(tbody, shown.map((x) => h('tr', {dataset: {service: x.name}},
       h('td', {}, h('span', {class: 'dot', style: {background: serviceColor(x.name)}}),
-        h('a', {href: ctx.link('/services/' + encodeURIComponent(x.name))}, x.name)),
+        h('a', {href: ctx.link('/services/' + encodeURIComponent(x.name))}, x.name), alertBadge(ctx, firing, x.name)),
       h('td', {class: 'num'}, h('span', {class: 'figure', title: rateTitle(x.f)}, fmtNumber(x.cpm)),
         sparkline(sparks.cpm.has(x.name) ? zeroFill(sparks.cpm.get(x.name), cr, step) : null, cr, {label: 'calls per minute', step})),
       h('td', {class: ['num', x.success !== null && x.success < 0.99 && 'bad']}, h('span', {class: 'figure'}, fmtPercent(x.success)),
