@@ -198,6 +198,8 @@ try {
     const cpm = Number((await row.locator('.figure').first().innerText()).replace(/,/g, ''));
     assert.ok(Math.abs(cpm - 300) <= 6, `steady makes 300 calls a minute; the services list says ${cpm}`);
     if (missing('/prometheus')) return;
+    // The sparklines follow the list's first draw.
+    await page.locator('table.services[data-sparklines="drawn"]').waitFor();
     const spark = await row.locator('svg.spark').first().evaluate(lastPoint, false);
     assert.ok(spark, 'steady has no calls sparkline');
     assert.ok(spark.across > 0.95 && spark.share > 0.8,
@@ -761,6 +763,7 @@ try {
     const seen = {};
     const note = (svc, where, c) => { (seen[svc] = seen[svc] || {})[where] = c; };
     await page.goto(base + '/services');
+    await page.locator('table.services[data-sparklines="drawn"]').waitFor(); // no redraw under the reads
     for (const svc of ['frontend', 'payment', 'orders']) note(svc, 'services list', await colour(page.locator(`tr[data-service="${svc}"] .dot`), 'backgroundColor'));
     for (const svc of ['frontend', 'payment', 'orders']) {
       await page.goto(base + '/services/' + svc);

@@ -54,14 +54,17 @@ export async function render(ctx) {
   const step = stepFor(r), cr = chartRange(r);
   const q = sparkQueries(step);
   const firingP = firingByService(signal);
-  const [cpm, success, p99] = await Promise.all([
+  // The sparklines' range queries over every service take longest: the
+  // first draw shows the figures without them and they follow (a refresh
+  // waits for them instead, so the lines do not blink).
+  const sparksP = Promise.all([
     api.promRange(q.cpm, cr, step, signal).catch(() => null),
     api.promRange(q.success, cr, step, signal).catch(() => null),
     api.promRange(q.p99, cr, step, signal).catch(() => null),
-  ]);
+  ]).then(([cpm, success, p99]) => ({cpm: matrixBy(cpm, 'service'), success: matrixBy(success, 'service'), p99: matrixBy(p99, 'service')}));
   const firing = await firingP;
+  let sparks = ctx.refreshing ? await sparksP : {cpm: new Map(), success: new Map(), p99: new Map()};
   if (!ctx.current()) return;
-  const sparks = {cpm: matrixBy(cpm, 'service'), success: matrixBy(success, 'service'), p99: matrixBy(p99, 'service')};
   // Figures come with each service (absent when it had no calls); the
   // rate is over the complete minutes with calls, as the sparkline's points.
   const rows = list.map((s) => {
@@ -125,4 +128,14 @@ export async function render(ctx) {
   replace(root,
     h('div', {class: 'page-head'}, h('h1', {}, 'Services'), h('span', {class: 'muted'}, `${list.length} service${list.length === 1 ? '' : 's'}`), filter),
     h('div', {class: 'table-wrap'}, table), more);
+  if (!ctx.refreshing) {
+    sparksP.then((got) => {
+      if (!ctx.current()) return;
+      sparks = got;
+      draw();
+      table.dataset.sparklines = 'drawn';
+    }).catch(() => { /* aborted by the next view */ });
+  } else {
+    table.dataset.sparklines = 'drawn';
+  }
 }
