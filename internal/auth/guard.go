@@ -281,6 +281,8 @@ var readPOSTs = map[string]bool{
 	"/prometheus/api/v1/parse_query":     true,
 	"/prometheus/api/v1/rules":           true,
 	"/prometheus/api/v1/alerts":          true,
+	// LogsQL, as VictoriaLogs takes it (Grafana's VictoriaLogs data source).
+	"/select/logsql/query": true,
 }
 
 // IsRead tells whether r only reads: GET, HEAD and OPTIONS, and the POSTs of

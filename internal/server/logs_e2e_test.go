@@ -349,3 +349,24 @@ func TestLogsBurstAboveBudgetIsRetryable(t *testing.T) {
 		return row.N == fmt.Sprint(acked)
 	})
 }
+
+// The log shippers' paths take the ingest token, as OTLP does: without it,
+// a 401 in the protocol's shape and nothing stored.
+func TestLogShippersNeedTheIngestToken(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t, func(c *server.Config) { c.Security.IngestTokens = []string{ingestToken} })
+	ingest := "http://" + s.Addrs["OTLP HTTP"]
+	bulk := "{\"create\":{}}\n{\"msg\":\"x\"}\n"
+	for _, c := range []struct{ path, ct, body string }{
+		{"/insert/elasticsearch/_bulk", "application/x-ndjson", bulk},
+		{"/loki/api/v1/push", "application/json", `{"streams":[]}`},
+		{"/insert/jsonline", "application/x-ndjson", `{"msg":"x"}`},
+	} {
+		if code, body := do(t, "POST", ingest+c.path, c.body, "Content-Type", c.ct); code != http.StatusUnauthorized {
+			t.Errorf("%s without the token: %d %s, want 401", c.path, code, body)
+		}
+		if code, body := do(t, "POST", ingest+c.path, c.body, "Content-Type", c.ct, "Authorization", "Bearer "+ingestToken); code/100 != 2 {
+			t.Errorf("%s with the token: %d %s", c.path, code, body)
+		}
+	}
+}

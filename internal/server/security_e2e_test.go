@@ -433,6 +433,10 @@ func TestQueryAPIBehindBasicAuthAndReadOnlyTokens(t *testing.T) {
 	if code, body := do(t, "POST", base+"/prometheus/api/v1/query", "query=1", grafana...); code != http.StatusOK {
 		t.Errorf("POST /prometheus/api/v1/query with the read-only token: %d %s", code, body)
 	}
+	// So does its VictoriaLogs data source, for LogsQL.
+	if code, body := do(t, "POST", base+"/select/logsql/query", "query=*", grafana...); code != http.StatusOK {
+		t.Errorf("POST /select/logsql/query with the read-only token: %d %s", code, body)
+	}
 	// Changes (a silence, expiring one, reloading the rules) are refused to
 	// the token before any handler sees them; a user reaches the handlers.
 	silence := `{"matchers":[{"name":"service","value":"checkout"}],"endsAt":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `","comment":"deploy","createdBy":"alice"}`

@@ -341,10 +341,11 @@ func postAgentLog(t *testing.T, addr, traceID, text string) {
 }
 
 // postShippedLog sends a zap-style JSON line through the Elasticsearch bulk
-// API, as Filebeat ships it, tied to traceID by its trace_id field.
-func postShippedLog(t *testing.T, addr, traceID, text string) {
+// API, as Filebeat ships it, tied to a span by its trace_id and span_id
+// fields.
+func postShippedLog(t *testing.T, addr, traceID, spanID, text string) {
 	line, _ := json.Marshal(map[string]any{"@timestamp": time.Now().UTC().Format(time.RFC3339Nano), "level": "error", "msg": text,
-		"service.name": "payment", "order_id": 1001, "trace_id": traceID})
+		"service.name": "payment", "order_id": 1001, "trace_id": traceID, "span_id": spanID})
 	body := append([]byte(`{"create":{"_index":"filebeat"}}`+"\n"), append(line, '\n')...)
 	resp, err := http.Post("http://"+addr+"/insert/elasticsearch/_bulk", "application/x-ndjson", bytes.NewReader(body))
 	if err != nil {
@@ -573,7 +574,17 @@ func TestBrowser(t *testing.T) {
 	poll.Until(t, waitTimeout, "the 2,000-span trace", func() bool { return traceSpans(api, bigID) == bigSpans })
 	poll.Until(t, waitTimeout, "the go2sky trace", func() bool { return traceSpans(api, url.PathEscape(swTraceID)) == 4 })
 	postAgentLog(t, s.Addrs["SkyWalking HTTP"], swTraceID, "stock reservation failed: lock wait timeout")
-	postShippedLog(t, s.Addrs["OTLP HTTP"], traceID, "card declined for order 1001")
+	var checkout struct {
+		Spans []struct{ SpanID, Name string }
+	}
+	servertest.GetJSON(t, api+"/api/v1/traces/"+traceID, &checkout)
+	chargeSpan := ""
+	for _, sp := range checkout.Spans {
+		if sp.Name == "charge" {
+			chargeSpan = sp.SpanID
+		}
+	}
+	postShippedLog(t, s.Addrs["OTLP HTTP"], traceID, chargeSpan, "card declined for order 1001")
 	poll.Until(t, waitTimeout, "the shipped log line", func() bool {
 		var ans struct{ Logs []any }
 		servertest.GetJSON(t, api+"/api/v1/logs?field=order_id:1001", &ans)

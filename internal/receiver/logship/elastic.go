@@ -67,31 +67,10 @@ func (r *Receiver) serveElasticsearch(w http.ResponseWriter, req *http.Request) 
 	}
 }
 
-// esItem is one entry of a bulk answer, as Elasticsearch writes it.
-type esItem struct {
-	Index   string         `json:"_index"`
-	ID      string         `json:"_id"`
-	Version int            `json:"_version,omitempty"`
-	Result  string         `json:"result,omitempty"`
-	Status  int            `json:"status"`
-	SeqNo   int            `json:"_seq_no"`
-	Term    int            `json:"_primary_term,omitempty"`
-	Shards  *esShards      `json:"_shards,omitempty"`
-	Error   *esErrorDetail `json:"error,omitempty"`
-}
-
-type esShards struct {
-	Total      int `json:"total"`
-	Successful int `json:"successful"`
-	Failed     int `json:"failed"`
-}
-
 type esErrorDetail struct {
 	Type   string `json:"type"`
 	Reason string `json:"reason"`
 }
-
-var okShards = &esShards{Total: 1, Successful: 1}
 
 // serveBulk takes a bulk request: action lines (index or create; update and
 // delete are answered as errors, since log lines are not changed), each
@@ -110,7 +89,7 @@ func (r *Receiver) serveBulk(w http.ResponseWriter, req *http.Request, defaultIn
 	start := time.Now()
 	b := newBuilder(readParams(req))
 	var (
-		items   []map[string]esItem
+		items   []bulkItem
 		refused pipeline.Refused
 		ap      fastjson.Parser
 		scratch = plog.NewLogRecord()
@@ -118,8 +97,7 @@ func (r *Receiver) serveBulk(w http.ResponseWriter, req *http.Request, defaultIn
 	jp := logstorage.GetJSONParser()
 	defer logstorage.PutJSONParser(jp)
 	refuse := func(op, index, id, typ, reason string) {
-		items = append(items, map[string]esItem{op: {Index: index, ID: id, Status: http.StatusBadRequest, SeqNo: -1,
-			Error: &esErrorDetail{Type: typ, Reason: reason}}})
+		items = append(items, bulkItem{op: op, index: index, id: id, errType: typ, reason: reason})
 		refused.Items++
 		if refused.First == "" {
 			refused.First = reason
@@ -169,8 +147,7 @@ func (r *Receiver) serveBulk(w http.ResponseWriter, req *http.Request, defaultIn
 			continue
 		}
 		scratch.MoveTo(recs.AppendEmpty())
-		items = append(items, map[string]esItem{op: {Index: index, ID: id, Version: 1, Result: "created", Status: http.StatusCreated,
-			SeqNo: len(items), Term: 1, Shards: okShards}})
+		items = append(items, bulkItem{op: op, index: index, id: id})
 	}
 	_, err := admitted.Ingest(req.Context(), &pipeline.Logs{Logs: b.ld, Refused: refused})
 	if err != nil && (pipeline.ReasonOf(err) != pipeline.Invalid || refused.Items == 0) {
@@ -178,7 +155,66 @@ func (r *Receiver) serveBulk(w http.ResponseWriter, req *http.Request, defaultIn
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{"took": time.Since(start).Milliseconds(), "errors": refused.Items > 0, "items": items})
+	_, _ = w.Write(appendBulkResponse(nil, time.Since(start).Milliseconds(), refused.Items > 0, items))
+}
+
+// bulkItem is one entry of a bulk answer: created, or refused with an
+// error type and reason.
+type bulkItem struct {
+	op, index, id   string
+	errType, reason string
+}
+
+// appendBulkResponse writes a bulk answer as Elasticsearch does: items in
+// request order, each under its action's name, 201 created or 400 with the
+// error. Written by hand: encoding a map an item took a tenth of the bulk
+// path's CPU.
+func appendBulkResponse(dst []byte, tookMs int64, errors bool, items []bulkItem) []byte {
+	dst = append(dst, `{"took":`...)
+	dst = strconv.AppendInt(dst, tookMs, 10)
+	dst = append(dst, `,"errors":`...)
+	dst = strconv.AppendBool(dst, errors)
+	dst = append(dst, `,"items":[`...)
+	for i, it := range items {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"`...)
+		dst = append(dst, it.op...)
+		dst = append(dst, `":{"_index":`...)
+		dst = appendJSONString(dst, it.index)
+		dst = append(dst, `,"_id":`...)
+		dst = appendJSONString(dst, it.id)
+		if it.errType == "" {
+			dst = append(dst, `,"_version":1,"result":"created","_shards":{"total":1,"successful":1,"failed":0},"_seq_no":`...)
+			dst = strconv.AppendInt(dst, int64(i), 10)
+			dst = append(dst, `,"_primary_term":1,"status":201}}`...)
+			continue
+		}
+		dst = append(dst, `,"status":400,"error":{"type":`...)
+		dst = appendJSONString(dst, it.errType)
+		dst = append(dst, `,"reason":`...)
+		dst = appendJSONString(dst, it.reason)
+		dst = append(dst, `}}}`...)
+	}
+	return append(dst, "]}\n"...)
+}
+
+// appendJSONString appends s as a JSON string (s is UTF-8: the decoder
+// made it so).
+func appendJSONString(dst []byte, s string) []byte {
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		c := s[i]
+		plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	if plain {
+		dst = append(dst, '"')
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
+	b, _ := json.Marshal(s)
+	return append(dst, b...)
 }
 
 // parseAction reads a bulk action line: {"index": {"_index": ..., "_id": ...}}.

@@ -137,10 +137,11 @@ func (d *lokiDecoder) decodeJSON(body []byte) error {
 	if err != nil {
 		return fmt.Errorf("the body is not JSON: %v", err)
 	}
-	streams := v.GetArray("streams")
-	if streams == nil {
+	sv := v.Get("streams")
+	if sv == nil || sv.Type() != fastjson.TypeArray {
 		return errors.New(`the body has no "streams" array`)
 	}
+	streams, _ := sv.Array()
 	for i, s := range streams {
 		d.labels = d.labels[:0]
 		if o := s.GetObject("stream"); o != nil {

@@ -367,9 +367,13 @@ try {
     await line.locator('a.log-trace').click();
     await page.waitForURL(new RegExp('/traces/' + traceID));
     await page.locator('#trace-id').waitFor();
-    // The trace lists the line among its logs.
-    await page.getByRole('button', {name: /\d+ logs?$/}).click();
-    await page.locator('.trace-logs li', {hasText: 'card declined for order 1001'}).waitFor();
+    // The line shows under the span that wrote it (payment's charge), and
+    // in the trace's Logs tab.
+    await page.locator('.wf-row', {hasText: 'charge'}).locator('.log-mark').waitFor();
+    assert.ok(await page.locator('.wf-row', {hasText: 'charge'}).locator('.wf-log-tick').count() === 1, 'no tick on the charge span\'s bar');
+    await page.getByRole('tab', {name: /^Logs \(1\)$/}).click();
+    await page.locator('.trace-other .log-line', {hasText: 'card declined for order 1001'}).waitFor();
+    assert.match(page.url(), /view=logs/);
     // The payment service's page shows it among its recent error logs.
     await page.goto(base + '/services/payment');
     await page.locator('.recent-error-logs .log-line', {hasText: 'card declined'}).waitFor();

@@ -6,6 +6,7 @@ import {h, replace, message, loading, fmtMs, fmtTime, distinctColors, copyText} 
 import {api, APIError} from '../api.js';
 import {serviceChip} from '../common.js';
 import {spanTable, statsTable} from '../spanstats.js';
+import {logList} from '../logview.js';
 
 // live false: auto-refresh leaves a trace alone (it would reset the
 // reader's collapsed subtrees and scroll position).
@@ -215,6 +216,12 @@ export async function render(ctx) {
   const logsAnswer = await api.logs(data.traceID, signal).catch(() => null);
   if (!ctx.current()) return;
   const logs = (logsAnswer && logsAnswer.logs) || [];
+  const logsBySpan = new Map();
+  for (const l of logs) {
+    if (!l.spanID) continue;
+    if (!logsBySpan.has(l.spanID)) logsBySpan.set(l.spanID, []);
+    logsBySpan.get(l.spanID).push(l);
+  }
   const tree = buildTree(data.spans);
   const total = tree.t1 - tree.t0;
   const colors = distinctColors(data.spans.map((x) => x.service));
@@ -256,6 +263,9 @@ export async function render(ctx) {
     const inside = width > 30; // a long bar carries its label
     const labelLeft = !inside && left + width > 75;
     const durText = n.self < n.dur - 0.0005 ? `${fmtMs(n.dur)} · self ${fmtMs(n.self)}` : fmtMs(n.dur);
+    // The span's own log lines: a count by its name, a tick on its bar at
+    // each line's time (the details list them).
+    const mine = logsBySpan.get(sp.spanID) || [];
     return h('div', {class: ['wf-row', n === selected && 'selected', n.error && 'error', matches.has(n) && 'match', n.critical && 'critical'],
       id: 'span-' + sp.spanID, role: 'treeitem', 'aria-level': n.depth + 1, 'aria-selected': n === selected ? 'true' : 'false',
       'aria-expanded': hasKids ? String(open) : undefined, dataset: {spanId: sp.spanID, depth: n.depth},
@@ -268,8 +278,11 @@ export async function render(ctx) {
       h('span', {class: 'op'}, sp.name),
       n.error ? h('span', {class: 'err-mark', title: sp.statusMessage || 'error'}, '!') : null,
       !open && hasKids && n.errorBelow ? h('span', {class: 'err-mark faint', title: 'an error below'}, '!') : null,
-      !open && hasKids ? h('span', {class: 'hidden-count'}, `+${countBelow(n)}`) : null),
+      !open && hasKids ? h('span', {class: 'hidden-count'}, `+${countBelow(n)}`) : null,
+      mine.length ? h('span', {class: 'log-mark', title: `${mine.length} log line${mine.length === 1 ? '' : 's'} from this span`}, `≡ ${mine.length}`) : null),
     h('div', {class: 'wf-time'},
+      mine.slice(0, 50).map((l) => h('span', {class: ['wf-log-tick', (l.severityNumber || 0) >= 17 && 'error'], title: l.body,
+        style: {left: Math.min(100, Math.max(0, ((toMs(l.time) - tree.t0) / total) * 100)) + '%'}})),
       h('div', {class: ['wf-bar', n.critical && 'critical'], title: n.critical ? 'on the critical path' : undefined, style: {left: left + '%', width: width + '%', background: n.error ? 'var(--err)' : color}}),
       h('span', {class: ['wf-dur', inside && 'inside'], style: inside ? {right: (100 - left - width) + '%', paddingRight: '6px'}
         : labelLeft ? {right: (100 - left) + '%', paddingRight: '4px'} : {left: left + width + '%', paddingLeft: '4px'}}, durText)));
@@ -444,10 +457,11 @@ export async function render(ctx) {
     head.querySelector('.wf-tools').hidden = v !== 'waterfall';
     other.hidden = v === 'waterfall';
     if (v === 'table') replace(other, spanTable(tree, colors, (n) => { showView('waterfall'); ctx.setParams({view: ''}); ctx.select(n); }));
+    else if (v === 'logs') replace(other, logs.length ? logList([...logs].sort((a, b) => toMs(a.time) - toMs(b.time))) : h('p', {class: 'muted'}, 'No log lines of this trace are stored.'));
     else if (v === 'stats') replace(other, h('p', {class: 'muted small'}, 'By service and operation, most own time first: where the trace\'s time goes.'), statsTable(tree, colors));
     if (v === 'waterfall') draw(true);
   };
-  for (const [v, label] of [['waterfall', 'Waterfall'], ['table', 'Span table'], ['stats', 'Statistics']]) {
+  for (const [v, label] of [['waterfall', 'Waterfall'], ['table', 'Span table'], ['stats', 'Statistics'], ['logs', `Logs (${logs.length})`]]) {
     tabs.append(h('button', {type: 'button', role: 'tab', class: 'small', dataset: {view: v}, onclick: () => { ctx.setParams({view: v === 'waterfall' ? '' : v}); showView(v); }}, label));
   }
   const compareInput = h('input', {type: 'search', placeholder: 'another trace ID', 'aria-label': 'Trace ID to compare with', spellcheck: 'false'});
@@ -457,7 +471,7 @@ export async function render(ctx) {
     if (other) ctx.navigate(ctx.link('/compare', {a: data.traceID, b: other}));
   }}, compareInput, h('button', {type: 'submit', class: 'small'}, 'Compare'));
   replace(root, head, h('div', {class: 'view-bar'}, tabs, compare), logsBox, layout, other);
-  const view = ['table', 'stats'].includes(params.get('view')) ? params.get('view') : 'waterfall';
+  const view = ['table', 'stats', 'logs'].includes(params.get('view')) ? params.get('view') : 'waterfall';
   showView(view);
   if (selected) select(selected);
   else draw(true);
