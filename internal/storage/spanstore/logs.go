@@ -85,7 +85,7 @@ func logAttributeKey(name string) (string, bool) {
 // ConsumeLogs stores log records; implements pipeline.LogsConsumer. Like
 // ConsumeTraces it writes nothing and fails with ErrDiskFull while the disk
 // is too full.
-func (s *Store) ConsumeLogs(_ context.Context, ld pipeline.Logs) error {
+func (s *Store) ConsumeLogs(ctx context.Context, ld pipeline.Logs) error {
 	if err := s.disk.Err(); err != nil {
 		return err
 	}
@@ -125,7 +125,9 @@ func (s *Store) ConsumeLogs(_ context.Context, ld pipeline.Logs) error {
 	if err := e.admitted.sync(s.columns); err != nil {
 		return fmt.Errorf("store log records: %w", err)
 	}
-	s.storage.MustAddRows(lr)
+	if err := s.addRows(ctx, lr); err != nil {
+		return fmt.Errorf("store log records: %w", err)
+	}
 	return nil
 }
 

@@ -38,6 +38,13 @@ func (s *Store) run(ctx context.Context, tenant logstorage.TenantID, q *logstora
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if s.remote != nil {
+		return s.remote.runQuery(ctx, tenant, q, func(db *logstorage.DataBlock) {
+			if ctx.Err() == nil {
+				fn(db)
+			}
+		})
+	}
 	qctx := logstorage.NewQueryContext(ctx, &logstorage.QueryStats{}, []logstorage.TenantID{tenant}, q, false, nil)
 	var mu sync.Mutex
 	err := s.storage.RunQuery(qctx, func(_ uint, db *logstorage.DataBlock) {
@@ -78,6 +85,14 @@ func (s *Store) Services(ctx context.Context) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("list services: %w", err)
 	}
+	var out []string
+	if s.remote != nil {
+		if out, err = s.remote.streamFieldValues(ctx, tenantSpans, q, fieldService); err != nil {
+			return nil, fmt.Errorf("list services: %w", err)
+		}
+		sort.Strings(out)
+		return out, nil
+	}
 	qctx := logstorage.NewQueryContext(ctx, &logstorage.QueryStats{}, []logstorage.TenantID{tenantSpans}, q, false, nil)
 	values, err := s.storage.GetStreamFieldValues(qctx, fieldService, "", 0)
 	if err == nil {
@@ -87,7 +102,7 @@ func (s *Store) Services(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list services: %w", err)
 	}
-	out := make([]string, 0, len(values))
+	out = make([]string, 0, len(values))
 	for _, v := range values {
 		if v.Value == pipeline.ProbeService {
 			continue // doctor's probes are stored but are no service
@@ -190,7 +205,9 @@ func (s *Store) traceWindows(ctx context.Context, ids []pcommon.TraceID) (map[pc
 	windows := make(map[pcommon.TraceID]traceWindow, len(ids))
 	var missing []pcommon.TraceID
 	for _, id := range ids {
-		if w, ok := s.index.lookup(id); ok {
+		// A remote store's index is shared with other nodes, which may have
+		// written spans of the trace outside what this one remembers.
+		if w, ok := s.index.lookup(id); ok && s.remote == nil {
 			windows[id] = w
 		} else {
 			missing = append(missing, id)
@@ -336,6 +353,10 @@ func (s *Store) getTraces(ctx context.Context, ids []pcommon.TraceID, fields []s
 // the list was made is still searched. One CPU, one service, or more
 // services than a filter should list, make one empty filter.
 func (s *Store) serviceShards(ctx context.Context) []string {
+	if s.remote != nil {
+		// The server spreads one query over its own CPUs.
+		return []string{""}
+	}
 	services := s.cachedServices(ctx)
 	n := min(runtime.GOMAXPROCS(0), len(services))
 	if n < 2 || len(services) > maxShardedServices {

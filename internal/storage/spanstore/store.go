@@ -63,9 +63,11 @@ const futureRetention = 24 * time.Hour
 // error names the directory, the free bytes and the limit.
 var ErrDiskFull = diskspace.ErrFull
 
-// Store is the embedded span store.
+// Store is the span store: embedded (Open), or over a VictoriaLogs server
+// or cluster (OpenRemote), with the same rows and queries either way.
 type Store struct {
-	storage   *logstorage.Storage
+	storage   *logstorage.Storage // nil when remote
+	remote    *remote             // nil when embedded
 	retention time.Duration
 	index     traceIndexFilter
 	columns   *columnBudget
@@ -127,15 +129,10 @@ func Open(cfg Config) (*Store, error) {
 			// 2 s old); the engine's own view agrees with it.
 			MinFreeDiskSpaceBytes: cfg.MinFreeDiskBytes,
 		}),
-		retention: max(cfg.Retention, 24*time.Hour),
-		columns:   columns,
-		disk:      diskspace.NewGuard("spans", cfg.Dir, cfg.MinFreeDiskBytes, cfg.Logger, cfg.Registerer),
-		writeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:                        "skytrail_spanstore_write_seconds",
-			Help:                        "Time to write one batch of spans into span storage.",
-			NativeHistogramBucketFactor: 1.1,
-			Buckets:                     prometheus.ExponentialBuckets(0.0001, 4, 9),
-		}),
+		retention:    max(cfg.Retention, 24*time.Hour),
+		columns:      columns,
+		disk:         diskspace.NewGuard("spans", cfg.Dir, cfg.MinFreeDiskBytes, cfg.Logger, cfg.Registerer),
+		writeSeconds: newWriteSeconds(),
 	}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(s.writeSeconds)
@@ -144,10 +141,23 @@ func Open(cfg Config) (*Store, error) {
 	return s, nil
 }
 
+func newWriteSeconds() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:                        "skytrail_spanstore_write_seconds",
+		Help:                        "Time to write one batch of spans into span storage.",
+		NativeHistogramBucketFactor: 1.1,
+		Buckets:                     prometheus.ExponentialBuckets(0.0001, 4, 9),
+	})
+}
+
 // Close flushes buffered rows to disk and closes the store.
 func (s *Store) Close() error {
 	s.disk.Close()
-	s.storage.MustClose()
+	if s.remote != nil {
+		s.remote.close()
+	} else {
+		s.storage.MustClose()
+	}
 	s.columns.close()
 	return nil
 }
@@ -176,7 +186,7 @@ func (s *Store) ReadOnly() bool { return s.disk.ReadOnly() }
 // against Limits (the pipeline does): nothing invalid may reach logstorage.
 // While the disk is too full it writes nothing and fails with ErrDiskFull,
 // which the client retries.
-func (s *Store) ConsumeTraces(_ context.Context, td pipeline.Traces) error {
+func (s *Store) ConsumeTraces(ctx context.Context, td pipeline.Traces) error {
 	if err := s.disk.Err(); err != nil {
 		// Before anything is encoded: the trace-ID index filter must not
 		// remember windows whose rows were never written.
@@ -230,20 +240,48 @@ func (s *Store) ConsumeTraces(_ context.Context, td pipeline.Traces) error {
 		return fmt.Errorf("store spans: %w", err)
 	}
 	s.addIndexRows(idx, windows, e)
-	s.storage.MustAddRows(lr)
-	s.storage.MustAddRows(idx)
+	err := s.addRows(ctx, lr, idx)
 	logstorage.PutLogRows(lr)
 	logstorage.PutLogRows(idx)
 	s.encoders.Put(e)
+	if err != nil {
+		return fmt.Errorf("store spans: %w", err)
+	}
+	if s.remote != nil {
+		// Only now, with the index rows acknowledged, may the filter skip
+		// them for later batches (see addIndexRows).
+		for id, w := range windows {
+			s.index.needsRow(id, w)
+		}
+	}
 	s.writeSeconds.Observe(time.Since(start).Seconds())
 	return nil
 }
 
+// addRows hands rows to the engine: the embedded one takes them at once,
+// the remote one once the server acknowledged them, or fails.
+func (s *Store) addRows(ctx context.Context, rows ...*logstorage.LogRows) error {
+	if s.remote != nil {
+		return s.remote.addRows(ctx, rows...)
+	}
+	for _, lr := range rows {
+		s.storage.MustAddRows(lr)
+	}
+	return nil
+}
+
 // addIndexRows adds a trace-ID index row for every trace whose time window
-// the index does not cover yet.
+// the index does not cover yet. The embedded engine cannot fail a write, so
+// the filter records the windows at once; a remote write can fail, and the
+// filter records them after it succeeded (ConsumeTraces), lest a retried
+// batch skip the index rows that were never stored.
 func (s *Store) addIndexRows(idx *logstorage.LogRows, windows map[pcommon.TraceID]traceWindow, e *rowEncoder) {
 	for id, w := range windows {
-		if !s.index.needsRow(id, w) {
+		if s.remote != nil {
+			if known, ok := s.index.lookup(id); ok && known.covers(w) {
+				continue
+			}
+		} else if !s.index.needsRow(id, w) {
 			continue
 		}
 		e.buf = e.buf[:0]
@@ -265,4 +303,10 @@ func (s *Store) addIndexRows(idx *logstorage.LogRows, windows map[pcommon.TraceI
 }
 
 // Flush makes everything written so far searchable (tests, shutdown paths).
-func (s *Store) Flush() { s.storage.DebugFlush() }
+func (s *Store) Flush() {
+	if s.remote != nil {
+		s.remote.forceFlush()
+		return
+	}
+	s.storage.DebugFlush()
+}
