@@ -37,6 +37,8 @@ type Server struct {
 	// DataDir is its -storageDataPath.
 	DataDir string
 
+	bin    string
+	args   []string
 	cmd    *exec.Cmd
 	done   chan struct{}
 	output *lockedWriter
@@ -134,24 +136,39 @@ func StartIn(t testing.TB, dir string, args ...string) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{URL: "http://" + addr, DataDir: dir, done: make(chan struct{}), output: &lockedWriter{}}
-	all := append([]string{
+	s := &Server{URL: "http://" + addr, DataDir: dir, bin: bin, output: &lockedWriter{}}
+	s.args = append([]string{
 		"-httpListenAddr=" + addr,
 		"-storageDataPath=" + dir,
 		"-retentionPeriod=30d",
 		"-loggerLevel=WARN",
 	}, args...)
-	s.cmd = exec.Command(bin, all...)
-	s.cmd.Stdout, s.cmd.Stderr = s.output, s.output
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start victoria-logs: %v", err)
-	}
-	go func() { _ = s.cmd.Wait(); close(s.done) }()
 	t.Cleanup(s.Stop)
-	if err := s.waitHealthy(30 * time.Second); err != nil {
+	if err := s.start(); err != nil {
 		t.Fatalf("victoria-logs on %s: %v\n%s", addr, err, s.Output())
 	}
 	return s
+}
+
+// Restart starts a stopped server again, on the same address and data.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	if err := s.start(); err != nil {
+		t.Fatalf("restart victoria-logs on %s: %v\n%s", s.URL, err, s.Output())
+	}
+}
+
+func (s *Server) start() error {
+	s.done = make(chan struct{})
+	s.cmd = exec.Command(s.bin, s.args...)
+	s.cmd.Stdout, s.cmd.Stderr = s.output, s.output
+	if err := s.cmd.Start(); err != nil {
+		close(s.done)
+		return err
+	}
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(s.cmd, s.done)
+	return s.waitHealthy(30 * time.Second)
 }
 
 // Stop ends the server (SIGINT: it flushes and exits) and waits for it.
@@ -161,6 +178,7 @@ func (s *Server) Stop() {
 		return
 	default:
 	}
+	_ = s.cmd.Process.Signal(syscall.SIGCONT) // a paused server cannot exit
 	_ = s.cmd.Process.Signal(os.Interrupt)
 	select {
 	case <-s.done:
