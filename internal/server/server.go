@@ -51,6 +51,9 @@ type Config struct {
 	SWHTTPAddr   string
 	SWToken      string
 	Retention    time.Duration
+	// Spans, when its URLs are set, keeps spans, the trace-ID index and
+	// agent logs in a VictoriaLogs server or cluster (docs/cluster.md).
+	Spans RemoteSpans
 	// MetricsRetention is how long the metric store keeps RED metrics.
 	MetricsRetention time.Duration
 	Analysis         analysis.Config
@@ -162,14 +165,10 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 
-	spansDir := filepath.Join(cfg.DataDir, "spans")
-	store, err := spanstore.Open(spanstore.Config{Dir: spansDir, Retention: cfg.Retention, FlushInterval: cfg.FlushInterval,
-		MinFreeDiskBytes: cfg.MinFreeDisk, Logger: log, Registerer: reg})
+	store, err := openSpans(cfg, log, reg)
 	if err != nil {
 		return nil, err
 	}
-	abs, _ := filepath.Abs(spansDir)
-	log.Info("span storage open", "dir", abs, "retention", store.Retention().String())
 	s := &Server{cfg: cfg, log: log, Spans: store, Registry: reg, Addrs: map[string]string{}, sec: sec}
 
 	metricsDir := filepath.Join(cfg.DataDir, "metrics")
@@ -182,7 +181,7 @@ func Start(cfg Config) (*Server, error) {
 		_ = store.Close()
 		return nil, err
 	}
-	abs, _ = filepath.Abs(metricsDir)
+	abs, _ := filepath.Abs(metricsDir)
 	log.Info("metric storage open", "dir", abs, "retention", cfg.MetricsRetention.String())
 	if cfg.Analysis.RegistryFile == "" {
 		cfg.Analysis.RegistryFile = filepath.Join(cfg.DataDir, "instances.json")
