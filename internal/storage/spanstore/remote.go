@@ -289,7 +289,12 @@ const remoteBlockRows = 1024
 func (r *remote) runQuery(ctx context.Context, tenant logstorage.TenantID, q *logstorage.Query, fn func(db *logstorage.DataBlock)) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	resp, err := r.selectRequest(ctx, "/select/logsql/query", tenant, url.Values{"query": {q.String()}})
+	// VictoriaLogs adds the row's stream (service and resource, again),
+	// its ID and, unless run with -defaultMsgValue='', a constant _msg to
+	// every row it returns: more bytes than a span's own fields, which no
+	// reader uses.
+	query := q.String() + " | delete _msg, _stream, _stream_id"
+	resp, err := r.selectRequest(ctx, "/select/logsql/query", tenant, url.Values{"query": {query}})
 	if err != nil {
 		return err
 	}

@@ -3,11 +3,13 @@ package spanstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/skytrail/skytrail/internal/pipeline"
@@ -130,5 +132,39 @@ func TestOpenRemoteUnreachable(t *testing.T) {
 	}
 	if _, err := spanstore.OpenRemote(spanstore.RemoteConfig{InsertURL: "vl:9428", Dir: t.TempDir()}); err == nil {
 		t.Error("OpenRemote took a URL without a scheme")
+	}
+}
+
+// Agent logs take the same way: stored in VictoriaLogs' logs tenant and
+// read back by service and trace ID.
+func TestRemoteLogs(t *testing.T) {
+	t.Parallel()
+	vl := victorialogs.Start(t)
+	s := openRemote(t, spanstore.RemoteConfig{InsertURL: vl.URL})
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "svc")
+	rec := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+	rec.SetTimestamp(pcommon.NewTimestampFromTime(time.Now().Add(-time.Second)))
+	rec.Body().SetStr("payment failed")
+	rec.SetSeverityText("ERROR")
+	trace := pcommon.TraceID{7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7}
+	rec.SetTraceID(trace)
+	rec.Attributes().PutStr("order", "1001")
+	if err := s.ConsumeLogs(t.Context(), pipeline.Logs{Logs: ld, Resources: []pipeline.Resource{{Service: "svc"}}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Flush()
+	var got []spanstore.LogEntry
+	poll.UntilNil(t, 10*time.Second, func() error {
+		var err error
+		got, err = s.Logs(t.Context(), spanstore.LogQuery{Service: "svc", TraceID: trace})
+		if err == nil && len(got) != 1 {
+			err = fmt.Errorf("%d log records found, want 1", len(got))
+		}
+		return err
+	})
+	if e := got[0]; e.Body != "payment failed" || e.Severity != "ERROR" || e.Service != "svc" || e.Attributes["order"] != "1001" {
+		t.Errorf("log record read back = %+v", e)
 	}
 }
