@@ -299,7 +299,18 @@ func (r *remote) runQuery(ctx context.Context, tenant logstorage.TenantID, q *lo
 		return err
 	}
 	defer resp.Body.Close()
-	br := bufio.NewReaderSize(resp.Body, 64<<10)
+	if err := readResultRows(resp.Body, fn); err != nil {
+		r.failures.WithLabelValues("query").Inc()
+		return fmt.Errorf("VictoriaLogs at %s: %w", r.selectBase, err)
+	}
+	return ctx.Err()
+}
+
+// readResultRows decodes the JSON lines of a /select/logsql/query answer
+// into blocks for fn. A line that is not a JSON object fails the read: an
+// answer cut short must not pass for a whole one.
+func readResultRows(body io.Reader, fn func(db *logstorage.DataBlock)) error {
+	br := bufio.NewReaderSize(body, 64<<10)
 	var p fastjson.Parser
 	var b blockAssembler
 	for {
@@ -307,11 +318,11 @@ func (r *remote) runQuery(ctx context.Context, tenant logstorage.TenantID, q *lo
 		if len(bytes.TrimSpace(line)) > 0 {
 			v, perr := p.ParseBytes(line)
 			if perr != nil {
-				return fmt.Errorf("VictoriaLogs at %s: unreadable result row (the answer was cut short?): %w", r.selectBase, perr)
+				return fmt.Errorf("unreadable result row (the answer was cut short?): %w", perr)
 			}
 			obj, oerr := v.Object()
 			if oerr != nil {
-				return fmt.Errorf("VictoriaLogs at %s: result row is not an object: %w", r.selectBase, oerr)
+				return fmt.Errorf("result row is not an object: %w", oerr)
 			}
 			b.addRow(obj)
 			if b.rows == remoteBlockRows {
@@ -322,14 +333,13 @@ func (r *remote) runQuery(ctx context.Context, tenant logstorage.TenantID, q *lo
 			break
 		}
 		if err != nil {
-			r.failures.WithLabelValues("query").Inc()
-			return fmt.Errorf("VictoriaLogs at %s stopped answering: %w", r.selectBase, err)
+			return fmt.Errorf("stopped answering: %w", err)
 		}
 	}
 	if b.rows > 0 {
 		fn(b.block())
 	}
-	return ctx.Err()
+	return nil
 }
 
 // blockAssembler collects JSON result rows into the columns of a block.
@@ -353,6 +363,12 @@ func (b *blockAssembler) addRow(obj *fastjson.Object) {
 		c := &b.columns[i]
 		// Every value VictoriaLogs returns is a JSON string.
 		s, _ := v.StringBytes()
+		if len(c.Values) > b.rows {
+			// A key repeated in one row: the last value counts, and the
+			// column stays as long as the block.
+			c.Values[b.rows] = string(s)
+			return
+		}
 		c.Values = append(c.Values, string(s))
 	})
 	b.rows++
