@@ -200,7 +200,8 @@ func (s *Store) GetTraces(ctx context.Context, ids []pcommon.TraceID) (ptrace.Tr
 // traceWindows looks the trace IDs up in the trace-ID index: the span-start
 // window of each. Traces not in the index are absent from the result.
 // Traces written recently by this process are answered from memory, which
-// saves a query for the lookups users make most: traces they just found.
+// saves a query for the lookups users make most: traces they just found
+// (embedded store only: other nodes write to a remote one too).
 func (s *Store) traceWindows(ctx context.Context, ids []pcommon.TraceID) (map[pcommon.TraceID]traceWindow, error) {
 	windows := make(map[pcommon.TraceID]traceWindow, len(ids))
 	var missing []pcommon.TraceID
