@@ -65,6 +65,11 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		if td.SpanCount() != written.SpanCount() {
 			return fmt.Errorf("GetTraces found %d of the %d spans written", td.SpanCount(), written.SpanCount())
 		}
+		// A remote engine may index a new service's stream a little after
+		// its rows: searches by service wait for it, once.
+		if services, err := s.Services(ctx); err != nil || len(services) != 4 {
+			return fmt.Errorf("Services() = %v, %v; want the 4 services written", services, err)
+		}
 		return nil
 	})
 
