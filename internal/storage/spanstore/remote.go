@@ -289,11 +289,15 @@ const remoteBlockRows = 1024
 func (r *remote) runQuery(ctx context.Context, tenant logstorage.TenantID, q *logstorage.Query, fn func(db *logstorage.DataBlock)) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	// VictoriaLogs adds the row's stream (service and resource, again),
-	// its ID and, unless run with -defaultMsgValue='', a constant _msg to
-	// every row it returns: more bytes than a span's own fields, which no
-	// reader uses.
-	query := q.String() + " | delete _msg, _stream, _stream_id"
+	// VictoriaLogs adds the row's stream (service and resource, again) and
+	// its ID to every row it returns, and to span rows, which have no
+	// message, a constant _msg unless run with -defaultMsgValue='': more
+	// bytes than a span's own fields, which no reader uses. (Agent logs
+	// keep their message in _msg.)
+	query := q.String() + " | delete _stream, _stream_id"
+	if tenant != tenantLogs {
+		query += ", _msg"
+	}
 	resp, err := r.selectRequest(ctx, "/select/logsql/query", tenant, url.Values{"query": {query}})
 	if err != nil {
 		return err

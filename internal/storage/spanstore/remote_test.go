@@ -158,7 +158,7 @@ func TestRemoteLogs(t *testing.T) {
 	var got []spanstore.LogEntry
 	poll.UntilNil(t, 10*time.Second, func() error {
 		var err error
-		got, err = s.Logs(t.Context(), spanstore.LogQuery{Service: "svc", TraceID: trace})
+		got, err = s.Logs(t.Context(), spanstore.LogQuery{Service: "svc", TraceIDs: []pcommon.TraceID{trace}, Text: "payment", Fields: []spanstore.FieldFilter{{Name: "order", Value: "1001"}}})
 		if err == nil && len(got) != 1 {
 			err = fmt.Errorf("%d log records found, want 1", len(got))
 		}

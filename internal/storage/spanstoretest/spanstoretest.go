@@ -173,6 +173,12 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 			Start: now.Add(-4 * time.Minute).UTC(), Duration: 120 * time.Millisecond, DurationUS: 120_000,
 			SpanCount: 2, ErrorCount: 1, Services: []string{"frontend", "payment"}, Error: true,
 		}
+		// The span that met the search: payment's charge, the only one.
+		wantMatched := spanstore.MatchedSpan{SpanID: pcommon.SpanID{checkoutID[15], 0, 0, 0, 0, 0, 0, 2}.String(), Service: "payment", Name: "charge"}
+		if sum.Matched == nil || *sum.Matched != wantMatched {
+			t.Errorf("summary's matched span = %+v, want %+v", sum.Matched, wantMatched)
+		}
+		sum.Matched = nil
 		if fmt.Sprint(sum) != fmt.Sprint(want) {
 			t.Errorf("summary\n got %+v\nwant %+v", sum, want)
 		}
