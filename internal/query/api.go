@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/skytrail/skytrail/internal/analysis"
 	"github.com/skytrail/skytrail/internal/analysis/integrity"
+	"github.com/skytrail/skytrail/internal/pipeline"
 	"github.com/skytrail/skytrail/internal/storage/spanstore"
 	"github.com/skytrail/skytrail/internal/traceid"
 )
@@ -112,6 +114,21 @@ func writeError(w http.ResponseWriter, status int, err error) {
 	writeJSON(w, status, errorBody{Error: err.Error()})
 }
 
+// writeStoreError answers a span or log store's error: 400 for a query it
+// cannot run, 503 with Retry-After when the storage (a remote engine, or
+// the query's own time budget) did not answer, 500 otherwise.
+func writeStoreError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, spanstore.ErrBadQuery):
+		writeError(w, http.StatusBadRequest, err)
+	case errors.Is(err, spanstore.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		w.Header().Set("Retry-After", strconv.Itoa(int(pipeline.RetryAfter.Seconds())))
+		writeError(w, http.StatusServiceUnavailable, err)
+	default:
+		writeError(w, http.StatusInternalServerError, err)
+	}
+}
+
 // ServiceInfo is one entry of /api/v1/services.
 type ServiceInfo struct {
 	Name string `json:"name"`
@@ -130,7 +147,7 @@ func (a *API) services(w http.ResponseWriter, r *http.Request) {
 	}
 	names, err := a.spans.Services(r.Context())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
+		writeStoreError(w, err)
 		return
 	}
 	var figures map[string]analysis.Figures
@@ -153,7 +170,7 @@ func (a *API) services(w http.ResponseWriter, r *http.Request) {
 func (a *API) operations(w http.ResponseWriter, r *http.Request) {
 	ops, err := a.spans.Operations(r.Context(), r.PathValue("service"))
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
+		writeStoreError(w, err)
 		return
 	}
 	if ops == nil {
@@ -177,12 +194,8 @@ func (a *API) slowestSpans(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	spans, err := a.spans.SlowestSpans(r.Context(), spanstore.SpanQuery{Service: r.PathValue("service"), Start: start, End: end, Limit: limit})
-	if errors.Is(err, spanstore.ErrBadQuery) {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
+		writeStoreError(w, err)
 		return
 	}
 	if spans == nil {
@@ -210,7 +223,7 @@ func (a *API) getTrace(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
+		writeStoreError(w, err)
 		return
 	}
 	if r.URL.Query().Get("format") == "otlp" {
@@ -238,12 +251,8 @@ func (a *API) searchTraces(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sums, err := a.spans.FindTraces(r.Context(), q)
-	if errors.Is(err, spanstore.ErrBadQuery) {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
+		writeStoreError(w, err)
 		return
 	}
 	if sums == nil {

@@ -61,12 +61,8 @@ func (a *API) searchLogs(w http.ResponseWriter, r *http.Request) {
 	limit := q.Limit
 	q.Limit = limit + 1 // one more tells whether there is a next page
 	logs, err := a.logs.Logs(r.Context(), q)
-	if errors.Is(err, spanstore.ErrBadQuery) {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
+		writeStoreError(w, err)
 		return
 	}
 	page := logsPage{Logs: logs}
@@ -205,7 +201,7 @@ func (a *API) traceLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	logs, err := a.logs.TraceLogs(r.Context(), ids, limit)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
+		writeStoreError(w, err)
 		return
 	}
 	if logs == nil {

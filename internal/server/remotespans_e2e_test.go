@@ -106,8 +106,8 @@ func TestRemoteSpanStore(t *testing.T) {
 	}
 	msg, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode < 500 || !strings.Contains(string(msg), vl.URL) {
-		t.Errorf("trace lookup with VictoriaLogs down: HTTP %d %s; want a server error naming %s", resp.StatusCode, msg, vl.URL)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(msg), vl.URL) {
+		t.Errorf("trace lookup with VictoriaLogs down: HTTP %d (Retry-After %q) %s; want 503 with Retry-After naming %s", resp.StatusCode, resp.Header.Get("Retry-After"), msg, vl.URL)
 	}
 
 	// Back up: the same request is taken, and is searchable.

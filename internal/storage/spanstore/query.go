@@ -91,6 +91,10 @@ var ErrNotFound = errors.New("trace not found")
 // asked (an attribute key longer than any stored): the caller's mistake.
 var ErrBadQuery = errors.New("bad query")
 
+// ErrUnavailable wraps the errors of a remote engine that did not answer,
+// or answered that it could not: the query may work when retried.
+var ErrUnavailable = errors.New("span storage unavailable")
+
 // Reader is what the query APIs need from a span store, embedded or remote.
 type Reader interface {
 	// Services lists the service names with spans stored, sorted.

@@ -270,12 +270,16 @@ func (r *remote) selectRequest(ctx context.Context, path string, tenant logstora
 	resp, err := r.client.Do(req)
 	if err != nil {
 		r.failures.WithLabelValues("query").Inc()
-		return nil, fmt.Errorf("VictoriaLogs at %s did not answer: %w", r.selectBase, err)
+		return nil, fmt.Errorf("%w: VictoriaLogs at %s did not answer: %w", ErrUnavailable, r.selectBase, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
 		r.failures.WithLabelValues("query").Inc()
-		return nil, fmt.Errorf("VictoriaLogs at %s answered %s: %s", r.selectBase, resp.Status, errorBody(resp.Body))
+		err := fmt.Errorf("VictoriaLogs at %s answered %s: %s", r.selectBase, resp.Status, errorBody(resp.Body))
+		if resp.StatusCode >= 500 {
+			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return nil, err
 	}
 	return resp, nil
 }
