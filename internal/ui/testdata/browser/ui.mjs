@@ -630,9 +630,23 @@ try {
     const g = await page.locator('.stat[data-figure="goroutines"] .stat-value').innerText();
     const goroutines = parseFloat(g.replace(/,/g, '')) * (g.endsWith('k') ? 1000 : 1);
     assert.ok(goroutines >= 1, `goroutines: ${g}`);
-    for (const title of ['Heap in use', 'Goroutines', 'GC heap goal (OpenTelemetry)']) {
-      assert.ok(await page.locator('figure.chart', {hasText: title}).locator('polyline').count() > 0, `no ${title} chart line`);
+    // A chart line needs two points, 15 s apart at the least: the runtime
+    // metrics began shortly before the browser came, so wait for the
+    // second point (reloading, as a person would), up to 45 s.
+    const titles = ['Heap in use', 'Goroutines', 'GC heap goal (OpenTelemetry)'];
+    const lines = async () => {
+      const have = [];
+      for (const title of titles) have.push(await page.locator('figure.chart', {hasText: title}).locator('polyline').count() > 0);
+      return have;
+    };
+    let have = await lines();
+    for (let i = 0; i < 15 && have.includes(false); i++) {
+      await page.waitForTimeout(3000);
+      await page.reload();
+      await heap.waitFor();
+      have = await lines();
     }
+    titles.forEach((title, i) => assert.ok(have[i], `no ${title} chart line`));
     for (const title of ['Calls and errors per minute', 'Latency']) await page.locator('figure.chart', {hasText: title}).waitFor();
     assert.ok(await page.locator('.stat[data-figure="calls/min"]').count() === 1);
     await shot('instance');
