@@ -271,7 +271,9 @@ func (a *Analyser) commitTotals(ctx context.Context, counters []red.CounterSampl
 	if err == nil {
 		a.countersMs = max(a.countersMs, atMs)
 		for i := range counters {
-			counters[i].Total.Written = true
+			if t := counters[i].Total; !t.Written {
+				t.Written, t.FirstWrittenMs = true, atMs
+			}
 		}
 	}
 	return err

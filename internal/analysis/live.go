@@ -60,6 +60,8 @@ type totalRow struct {
 	stats   red.Stats
 	startMs int64
 	written bool
+	// firstWrittenMs stamps the store's first sample of the series.
+	firstWrittenMs int64
 }
 
 // rows is what Select copies of the analysis' state.
@@ -159,7 +161,7 @@ func (a *Analyser) copyRows(defs []*red.Def, mint, maxt int64, ms []*labels.Matc
 			rows := make([]totalRow, 0, a.minutes.Totals.LenOf(f))
 			a.minutes.Totals.EachOf(f, func(_ *red.Family, kv []string, t *red.Total) {
 				if kvMatch(kv, ms) {
-					rows = append(rows, totalRow{stats: copyStats(&t.Stats, want.hist), startMs: t.StartMs, written: t.Written})
+					rows = append(rows, totalRow{stats: copyStats(&t.Stats, want.hist), startMs: t.StartMs, written: t.Written, firstWrittenMs: t.FirstWrittenMs})
 					rows[len(rows)-1].n = copy(rows[len(rows)-1].kv[:], kv)
 				}
 			})
@@ -260,8 +262,14 @@ func totalSeries(d *red.Def, r rows, mint, maxt int64, ms []*labels.Matcher) []s
 	var out []storage.Series
 	for i := range r.totals[d.Family] {
 		row := &r.totals[d.Family][i]
+		// A series first written after the query's end is, to the query,
+		// not written yet: the store's first sample lies past its end. (A
+		// rule's evaluation is stamped before it runs; one that ran just
+		// after the first write would otherwise see no sample at all, and
+		// an alert on a new series would resolve for one evaluation.)
+		written := row.written && row.firstWrittenMs <= at
 		var points []chunks.Sample
-		if !row.written && row.startMs >= mint && row.startMs <= maxt && row.startMs < at {
+		if !written && row.startMs >= mint && row.startMs <= maxt && row.startMs < at {
 			if d.Histogram() {
 				points = append(points, sample{t: row.startMs, h: &histogram.Histogram{
 					CounterResetHint: histogram.CounterReset, Schema: red.Schema, ZeroThreshold: red.ZeroThreshold}})
@@ -269,7 +277,7 @@ func totalSeries(d *red.Def, r rows, mint, maxt int64, ms []*labels.Matcher) []s
 				points = append(points, sample{t: row.startMs})
 			}
 		}
-		if at >= mint && at > row.startMs && (!row.written || at > r.countersMs) {
+		if at >= mint && at > row.startMs && (!written || at > r.countersMs) {
 			if d.Histogram() {
 				points = append(points, sample{t: at, h: row.stats.Latency.Counter()})
 			} else {

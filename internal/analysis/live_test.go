@@ -462,3 +462,27 @@ func TestLiveUnderLoad(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestRateAtAnInstantBeforeTheFirstWrite: a query stamped just before a
+// new series' totals were first written, and run after (as a rule's
+// evaluation is: stamped, then run), still sees the series. Before, the
+// store's first sample lay past the query's end and the live view no
+// longer offered the series, so rate() gave nothing and an alert on a new
+// service resolved for one evaluation.
+func TestRateAtAnInstantBeforeTheFirstWrite(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{})
+	payment, flush := h.tracer("payment")
+	start := time.Now().Add(-10 * time.Second)
+	for i := range 5 {
+		_, sp := payment.Start(context.Background(), "POST /charge", trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start.Add(time.Duration(i)*time.Millisecond)))
+		sp.End(trace.WithTimestamp(start.Add(time.Duration(i)*time.Millisecond + 20*time.Millisecond)))
+	}
+	flush()
+	stamped := time.Now()
+	time.Sleep(5 * time.Millisecond) // the write comes after the query's stamp
+	h.flush()
+	if got := h.scalarAt(`sum(increase(skytrail_service_calls_total{service="payment"}[5m]))`, stamped); got < 5 {
+		t.Errorf("calls at an instant before the first write = %g, want 5", got)
+	}
+}

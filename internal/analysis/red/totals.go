@@ -18,9 +18,11 @@ type Total struct {
 	// LastMs is when a minute window last began counting into it; a total
 	// unused for the idle expiry is forgotten.
 	LastMs int64
-	// Written tells that the store holds a sample of it, and so its zero.
-	Written bool
-	pinned  bool
+	// Written tells that the store holds a sample of it, and so its zero;
+	// FirstWrittenMs is that first sample's stamp.
+	Written        bool
+	FirstWrittenMs int64
+	pinned         bool
 }
 
 // Totals are the running totals of every series, as Minutes counts spans
