@@ -1,6 +1,6 @@
 // Command alertdelay measures how long SkyTrail takes from the first
 // failing span to the webhook delivery of the default error-rate alert,
-// with the default rule settings (15 s evaluation, a 5 min window) and a
+// with the default rule settings (10 s evaluation, a 5 min window) and a
 // notification route with group_wait 5s. It runs a server in process on
 // loopback ports, sends calls with the OpenTelemetry SDK (a fifth failing
 // from the start) and reports the delay beyond the rule's for: duration,
@@ -98,7 +98,7 @@ receivers:
 	tr := tp.Tracer("alertdelay")
 
 	start := time.Now()
-	fmt.Printf("sending %d calls/s to checkout, a fifth failing; for: %s, rules evaluated every 15 s (the default)\n", *rate, *forD)
+	fmt.Printf("sending %d calls/s to checkout, a fifth failing; for: %s, rules evaluated every 10 s (the default)\n", *rate, *forD)
 	tick := time.NewTicker(time.Second / time.Duration(*rate))
 	defer tick.Stop()
 	deadline := time.After(*forD + 3*time.Minute)

@@ -53,7 +53,7 @@ func alertingFlags(fs *flag.FlagSet, a *alerting.Config) {
 	fs.StringVar(&a.NotifyConfig, "alerting-config", "", "Alertmanager configuration file: routes, receivers (plus dingtalk_configs, feishu_configs, wecom_configs), inhibit_rules (empty: alerts are shown, sent nowhere)")
 	fs.Var((*stringList)(&a.ForwardTo), "alertmanager-url", "external Alertmanager every alert is also sent to (its /api/v2/alerts), such as http://alertmanager:9093; repeatable or comma-separated")
 	fs.StringVar(&a.ExternalURL, "external-url", "", "URL users reach SkyTrail's UI at, for the links in notifications (default http://<hostname>:<--http port>)")
-	fs.DurationVar(&a.EvalInterval, "rules-eval-interval", 15*time.Second, "how often rule groups without an interval of their own are evaluated")
+	fs.DurationVar(&a.EvalInterval, "rules-eval-interval", 10*time.Second, "how often rule groups without an interval of their own are evaluated")
 	fs.IntVar(&a.MaxSeriesPerRule, "rules-max-series", 10_000, "most series one rule's expression may give; over it the evaluation is refused and reported (negative: no cap)")
 	t := &a.Thresholds
 	d := alerting.DefaultThresholds()

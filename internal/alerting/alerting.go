@@ -53,7 +53,8 @@ type Config struct {
 	DefaultRules bool
 	Thresholds   Thresholds
 	// EvalInterval is how often rule groups without their own interval
-	// are evaluated (default 15 s).
+	// are evaluated (default 10 s: the first failing span reaches a
+	// receiver within for + 20 s, docs/benchmarks.md).
 	EvalInterval time.Duration
 	// MaxSeriesPerRule caps the series one rule's expression may give
 	// (default 10,000; negative: no cap): over it the evaluation fails
@@ -90,7 +91,7 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.EvalInterval <= 0 {
-		c.EvalInterval = 15 * time.Second
+		c.EvalInterval = 10 * time.Second
 	}
 	if c.MaxSeriesPerRule == 0 {
 		c.MaxSeriesPerRule = 10_000
