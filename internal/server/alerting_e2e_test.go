@@ -234,18 +234,20 @@ func TestAlertingAPI(t *testing.T) {
 			}
 		}
 	}
-	servertest.GetJSON(t, base+"/prometheus/api/v1/rules?type=alert", &prom)
-	found := false
-	for _, g := range prom.Data.Groups {
-		for _, r := range g.Rules {
-			if r.Name == "Always" && r.State == "firing" && r.Type == "alerting" && len(r.Alerts) == 1 && r.Alerts[0].Value == "1e+00" {
-				found = true
+	// The rule's state is read from its group, which may be between two
+	// evaluations: wait for the view to agree with /api/v1/alerts.
+	ruleFiring := func() bool {
+		servertest.GetJSON(t, base+"/prometheus/api/v1/rules?type=alert", &prom)
+		for _, g := range prom.Data.Groups {
+			for _, r := range g.Rules {
+				if r.Name == "Always" && r.State == "firing" && r.Type == "alerting" && len(r.Alerts) == 1 && r.Alerts[0].Value == "1e+00" {
+					return prom.Status == "success"
+				}
 			}
 		}
+		return false
 	}
-	if prom.Status != "success" || !found {
-		t.Errorf("/prometheus/api/v1/rules: %+v", prom)
-	}
+	poll.Until(t, 5*time.Second, "Always firing in /prometheus/api/v1/rules", ruleFiring)
 	var promAlerts struct {
 		Data struct {
 			Alerts []struct{ Labels map[string]string }
