@@ -84,11 +84,13 @@ receivers:
 // quickErrorRateRule is the default error-rate rule over the live
 // counters with a 10 s window, evaluated four times a second: failures
 // count as soon as they arrive, and leave the window, resolving the
-// alert, 10 s later.
+// alert, 10 s later. It fires after 3 s, by when the failed spans are
+// searchable (a second after they arrive), so the first notification
+// carries an example trace, as with the default for: 2m.
 func quickErrorRateRule(c *server.Config) {
 	c.Alerting.ExternalURL = "http://skytrail.test"
 	c.Alerting.EvalInterval = 250 * time.Millisecond
-	c.Alerting.Thresholds = alerting.Thresholds{ServiceErrorRate: 0.05, MinCallRate: 0.01, Window: 10 * time.Second, For: time.Second}
+	c.Alerting.Thresholds = alerting.Thresholds{ServiceErrorRate: 0.05, MinCallRate: 0.01, Window: 10 * time.Second, For: 3 * time.Second}
 }
 
 // Failing calls sent with the OpenTelemetry SDK make the default error-rate
