@@ -271,8 +271,8 @@ func (a *Analyser) commitTotals(ctx context.Context, counters []red.CounterSampl
 	if err == nil {
 		a.countersMs = max(a.countersMs, atMs)
 		for i := range counters {
-			if t := counters[i].Total; !t.Written {
-				t.Written, t.FirstWrittenMs = true, atMs
+			if t := counters[i].Total; t.FirstWrittenMs == 0 {
+				t.FirstWrittenMs = atMs
 			}
 		}
 	}

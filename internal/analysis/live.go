@@ -59,8 +59,8 @@ type totalRow struct {
 	n       int
 	stats   red.Stats
 	startMs int64
-	written bool
-	// firstWrittenMs stamps the store's first sample of the series.
+	// firstWrittenMs stamps the store's first sample of the series (0:
+	// none yet).
 	firstWrittenMs int64
 }
 
@@ -161,7 +161,7 @@ func (a *Analyser) copyRows(defs []*red.Def, mint, maxt int64, ms []*labels.Matc
 			rows := make([]totalRow, 0, a.minutes.Totals.LenOf(f))
 			a.minutes.Totals.EachOf(f, func(_ *red.Family, kv []string, t *red.Total) {
 				if kvMatch(kv, ms) {
-					rows = append(rows, totalRow{stats: copyStats(&t.Stats, want.hist), startMs: t.StartMs, written: t.Written, firstWrittenMs: t.FirstWrittenMs})
+					rows = append(rows, totalRow{stats: copyStats(&t.Stats, want.hist), startMs: t.StartMs, firstWrittenMs: t.FirstWrittenMs})
 					rows[len(rows)-1].n = copy(rows[len(rows)-1].kv[:], kv)
 				}
 			})
@@ -267,7 +267,7 @@ func totalSeries(d *red.Def, r rows, mint, maxt int64, ms []*labels.Matcher) []s
 		// rule's evaluation is stamped before it runs; one that ran just
 		// after the first write would otherwise see no sample at all, and
 		// an alert on a new series would resolve for one evaluation.)
-		written := row.written && row.firstWrittenMs <= at
+		written := row.firstWrittenMs != 0 && row.firstWrittenMs <= at
 		var points []chunks.Sample
 		if !written && row.startMs >= mint && row.startMs <= maxt && row.startMs < at {
 			if d.Histogram() {

@@ -18,9 +18,8 @@ type Total struct {
 	// LastMs is when a minute window last began counting into it; a total
 	// unused for the idle expiry is forgotten.
 	LastMs int64
-	// Written tells that the store holds a sample of it, and so its zero;
-	// FirstWrittenMs is that first sample's stamp.
-	Written        bool
+	// FirstWrittenMs stamps the store's first sample of it (and so its
+	// zero); 0 while the store holds none.
 	FirstWrittenMs int64
 	pinned         bool
 }
@@ -189,7 +188,7 @@ func (c *CounterSample) KV() []string { return c.kv[:c.n] }
 // holding what guards t.
 func (t *Totals) Snapshot(dst []CounterSample) []CounterSample {
 	t.Each(func(f *Family, kv []string, tot *Total) {
-		c := CounterSample{Family: f, Stats: tot.Stats.Copy(), StartMs: tot.StartMs, Written: tot.Written, Total: tot}
+		c := CounterSample{Family: f, Stats: tot.Stats.Copy(), StartMs: tot.StartMs, Written: tot.FirstWrittenMs != 0, Total: tot}
 		c.n = copy(c.kv[:], kv)
 		dst = append(dst, c)
 	})
