@@ -3,10 +3,9 @@ package demo
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
-	"strings"
 	"time"
+
+	"github.com/prometheus/common/model"
 
 	"github.com/skytrail/skytrail/internal/alerting"
 )
@@ -22,7 +21,12 @@ func (d *Demo) watchAlerts(ctx context.Context, every time.Duration) {
 	if addr, ok := d.Server.Addrs["query API"]; ok {
 		base = d.baseURL(addr)
 	}
-	seen := map[string]bool{}
+	// An alert is its labels; it fires anew with a new activation.
+	type firing struct {
+		labels   uint64
+		activeAt int64
+	}
+	seen := map[firing]bool{}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
@@ -33,7 +37,7 @@ func (d *Demo) watchAlerts(ctx context.Context, every time.Duration) {
 		}
 		active, _ := d.Server.Alerting.Alerts(ctx)
 		for _, a := range active {
-			key := a.ActiveAt.String() + labelsKey(a.Labels)
+			key := firing{model.LabelsToSignature(a.Labels), a.ActiveAt.UnixNano()}
 			if a.State != "firing" || seen[key] {
 				continue
 			}
@@ -55,12 +59,4 @@ func (d *Demo) watchAlerts(ctx context.Context, every time.Duration) {
 			}
 		}
 	}
-}
-
-func labelsKey(ls map[string]string) string {
-	var b strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(ls)) {
-		b.WriteString(k + "=" + ls[k] + ",")
-	}
-	return b.String()
 }
