@@ -333,7 +333,8 @@ func (a *Alerting) reload() error {
 }
 
 // background samples the server's gauges into the store every
-// EvalInterval and forgets old example traces.
+// EvalInterval, looks for the example traces active alerts still lack, and
+// forgets old ones.
 func (a *Alerting) background() {
 	defer close(a.done)
 	t := time.NewTicker(a.cfg.EvalInterval)
@@ -356,6 +357,7 @@ func (a *Alerting) background() {
 			return
 		case now := <-t.C:
 			sample()
+			a.findExamples(now)
 			a.links.forget(now)
 		}
 	}
@@ -403,6 +405,22 @@ func (a *Alerting) send(ctx context.Context, _ string, alerts ...*rules.Alert) {
 	if err := a.notify.put(ctx, out); err != nil {
 		a.notifyErrs.Inc()
 		a.log.Warn("the notifier refused alerts", "err", err)
+	}
+}
+
+// findExamples searches (a few a round) for the example trace of every
+// active alert that went out without one: its first notification left
+// before its spans were searchable. The search runs here, not in
+// /api/v1/alerts, so that a page showing the alerts never waits on one.
+func (a *Alerting) findExamples(now time.Time) {
+	lookups := maxLookupsPerSend
+	for _, r := range a.manager.AlertingRules() {
+		for _, al := range r.ActiveAlerts() {
+			if lookups <= 0 {
+				return
+			}
+			a.links.annotate(context.Background(), al.Labels, al.Annotations, al.ActiveAt, now, false, &lookups)
+		}
 	}
 }
 
@@ -469,13 +487,13 @@ func toAlert(r *rules.Alert, state string) Alert {
 // Alerts lists the alerts now pending or firing, firing first, then the
 // most recently resolved (newest first, at most 200 since the start).
 func (a *Alerting) Alerts(ctx context.Context) (active, resolved []Alert) {
-	now, lookups := time.Now(), maxLookupsPerSend
+	// No searches here (a zero budget): the example traces come from the
+	// notifications and from the background loop's findExamples.
+	now, lookups := time.Now(), 0
 	for _, r := range a.manager.AlertingRules() {
 		for _, al := range r.ActiveAlerts() {
 			out := toAlert(al, al.State.String())
-			// The links the notifications carry, and the example trace;
-			// searched for here too (a few per call) when the last
-			// notification went out before its spans were searchable.
+			// The links the notifications carry, and the example trace.
 			extra, _ := a.links.annotate(ctx, al.Labels, al.Annotations, al.ActiveAt, now, false, &lookups)
 			maps.Copy(out.Annotations, extra)
 			ls := model.LabelSet{}

@@ -356,3 +356,63 @@ func TestBadRuleFileStopsStart(t *testing.T) {
 	}
 	_ = s.Shutdown(context.Background())
 }
+
+// An alert that fires before any trace shows its problem (here a rule that
+// fires at once, for a service whose failed call arrives later) gets its
+// example trace from the background search: /api/v1/alerts shows it
+// without searching itself.
+func TestLateExampleTraceFoundInBackground(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules.yml")
+	if err := os.WriteFile(rules, []byte(`groups:
+  - name: late
+    rules:
+      - alert: LateExample
+        expr: label_replace(vector(1), "service", "late", "", "")
+        annotations:
+          `+alerting.AnnotationTraces+`: errors
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := servertest.StartIn(t, filepath.Join(dir, "data"), func(c *server.Config) {
+		c.Alerting.RuleFiles = []string{rules}
+		c.Alerting.EvalInterval = 200 * time.Millisecond
+	})
+	base := "http://" + s.Addrs["query API"]
+	example := func() (string, bool) {
+		var alerts struct {
+			Alerts []alerting.Alert `json:"alerts"`
+		}
+		servertest.GetJSON(t, base+"/api/v1/alerts?state=firing", &alerts)
+		for _, a := range alerts.Alerts {
+			if a.Name == "LateExample" {
+				return a.Annotations[alerting.AnnotationExampleTraceID], true
+			}
+		}
+		return "", false
+	}
+	poll.Until(t, 10*time.Second, "LateExample firing", func() bool { _, ok := example(); return ok })
+	if id, _ := example(); id != "" {
+		t.Fatalf("an example trace %q before any span of the service arrived", id)
+	}
+
+	ctx := context.Background()
+	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(s.Addrs["OTLP gRPC"]), otlptracegrpc.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := provider(t, exp, "late")
+	_, span := tp.Tracer("late").Start(ctx, "GET /late", trace.WithSpanKind(trace.SpanKindServer))
+	span.SetStatus(codes.Error, "too late")
+	span.End()
+	if err := tp.ForceFlush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := span.SpanContext().TraceID().String()
+	// Searched again every 10 s while none is found, by the background loop.
+	poll.Until(t, 30*time.Second, "the late failed trace as LateExample's example", func() bool {
+		id, _ := example()
+		return id == want
+	})
+}
