@@ -409,7 +409,7 @@ func (a *Alerting) send(ctx context.Context, _ string, alerts ...*rules.Alert) {
 }
 
 // findExamples searches (a few a round) for the example trace of every
-// active alert that went out without one: its first notification left
+// firing alert that went out without one: its first notification left
 // before its spans were searchable. The search runs here, not in
 // /api/v1/alerts, so that a page showing the alerts never waits on one.
 func (a *Alerting) findExamples(now time.Time) {
@@ -418,6 +418,12 @@ func (a *Alerting) findExamples(now time.Time) {
 		for _, al := range r.ActiveAlerts() {
 			if lookups <= 0 {
 				return
+			}
+			// Firing ones only: a search for a pending alert, whose spans
+			// may not be searchable yet, would hold back the search its
+			// first notification makes (one every lookAgain).
+			if al.State != rules.StateFiring {
+				continue
 			}
 			a.links.annotate(context.Background(), al.Labels, al.Annotations, al.ActiveAt, now, false, &lookups)
 		}
