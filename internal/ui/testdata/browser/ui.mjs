@@ -111,6 +111,24 @@ async function renderTime() {
   });
 }
 
+// firstDraw breaks a view's first draw down, in ms since the navigation
+// started: the app's modules loaded; the last answer it waited for
+// (the APIs, PromQL included) before building the view; the view built
+// (skytrail:rendered); and the frame showing it painted
+// (skytrail:painted), the first draw's end.
+async function firstDraw() {
+  return page.evaluate(() => {
+    const at = (name) => performance.getEntriesByName(name)[0].startTime;
+    const rendered = at('skytrail:rendered'), painted = at('skytrail:painted');
+    const res = performance.getEntriesByType('resource');
+    const modules = Math.max(0, ...res.filter((e) => /\.js$/.test(e.name)).map((e) => e.responseEnd));
+    const apis = res.filter((e) => /\/(api|prometheus)\//.test(e.name) && e.responseEnd <= rendered);
+    const r = (v) => Math.round(v);
+    return {modules: r(modules), data: r(Math.max(0, ...apis.map((e) => e.responseEnd))),
+      longestAPI: r(Math.max(0, ...apis.map((e) => e.responseEnd - e.startTime))), rendered: r(rendered), painted: r(painted)};
+  });
+}
+
 try {
   await check('empty state teaches how to send data', async () => {
     await page.goto(env.EMPTY_BASE_URL + '/services');
@@ -763,8 +781,10 @@ try {
     for (const [path, ready] of routes) {
       await page.goto(c + path);
       await page.locator(ready).first().waitFor();
-      await page.waitForFunction(() => performance.getEntriesByName('skytrail:rendered').length > 0);
-      withinBudget(await renderTime(), 300, `${path} with 500 services, first draw`);
+      await page.waitForFunction(() => performance.getEntriesByName('skytrail:painted').length > 0);
+      const t = await firstDraw();
+      log(`${path}: modules ${t.modules} ms, data ${t.data} ms (the API's longest wait ${t.longestAPI} ms), built ${t.rendered} ms, painted ${t.painted} ms`);
+      withinBudget(t.painted, 300, `${path} with 500 services, first draw`);
     }
     // The services list's first page is 200 rows; the rest on request.
     await page.goto(c + '/services');
