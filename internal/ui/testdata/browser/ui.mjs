@@ -14,6 +14,7 @@
 //   TREE            JSON [{depth, service, name}] the waterfall must show
 //   BIG_TRACE_ID    a 2,000-span trace
 //   LINKED_TRACE_ID the trace the payment's charge span links to
+//   SW_INSTANCE     inventory's instance, reporting skywalking-go's runtime meters
 //   SW_TRACE_ID     a go2sky trace (gateway → stock → mysql), as the agent logs its ID
 //   LOST_TRACE_IDS  comma-separated traces in which invoices calls ledger, which
 //                   starts a new trace (the server's lost_propagation finding)
@@ -636,22 +637,14 @@ try {
     await shot('instances');
   });
 
-  await check('an instance page: its requests beside its Go runtime', async () => {
-    // frontend-1 runs OpenTelemetry's Go runtime instrumentation, exporting over OTLP/gRPC.
-    await page.goto(base + '/instances?service=frontend');
-    await page.locator('table.instances a', {hasText: 'frontend-1'}).click();
-    await page.waitForURL(/\/instances\/frontend\/frontend-1/);
+  // runtimePage opens an instance page and waits (reloading, as a person
+  // would) until each chart title has a line: a line needs two points, 15 s
+  // apart at the least, and the runtime metrics began shortly before the
+  // browser came; up to 45 s. It answers the stat values by figure.
+  async function runtimePage(url, titles) {
+    await page.goto(url);
     const heap = page.locator('.stat[data-figure="heap"] .stat-value');
     await heap.waitFor();
-    assert.match(await heap.innerText(), /^\d+(\.\d+)? (KiB|MiB|GiB)$/, `heap: ${await heap.innerText()}`);
-    // This test process runs several servers: thousands of goroutines ("12.3k").
-    const g = await page.locator('.stat[data-figure="goroutines"] .stat-value').innerText();
-    const goroutines = parseFloat(g.replace(/,/g, '')) * (g.endsWith('k') ? 1000 : 1);
-    assert.ok(goroutines >= 1, `goroutines: ${g}`);
-    // A chart line needs two points, 15 s apart at the least: the runtime
-    // metrics began shortly before the browser came, so wait for the
-    // second point (reloading, as a person would), up to 45 s.
-    const titles = ['Heap in use', 'Goroutines', 'GC heap goal (OpenTelemetry)'];
     const lines = async () => {
       const have = [];
       for (const title of titles) have.push(await page.locator('figure.chart', {hasText: title}).locator('polyline').count() > 0);
@@ -664,10 +657,49 @@ try {
       await heap.waitFor();
       have = await lines();
     }
-    titles.forEach((title, i) => assert.ok(have[i], `no ${title} chart line`));
+    titles.forEach((title, i) => assert.ok(have[i], `${url}: no ${title} chart line`));
     for (const title of ['Calls and errors per minute', 'Latency']) await page.locator('figure.chart', {hasText: title}).waitFor();
-    assert.ok(await page.locator('.stat[data-figure="calls/min"]').count() === 1);
+    const stats = {};
+    for (const el of await page.locator('.stat').all()) stats[await el.getAttribute('data-figure')] = await el.locator('.stat-value').innerText();
+    const notSent = {};
+    for (const li of await page.locator('ul.not-sent li').all()) notSent[await li.getAttribute('data-figure')] = await li.innerText();
+    return {stats, notSent};
+  }
+  const count = (g) => parseFloat(g.replace(/,/g, '')) * (g.endsWith('k') ? 1000 : 1);
+
+  await check('an instance page: its requests beside its Go runtime, from OpenTelemetry', async () => {
+    // frontend-1 runs OpenTelemetry's Go runtime and host instrumentation, exporting over OTLP/gRPC.
+    await page.goto(base + '/instances?service=frontend');
+    await page.locator('table.instances a', {hasText: 'frontend-1'}).click();
+    await page.waitForURL(/\/instances\/frontend\/frontend-1/);
+    const {stats, notSent} = await runtimePage(page.url(), ['Heap in use', 'Goroutines', 'GC heap goal', 'CPU']);
+    assert.match(stats.heap, /^\d+(\.\d+)? (KiB|MiB|GiB)$/, `heap: ${stats.heap}`);
+    // This test process runs several servers: thousands of goroutines ("12.3k").
+    assert.ok(count(stats.goroutines) >= 1, `goroutines: ${stats.goroutines}`);
+    assert.match(stats.cpu, /^\d+(\.\d+)?%$/, `CPU: ${stats.cpu}`);
+    assert.ok(stats['calls/min'] !== undefined);
+    // The runtime instrumentation sends no GC pauses: the page says so.
+    assert.equal(stats['gc-pause'], undefined, 'a GC pause figure for an OpenTelemetry instance');
+    assert.match(notSent['gc-pause'] || '', /not sent by the OpenTelemetry Go runtime instrumentation/, `what the page says of GC pauses: ${JSON.stringify(notSent)}`);
     await shot('instance');
+  });
+
+  await check('an instance page: its Go runtime from skywalking-go\'s meters', async () => {
+    // inventory's instance reports the meters skywalking-go's agent sends,
+    // over the SkyWalking meter protocol (gRPC), and no spans.
+    await page.goto(base + '/instances?service=inventory');
+    await page.locator('table.instances a', {hasText: env.SW_INSTANCE}).click();
+    await page.waitForURL(new RegExp('/instances/inventory/' + encodeURIComponent(env.SW_INSTANCE)));
+    const {stats, notSent} = await runtimePage(page.url(), ['Heap in use', 'Goroutines', 'GC pause p99', 'GC heap goal']);
+    assert.match(stats.heap, /^\d+(\.\d+)? (KiB|MiB|GiB)$/, `heap: ${stats.heap}`);
+    assert.ok(count(stats.goroutines) >= 1, `goroutines: ${stats.goroutines}`);
+    // Pauses of a collection are microseconds to milliseconds.
+    assert.match(stats['gc-pause'], /^\d+(\.\d+)?(µs|ms)$/, `GC pause p99: ${stats['gc-pause']}`);
+    assert.match(stats['gc-goal'], /^\d+(\.\d+)? (KiB|MiB|GiB)$/, `GC heap goal: ${stats['gc-goal']}`);
+    // skywalking-go sends no CPU: the page says so.
+    assert.equal(stats.cpu, undefined, 'a CPU figure for a skywalking-go instance');
+    assert.match(notSent.cpu || '', /not sent by skywalking-go/, `what the page says of CPU: ${JSON.stringify(notSent)}`);
+    await shot('instance-skywalking');
   });
 
   await check('the Health page ranks the findings, each with its remedy', async () => {
