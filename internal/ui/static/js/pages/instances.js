@@ -1,6 +1,6 @@
 // Instances: the registry with liveness, last seen, properties and
 // duplicate flags, for every service or one.
-import {h, replace, message, loading, fmtAgo, fmtTime, fmtNumber, fmtMs, serviceColor} from '../dom.js';
+import {h, replace, message, loading, fmtAgo, fmtTime, fmtNumber, fmtMs, serviceColor, appendRows} from '../dom.js';
 import {api} from '../api.js';
 import {emptyState} from '../common.js';
 
@@ -27,8 +27,10 @@ export function instanceRows(ctx, list, withService) {
   const sorted = [...list].sort((a, b) => (b.alive - a.alive) || (a.service || '').localeCompare(b.service || '') || a.name.localeCompare(b.name));
   const tbody = h('tbody');
   const more = h('p', {class: 'more-rows'});
+  let drawn = 0;
   const draw = (n) => {
-    tbody.append(...sorted.slice(tbody.rows.length, n).map((inst) => instanceRow(ctx, inst, withService)));
+    appendRows(tbody, sorted.slice(drawn, n), (inst) => instanceRow(ctx, inst, withService));
+    drawn = Math.min(n, sorted.length);
     replace(more, sorted.length > n ? [`${n} of ${sorted.length} instances shown. `,
       h('button', {type: 'button', class: 'small', onclick: () => draw(sorted.length)}, `Show all ${sorted.length}`)] : null);
   };
