@@ -56,10 +56,16 @@ export const FIRST_ROWS = 40;
 // score a task, so a table of hundreds shows its first screen without
 // building the rest first (and the page stays responsive while it does).
 // It returns a function that stops what is still to come (a redraw
-// replacing the rows).
-export function appendRows(parent, items, make) {
+// replacing the rows). With all (a refresh redrawing a table in place,
+// where a shorter table would move the reader's scroll position) every
+// row is built at once.
+export function appendRows(parent, items, {all = false}, make) {
   let stopped = false;
   const add = (from, to) => parent.append(...items.slice(from, to).map(make));
+  if (all) {
+    add(0, items.length);
+    return () => {};
+  }
   add(0, FIRST_ROWS);
   const more = (from) => {
     if (stopped || from >= items.length) return;

@@ -29,7 +29,7 @@ export function instanceRows(ctx, list, withService) {
   const more = h('p', {class: 'more-rows'});
   let drawn = 0;
   const draw = (n) => {
-    appendRows(tbody, sorted.slice(drawn, n), (inst) => instanceRow(ctx, inst, withService));
+    appendRows(tbody, sorted.slice(drawn, n), {all: ctx.refreshing}, (inst) => instanceRow(ctx, inst, withService));
     drawn = Math.min(n, sorted.length);
     replace(more, sorted.length > n ? [`${n} of ${sorted.length} instances shown. `,
       h('button', {type: 'button', class: 'small', onclick: () => draw(sorted.length)}, `Show all ${sorted.length}`)] : null);

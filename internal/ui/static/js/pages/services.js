@@ -101,19 +101,20 @@ export async function render(ctx) {
       h('button', {type: 'button', class: 'small', onclick: () => { showAll = true; draw(); }}, `Show all ${total}`)] : null);
     stopRows();
     tbody.replaceChildren();
-    stopRows = appendRows(tbody, shown, (x) => h('tr', {dataset: {service: x.name}},
+    // A refresh draws every row at once: the reader's scroll position stays.
+    stopRows = appendRows(tbody, shown, {all: ctx.refreshing}, (x) => h('tr', {dataset: {service: x.name}},
       h('td', {}, h('span', {class: 'dot', style: {background: serviceColor(x.name)}}),
         h('a', {href: ctx.link('/services/' + encodeURIComponent(x.name))}, x.name), alertBadge(ctx, firing, x.name)),
-      h('td', {class: 'num'}, h('span', {class: 'figure', title: rateTitle(x.f)}, fmtNumber(x.cpm)), ...sparks3(x.name, 0)),
-      h('td', {class: ['num', x.success !== null && x.success < 0.99 && 'bad']}, h('span', {class: 'figure'}, fmtPercent(x.success)), ...sparks3(x.name, 1)),
-      h('td', {class: 'num'}, h('span', {class: 'figure'}, fmtMs(x.p99)), ...sparks3(x.name, 2)),
+      h('td', {class: 'num'}, h('span', {class: 'figure', title: rateTitle(x.f)}, fmtNumber(x.cpm)), spark(x.name, 0)),
+      h('td', {class: ['num', x.success !== null && x.success < 0.99 && 'bad']}, h('span', {class: 'figure'}, fmtPercent(x.success)), spark(x.name, 1)),
+      h('td', {class: 'num'}, h('span', {class: 'figure'}, fmtMs(x.p99)), spark(x.name, 2)),
       h('td', {class: 'num'}, x.apdex === null ? '–' : h('span', {class: ['apdex', apdexClass(x.apdex)]}, x.apdex.toFixed(2)))));
     if (shown.length === 0) tbody.append(h('tr', {}, h('td', {colspan: COLUMNS.length, class: 'muted'}, 'No service matches the filter.')));
   };
-  // sparks3 draws a row's sparkline in column i (calls, success, p99).
-  const sparks3 = (name, i) => [i === 0 ? sparkline(sparks.cpm.has(name) ? zeroFill(sparks.cpm.get(name), cr, step) : null, cr, {label: 'calls per minute', step})
+  // spark draws a row's sparkline in column i (calls, success, p99).
+  const spark = (name, i) => (i === 0 ? sparkline(sparks.cpm.has(name) ? zeroFill(sparks.cpm.get(name), cr, step) : null, cr, {label: 'calls per minute', step})
     : i === 1 ? sparkline(sparks.success.get(name), cr, {color: 'var(--ok)', label: 'success rate', step})
-      : sparkline(sparks.p99.get(name), cr, {color: 'var(--warn)', label: 'p99 latency', step})];
+      : sparkline(sparks.p99.get(name), cr, {color: 'var(--warn)', label: 'p99 latency', step}));
   let stopRows = () => {};
   function onSort(key) {
     if (state.key === key) state.dir = state.dir === 'asc' ? 'desc' : 'asc';
@@ -142,7 +143,7 @@ export async function render(ctx) {
       for (const tr of tbody.rows) {
         const name = tr.dataset.service;
         if (name === undefined) continue;
-        tr.querySelectorAll('svg.spark').forEach((old, i) => old.replaceWith(...sparks3(name, i)));
+        tr.querySelectorAll('svg.spark').forEach((old, i) => old.replaceWith(spark(name, i)));
       }
       table.dataset.sparklines = 'drawn';
     })).catch(() => { /* aborted by the next view */ });
