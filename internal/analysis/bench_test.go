@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"context"
+	"syscall"
 	"testing"
 	"time"
 
@@ -79,6 +80,86 @@ func BenchmarkLiveFigures(b *testing.B) {
 		figs, err := a.ServiceFigures(ctx, now.Add(-time.Hour), now)
 		if err != nil || len(figs) < 900 {
 			b.Fatalf("%d services' figures, %v", len(figs), err)
+		}
+	}
+}
+
+// BenchmarkFirstDrawAPIs times what the UI's first pages ask of the
+// analysis with 500 services (docs/benchmarks.md, issue 15): their
+// figures, the service map and every instance over the last hour, after
+// thirty minutes of traffic written to the TSDB and the running minute in
+// memory. /api/v1/services, /api/v1/topology and /api/v1/instances are
+// these calls and a JSON encoding.
+func BenchmarkFirstDrawAPIs(b *testing.B) {
+	store, err := metricstore.Open(metricstore.Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	a := New(Config{}, store)
+	ctx := context.Background()
+	now := time.Now()
+	for m := 30; m >= 0; m-- {
+		td, err := loadgen.Traces(10_000, 500, uint64(m+1), now.Add(-time.Duration(m)*time.Minute))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := a.ConsumeTraces(ctx, pipeline.TracesOf(td)); err != nil {
+			b.Fatal(err)
+		}
+		if m == 1 {
+			if err := a.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	end := now.Truncate(time.Minute).Add(time.Minute)
+	start := end.Add(-time.Hour)
+	b.Run("ServiceFigures", func(b *testing.B) {
+		b.ReportAllocs()
+		defer cpuPerOp(b)()
+		for b.Loop() {
+			figs, err := a.ServiceFigures(ctx, start, end)
+			if err != nil || len(figs) < 450 {
+				b.Fatalf("%d services' figures, %v", len(figs), err)
+			}
+		}
+	})
+	b.Run("Topology", func(b *testing.B) {
+		b.ReportAllocs()
+		defer cpuPerOp(b)()
+		for b.Loop() {
+			if _, err := a.Topology(ctx, start, end); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("AllInstances", func(b *testing.B) {
+		b.ReportAllocs()
+		defer cpuPerOp(b)()
+		for b.Loop() {
+			if _, err := a.AllInstances(ctx, start, end); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// cpuPerOp reports the process' CPU time (user and system) per operation as
+// cpu-ns/op, from when it is called to when the returned function is: on a
+// shared machine wall time also counts the waits for a CPU.
+func cpuPerOp(b *testing.B) func() {
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			b.Fatalf("reading CPU time: %v", err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	begin := cpu()
+	return func() {
+		if b.N > 0 {
+			b.ReportMetric(float64(cpu()-begin)/float64(b.N), "cpu-ns/op")
 		}
 	}
 }

@@ -6,16 +6,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/metrics"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/SkyAPM/go2sky"
+	otelhost "go.opentelemetry.io/contrib/instrumentation/host"
 	otelruntime "go.opentelemetry.io/contrib/instrumentation/runtime"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -29,7 +33,11 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	commonv3 "skywalking.apache.org/repo/goapi/collect/common/v3"
 	agentv3 "skywalking.apache.org/repo/goapi/collect/language/agent/v3"
+	managementv3 "skywalking.apache.org/repo/goapi/collect/management/v3"
 
 	"github.com/skytrail/skytrail/internal/doctor"
 	"github.com/skytrail/skytrail/internal/server"
@@ -246,7 +254,112 @@ func goRuntime(t *testing.T, addr, service string) (stop func()) {
 	if err := otelruntime.Start(otelruntime.WithMeterProvider(mp)); err != nil {
 		t.Fatal(err)
 	}
+	// The runtime instrumentation reports no CPU; the host one does
+	// (process.cpu.time), and a Go service runs both for it.
+	if err := otelhost.Start(otelhost.WithMeterProvider(mp)); err != nil {
+		t.Fatal(err)
+	}
 	return func() { _ = mp.Shutdown(context.Background()) }
+}
+
+// skywalkingGoRuntime reports this process' Go runtime as skywalking-go's
+// agent does for an instance of service, every 500 ms until stop: the
+// instance's properties and keep-alive (ManagementService), then a
+// MeterReportService.CollectBatch stream of the meters its runtimemetrics
+// plugin registers (apache/skywalking-go plugins/runtimemetrics), read from
+// runtime/metrics as it reads them, service, instance and time on the first
+// meter only. The plugin sends no CPU meter.
+func skywalkingGoRuntime(t *testing.T, addr, service, instance string) (stop func()) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	mgmt := managementv3.NewManagementServiceClient(conn)
+	if _, err := mgmt.ReportInstanceProperties(ctx, &managementv3.InstanceProperties{Service: service, ServiceInstance: instance,
+		Properties: []*commonv3.KeyStringValuePair{{Key: "language", Value: "go"}, {Key: "hostname", Value: "host-" + service}, {Key: "Process No.", Value: "4343"}}}); err != nil {
+		t.Fatal(err)
+	}
+	meters := agentv3.NewMeterReportServiceClient(conn)
+	// The plugin's gauges: runtime/metrics name → meter name and labels.
+	gauges := []struct{ sample, name, typ string }{
+		{"/memory/classes/heap/objects:bytes", "instance_golang_memory_heap_labeled", "objects"},
+		{"/memory/classes/heap/free:bytes", "instance_golang_memory_heap_labeled", "free"},
+		{"/memory/classes/heap/released:bytes", "instance_golang_memory_heap_labeled", "released"},
+		{"/memory/classes/heap/unused:bytes", "instance_golang_memory_heap_labeled", "unused"},
+		{"/sched/goroutines:goroutines", "instance_golang_live_goroutines_num", ""},
+		{"/sched/gomaxprocs:threads", "instance_golang_os_threads_num", ""},
+		{"/gc/heap/goal:bytes", "instance_golang_gc_heap_goal", ""},
+		{"/gc/cycles/total:gc-cycles", "instance_golang_gc_count_labeled", "total"},
+	}
+	samples := make([]metrics.Sample, len(gauges)+1)
+	for i, g := range gauges {
+		samples[i].Name = g.sample
+	}
+	samples[len(gauges)].Name = "/gc/pauses:seconds"
+	report := func() error {
+		metrics.Read(samples)
+		var batch []*agentv3.MeterData
+		for i, g := range gauges {
+			var labels []*agentv3.Label
+			if g.typ != "" {
+				labels = []*agentv3.Label{{Name: "type", Value: g.typ}}
+			}
+			batch = append(batch, &agentv3.MeterData{Metric: &agentv3.MeterData_SingleValue{SingleValue: &agentv3.MeterSingleValue{
+				Name: g.name, Labels: labels, Value: float64(samples[i].Value.Uint64())}}})
+		}
+		// Every pause since the start, each bucket at its lower bound in
+		// nanoseconds; the infinite bounds are left out, as the plugin does.
+		pauses := samples[len(gauges)].Value.Float64Histogram()
+		var buckets []*agentv3.MeterBucketValue
+		for i, c := range pauses.Counts {
+			if b := pauses.Buckets[i]; b >= 0 && !math.IsInf(b, 1) {
+				buckets = append(buckets, &agentv3.MeterBucketValue{Bucket: b * 1e9, Count: int64(c)})
+			}
+		}
+		batch = append(batch, &agentv3.MeterData{Metric: &agentv3.MeterData_Histogram{Histogram: &agentv3.MeterHistogram{Name: "instance_golang_gc_pauses", Values: buckets}}})
+		batch[0].Service, batch[0].ServiceInstance, batch[0].Timestamp = service, instance, time.Now().UnixMilli()
+		stream, err := meters.CollectBatch(ctx)
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(&agentv3.MeterDataCollection{MeterData: batch}); err != nil {
+			return err
+		}
+		if _, err := stream.CloseAndRecv(); err != nil {
+			return err
+		}
+		_, err = mgmt.KeepAlive(ctx, &managementv3.InstancePingPkg{Service: service, ServiceInstance: instance})
+		return err
+	}
+	if err := report(); err != nil {
+		t.Fatal(err)
+	}
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				// The service's own work: a collection now and then, so
+				// every minute has pauses to rank.
+				runtime.GC()
+				if err := report(); err != nil {
+					t.Errorf("reporting skywalking-go's meters: %v", err)
+					return
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+		conn.Close()
+	}
 }
 
 // promHas tells whether a PromQL query over the server answers a series.
@@ -468,6 +581,10 @@ func findingOf(s *server.Server, api, kind, service string) bool {
 	return false
 }
 
+// swInstance is inventory's instance, named as skywalking-go names one by
+// default (a UUID, @, the host's address).
+const swInstance = "5b1c0c8e4f6a4d0f9a3e2b7c1d0e9f8a@10.0.0.7"
+
 // waitTimeout bounds each wait for what the feeders sent to show through
 // the API: generous, for a busy CI machine running tests in parallel.
 const waitTimeout = 30 * time.Second
@@ -623,9 +740,14 @@ func TestBrowser(t *testing.T) {
 	}
 	// frontend-1's Go runtime, by OpenTelemetry's instrumentation over OTLP metrics.
 	defer goRuntime(t, s.Addrs["OTLP gRPC"], "frontend")()
-	poll.Until(t, waitTimeout, "frontend-1's Go runtime metrics", func() bool {
+	// inventory's instance, skywalking-go style (UUID@IP), by its runtime meters.
+	defer skywalkingGoRuntime(t, s.Addrs["SkyWalking gRPC"], "inventory", swInstance)()
+	poll.Until(t, waitTimeout, "frontend-1's and inventory's Go runtime metrics", func() bool {
 		return promHas(api, `agent_go_goroutine_count{service="frontend",instance="frontend-1"}`) &&
-			promHas(api, `agent_go_memory_used_bytes{service="frontend",instance="frontend-1",go_memory_type="other"}`)
+			promHas(api, `agent_go_memory_used_bytes{service="frontend",instance="frontend-1",go_memory_type="other"}`) &&
+			promHas(api, `agent_process_cpu_time_seconds_total{service="frontend",instance="frontend-1"}`) &&
+			promHas(api, `agent_instance_golang_live_goroutines_num{service="inventory"}`) &&
+			promHas(api, `agent_instance_golang_gc_pauses_bucket{service="inventory"}`)
 	})
 	// No flush: the figures show as the spans arrive. steady's calls go on
 	// while the browser looks.
@@ -639,13 +761,14 @@ func TestBrowser(t *testing.T) {
 		time.Sleep(hold)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// Four minutes: about three on a busy two-core machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", "ui.mjs")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
 		"BASE_URL="+base, "EMPTY_BASE_URL="+emptyBase, "EMPTY_OTLP_GRPC="+empty.Addrs["OTLP gRPC"], "QUIET_BASE_URL="+quietBase, "CART_TRACE_ID="+cartID, "CROWD_BASE_URL="+crowdBase, "CROWD_TRACE_ID="+crowdTraceID, "TRACE_ID="+traceID, "BIG_TRACE_ID="+bigID,
-		"TREE="+string(want), "SW_TRACE_ID="+swTraceID, "LINKED_TRACE_ID="+earlier, "LOST_TRACE_IDS="+strings.Join(lostIDs, ","), "ALLOW_MISSING="+strings.Join(missingAPIs(t, base), ","), "CHROMIUM="+chromium,
+		"TREE="+string(want), "SW_TRACE_ID="+swTraceID, "LINKED_TRACE_ID="+earlier, "LOST_TRACE_IDS="+strings.Join(lostIDs, ","), "SW_INSTANCE="+swInstance, "ALLOW_MISSING="+strings.Join(missingAPIs(t, base), ","), "CHROMIUM="+chromium,
 		// UI_SCREENSHOTS=/some/dir keeps a screenshot of every page, light and dark.
 		"SCREENSHOTS="+os.Getenv("UI_SCREENSHOTS"),
 		// UI_BUDGETS=strict holds the pages to their speed budgets.

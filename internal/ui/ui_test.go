@@ -52,6 +52,29 @@ func TestHandlerServesAssetsAndClientRoutes(t *testing.T) {
 	}
 }
 
+// Every module the app imports is announced in index.html, so the browser
+// fetches them at once instead of one import level at a time; each link
+// names a module the handler serves.
+func TestIndexPreloadsEveryModule(t *testing.T) {
+	h := Handler()
+	body, _ := io.ReadAll(get(t, h, http.MethodGet, "/", nil).Body)
+	for _, m := range []string{"/js/app.js", "/js/dom.js", "/js/pages/services.js", "/js/pages/instance.js"} {
+		if !strings.Contains(string(body), `<link rel="modulepreload" href="`+m+`">`) {
+			t.Errorf("index.html does not preload %s:\n%s", m, body)
+		}
+	}
+	for _, l := range strings.Split(string(body), "\n") {
+		_, href, ok := strings.Cut(l, `rel="modulepreload" href="`)
+		if !ok {
+			continue
+		}
+		href, _, _ = strings.Cut(href, `"`)
+		if resp := get(t, h, http.MethodGet, href, nil); resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/javascript; charset=utf-8" {
+			t.Errorf("preloaded %s: HTTP %d, %s", href, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+}
+
 func TestHandlerMissingAssetIs404(t *testing.T) {
 	h := Handler()
 	for _, p := range []string{"/js/nope.js", "/nope.css", "/static/app.css", "/../../etc/passwd.txt"} {

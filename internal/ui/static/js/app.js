@@ -249,7 +249,15 @@ export async function render(refreshing) {
     }
     // A mark per finished render lets tests and the browser's performance
     // panel measure how long a view takes to appear.
-    if (current === me) performance.mark('skytrail:rendered', {detail: location.pathname});
+    if (current === me) {
+      performance.mark('skytrail:rendered', {detail: location.pathname});
+      // skytrail:painted is when the browser has drawn it: a frame's
+      // callbacks run before its style, layout and paint, and a task queued
+      // from them runs after that frame (the first-draw budget's end).
+      requestAnimationFrame(() => setTimeout(() => {
+        if (current === me) performance.mark('skytrail:painted', {detail: location.pathname});
+      }));
+    }
     // The link or button that led here is gone with the old view: start
     // keyboard focus at the new view, not at the top of the page.
     if (!refreshing && (!document.activeElement || document.activeElement === document.body)) main.focus({preventScroll: true});

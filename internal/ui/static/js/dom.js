@@ -41,6 +41,43 @@ export function s(tag, attrs, ...children) {
   return build(document.createElementNS(SVG_NS, tag), attrs, children);
 }
 
+// afterPaint runs fn in a task after the browser has drawn the next frame:
+// work that must not hold the first draw back.
+export function afterPaint(fn) {
+  requestAnimationFrame(() => setTimeout(fn));
+}
+
+// FIRST_ROWS is how many rows a long table builds before its first frame:
+// more than a tall screen holds.
+export const FIRST_ROWS = 40;
+
+// appendRows appends make(item) for each item to parent: the first
+// FIRST_ROWS at once, the rest after the first frame is painted, a few
+// score a task, so a table of hundreds shows its first screen without
+// building the rest first (and the page stays responsive while it does).
+// It returns a function that stops what is still to come (a redraw
+// replacing the rows). With all (a refresh redrawing a table in place,
+// where a shorter table would move the reader's scroll position) every
+// row is built at once.
+export function appendRows(parent, items, {all = false}, make) {
+  let stopped = false;
+  const add = (from, to) => parent.append(...items.slice(from, to).map(make));
+  if (all) {
+    add(0, items.length);
+    return () => {};
+  }
+  add(0, FIRST_ROWS);
+  const more = (from) => {
+    if (stopped || from >= items.length) return;
+    add(from, from + 80);
+    setTimeout(() => more(from + 80));
+  };
+  // One task later than afterPaint: the app marks the painted frame from
+  // a task queued at the same point (app.js), and the rest comes after it.
+  if (items.length > FIRST_ROWS) afterPaint(() => setTimeout(() => more(FIRST_ROWS)));
+  return () => { stopped = true; };
+}
+
 // replace swaps root's content in one step, so a refresh never flashes empty.
 export function replace(root, ...children) {
   const frag = document.createDocumentFragment();

@@ -1,9 +1,10 @@
 // One instance, as SkyWalking users know it: its calls, errors and latency
 // beside its Go runtime (heap, GC, goroutines, CPU), from what its agent
-// reports into the metric store: skywalking-go's meters
-// (agent_instance_golang_*) and OpenTelemetry's Go runtime instrumentation
-// (go.opentelemetry.io/contrib/instrumentation/runtime, over OTLP metrics:
-// agent_go_*). Each figure reads whichever of the two the instance sends.
+// reports into the metric store: skywalking-go's runtime meters
+// (agent_instance_golang_*, over the SkyWalking meter protocol) or
+// OpenTelemetry's runtime and host instrumentation (over OTLP metrics:
+// agent_go_*, agent_process_*). Each figure reads whichever the instance
+// sends; a figure its agent does not send at all says so.
 import {h, replace, message, loading, fmtNumber, fmtMs, fmtAgo, fmtTime, serviceColor} from '../dom.js';
 import {api, stepFor, chartRange, matrixBy, promRangeLit, promString, perMinute, zeroFill} from '../api.js';
 import {lineChart} from '../charts.js';
@@ -21,20 +22,42 @@ export function fmtBytes(v) {
 }
 
 // RUNTIME names each runtime figure's query over sel (the instance's
-// labels), the OpenTelemetry series first, then skywalking-go's: PromQL's
-// "or" answers whichever the instance sends.
+// labels) for each agent: otel, OpenTelemetry's instrumentation
+// (go.opentelemetry.io/contrib/instrumentation/runtime, and host for the
+// CPU); sw, skywalking-go's runtime meters (plugins/runtimemetrics, the
+// names its agent sends). null where that agent sends nothing to draw it
+// from: the page says so rather than leave the figure out silently.
 export const RUNTIME = [
   {key: 'heap', title: 'Heap in use', fmt: fmtBytes,
-    q: (sel) => `sum(agent_go_memory_used_bytes{${sel},go_memory_type="other"}) or sum(agent_instance_golang_heap_alloc{${sel}})`},
+    // go.memory.used (other): the heap and runtime memory beside stacks.
+    otel: (sel) => `sum(agent_go_memory_used_bytes{${sel},go_memory_type="other"})`,
+    sw: (sel) => `sum(agent_instance_golang_memory_heap_labeled{${sel},type="objects"})`},
   {key: 'goroutines', title: 'Goroutines', fmt: (v) => fmtNumber(v, 0),
-    q: (sel) => `sum(agent_go_goroutine_count{${sel}}) or sum(agent_instance_golang_goroutine_num{${sel}})`},
-  {key: 'gc', title: 'GC pause time (skywalking-go)', fmt: fmtMs,
-    q: (sel) => `sum(agent_instance_golang_gc_pause_time{${sel}})`},
-  {key: 'gcgoal', title: 'GC heap goal (OpenTelemetry)', fmt: fmtBytes,
-    q: (sel) => `sum(agent_go_memory_gc_goal_bytes{${sel}})`},
+    otel: (sel) => `sum(agent_go_goroutine_count{${sel}})`,
+    sw: (sel) => `sum(agent_instance_golang_live_goroutines_num{${sel}})`},
+  {key: 'gc-pause', title: 'GC pause p99', fmt: fmtMs,
+    otel: null,
+    // A histogram of every stop-the-world pause, in nanoseconds.
+    sw: (sel) => `histogram_quantile(0.99, sum by (le) (rate(agent_instance_golang_gc_pauses_bucket{${sel}}[1m]))) / 1e6`},
+  {key: 'gc-goal', title: 'GC heap goal', fmt: fmtBytes,
+    otel: (sel) => `sum(agent_go_memory_gc_goal_bytes{${sel}})`,
+    sw: (sel) => `sum(agent_instance_golang_gc_heap_goal{${sel}})`},
   {key: 'cpu', title: 'CPU', fmt: (v) => fmtNumber(v, 1) + '%',
-    q: (sel) => `sum(agent_instance_golang_cpu_used_rate{${sel}}) or sum(rate(agent_process_cpu_time_seconds_total{${sel}}[1m])) * 100`},
+    // process.cpu.time, from the host instrumentation beside the runtime's.
+    otel: (sel) => `sum(rate(agent_process_cpu_time_seconds_total{${sel}}[1m])) * 100`,
+    sw: null},
 ];
+
+// NOT_SENT says, for each agent, why a figure it does not send is absent.
+const NOT_SENT = {
+  otel: {
+    'gc-pause': 'GC pauses: not sent by the OpenTelemetry Go runtime instrumentation (go.opentelemetry.io/contrib/instrumentation/runtime reports no pause times; only its deprecated metrics, behind OTEL_GO_X_DEPRECATED_RUNTIME_METRICS=true, did, and SkyTrail does not read those).',
+    'cpu': 'CPU: not sent by the OpenTelemetry Go runtime instrumentation; start go.opentelemetry.io/contrib/instrumentation/host beside it (process.cpu.time).',
+  },
+  sw: {
+    'cpu': 'CPU: not sent by skywalking-go (its runtime meters carry memory, GC and goroutines, no CPU time).',
+  },
+};
 
 function stat(label, value, cls) {
   return h('div', {class: ['stat', cls], dataset: {figure: label}}, h('div', {class: 'stat-value'}, value), h('div', {class: 'stat-label'}, label));
@@ -56,12 +79,15 @@ export async function render(ctx) {
   const gr = {start: r.start, end: Math.min(r.end, Date.now())};
   const gstep = Math.max(15000, Math.ceil((gr.end - gr.start) / 120 / 1000) * 1000);
   const q = (m) => `sum(sum_over_time(${perMinute('instance', m)}{${sel}}[${w}]))`;
-  const [reg, calls, errors, p50, p99, ...runtime] = await Promise.all([
+  // Each figure from each agent: both are asked, and the page shows what
+  // answers (an instance sends one of them, rarely both).
+  const asks = RUNTIME.flatMap((x) => ['otel', 'sw'].map((agent) => (x[agent] ? api.promRange(x[agent](sel), gr, gstep, signal).catch(() => []) : [])));
+  const [reg, calls, errors, p50, p99, ...answers] = await Promise.all([
     api.instances(service, r, signal).catch(() => null),
     api.promRange(`${q('calls')} / ${per}`, cr, step, signal),
     api.promRange(`${q('errors')} / ${per}`, cr, step, signal),
     ...[0.5, 0.99].map((p) => api.promRange(`histogram_quantile(${p}, ${q('duration_seconds')}) * 1000`, cr, step, signal)),
-    ...RUNTIME.map((x) => api.promRange(x.q(sel), gr, gstep, signal).catch(() => [])),
+    ...asks,
   ]);
   if (!ctx.current()) return;
   if (calls === null) {
@@ -72,11 +98,19 @@ export async function render(ctx) {
   const pts = (res) => matrixBy(res, '').get('') || [];
   const counts = pts(calls).length ? (res) => zeroFill(pts(res), cr, step) : pts;
   const f = inst && inst.figures;
-  const latest = RUNTIME.map((x, i) => {
-    const p = pts(runtime[i]);
-    return p.length ? p[p.length - 1][1] : null;
+  // runtime[i]: figure i's points from whichever agent sent them.
+  const sent = {otel: false, sw: false};
+  const runtime = RUNTIME.map((x, i) => {
+    const otel = pts(answers[2 * i]), sw = pts(answers[2 * i + 1]);
+    if (otel.length) sent.otel = true;
+    if (sw.length) sent.sw = true;
+    return otel.length ? otel : sw;
   });
-  const sending = latest.some((v) => v !== null);
+  const latest = runtime.map((p) => (p.length ? p[p.length - 1][1] : null));
+  const sending = sent.otel || sent.sw;
+  // The figures this instance's agent does not send, and why.
+  const notSent = RUNTIME.filter((x, i) => latest[i] === null).flatMap((x) =>
+    ['otel', 'sw'].filter((agent) => sent[agent] && NOT_SENT[agent][x.key]).map((agent) => ({key: x.key, agent, why: NOT_SENT[agent][x.key]})));
   replace(root, head,
     h('p', {class: 'muted instance-facts'}, inst ? [inst.alive ? 'alive' : 'not seen lately', ' · last seen ',
       h('time', {datetime: inst.lastSeen, title: fmtTime(inst.lastSeen)}, fmtAgo(inst.lastSeen)), inst.protocol ? ' · ' + inst.protocol : '',
@@ -85,7 +119,7 @@ export async function render(ctx) {
       stat('calls/min', f ? fmtNumber(f.callsPerMinute) : '–'),
       stat('errors', f ? fmtNumber(f.errors) : '–', f && f.errors ? 'bad' : ''),
       stat('p99 latency', f ? fmtMs(f.p99Ms) : '–'),
-      RUNTIME.map((x, i) => (latest[i] === null ? null : stat(x.key === 'heap' ? 'heap' : x.key === 'goroutines' ? 'goroutines' : x.title, x.fmt(latest[i]))))),
+      RUNTIME.map((x, i) => (latest[i] === null ? null : stat(x.key, x.fmt(latest[i]))))),
     h('h2', {}, 'Requests'),
     h('div', {class: 'charts'},
       lineChart({title: 'Calls and errors per minute', r: cr, step, fmt: (v) => fmtNumber(v), series: [
@@ -97,5 +131,6 @@ export async function render(ctx) {
     h('h2', {}, 'Go runtime'),
     sending ? null : message('info', 'This instance reports no runtime metrics. skywalking-go sends them by itself; with OpenTelemetry, start go.opentelemetry.io/contrib/instrumentation/runtime with an OTLP metric exporter pointed at SkyTrail (see docs/metrics.md).'),
     h('div', {class: 'charts runtime'}, RUNTIME.map((x, i) => (latest[i] === null ? null : lineChart({title: x.title, r: gr, step: gstep, fmt: x.fmt,
-      series: [{name: x.key, color: serviceColor(service), points: pts(runtime[i])}]})))));
+      series: [{name: x.key, color: serviceColor(service), points: runtime[i]}]})))),
+    notSent.length ? h('ul', {class: 'muted small not-sent'}, notSent.map((n) => h('li', {dataset: {figure: n.key, agent: n.agent}}, n.why))) : null);
 }

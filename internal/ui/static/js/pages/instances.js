@@ -1,6 +1,6 @@
 // Instances: the registry with liveness, last seen, properties and
 // duplicate flags, for every service or one.
-import {h, replace, message, loading, fmtAgo, fmtTime, fmtNumber, fmtMs, serviceColor} from '../dom.js';
+import {h, replace, message, loading, fmtAgo, fmtTime, fmtNumber, fmtMs, serviceColor, appendRows} from '../dom.js';
 import {api} from '../api.js';
 import {emptyState} from '../common.js';
 
@@ -18,26 +18,44 @@ function properties(inst) {
     h('dl', {class: 'kv'}, props.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])));
 }
 
+// PAGE is how many instances the table draws before "Show all": a server
+// with hundreds still shows its first screen at once.
+const PAGE = 200;
+
 // instanceRows renders instances as a table; withService adds a service column.
 export function instanceRows(ctx, list, withService) {
   const sorted = [...list].sort((a, b) => (b.alive - a.alive) || (a.service || '').localeCompare(b.service || '') || a.name.localeCompare(b.name));
+  const tbody = h('tbody');
+  const more = h('p', {class: 'more-rows'});
+  let drawn = 0;
+  const draw = (n) => {
+    appendRows(tbody, sorted.slice(drawn, n), {all: ctx.refreshing}, (inst) => instanceRow(ctx, inst, withService));
+    drawn = Math.min(n, sorted.length);
+    replace(more, sorted.length > n ? [`${n} of ${sorted.length} instances shown. `,
+      h('button', {type: 'button', class: 'small', onclick: () => draw(sorted.length)}, `Show all ${sorted.length}`)] : null);
+  };
+  draw(PAGE);
   return h('div', {class: 'table-wrap'}, h('table', {class: 'grid instances'},
     h('thead', {}, h('tr', {},
       withService ? h('th', {}, 'Service') : null,
       h('th', {}, 'Instance'), h('th', {}, 'Status'), h('th', {}, 'Last seen'), h('th', {}, 'Protocol'),
       h('th', {}, 'Host / PID'), h('th', {class: 'num'}, 'Calls/min'), h('th', {class: 'num'}, 'p99'), h('th', {}, 'Flags'), h('th', {}, 'Properties'))),
-    h('tbody', {}, sorted.map((inst) => h('tr', {class: !inst.alive && 'dead'},
-      withService ? h('td', {}, h('span', {class: 'dot', style: {background: serviceColor(inst.service)}}),
-        h('a', {href: ctx.link('/services/' + encodeURIComponent(inst.service))}, inst.service)) : null,
-      h('td', {class: 'mono'}, h('a', {href: ctx.link(`/instances/${encodeURIComponent(inst.service)}/${encodeURIComponent(inst.name)}`)}, inst.name)),
-      h('td', {}, h('span', {class: ['status', inst.alive ? 'alive' : 'gone']}, inst.alive ? 'alive' : 'not seen')),
-      h('td', {title: inst.lastSeen ? fmtTime(inst.lastSeen) : ''}, inst.lastSeen && !inst.lastSeen.startsWith('0001') ? fmtAgo(inst.lastSeen) : '–'),
-      h('td', {}, [inst.protocol, inst.layer].filter(Boolean).join(' · ') || '–'),
-      h('td', {class: 'mono'}, [inst.host, inst.pid].filter(Boolean).join(' / ') || '–'),
-      h('td', {class: 'num'}, inst.figures ? fmtNumber(inst.figures.callsPerMinute) : '–'),
-      h('td', {class: 'num'}, inst.figures ? fmtMs(inst.figures.p99Ms) : '–'),
-      h('td', {}, flags(inst)),
-      h('td', {}, properties(inst)))))));
+    tbody), more);
+}
+
+function instanceRow(ctx, inst, withService) {
+  return h('tr', {class: !inst.alive && 'dead'},
+    withService ? h('td', {}, h('span', {class: 'dot', style: {background: serviceColor(inst.service)}}),
+      h('a', {href: ctx.link('/services/' + encodeURIComponent(inst.service))}, inst.service)) : null,
+    h('td', {class: 'mono'}, h('a', {href: ctx.link(`/instances/${encodeURIComponent(inst.service)}/${encodeURIComponent(inst.name)}`)}, inst.name)),
+    h('td', {}, h('span', {class: ['status', inst.alive ? 'alive' : 'gone']}, inst.alive ? 'alive' : 'not seen')),
+    h('td', {title: inst.lastSeen ? fmtTime(inst.lastSeen) : ''}, inst.lastSeen && !inst.lastSeen.startsWith('0001') ? fmtAgo(inst.lastSeen) : '–'),
+    h('td', {}, [inst.protocol, inst.layer].filter(Boolean).join(' · ') || '–'),
+    h('td', {class: 'mono'}, [inst.host, inst.pid].filter(Boolean).join(' / ') || '–'),
+    h('td', {class: 'num'}, inst.figures ? fmtNumber(inst.figures.callsPerMinute) : '–'),
+    h('td', {class: 'num'}, inst.figures ? fmtMs(inst.figures.p99Ms) : '–'),
+    h('td', {}, flags(inst)),
+    h('td', {}, properties(inst)));
 }
 
 // pool runs fn over items with at most n at once.
@@ -58,13 +76,14 @@ export async function render(ctx) {
   ctx.title('Instances');
   const only = params.get('service') || '';
   if (!ctx.refreshing) replace(root, h('h1', {}, 'Instances'), loading());
-  const {services} = await api.services(r, signal);
+  // The service list (for the picker) and every instance, side by side.
+  const [{services}, allAnswer] = await Promise.all([api.services(r, signal), only ? null : api.allInstances(r, signal)]);
   if (services.length === 0) {
     replace(root, h('h1', {}, 'Instances'), emptyState());
     return;
   }
   // One answer for all services; a server without it is asked service by service.
-  let answers = only ? null : [await api.allInstances(r, signal)];
+  let answers = only ? null : [allAnswer];
   if (!answers || answers[0] === null) {
     const names = only ? [only] : services.map((x) => x.name);
     answers = await pool(names, 6, (name) => api.instances(name, r, signal));

@@ -1,6 +1,6 @@
 // Services: every service with calls/min, success rate, p99 and Apdex,
 // sparklines over the shared range, sortable.
-import {h, replace, loading, fmtNumber, fmtPercent, fmtMs, sortHeader, serviceColor} from '../dom.js';
+import {h, replace, loading, fmtNumber, fmtPercent, fmtMs, sortHeader, serviceColor, appendRows, afterPaint} from '../dom.js';
 import {firingByService, alertBadge} from './alerts.js';
 import {api, stepFor, chartRange, matrixBy, promRangeLit, perMinute, zeroFill} from '../api.js';
 import {sparkline} from '../charts.js';
@@ -99,17 +99,23 @@ export async function render(ctx) {
     if (!showAll && total > PAGE) shown.length = PAGE;
     replace(more, total > shown.length ? [`${shown.length} of ${total} services shown. `,
       h('button', {type: 'button', class: 'small', onclick: () => { showAll = true; draw(); }}, `Show all ${total}`)] : null);
-    replace(tbody, shown.map((x) => h('tr', {dataset: {service: x.name}},
+    stopRows();
+    tbody.replaceChildren();
+    // A refresh draws every row at once: the reader's scroll position stays.
+    stopRows = appendRows(tbody, shown, {all: ctx.refreshing}, (x) => h('tr', {dataset: {service: x.name}},
       h('td', {}, h('span', {class: 'dot', style: {background: serviceColor(x.name)}}),
         h('a', {href: ctx.link('/services/' + encodeURIComponent(x.name))}, x.name), alertBadge(ctx, firing, x.name)),
-      h('td', {class: 'num'}, h('span', {class: 'figure', title: rateTitle(x.f)}, fmtNumber(x.cpm)),
-        sparkline(sparks.cpm.has(x.name) ? zeroFill(sparks.cpm.get(x.name), cr, step) : null, cr, {label: 'calls per minute', step})),
-      h('td', {class: ['num', x.success !== null && x.success < 0.99 && 'bad']}, h('span', {class: 'figure'}, fmtPercent(x.success)),
-        sparkline(sparks.success.get(x.name), cr, {color: 'var(--ok)', label: 'success rate', step})),
-      h('td', {class: 'num'}, h('span', {class: 'figure'}, fmtMs(x.p99)), sparkline(sparks.p99.get(x.name), cr, {color: 'var(--warn)', label: 'p99 latency', step})),
-      h('td', {class: 'num'}, x.apdex === null ? '–' : h('span', {class: ['apdex', apdexClass(x.apdex)]}, x.apdex.toFixed(2))))));
+      h('td', {class: 'num'}, h('span', {class: 'figure', title: rateTitle(x.f)}, fmtNumber(x.cpm)), spark(x.name, 0)),
+      h('td', {class: ['num', x.success !== null && x.success < 0.99 && 'bad']}, h('span', {class: 'figure'}, fmtPercent(x.success)), spark(x.name, 1)),
+      h('td', {class: 'num'}, h('span', {class: 'figure'}, fmtMs(x.p99)), spark(x.name, 2)),
+      h('td', {class: 'num'}, x.apdex === null ? '–' : h('span', {class: ['apdex', apdexClass(x.apdex)]}, x.apdex.toFixed(2)))));
     if (shown.length === 0) tbody.append(h('tr', {}, h('td', {colspan: COLUMNS.length, class: 'muted'}, 'No service matches the filter.')));
   };
+  // spark draws a row's sparkline in column i (calls, success, p99).
+  const spark = (name, i) => (i === 0 ? sparkline(sparks.cpm.has(name) ? zeroFill(sparks.cpm.get(name), cr, step) : null, cr, {label: 'calls per minute', step})
+    : i === 1 ? sparkline(sparks.success.get(name), cr, {color: 'var(--ok)', label: 'success rate', step})
+      : sparkline(sparks.p99.get(name), cr, {color: 'var(--warn)', label: 'p99 latency', step}));
+  let stopRows = () => {};
   function onSort(key) {
     if (state.key === key) state.dir = state.dir === 'asc' ? 'desc' : 'asc';
     else {
@@ -129,12 +135,18 @@ export async function render(ctx) {
     h('div', {class: 'page-head'}, h('h1', {}, 'Services'), h('span', {class: 'muted'}, `${list.length} service${list.length === 1 ? '' : 's'}`), filter),
     h('div', {class: 'table-wrap'}, table), more);
   if (!ctx.refreshing) {
-    sparksP.then((got) => {
+    // The sparklines replace their placeholders in the rows drawn (rows
+    // still to come draw them themselves), after the figures are painted.
+    sparksP.then((got) => afterPaint(() => {
       if (!ctx.current()) return;
       sparks = got;
-      draw();
+      for (const tr of tbody.rows) {
+        const name = tr.dataset.service;
+        if (name === undefined) continue;
+        tr.querySelectorAll('svg.spark').forEach((old, i) => old.replaceWith(spark(name, i)));
+      }
       table.dataset.sparklines = 'drawn';
-    }).catch(() => { /* aborted by the next view */ });
+    })).catch(() => { /* aborted by the next view */ });
   } else {
     table.dataset.sparklines = 'drawn';
   }
