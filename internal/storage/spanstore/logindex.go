@@ -24,43 +24,50 @@ import (
 // filter: p99 99.6 ms at 5M lines).
 //
 // Its rows live in their own tenant: one row a trace key and minute,
-// written once (logIndexFilter remembers the pairs written), timestamp the
-// minute's start, stream field bucket (see logIndexBucket), field
-// trace_key (see logTraceKey). No service: a trace's five lines usually
-// come from three or four services, so a row a (trace, service, minute)
-// would be nearly a row a line, while a minute of every service is a small
-// search.
+// written once (logIndexFilter remembers the rows written), stream field
+// bucket (the trace key's first hex digit), and the rest of the key in the
+// row's timestamp, not in a field: the timestamp is the last 2^20 ns of
+// the line's day plus the key in nanoseconds. The row's one field, minute,
+// is the line's minute of that day.
 //
-// A row costs what its key costs: the timestamps of a block repeat
-// (minutes), the bucket is the stream, and trace_key takes its bytes and
-// a bloom-filter entry. So the key is short, and a lookup may find the
-// minutes of another trace with the same key too: those are searched for
-// the whole trace ID and give nothing.
+// Why the key is a time: a row must cost well under a byte a line (the
+// lines take 39.5 B, the target is 40). A key in a field costs its bytes
+// and as many again in the block's bloom filter (4.25 B a row for 16 bits,
+// measured at 100k lines: 0.85 B a line); as a time it costs the
+// compressed gap between sorted timestamps, and no bloom filter, and a
+// lookup is a time range, which logstorage answers from block headers. The
+// day's end rather than its start: logstorage refuses a row older than
+// the retention to the nanosecond, and a day's end is never older than the
+// lines of the day; nor is it beyond the day logstorage accepts the lines
+// in. No service either: a trace's five lines usually come from three or
+// four services, so a row a (trace, service, minute) would be nearly a row
+// a line, while a minute of every service is a small search.
+//
+// The key is 24 bits of the trace ID: other traces sharing it add minutes
+// to a lookup (at 2M traces a day, one lookup in eight), whose lines are
+// then searched for the whole trace ID and not returned.
 var tenantLogIndex = logstorage.TenantID{AccountID: 0, ProjectID: 3}
 
-const fieldTraceKey = "trace_key"
+const fieldMinute = "minute"
 
 var logIndexStreamFields = []string{fieldIndexBucket}
 
-// logTraceKey is what the log index keeps of a trace ID: its last bytes
-// (random in every trace-ID form stored, see traceIDSuffix), split into a
-// bucket (the row's log stream: a lookup reads a 16th of the index) and
-// the key stored in the row.
-func logTraceKey(id *pcommon.TraceID) (bucket byte, key uint32) {
-	v := binary.BigEndian.Uint32(id[12:])
-	return byte(v >> 28), v & logTraceKeyMask
-}
+// logKeyBits is how many bits of the key a row's timestamp holds.
+const logKeyBits = 20
 
-// logTraceKeyMask keeps the key's low 16 bits: logstorage stores a column
-// whose values all fit 16 bits in 2 bytes a row. With the bucket, 20 bits
-// of the ID: at 2M traces in the store a lookup finds about 2 other traces'
-// minutes besides its own.
-const logTraceKeyMask = 1<<16 - 1
+// logTraceKey is what the log index keeps of a trace ID: 24 of its last
+// bits (random in every trace-ID form stored, see traceIDSuffix), split
+// into a bucket (the row's log stream: a lookup reads a 16th of the index)
+// and the key within it.
+func logTraceKey(id *pcommon.TraceID) (bucket byte, key int64) {
+	v := binary.BigEndian.Uint32(id[12:])
+	return byte(v>>28) & 0xf, int64(v>>8) & (1<<logKeyBits - 1)
+}
 
 // logIndexEntry is one index row: a trace key in a minute (Unix minutes).
 type logIndexEntry struct {
 	bucket byte
-	key    uint32
+	key    int64
 	minute int64
 }
 
@@ -71,6 +78,19 @@ func (e logIndexEntry) packed() uint64 {
 func logIndexEntryOf(id *pcommon.TraceID, ts int64) logIndexEntry {
 	b, k := logTraceKey(id)
 	return logIndexEntry{bucket: b, key: k, minute: ts / int64(time.Minute)}
+}
+
+const minutesPerDay = 24 * 60
+
+// timestamp is the row's timestamp: in the last 2^logKeyBits ns of its
+// day, the key's.
+func (e logIndexEntry) timestamp() int64 {
+	return logKeyTime(e.minute/minutesPerDay*nsecsPerDay, e.key)
+}
+
+// logKeyTime is the time of key's rows in the day starting at day.
+func logKeyTime(day, key int64) int64 {
+	return day + nsecsPerDay - 1<<logKeyBits + key
 }
 
 // logIndexFilter remembers the index rows written, in two generations of
@@ -117,12 +137,11 @@ func (s *Store) addLogIndexRows(idx *logstorage.LogRows, entries []logIndexEntry
 			continue
 		}
 		added = append(added, p)
-		e.buf = strconv.AppendUint(e.buf[:0], uint64(ent.key), 10)
-		bucket := hexDigits[ent.bucket : ent.bucket+1]
+		e.buf = strconv.AppendInt(e.buf[:0], ent.minute%minutesPerDay, 10)
 		fields := append(e.fields[:0],
-			logstorage.Field{Name: fieldIndexBucket, Value: bucket},
-			logstorage.Field{Name: fieldTraceKey, Value: unsafeString(e.buf)})
-		idx.MustAdd(tenantLogIndex, ent.minute*int64(time.Minute), fields, -1)
+			logstorage.Field{Name: fieldIndexBucket, Value: hexDigits[ent.bucket : ent.bucket+1]},
+			logstorage.Field{Name: fieldMinute, Value: unsafeString(e.buf)})
+		idx.MustAdd(tenantLogIndex, ent.timestamp(), fields, -1)
 		e.fields = fields
 		if s.remote == nil {
 			s.logIndex.add(p)
@@ -137,25 +156,43 @@ const hexDigits = "0123456789abcdef"
 // nanoseconds) of every minute in which one of them, or a trace sharing its
 // key, wrote lines, in ascending order.
 func (s *Store) logMinutes(ctx context.Context, ids []pcommon.TraceID) ([]int64, error) {
-	byBucket := map[byte][]string{}
+	lo, hi := s.heldRangeInclusive()
+	byBucket := map[byte][]int64{}
 	for i := range ids {
 		b, k := logTraceKey(&ids[i])
-		v := strconv.FormatUint(uint64(k), 10)
-		if !slices.Contains(byBucket[b], v) {
-			byBucket[b] = append(byBucket[b], v)
+		if !slices.Contains(byBucket[b], k) {
+			byBucket[b] = append(byBucket[b], k)
 		}
 	}
 	var minutes []int64
 	var ts []int64
 	for b, keys := range byBucket {
-		q, err := parse(fmt.Sprintf("_stream:{%s=%s} %s", fieldIndexBucket, quote(hexDigits[b:b+1]), anyOf(fieldTraceKey, keys)))
+		// The key's time in every day the store holds.
+		var slots []string
+		for day := lo / nsecsPerDay * nsecsPerDay; day <= hi; day += nsecsPerDay {
+			for _, k := range keys {
+				t := rfc3339(logKeyTime(day, k))
+				slots = append(slots, fmt.Sprintf("_time:[%s, %s]", t, t))
+			}
+		}
+		q, err := parse(fmt.Sprintf("_stream:{%s=%s} (%s)", fieldIndexBucket, quote(hexDigits[b:b+1]), strings.Join(slots, " or ")))
 		if err != nil {
 			return nil, err
 		}
-		q.AddTimeFilter(s.heldRangeInclusive())
+		q.AddTimeFilter(lo, hi)
 		err = s.run(ctx, tenantLogIndex, q, func(db *logstorage.DataBlock) {
 			ts, _ = db.GetTimestamps(ts[:0])
-			minutes = append(minutes, ts...)
+			col := db.GetColumnByName(fieldMinute)
+			if col == nil {
+				return
+			}
+			for i, v := range col.Values {
+				m, err := strconv.ParseInt(v, 10, 64)
+				if err != nil || i >= len(ts) {
+					continue
+				}
+				minutes = append(minutes, ts[i]/nsecsPerDay*nsecsPerDay+m*int64(time.Minute))
+			}
 		})
 		if err != nil {
 			return nil, fmt.Errorf("look up trace IDs in the log index: %w", err)
@@ -164,6 +201,8 @@ func (s *Store) logMinutes(ctx context.Context, ids []pcommon.TraceID) ([]int64,
 	slices.Sort(minutes)
 	return slices.Compact(minutes), nil
 }
+
+func rfc3339(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
 
 // minuteRanges joins adjacent minutes into [start, end) ranges.
 func minuteRanges(minutes []int64) [][2]int64 {
