@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
@@ -26,6 +27,7 @@ type LogReader interface {
 	Logs(ctx context.Context, q spanstore.LogQuery) ([]spanstore.LogEntry, error)
 	TraceLogs(ctx context.Context, ids []pcommon.TraceID, limit int) ([]spanstore.LogEntry, error)
 	LogsQL(ctx context.Context, q spanstore.LogsQLQuery, emit func(row []spanstore.LogsQLField)) error
+	RunLogsQL(ctx context.Context, q *logstorage.Query, start, end time.Time, fn func(db *logstorage.DataBlock)) error
 }
 
 // logsQLTimeout bounds one LogsQL query: a query may sort or count a
@@ -38,6 +40,7 @@ func (a *API) logRoutes(mux *http.ServeMux) {
 	// VictoriaLogs' query API, where Grafana's VictoriaLogs data source and
 	// vlogscli look for it; GET and POST (form) as VictoriaLogs takes them.
 	mux.HandleFunc("/select/logsql/query", a.logsQL)
+	a.logsQLStatsRoutes(mux)
 }
 
 // logsPage is /api/v1/logs' answer.

@@ -96,6 +96,9 @@ func (s *Store) ConsumeLogs(ctx context.Context, ld pipeline.Logs) error {
 	defer s.encoders.Put(e)
 	lr := logstorage.GetLogRows([]string{fieldService}, nil, nil, nil, "")
 	defer logstorage.PutLogRows(lr)
+	idx := logstorage.GetLogRows(logIndexStreamFields, nil, nil, nil, "")
+	defer logstorage.PutLogRows(idx)
+	var entries []logIndexEntry
 
 	now := time.Now()
 	e.now = now
@@ -119,14 +122,25 @@ func (s *Store) ConsumeLogs(ctx context.Context, ld pipeline.Logs) error {
 					original, ts = ts, now.UnixNano()
 				}
 				lr.MustAdd(tenantLogs, ts, e.encodeLog(rec, ts, original), -1)
+				if id := rec.TraceID(); !id.IsEmpty() {
+					entries = append(entries, logIndexEntryOf(&id, ts))
+				}
 			}
 		}
 	}
+	// As for spans: column names on disk first, then the index rows, so
+	// that a failed batch leaves no index entry remembered.
 	if err := e.admitted.sync(s.columns); err != nil {
 		return fmt.Errorf("store log records: %w", err)
 	}
-	if err := s.addRows(ctx, lr); err != nil {
+	added := s.addLogIndexRows(idx, entries, e)
+	if err := s.addRows(ctx, lr, idx); err != nil {
 		return fmt.Errorf("store log records: %w", err)
+	}
+	if s.remote != nil {
+		for _, p := range added {
+			s.logIndex.add(p)
+		}
 	}
 	return nil
 }
@@ -373,37 +387,40 @@ func (s *Store) Logs(ctx context.Context, lq LogQuery) ([]LogEntry, error) {
 }
 
 // TraceLogs returns the log records of a trace, oldest first: those stored
-// under any of ids, searched in the trace's time window (from the trace-ID
-// index, widened by traceLogsMargin) when its spans are stored, else over
-// everything the store holds.
+// under any of ids, searched in the minutes the log index gives for them
+// (and, for lines stored before the index began, over that whole time).
 func (s *Store) TraceLogs(ctx context.Context, ids []pcommon.TraceID, limit int) ([]LogEntry, error) {
-	windows, err := s.traceWindows(ctx, ids)
+	if limit <= 0 || limit > MaxLogLimit {
+		limit = 100
+	}
+	minutes, err := s.logMinutes(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read the logs of a trace: %w", err)
 	}
-	lq := LogQuery{TraceIDs: ids, Limit: limit, Ascending: true}
-	lo, hi := s.heldRange(time.Now())
-	lq.Start, lq.End = time.Unix(0, lo), time.Unix(0, hi-1)
-	if len(windows) > 0 {
-		first := true
-		for _, w := range windows {
-			if first || w.start < lq.Start.UnixNano() {
-				lq.Start = time.Unix(0, w.start)
-			}
-			if first || w.end > lq.End.UnixNano() {
-				lq.End = time.Unix(0, w.end)
-			}
-			first = false
+	ranges := minuteRanges(minutes)
+	if len(ranges) == 0 {
+		if lo, hi, ok := s.unindexedRange(); ok {
+			ranges = append(ranges, [2]int64{lo, hi + 1})
 		}
-		lq.Start, lq.End = lq.Start.Add(-traceLogsMargin), lq.End.Add(traceLogsMargin)
 	}
-	return s.Logs(ctx, lq)
+	var out []LogEntry
+	for _, r := range ranges {
+		lq := LogQuery{TraceIDs: ids, Limit: limit, Ascending: true, Start: time.Unix(0, r[0]), End: time.Unix(0, r[1]-1)}
+		got, err := s.Logs(ctx, lq)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+		if len(out) >= limit {
+			// Ranges are in time order: the first limit lines are found.
+			break
+		}
+	}
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
 }
-
-// traceLogsMargin is how far before its first span and after its last a
-// trace's log lines are looked for: loggers stamp lines on their own clock,
-// shippers sometimes with the time they read the line.
-const traceLogsMargin = 5 * time.Minute
 
 // logEntry reads one row of a result block.
 func logEntry(cols []logstorage.BlockColumn, row int, ts int64) LogEntry {

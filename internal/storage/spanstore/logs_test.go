@@ -154,3 +154,51 @@ func TestLogsPagesAndLogsQL(t *testing.T) {
 		t.Errorf("a broken query: %v, want ErrBadQuery", err)
 	}
 }
+
+// TestTraceLogsIndexAtTheRetentionsEdge: a line stamped near the oldest
+// time the store keeps, and one a day ahead, are found by their trace
+// after a restart (the log index on disk, not in memory): their index rows
+// are stamped inside the days logstorage accepts (the end of the line's
+// day, never older than the line), and a row refused there would leave
+// the line unfindable by trace.
+func TestTraceLogsIndexAtTheRetentionsEdge(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := Open(Config{Dir: dir, Retention: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	old := pcommon.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	ahead := pcommon.TraceID{16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1}
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "edge")
+	recs := rl.ScopeLogs().AppendEmpty().LogRecords()
+	for _, l := range []struct {
+		id pcommon.TraceID
+		at time.Time
+	}{{old, now.Add(-22 * time.Hour)}, {ahead, now.Add(22 * time.Hour)}} {
+		rec := recs.AppendEmpty()
+		rec.SetTraceID(l.id)
+		rec.SetTimestamp(pcommon.NewTimestampFromTime(l.at))
+		rec.Body().SetStr("line of " + l.id.String())
+	}
+	if err := s.ConsumeLogs(t.Context(), pipeline.LogsOf(ld)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(Config{Dir: dir, Retention: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	for _, id := range []pcommon.TraceID{old, ahead} {
+		got, err := s.TraceLogs(t.Context(), []pcommon.TraceID{id}, 10)
+		if err != nil || len(got) != 1 || got[0].Body != "line of "+id.String() {
+			t.Errorf("TraceLogs(%s) after a restart = %+v, %v; want its one line", id, got, err)
+		}
+	}
+}

@@ -83,3 +83,29 @@ func (s *Store) LogsQL(ctx context.Context, lq LogsQLQuery, emit func(row []Logs
 		}
 	})
 }
+
+// ParseLogsQL parses a LogsQL query evaluated at time at (what relative
+// time filters such as _time:5m count back from); one that does not parse
+// is ErrBadQuery.
+func ParseLogsQL(query string, at time.Time) (*logstorage.Query, error) {
+	q, err := logstorage.ParseQueryAtTimestamp(query, at.UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("%w: LogsQL: %v", ErrBadQuery, err)
+	}
+	return q, nil
+}
+
+// RunLogsQL runs q (from ParseLogsQL, with whatever pipes the caller
+// added) over the log records, and only them, in [start, end] inclusive,
+// narrowed to what the store holds, handing each result block to fn, one
+// at a time; a block is valid during the call only. Unlike LogsQL it adds
+// no sort and no limit: for queries whose pipes bound their results
+// (stats, field names, hits over time).
+func (s *Store) RunLogsQL(ctx context.Context, q *logstorage.Query, start, end time.Time, fn func(db *logstorage.DataBlock)) error {
+	lo, hi, ok := s.heldPart(start, end.Add(1))
+	if !ok {
+		return nil
+	}
+	q.AddTimeFilter(lo, hi-1)
+	return s.run(ctx, tenantLogs, q, fn)
+}

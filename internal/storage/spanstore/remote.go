@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -83,14 +86,23 @@ func OpenRemote(cfg RemoteConfig) (*Store, error) {
 			return nil, fmt.Errorf("open remote span store: %w", err)
 		}
 	}
+	// A node whose directory is new is taken to write to a new store (one
+	// joining a cluster that older builds wrote to should be given their
+	// directory, or the file, see logIndexSinceFile).
+	_, err = os.Stat(filepath.Join(cfg.Dir, columnsDir))
+	logIndexSince, err := openLogIndexSince(cfg.Dir, errors.Is(err, fs.ErrNotExist), time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("open remote span store: %w", err)
+	}
 	columns, err := openColumnBudget(cfg.Dir, max(cfg.Retention, 24*time.Hour), time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("open remote span store: %w", err)
 	}
 	s := &Store{
-		remote:    r,
-		retention: max(cfg.Retention, 24*time.Hour),
-		columns:   columns,
+		remote:        r,
+		logIndexSince: logIndexSince,
+		retention:     max(cfg.Retention, 24*time.Hour),
+		columns:       columns,
 		// Nothing of the spans is on this node's disk; the guard never refuses.
 		disk:         diskspace.NewGuard("spans", cfg.Dir, 0, cfg.Logger, nil),
 		writeSeconds: newWriteSeconds(),

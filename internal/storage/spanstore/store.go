@@ -4,10 +4,14 @@ package spanstore
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/bits"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -70,8 +74,11 @@ type Store struct {
 	remote    *remote             // nil when embedded
 	retention time.Duration
 	index     traceIndexFilter
-	columns   *columnBudget
-	disk      *diskspace.Guard
+	logIndex  logIndexFilter
+	// logIndexSince: when the log index began (openLogIndexSince).
+	logIndexSince int64
+	columns       *columnBudget
+	disk          *diskspace.Guard
 
 	encoders sync.Pool
 
@@ -107,7 +114,13 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.Retention <= 0 {
 		cfg.Retention = 7 * 24 * time.Hour
 	}
+	_, err := os.Stat(filepath.Join(cfg.Dir, formatFile))
+	fresh := errors.Is(err, fs.ErrNotExist)
 	if err := checkFormat(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("open span store: %w", err)
+	}
+	logIndexSince, err := openLogIndexSince(cfg.Dir, fresh, time.Now())
+	if err != nil {
 		return nil, fmt.Errorf("open span store: %w", err)
 	}
 	if !flag.Parsed() {
@@ -129,10 +142,11 @@ func Open(cfg Config) (*Store, error) {
 			// 2 s old); the engine's own view agrees with it.
 			MinFreeDiskSpaceBytes: cfg.MinFreeDiskBytes,
 		}),
-		retention:    max(cfg.Retention, 24*time.Hour),
-		columns:      columns,
-		disk:         diskspace.NewGuard("spans", cfg.Dir, cfg.MinFreeDiskBytes, cfg.Logger, cfg.Registerer),
-		writeSeconds: newWriteSeconds(),
+		retention:     max(cfg.Retention, 24*time.Hour),
+		columns:       columns,
+		logIndexSince: logIndexSince,
+		disk:          diskspace.NewGuard("spans", cfg.Dir, cfg.MinFreeDiskBytes, cfg.Logger, cfg.Registerer),
+		writeSeconds:  newWriteSeconds(),
 	}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(s.writeSeconds)

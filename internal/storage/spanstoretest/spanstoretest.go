@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/skytrail/skytrail/internal/pipeline"
@@ -27,7 +28,9 @@ import (
 // side's Reader, and Flush, which makes what was written searchable.
 type Store interface {
 	pipeline.TracesConsumer
+	pipeline.LogsConsumer
 	spanstore.Reader
+	TraceLogs(ctx context.Context, ids []pcommon.TraceID, limit int) ([]spanstore.LogEntry, error)
 	Flush()
 }
 
@@ -216,6 +219,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("TraceLogs", func(t *testing.T) { traceLogs(t, s, now) })
+
 	t.Run("CancelledContext", func(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
@@ -226,6 +231,83 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 			t.Error("GetTrace with a cancelled context succeeded")
 		}
 	})
+}
+
+// traceLogs checks that the lines of a trace are found through the log
+// index, whatever their time: a trace without spans, lines hours from the
+// trace's spans, lines of one trace and minute written in two batches
+// (the second finds its index row written), and a trace whose ID shares
+// the index's key with another (the lookup matches the whole ID).
+func traceLogs(t *testing.T, s Store, now time.Time) {
+	ctx := t.Context()
+	// orphan has lines but no spans; twin shares checkout's last 8 bytes.
+	orphan := pcommon.TraceID{0x7e, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2a, 0x2b, 0x2c, 0x2d, 0x2e, 0x2f}
+	twin := checkoutID
+	twin[0], twin[1] = 0x11, 0x22
+	type line struct {
+		service string
+		trace   pcommon.TraceID
+		at      time.Time
+		msg     string
+	}
+	batch := func(lines ...line) pipeline.Logs {
+		ld := plog.NewLogs()
+		for _, l := range lines {
+			rl := ld.ResourceLogs().AppendEmpty()
+			rl.Resource().Attributes().PutStr("service.name", l.service)
+			rec := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+			rec.SetTimestamp(pcommon.NewTimestampFromTime(l.at))
+			rec.Body().SetStr(l.msg)
+			rec.SetTraceID(l.trace)
+		}
+		return pipeline.LogsOf(ld)
+	}
+	first := []line{
+		{"frontend", checkoutID, now.Add(-4 * time.Minute), "checkout started"},
+		{"payment", checkoutID, now.Add(-4*time.Minute + 20*time.Millisecond), "card declined"},
+		// A shipper's clock two hours behind: far outside the spans' window.
+		{"payment", checkoutID, now.Add(-2*time.Hour - 4*time.Minute), "retry scheduled"},
+		{"cron", orphan, now.Add(-30 * time.Minute), "nightly job"},
+		{"frontend", twin, now.Add(-50 * time.Minute), "another trace, same key"},
+		{"frontend", pcommon.TraceID{}, now.Add(-4 * time.Minute), "no trace"},
+	}
+	second := []line{{"payment", checkoutID, now.Add(-4*time.Minute + 30*time.Millisecond), "refund issued"}}
+	for _, b := range []pipeline.Logs{batch(first...), batch(second...)} {
+		if err := s.ConsumeLogs(ctx, b); err != nil {
+			t.Fatalf("ConsumeLogs: %v", err)
+		}
+	}
+	s.Flush()
+	cases := []struct {
+		name  string
+		trace pcommon.TraceID
+		want  []string
+	}{
+		{"trace with spans", checkoutID, []string{"retry scheduled", "checkout started", "card declined", "refund issued"}},
+		{"trace without spans", orphan, []string{"nightly job"}},
+		{"trace sharing the key", twin, []string{"another trace, same key"}},
+		{"trace without lines", homeID, nil},
+	}
+	poll.UntilNil(t, 30*time.Second, func() error {
+		for _, c := range cases {
+			got, err := s.TraceLogs(ctx, []pcommon.TraceID{c.trace}, 100)
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+			var msgs []string
+			for _, e := range got {
+				msgs = append(msgs, e.Body)
+			}
+			if !slices.Equal(msgs, c.want) {
+				return fmt.Errorf("%s: TraceLogs = %q, want %q (oldest first)", c.name, msgs, c.want)
+			}
+		}
+		return nil
+	})
+	got, err := s.TraceLogs(ctx, []pcommon.TraceID{checkoutID}, 2)
+	if err != nil || len(got) != 2 || got[0].Body != "retry scheduled" || got[1].Body != "checkout started" {
+		t.Errorf("TraceLogs(checkout, limit 2) = %+v, %v; want its 2 oldest lines", got, err)
+	}
 }
 
 // traces builds the suite's batch, identified as the pipeline would.
