@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,7 +32,7 @@ import (
 // testCluster is three SkyTrail nodes on 127.0.0.1 with --peers naming
 // each other's OTLP gRPC ports, node 0 the ruler.
 type testCluster struct {
-	t     *testing.T
+	t     testing.TB
 	addrs []string // OTLP gRPC, fixed so a node restarts on its own
 	dirs  []string
 	peers string
@@ -40,7 +41,7 @@ type testCluster struct {
 	configure func(i int, c *server.Config)
 }
 
-func startCluster(t *testing.T, n int, configure func(i int, c *server.Config)) *testCluster {
+func startCluster(t testing.TB, n int, configure func(i int, c *server.Config)) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, configure: configure}
 	for range n {
@@ -154,11 +155,14 @@ func TestClusterRoutesWholeTraces(t *testing.T) {
 		for _, sp := range tr.Spans {
 			// Set by the SkyWalking converter on the node the agent reported
 			// to, and carried over OTLP to the owner.
-			if sp.Attributes["sw.trace_id"] != id || sp.Attributes["sw.segment_id"] == nil || sp.Attributes["sw.span_id"] == nil {
+			if sp.Attributes["sw.segment_id"] == nil || sp.Attributes["sw.span_id"] == nil {
 				t.Errorf("trace %s span %s lost SkyWalking attributes on the way: %v", id, sp.Name, sp.Attributes)
 			}
 			if sp.Name == "UPDATE stock" && (sp.Attributes["sw.peer"] != "mysql:3306" || sp.Attributes["sw.layer"] != "Database") {
 				t.Errorf("exit span attributes = %v", sp.Attributes)
+			}
+			if sp.Name == "GET /reserve" && sp.Kind == "server" && (sp.Attributes["sw.ref.parent_service"] != "gateway" || sp.Attributes["sw.ref.type"] != "CrossProcess") {
+				t.Errorf("entry span's segment reference attributes = %v", sp.Attributes)
 			}
 		}
 	}
@@ -290,7 +294,9 @@ func TestClusterNodeDownLosesNothing(t *testing.T) {
 		spans = rec.Ended()
 		rec.Reset()
 		exp := exps[2*(round%2)]
-		if err := exp.ExportSpans(context.Background(), spans); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := exp.ExportSpans(ctx, spans); err != nil {
 			t.Errorf("round %d: export to node %d refused: %v", round, 2*(round%2), err)
 			return
 		}
@@ -300,16 +306,49 @@ func TestClusterNodeDownLosesNothing(t *testing.T) {
 		}
 		mu.Unlock()
 	}
-	round := 0
-	for ; round < 20; round++ {
-		send(round)
+	// One client sends batch after batch, as an SDK does, while node 1
+	// stops and starts again under it.
+	var rounds atomic.Int64
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	var afterRestart []string // traces first acknowledged once node 1 was back
+	var restarted atomic.Bool
+	go func() {
+		defer close(stopped)
+		for round := 0; ; round++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			mu.Lock()
+			known := make(map[string]bool, len(acked))
+			for id := range acked {
+				known[id] = true
+			}
+			back := restarted.Load()
+			mu.Unlock()
+			send(round)
+			if back {
+				mu.Lock()
+				for id := range acked {
+					if !known[id] {
+						afterRestart = append(afterRestart, id)
+					}
+				}
+				mu.Unlock()
+			}
+			rounds.Add(1)
+		}
+	}()
+	waitRounds := func(n int64) {
+		target := rounds.Load() + n
+		poll.Until(t, waitTimeout, fmt.Sprint(n, " more batches"), func() bool { return rounds.Load() >= target })
 	}
+	waitRounds(20)
 	if err := c.nodes[1].Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	for ; round < 40; round++ {
-		send(round)
-	}
+	waitRounds(20)
 	rerouted := 0.0
 	for _, i := range []int{0, 2} {
 		rerouted += sumMetric(t, c.api(i), "skytrail_cluster_rerouted_spans_total")
@@ -324,23 +363,10 @@ func TestClusterNodeDownLosesNothing(t *testing.T) {
 	poll.Until(t, waitTimeout, "node 1 back in the routing", func() bool {
 		return sumMetric(t, c.api(0), "skytrail_cluster_peers_down") == 0 && sumMetric(t, c.api(2), "skytrail_cluster_peers_down") == 0
 	})
-	var afterRestart []string
-	for ; round < 50; round++ {
-		before := map[string]bool{}
-		mu.Lock()
-		for id := range acked {
-			before[id] = true
-		}
-		mu.Unlock()
-		send(round)
-		mu.Lock()
-		for id := range acked {
-			if !before[id] {
-				afterRestart = append(afterRestart, id)
-			}
-		}
-		mu.Unlock()
-	}
+	restarted.Store(true)
+	waitRounds(10)
+	close(stop)
+	<-stopped
 	backOnNode1 := 0
 	for _, id := range afterRestart {
 		if c.nodes[0].Cluster.Owner(mustTraceID(t, id)) == owner {
