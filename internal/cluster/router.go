@@ -349,9 +349,17 @@ func (r *Router) route(ctx context.Context, td pipeline.Traces, replay bool) err
 // to go to the next member in rendezvous order), or an error when this
 // node's own part could not be stored or no member is left.
 func (r *Router) routeOnce(ctx context.Context, v *view, td pipeline.Traces, failed []bool, replay bool) ([]pipeline.Traces, error) {
-	parts, err := split(v, &td, v.skipDown(failed))
+	away := make([]int, len(v.peers))
+	parts, err := split(v, &td, v.skipDown(failed), away)
 	if err != nil {
 		return nil, err
+	}
+	for m, n := range away {
+		if n > 0 {
+			// Spans of a peer down, or failed for this request, sent to
+			// the next node in rendezvous order.
+			r.metrics.rerouted.WithLabelValues(v.hrw.members[m]).Add(float64(n))
+		}
 	}
 	errs := make([]error, len(parts))
 	var wg sync.WaitGroup
@@ -388,7 +396,6 @@ func (r *Router) routeOnce(ctx context.Context, v *view, td pipeline.Traces, fai
 			r.log.Warn("peer failed: its traces go to the next node until the next refresh finds it serving", "peer", p.addr, "err", errs[i])
 		}
 		r.metrics.failures.WithLabelValues(p.addr).Inc()
-		r.metrics.rerouted.WithLabelValues(p.addr).Add(float64(part.spans))
 		rerouted = append(rerouted, pipeline.TracesOf(part.td))
 	}
 	return rerouted, nil
@@ -452,8 +459,16 @@ func forwardedBy(ctx context.Context) string {
 	return ""
 }
 
-// skipDown excludes the peers marked down and those in failed (may be nil).
+// skipDown excludes the peers marked down and those in failed (may be
+// nil); nil when it excludes none, so owners are worked out once.
 func (v *view) skipDown(failed []bool) func(int) bool {
+	excluded := false
+	for i, p := range v.peers {
+		excluded = excluded || (p != nil && (p.down.Load() || (failed != nil && failed[i])))
+	}
+	if !excluded {
+		return nil
+	}
 	return func(i int) bool {
 		if i == v.self {
 			return false

@@ -19,16 +19,18 @@ type part struct {
 
 // split leaves in td the spans this node owns and returns the others,
 // one part per owning peer, each with its spans' resources and scopes.
-// Owners are chosen among the members skip does not exclude. A batch
+// Owners are chosen among the members skip does not exclude; away counts,
+// per member, the spans it owns but skip made go elsewhere (nil: not
+// counted). A batch
 // owned wholly by this node is left as it is, and one owned wholly by
 // one peer is handed over without a copy: with a single trace a batch,
 // as SkyWalking agents send, that is every batch.
-func split(v *view, td *pipeline.Traces, skip func(int) bool) ([]part, error) {
+func split(v *view, td *pipeline.Traces, skip func(int) bool, away []int) ([]part, error) {
 	total := td.SpanCount()
 	owners := make([]int32, 0, total)
 	counts := make([]int, len(v.peers))
 	var lastID pcommon.TraceID
-	last := -1
+	last, natural := -1, -1
 	rss := td.ResourceSpans()
 	for i := range rss.Len() {
 		sss := rss.At(i).ScopeSpans()
@@ -36,13 +38,21 @@ func split(v *view, td *pipeline.Traces, skip func(int) bool) ([]part, error) {
 			spans := sss.At(j).Spans()
 			for k := range spans.Len() {
 				if id := spans.At(k).TraceID(); last < 0 || id != lastID {
-					last, lastID = v.hrw.owner(key(id), skip), id
+					k := key(id)
+					last, lastID = v.hrw.owner(k, skip), id
 					if last < 0 {
 						return nil, &pipeline.Error{Reason: pipeline.Unavailable, Msg: fmt.Sprintf("%v: every peer is down and this node is not one of them", errNoRoute)}
+					}
+					natural = last
+					if away != nil && skip != nil {
+						natural = v.hrw.owner(k, nil)
 					}
 				}
 				owners = append(owners, int32(last))
 				counts[last]++
+				if natural != last {
+					away[natural]++
+				}
 			}
 		}
 	}

@@ -46,7 +46,7 @@ func TestSplitKeepsEverySpanOnce(t *testing.T) {
 	v := testView(members, 1)
 	td := pipeline.TracesOf(batch(3, 200))
 	total := td.SpanCount()
-	parts, err := split(v, &td, nil)
+	parts, err := split(v, &td, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,11 +95,15 @@ func TestSplitKeepsEverySpanOnce(t *testing.T) {
 	// A down peer's traces go to the next in rendezvous order.
 	v.peers[2].down.Store(true)
 	td = pipeline.TracesOf(batch(2, 100))
-	parts, _ = split(v, &td, v.skipDown(nil))
+	away := make([]int, 3)
+	parts, _ = split(v, &td, v.skipDown(nil), away)
 	for _, p := range parts {
 		if p.member == 2 {
 			t.Fatal("a part for the down peer")
 		}
+	}
+	if away[2] == 0 || away[0] != 0 || away[1] != 0 {
+		t.Errorf("spans sent away from their owner = %v, want only the down peer's", away)
 	}
 }
 
@@ -109,12 +113,12 @@ func TestSplitWholeBatch(t *testing.T) {
 	orig := batch(2, 1)
 	owner := newRendezvous(members).owner(key(orig.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).TraceID()), nil)
 	td := pipeline.TracesOf(orig)
-	parts, err := split(testView(members, owner), &td, nil)
+	parts, err := split(testView(members, owner), &td, nil, nil)
 	if err != nil || parts != nil || td.SpanCount() != 2 {
 		t.Fatalf("own batch: parts %v, %d spans left, %v", parts, td.SpanCount(), err)
 	}
 	other := (owner + 1) % 3
-	parts, _ = split(testView(members, other), &td, nil)
+	parts, _ = split(testView(members, other), &td, nil, nil)
 	if len(parts) != 1 || parts[0].member != owner || parts[0].spans != 2 || td.SpanCount() != 0 {
 		t.Fatalf("a peer's batch: %+v, %d spans left", parts, td.SpanCount())
 	}
@@ -129,7 +133,7 @@ func BenchmarkSplit(b *testing.B) {
 		td := ptrace.NewTraces()
 		orig.CopyTo(td)
 		t := pipeline.TracesOf(td)
-		if _, err := split(v, &t, nil); err != nil {
+		if _, err := split(v, &t, nil, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
