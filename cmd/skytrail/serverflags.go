@@ -40,6 +40,7 @@ func serverFlags(fs *flag.FlagSet, cfg *server.Config) (configFile *string, logL
 	fs.BoolVar(&cfg.WAL, "wal", cfg.WAL, "write-ahead log in <data>/wal: a request is acknowledged only once it is durable there, and replayed after a crash (false: up to about a second of acknowledged data is lost to a kill or power loss)")
 	fs.Var((*walSync)(&cfg.WALSync), "wal-sync", "always: fsync the write-ahead log before every acknowledgement (concurrent requests share one); or an interval such as 100ms: acknowledge once written, fsync that often (a kill loses nothing, a power loss up to the interval)")
 	alertingFlags(fs, &cfg.Alerting)
+	clusterFlags(fs, &cfg.Cluster)
 	securityFlags(fs, &cfg.Security)
 	logLevel = fs.String("log-level", "info", "debug, info, warn or error")
 	return configFile, logLevel

@@ -27,6 +27,7 @@ import (
 	"github.com/skytrail/skytrail/internal/alerting"
 	"github.com/skytrail/skytrail/internal/analysis"
 	"github.com/skytrail/skytrail/internal/analysis/integrity"
+	"github.com/skytrail/skytrail/internal/cluster"
 	"github.com/skytrail/skytrail/internal/pipeline"
 	"github.com/skytrail/skytrail/internal/query"
 	"github.com/skytrail/skytrail/internal/query/jaeger"
@@ -85,6 +86,9 @@ type Config struct {
 	// or how often to fsync while acknowledging once the record is written
 	// to the operating system (survives a kill, not a power loss).
 	WALSync time.Duration
+	// Cluster is --peers and --ruler: spans routed between nodes by trace
+	// ID, and alarm rules evaluated on one node (docs/cluster.md).
+	Cluster cluster.Config
 }
 
 // Defaults are the documented defaults (docs/configuration.md).
@@ -123,6 +127,9 @@ type Server struct {
 	Registry *prometheus.Registry
 	// Alerting evaluates the rules and sends notifications.
 	Alerting *alerting.Alerting
+	// Cluster routes spans to the peers owning their traces; nil without
+	// --peers.
+	Cluster *cluster.Router
 	// journal is the write-ahead log, nil without --wal.
 	journal *journal
 
@@ -201,12 +208,17 @@ func Start(cfg Config) (*Server, error) {
 	s.Integrity = integrity.New(cfg.Integrity)
 	_ = s.Integrity.Start(context.Background()) // starts a goroutine, cannot fail
 
+	// With peers, only the ruler evaluates alarm rules, so an alarm is
+	// notified once, not once per node.
+	ruler := !cfg.Cluster.Enabled() || cfg.Cluster.Ruler
 	ac := cfg.Alerting
 	ac.Dir, ac.Registerer, ac.Gatherer, ac.Traces, ac.Findings, ac.Logger = alerting.Dir(cfg.DataDir), reg, reg, store, s.Integrity, log
 	if ac.ExternalURL == "" {
 		ac.ExternalURL = externalURL(cfg.HTTPAddr)
 	}
-	if s.Alerting, err = alerting.New(ac, s.Metrics); err != nil {
+	if !ruler {
+		log.Info("alarm rules are not evaluated on this node: another node of --peers runs with --ruler")
+	} else if s.Alerting, err = alerting.New(ac, s.Metrics); err != nil {
 		_ = s.Shutdown(context.Background())
 		return nil, err
 	}
@@ -231,7 +243,22 @@ func Start(cfg Config) (*Server, error) {
 
 	// The write-ahead log, then storage: a request is acknowledged once its
 	// batch is durable in the log and its spans are stored; analysis only
-	// aggregates in memory and cannot fail a request.
+	// aggregates in memory and cannot fail a request. With peers, the
+	// router hands these consumers only the spans this node owns.
+	traces := []pipeline.TracesConsumer{store, s.Analyser, s.Integrity}
+	if cfg.Cluster.Enabled() {
+		if cfg.Security.TLS.Enabled() {
+			_ = s.Shutdown(context.Background())
+			return nil, errors.New("--peers with --tls-cert is not supported yet: nodes forward spans to each other over plaintext gRPC (docs/cluster.md)")
+		}
+		cc := cfg.Cluster
+		cc.ListenAddr, cc.Registerer, cc.Logger = cfg.OTLPGRPCAddr, reg, log
+		if s.Cluster, err = cluster.New(cc, traces); err != nil {
+			_ = s.Shutdown(context.Background())
+			return nil, err
+		}
+		traces = []pipeline.TracesConsumer{s.Cluster}
+	}
 	s.Pipeline = pipeline.New(pipeline.Config{
 		MaxInFlightBytes: cfg.MaxInFlight,
 		Limits:           cfg.Limits,
@@ -239,7 +266,7 @@ func Start(cfg Config) (*Server, error) {
 		Registerer:       reg,
 		Journal:          journal,
 	}, pipeline.Consumers{
-		Traces:     []pipeline.TracesConsumer{store, s.Analyser, s.Integrity},
+		Traces:     traces,
 		Logs:       []pipeline.LogsConsumer{store},
 		Metrics:    []pipeline.MetricsConsumer{s.Metrics},
 		Heartbeats: []pipeline.HeartbeatConsumer{s.Analyser},
@@ -267,7 +294,12 @@ func Start(cfg Config) (*Server, error) {
 		}
 		return query.Status{Listeners: map[string]string{}, StartedAt: startedAt}
 	}).Routes(mux)
-	query.NewAlertsAPI(s.Alerting).Routes(mux) // /api/v1/{alerts,rules,silences}, /prometheus/api/v1/{rules,alerts}, /-/reload
+	if s.Alerting != nil {
+		query.NewAlertsAPI(s.Alerting).Routes(mux) // /api/v1/{alerts,rules,silences}, /prometheus/api/v1/{rules,alerts}, /-/reload
+	} else if err := s.Cluster.AlertsElsewhere(mux); err != nil {
+		_ = s.Shutdown(context.Background())
+		return nil, err
+	}
 	mux.Handle("/jaeger/", http.StripPrefix("/jaeger", jaeger.NewHandler(store, dependencies{s.Analyser})))
 	mux.Handle("/prometheus/", http.StripPrefix("/prometheus", promapi.NewHandler(s.Metrics)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -284,7 +316,11 @@ func Start(cfg Config) (*Server, error) {
 		}
 		if cfg.OTLPGRPCAddr != "" {
 			gs := otlpRecv.NewGRPCServer(sec.grpcOptions()...)
-			healthpb.RegisterHealthServer(gs, health.NewServer()) // for `skytrail doctor` and load balancers
+			hs := health.NewServer() // for `skytrail doctor`, load balancers and peers
+			if ruler && s.Cluster != nil {
+				hs.SetServingStatus(cluster.RulerHealthService, healthpb.HealthCheckResponse_SERVING)
+			}
+			healthpb.RegisterHealthServer(gs, hs)
 			if err := s.serveGRPC("OTLP gRPC", cfg.OTLPGRPCAddr, gs); err != nil {
 				return err
 			}
@@ -404,6 +440,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 	wg.Wait()
 	s.wg.Wait()
+	if s.Cluster != nil {
+		_ = s.Cluster.Close() // no request is being routed any more
+	}
 	if s.journal != nil {
 		s.journal.stopCheckpoints()
 	}
