@@ -56,6 +56,9 @@ type Config struct {
 	Spans RemoteSpans
 	// MetricsRetention is how long the metric store keeps RED metrics.
 	MetricsRetention time.Duration
+	// RemoteMetrics, when its URLs are set, keeps the metrics in a
+	// Prometheus-compatible store (docs/cluster.md).
+	RemoteMetrics RemoteMetrics
 	Analysis         analysis.Config
 	MaxRequest       int   // bytes per request, after decompression
 	MaxInFlight      int64 // bytes of requests being processed at once
@@ -171,18 +174,13 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, Spans: store, Registry: reg, Addrs: map[string]string{}, sec: sec}
 
-	metricsDir := filepath.Join(cfg.DataDir, "metrics")
 	if cfg.MetricsRetention <= 0 {
 		cfg.MetricsRetention = Defaults().MetricsRetention
 	}
-	s.Metrics, err = metricstore.Open(metricstore.Config{Dir: metricsDir, Retention: cfg.MetricsRetention,
-		MinFreeDiskBytes: cfg.MinFreeDisk, Logger: log, Registerer: reg})
-	if err != nil {
+	if s.Metrics, err = openMetrics(cfg, log, reg); err != nil {
 		_ = store.Close()
 		return nil, err
 	}
-	abs, _ := filepath.Abs(metricsDir)
-	log.Info("metric storage open", "dir", abs, "retention", cfg.MetricsRetention.String())
 	if cfg.Analysis.RegistryFile == "" {
 		cfg.Analysis.RegistryFile = filepath.Join(cfg.DataDir, "instances.json")
 	}
@@ -221,7 +219,7 @@ func Start(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		journal = s.journal.log
-		abs, _ = filepath.Abs(filepath.Join(cfg.DataDir, "wal"))
+		abs, _ := filepath.Abs(filepath.Join(cfg.DataDir, "wal"))
 		sync := "always"
 		if cfg.WALSync > 0 {
 			sync = cfg.WALSync.String()

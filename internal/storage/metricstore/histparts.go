@@ -16,9 +16,12 @@ import (
 )
 
 // A remote store is sent SkyTrail's native histograms as float series,
-// because not every remote-write store keeps native histograms
-// (VictoriaMetrics v1.151 does not; it drops them silently), and a
-// histogram X is written in VictoriaMetrics' own histogram layout:
+// because not every remote-write store keeps native histograms as such:
+// VictoriaMetrics v1.151 turns a native histogram it is sent into
+// vmrange buckets with bounds rounded to 4 significant digits, and a
+// Prometheus or Mimir without native histograms enabled drops them. A
+// histogram X is written in VictoriaMetrics' own histogram layout, with
+// exact bounds:
 //
 //	X_bucket{vmrange="<lower>...<upper>"}  the observations in one native
 //	                                       bucket (not cumulative), for each
@@ -97,7 +100,8 @@ func parseRange(s string) (k bucketKey, ok bool) {
 	if err1 != nil || err2 != nil || !(hi >= lo) {
 		return k, false
 	}
-	if lo == 0 {
+	if lo == 0 || lo == -hi {
+		// Ours ("0...t"), or VictoriaMetrics' own conversion ("-t...t").
 		return bucketKey{zero: true, upper: hi}, true
 	}
 	if lo < 0 {

@@ -93,5 +93,5 @@ type relabelled struct {
 	lbls labels.Labels
 }
 
-func (r *relabelled) Labels() labels.Labels                          { return r.lbls }
+func (r *relabelled) Labels() labels.Labels                           { return r.lbls }
 func (r *relabelled) Iterator(it chunkenc.Iterator) chunkenc.Iterator { return r.Series.Iterator(it) }

@@ -360,8 +360,8 @@ func (a v2) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64,
 	return a.appendV2(ls, t, v, h, fh)
 }
 
-// Unused parts of storage.Appender: a remote store takes no exemplars,
-// metadata or start timestamps from SkyTrail.
+// Unused parts of storage.Appender: a remote store takes no exemplars or
+// metadata from SkyTrail.
 func (a *remoteAppender) SetOptions(*storage.AppendOptions) {}
 func (a *remoteAppender) AppendExemplar(ref storage.SeriesRef, _ labels.Labels, _ exemplar.Exemplar) (storage.SeriesRef, error) {
 	return ref, nil
@@ -369,11 +369,28 @@ func (a *remoteAppender) AppendExemplar(ref storage.SeriesRef, _ labels.Labels, 
 func (a *remoteAppender) UpdateMetadata(ref storage.SeriesRef, _ labels.Labels, _ metadata.Metadata) (storage.SeriesRef, error) {
 	return ref, nil
 }
-func (a *remoteAppender) AppendHistogramSTZeroSample(ref storage.SeriesRef, _ labels.Labels, _, _ int64, _ *histogram.Histogram, _ *histogram.FloatHistogram) (storage.SeriesRef, error) {
-	return ref, nil
+
+// AppendSTZeroSample writes the zero a counter starts from, at its start
+// time st, as the TSDB does: rate() and increase() then count a new
+// series' first calls.
+func (a *remoteAppender) AppendSTZeroSample(ref storage.SeriesRef, ls labels.Labels, t, st int64) (storage.SeriesRef, error) {
+	if st >= t {
+		return ref, nil
+	}
+	return a.Append(ref, ls, st, 0)
 }
-func (a *remoteAppender) AppendSTZeroSample(ref storage.SeriesRef, _ labels.Labels, _, _ int64) (storage.SeriesRef, error) {
-	return ref, nil
+
+// AppendHistogramSTZeroSample is AppendSTZeroSample for a histogram: an
+// empty one of the same schema and zero threshold.
+func (a *remoteAppender) AppendHistogramSTZeroSample(ref storage.SeriesRef, ls labels.Labels, t, st int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	if st >= t {
+		return ref, nil
+	}
+	if fh == nil {
+		fh = h.ToFloat(nil)
+	}
+	zero := &histogram.FloatHistogram{Schema: fh.Schema, ZeroThreshold: fh.ZeroThreshold, CustomValues: fh.CustomValues}
+	return a.AppendHistogram(ref, ls, st, nil, zero)
 }
 
 // maxTime is the newest sample this node wrote of the analysis' per-minute

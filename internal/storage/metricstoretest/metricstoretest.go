@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) *metricstore.Store) {
 	t.Run("Floats", func(t *testing.T) { floats(t, open(t)) })
 	t.Run("NativeHistogram", func(t *testing.T) { nativeHistogram(t, open(t)) })
 	t.Run("ClassicView", func(t *testing.T) { classicView(t, open(t)) })
+	t.Run("StartZero", func(t *testing.T) { startZero(t, open(t)) })
 	t.Run("LiveSource", func(t *testing.T) { liveSource(t, open(t)) })
 	t.Run("RulesAppender", func(t *testing.T) { rulesAppender(t, open(t)) })
 	t.Run("Labels", func(t *testing.T) { labelLookups(t, open(t)) })
@@ -355,3 +356,36 @@ func (s chunkSample) H() *histogram.Histogram       { return nil }
 func (s chunkSample) FH() *histogram.FloatHistogram { return nil }
 func (s chunkSample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
 func (s chunkSample) Copy() chunks.Sample           { return s }
+
+// startZero: a counter's first sample is preceded by its start-time zero,
+// so increase() counts a new series' first calls, for floats and
+// histograms alike.
+func startZero(t *testing.T, s *metricstore.Store) {
+	end := at()
+	st := end.Add(-30 * time.Second).UnixMilli()
+	h := &red.Histogram{}
+	for range 4 {
+		h.Observe(0.05)
+	}
+	fh := h.Float()
+	fh.CounterResetHint = histogram.UnknownCounterReset
+	app := s.Appender(t.Context())
+	calls := lbls("__name__", "skytrail_service_calls_total", "service", "checkout")
+	if _, err := app.AppendSTZeroSample(0, calls, end.UnixMilli(), st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.Append(0, calls, end.UnixMilli(), 4); err != nil {
+		t.Fatal(err)
+	}
+	dur := lbls("__name__", "skytrail_service_duration_seconds", "service", "checkout")
+	if _, err := app.AppendHistogramSTZeroSample(0, dur, end.UnixMilli(), st, nil, fh); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.AppendHistogram(0, dur, end.UnixMilli(), nil, fh); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, app)
+	// Without the zero, one sample in the window would give no increase.
+	wantScalar(t, s, `sum(increase(skytrail_service_calls_total[1m]))`, end, 4)
+	wantScalar(t, s, `sum(histogram_count(increase(skytrail_service_duration_seconds[1m])))`, end, 4)
+}
