@@ -54,11 +54,11 @@ type Config struct {
 	// Spans, when its URLs are set, keeps spans, the trace-ID index and
 	// agent logs in a VictoriaLogs server or cluster (docs/cluster.md).
 	Spans RemoteSpans
-	// MetricsRetention is how long the metric store keeps RED metrics.
-	MetricsRetention time.Duration
 	// RemoteMetrics, when its URLs are set, keeps the metrics in a
 	// Prometheus-compatible store (docs/cluster.md).
 	RemoteMetrics RemoteMetrics
+	// MetricsRetention is how long the metric store keeps RED metrics.
+	MetricsRetention time.Duration
 	Analysis         analysis.Config
 	MaxRequest       int   // bytes per request, after decompression
 	MaxInFlight      int64 // bytes of requests being processed at once
