@@ -22,6 +22,7 @@ import (
 	"github.com/skytrail/skytrail/internal/analysis"
 	"github.com/skytrail/skytrail/internal/analysis/integrity"
 	"github.com/skytrail/skytrail/internal/pipeline"
+	"github.com/skytrail/skytrail/internal/storage/metricstore"
 	"github.com/skytrail/skytrail/internal/storage/spanstore"
 	"github.com/skytrail/skytrail/internal/traceid"
 )
@@ -110,7 +111,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// writeError answers err with status, or with 503 and Retry-After when a
+// remote metric store did not answer (the figures of every endpoint).
 func writeError(w http.ResponseWriter, status int, err error) {
+	if errors.Is(err, metricstore.ErrUnavailable) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(pipeline.RetryAfter.Seconds())))
+		status = http.StatusServiceUnavailable
+	}
 	writeJSON(w, status, errorBody{Error: err.Error()})
 }
 

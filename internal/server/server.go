@@ -55,6 +55,9 @@ type Config struct {
 	// Spans, when its URLs are set, keeps spans, the trace-ID index and
 	// agent logs in a VictoriaLogs server or cluster (docs/cluster.md).
 	Spans RemoteSpans
+	// RemoteMetrics, when its URLs are set, keeps the metrics in a
+	// Prometheus-compatible store (docs/cluster.md).
+	RemoteMetrics RemoteMetrics
 	// MetricsRetention is how long the metric store keeps RED metrics.
 	MetricsRetention time.Duration
 	Analysis         analysis.Config
@@ -178,18 +181,13 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, Spans: store, Registry: reg, Addrs: map[string]string{}, sec: sec}
 
-	metricsDir := filepath.Join(cfg.DataDir, "metrics")
 	if cfg.MetricsRetention <= 0 {
 		cfg.MetricsRetention = Defaults().MetricsRetention
 	}
-	s.Metrics, err = metricstore.Open(metricstore.Config{Dir: metricsDir, Retention: cfg.MetricsRetention,
-		MinFreeDiskBytes: cfg.MinFreeDisk, Logger: log, Registerer: reg})
-	if err != nil {
+	if s.Metrics, err = openMetrics(cfg, log, reg); err != nil {
 		_ = store.Close()
 		return nil, err
 	}
-	abs, _ := filepath.Abs(metricsDir)
-	log.Info("metric storage open", "dir", abs, "retention", cfg.MetricsRetention.String())
 	if cfg.Analysis.RegistryFile == "" {
 		cfg.Analysis.RegistryFile = filepath.Join(cfg.DataDir, "instances.json")
 	}
@@ -233,7 +231,7 @@ func Start(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		journal = s.journal.log
-		abs, _ = filepath.Abs(filepath.Join(cfg.DataDir, "wal"))
+		abs, _ := filepath.Abs(filepath.Join(cfg.DataDir, "wal"))
 		sync := "always"
 		if cfg.WALSync > 0 {
 			sync = cfg.WALSync.String()

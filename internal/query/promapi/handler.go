@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/prometheus/prometheus/util/jsonutil"
 
+	"github.com/skytrail/skytrail/internal/pipeline"
 	"github.com/skytrail/skytrail/internal/storage/metricstore"
 )
 
@@ -151,6 +152,10 @@ func writeError(w http.ResponseWriter, err error) {
 		ae.typ, ae.status = "timeout", http.StatusServiceUnavailable
 	case errors.As(err, &pc), errors.Is(err, context.Canceled):
 		ae.typ, ae.status = "canceled", http.StatusServiceUnavailable
+	case errors.Is(err, metricstore.ErrUnavailable):
+		// A remote metric store that did not answer: worth retrying.
+		ae.typ, ae.status = "unavailable", http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", strconv.Itoa(int(pipeline.RetryAfter.Seconds())))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(ae.status)

@@ -41,7 +41,7 @@ func (s *Store) ConsumeMetrics(ctx context.Context, md pipeline.Metrics) error {
 	if err := s.Writable(); err != nil {
 		return err
 	}
-	app := &agentAppender{AppenderV2: s.db.AppenderV2(ctx)}
+	app := &agentAppender{AppenderV2: s.AppenderV2(ctx)}
 	_, err := prometheusremotewrite.NewPrometheusConverter(app).FromMetrics(ctx, md.Metrics, agentSettings)
 	if err = errors.Join(err, app.err); err != nil {
 		_ = app.Rollback()

@@ -15,6 +15,9 @@ import (
 // makes it panic (see Writable), and a rule evaluation that fails softly
 // is counted by the rules engine and tried again next interval.
 func (s *Store) AppenderV2(ctx context.Context) storage.AppenderV2 {
+	if s.remote != nil {
+		return v2{s.remote.appender(ctx)}
+	}
 	if err := s.Writable(); err != nil {
 		return refusingAppender{err: err}
 	}

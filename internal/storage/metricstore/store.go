@@ -2,6 +2,13 @@
 // map) in an embedded Prometheus TSDB and answers PromQL over it with the
 // Prometheus engine, in-process: the same query language a Prometheus
 // cluster would answer when one machine is not enough.
+//
+// With Config.WriteURL and QueryURL the samples live in a remote
+// Prometheus-compatible store instead (VictoriaMetrics, Prometheus, Mimir,
+// Thanos): written with remote write, read back as raw samples over its
+// PromQL HTTP API, and evaluated by the same in-process engine, so every
+// reader (the analysis, the rules engine, the PromQL API) and the live
+// sources and classic histogram view work alike in both modes.
 package metricstore
 
 import (
@@ -45,6 +52,18 @@ type Config struct {
 	MinFreeDiskBytes int64
 	// Logger gets the read-only state's changes (default slog.Default()).
 	Logger *slog.Logger
+
+	// WriteURL (a remote-write endpoint, such as
+	// http://vm:8428/api/v1/write) and QueryURL (the base of a PromQL HTTP
+	// API, such as http://vm:8428) keep the samples in a remote store
+	// instead of a TSDB in Dir; both or neither.
+	WriteURL, QueryURL string
+	// Node is the value of the NodeLabel on every series written to a
+	// remote store (required with WriteURL).
+	Node string
+	// RemoteTimeout bounds each request to the remote store
+	// (DefaultRemoteTimeout when zero).
+	RemoteTimeout time.Duration
 }
 
 // SubqueryStep is the step of a subquery written without one (x[30m:]): the
@@ -53,9 +72,11 @@ type Config struct {
 // connection.
 const SubqueryStep = time.Minute
 
-// Store is an open metric store: a TSDB on disk and a PromQL engine over it.
+// Store is an open metric store: a TSDB on disk (or a remote store) and a
+// PromQL engine over it.
 type Store struct {
-	db     *tsdb.DB
+	db     *tsdb.DB     // nil with a remote store
+	remote *remoteStore // nil with the embedded TSDB
 	engine *promql.Engine
 	dir    string
 	// writeSeconds times the analysis' writes of figures.
@@ -78,6 +99,9 @@ var ErrDiskFull = diskspace.ErrFull
 // Open opens (or creates) the TSDB in cfg.Dir. Samples in the write-ahead
 // log are replayed, so a restart keeps what was written before it.
 func Open(cfg Config) (*Store, error) {
+	if cfg.WriteURL != "" || cfg.QueryURL != "" {
+		return openRemote(cfg)
+	}
 	if cfg.Retention <= 0 {
 		cfg.Retention = DefaultRetention
 	}
@@ -90,24 +114,7 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the metric TSDB in %s: %w", cfg.Dir, err)
 	}
-	engine := promql.NewEngine(promql.EngineOpts{
-		Logger:               slog.New(slog.DiscardHandler),
-		MaxSamples:           50_000_000,
-		Timeout:              2 * time.Minute,
-		LookbackDelta:        LookbackDelta,
-		EnableAtModifier:     true,
-		EnableNegativeOffset: true,
-		NoStepSubqueryIntervalFn: func(int64) int64 {
-			return SubqueryStep.Milliseconds()
-		},
-	})
-	s := &Store{db: db, engine: engine, dir: cfg.Dir,
-		writeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:                        "skytrail_metricstore_write_seconds",
-			Help:                        "Time to write one flush of analysis figures into the metric TSDB.",
-			NativeHistogramBucketFactor: 1.1,
-			Buckets:                     prometheus.ExponentialBuckets(0.0001, 4, 9),
-		}),
+	s := &Store{db: db, engine: newEngine(), dir: cfg.Dir, writeSeconds: newWriteSeconds(),
 		disk: diskspace.NewGuard("metrics", cfg.Dir, cfg.MinFreeDiskBytes, cfg.Logger, cfg.Registerer),
 	}
 	if cfg.Registerer != nil {
@@ -119,9 +126,48 @@ func Open(cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// openRemote opens a store over a remote one: nothing on disk.
+func openRemote(cfg Config) (*Store, error) {
+	r, err := newRemote(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{remote: r, engine: newEngine(), writeSeconds: newWriteSeconds()}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(s.writeSeconds, r.failures)
+	}
+	return s, nil
+}
+
+func newEngine() *promql.Engine {
+	return promql.NewEngine(promql.EngineOpts{
+		Logger:               slog.New(slog.DiscardHandler),
+		MaxSamples:           50_000_000,
+		Timeout:              2 * time.Minute,
+		LookbackDelta:        LookbackDelta,
+		EnableAtModifier:     true,
+		EnableNegativeOffset: true,
+		NoStepSubqueryIntervalFn: func(int64) int64 {
+			return SubqueryStep.Milliseconds()
+		},
+	})
+}
+
+func newWriteSeconds() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:                        "skytrail_metricstore_write_seconds",
+		Help:                        "Time to write one flush of analysis figures into the metric store.",
+		NativeHistogramBucketFactor: 1.1,
+		Buckets:                     prometheus.ExponentialBuckets(0.0001, 4, 9),
+	})
+}
+
 // Close writes the in-memory head out (so the next Open finds it without a
 // long replay) and closes the TSDB.
 func (s *Store) Close() error {
+	if s.remote != nil {
+		return nil
+	}
 	s.disk.Close()
 	return s.db.Close()
 }
@@ -132,16 +178,34 @@ func (s *Store) Close() error {
 // but a head chunk it then cannot write makes it panic, in a goroutine of
 // its own. A write that fails after the check passed (the disk filled by
 // someone else) returns its error from Commit and may be tried again.
-func (s *Store) Writable() error { return s.disk.Err() }
+//
+// A remote store is always writable as far as this check goes: its
+// failures come from Commit, wrapping ErrUnavailable.
+func (s *Store) Writable() error {
+	if s.remote != nil {
+		return nil
+	}
+	return s.disk.Err()
+}
 
 // ReadOnly reports whether the store refuses writes for lack of disk space.
-func (s *Store) ReadOnly() bool { return s.disk.ReadOnly() }
+func (s *Store) ReadOnly() bool { return s.remote == nil && s.disk.ReadOnly() }
 
-// Dir is the directory the store lives in.
+// Dir is the directory the store lives in ("" for a remote store).
 func (s *Store) Dir() string { return s.dir }
 
+// Remote says whether the samples live in a remote store.
+func (s *Store) Remote() bool { return s.remote != nil }
+
 // Appender starts a write transaction; Commit makes its samples visible.
+// With a remote store, Commit sends them in one remote-write request and
+// fails with an error wrapping ErrUnavailable when the store could not take
+// them (nothing of the transaction is then known to be stored: write it
+// again).
 func (s *Store) Appender(ctx context.Context) storage.Appender {
+	if s.remote != nil {
+		return s.remote.appender(ctx)
+	}
 	return s.db.Appender(ctx)
 }
 
@@ -178,9 +242,12 @@ func (s *Store) ServeClassic(names ...string) {
 // classic view of the histograms ServeClassic names.
 func (s *Store) Queryable() storage.Queryable {
 	return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
-		db, err := s.db.Querier(mint, maxt)
-		if err != nil {
-			return nil, err
+		var db storage.Querier = &remoteQuerier{r: s.remote, mint: mint, maxt: maxt}
+		if s.remote == nil {
+			var err error
+			if db, err = s.db.Querier(mint, maxt); err != nil {
+				return nil, err
+			}
 		}
 		s.mu.RLock()
 		sources, classic := s.sources, s.classic
@@ -195,6 +262,11 @@ func (s *Store) Queryable() storage.Queryable {
 						_ = q.Close()
 					}
 					return nil, err
+				}
+				if s.remote != nil {
+					// What this node holds in memory is this node's: it
+					// merges with what it wrote, not with other nodes'.
+					sq = &nodeQuerier{Querier: sq, node: s.remote.node}
 				}
 				qs = append(qs, sq)
 			}
@@ -212,7 +284,17 @@ func (s *Store) Engine() *promql.Engine { return s.engine }
 
 // MaxTime is the newest sample's timestamp (Unix ms), math.MinInt64 when
 // the store is empty.
+//
+// With a remote store it is the newest of this node's per-minute service
+// figures in the last hour, math.MinInt64 also when the store does not
+// answer (it is read once, at start).
 func (s *Store) MaxTime() int64 {
+	if s.remote != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), s.remote.timeout)
+		defer cancel()
+		t, _ := s.remote.maxTime(ctx, time.Now(), remoteMaxTimeSeries)
+		return t
+	}
 	t := s.db.Head().MaxTime()
 	for _, b := range s.db.Blocks() {
 		t = max(t, b.Meta().MaxTime)
@@ -221,7 +303,13 @@ func (s *Store) MaxTime() int64 {
 }
 
 // HeadSeries is the number of series in the in-memory head block.
-func (s *Store) HeadSeries() uint64 { return s.db.Head().NumSeries() }
+// (0 with a remote store).
+func (s *Store) HeadSeries() uint64 {
+	if s.remote != nil {
+		return 0
+	}
+	return s.db.Head().NumSeries()
+}
 
 // InstantQuery runs a PromQL expression at ts.
 func (s *Store) InstantQuery(ctx context.Context, expr string, ts time.Time) (promql.Vector, error) {
