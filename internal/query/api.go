@@ -146,11 +146,20 @@ type ServiceInfo struct {
 
 // services lists every service with stored spans, with its figures over
 // start..end (default: the last 15 minutes; lookback= sets another window).
+// figures=false leaves the figures out: a page that needs only the names
+// (a service picker) does not pay for computing them.
 func (a *API) services(w http.ResponseWriter, r *http.Request) {
 	start, end, err := timeRange(r.URL.Query(), 15*time.Minute)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
+	}
+	withFigures := true
+	if v := r.URL.Query().Get("figures"); v != "" {
+		if withFigures, err = strconv.ParseBool(v); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("figures=%q: want true or false", v))
+			return
+		}
 	}
 	names, err := a.spans.Services(r.Context())
 	if err != nil {
@@ -158,7 +167,7 @@ func (a *API) services(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var figures map[string]analysis.Figures
-	if a.analysis != nil {
+	if a.analysis != nil && withFigures {
 		if figures, err = a.analysis.ServiceFigures(r.Context(), start, end); err != nil {
 			writeError(w, http.StatusInternalServerError, err)
 			return

@@ -62,6 +62,14 @@ func TestAnalysisThroughTheServer(t *testing.T) {
 	if figures["frontend"] != 5 || figures["payment"] != 5 {
 		t.Errorf("calls per service = %v, want 5 each (%+v)", figures, svcs)
 	}
+	// A service picker asks for the names alone.
+	servertest.GetJSON(t, api+"/api/v1/services?lookback=1h&figures=false", &svcs)
+	if len(svcs.Services) != 2 || svcs.Services[0].Figures != nil || svcs.Services[1].Figures != nil {
+		t.Errorf("services?figures=false = %+v, want the two names without figures", svcs)
+	}
+	if code := servertest.GetJSON(t, api+"/api/v1/services?figures=some", nil); code != http.StatusBadRequest {
+		t.Errorf("services?figures=some: HTTP %d, want 400", code)
+	}
 
 	var topo struct {
 		Edges []struct{ Client, Server string }

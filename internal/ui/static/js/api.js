@@ -60,6 +60,8 @@ const seg = encodeURIComponent;
 
 export const api = {
   services: (r, signal) => getJSON('/api/v1/services' + qs({start: r.start, end: r.end}), signal),
+  // The services' names alone (for a picker): the server skips their figures.
+  serviceNames: (r, signal) => getJSON('/api/v1/services' + qs({start: r.start, end: r.end, figures: 'false'}), signal),
   operations: (service, signal) => getJSON(`/api/v1/services/${seg(service)}/operations`, signal),
   // A service's own longest spans in r, longest first.
   slowestSpans: (service, r, limit, signal) => getJSON(`/api/v1/services/${seg(service)}/spans/slowest` + qs({start: r.start, end: r.end, limit}), signal),

@@ -137,7 +137,7 @@ export async function render(ctx) {
   ctx.title('Health');
   const only = params.get('service') || '';
   if (!ctx.refreshing) replace(root, h('h1', {}, 'Health'), loading());
-  const [rep, list] = await Promise.all([api.diagnostics(only, signal), api.services(r, signal).catch(() => ({services: []}))]);
+  const [rep, list] = await Promise.all([api.diagnostics(only, signal), api.serviceNames(r, signal).catch(() => ({services: []}))]);
   if (!ctx.current()) return;
   const names = list.services.map((x) => x.name);
   if (only && !names.includes(only)) names.unshift(only);

@@ -77,7 +77,7 @@ export async function render(ctx) {
   const only = params.get('service') || '';
   if (!ctx.refreshing) replace(root, h('h1', {}, 'Instances'), loading());
   // The service list (for the picker) and every instance, side by side.
-  const [{services}, allAnswer] = await Promise.all([api.services(r, signal), only ? null : api.allInstances(r, signal)]);
+  const [{services}, allAnswer] = await Promise.all([api.serviceNames(r, signal), only ? null : api.allInstances(r, signal)]);
   if (services.length === 0) {
     replace(root, h('h1', {}, 'Instances'), emptyState());
     return;

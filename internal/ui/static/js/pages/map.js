@@ -190,7 +190,7 @@ export async function render(ctx) {
   const [topo, diag] = await Promise.all([api.topology(r, signal), api.diagnostics('', signal).catch(() => null)]);
   // The service list only matters without a map to draw (it is the second
   // largest answer, and computing it competes with the topology's).
-  const svc = topo === null || topo.nodes.length === 0 ? await api.services(r, signal) : null;
+  const svc = topo === null || topo.nodes.length === 0 ? await api.serviceNames(r, signal) : null;
   // Services whose incoming trace context is lost: their calls appear to
   // come from "user" (a new trace), an edge to show as broken, not faded.
   const lost = new Set(((diag && diag.findings) || []).filter((f) => f.kind === 'lost_propagation' || f.kind === 'propagator_mismatch').map((f) => f.peer));

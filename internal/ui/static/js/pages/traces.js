@@ -70,7 +70,7 @@ export async function render(ctx) {
 
   if (!ctx.refreshing) replace(root, h('h1', {}, 'Traces'), loading());
   const [svc, ops, result] = await Promise.all([
-    api.services(r, signal),
+    api.serviceNames(r, signal),
     service ? api.operations(service, signal).catch(() => ({operations: []})) : {operations: []},
     api.traces({service, operation, tag: tags, minDuration, maxDuration, errors: errors ? 'true' : '', ...searchRange(r), limit}, signal).catch((e) => e),
   ]);
