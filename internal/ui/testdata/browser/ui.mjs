@@ -390,6 +390,29 @@ try {
     // in the trace's Logs tab.
     await page.locator('.wf-row', {hasText: 'charge'}).locator('.log-mark').waitFor();
     assert.ok(await page.locator('.wf-row', {hasText: 'charge'}).locator('.wf-log-tick').count() === 1, 'no tick on the charge span\'s bar');
+    // Its count opens the line under the span, as a row of the waterfall:
+    // time, severity, message, fields; and closes it again.
+    assert.equal(await page.locator('.wf-log-row').count(), 0, 'log rows shown before being opened');
+    await page.locator('.wf-row', {hasText: 'charge'}).locator('button.log-mark').click();
+    const logRow = page.locator('.wf-log-row', {hasText: 'card declined for order 1001'});
+    await logRow.waitFor();
+    assert.equal(await page.locator('.wf-log-row').count(), 1, 'the charge span has one log line');
+    assert.equal(await page.locator('.wf-row', {hasText: 'charge'}).locator('button.log-mark').getAttribute('aria-expanded'), 'true');
+    assert.match(await logRow.locator('time').textContent(), /^\d\d:\d\d:\d\d\.\d{3}$/);
+    assert.match(await logRow.locator('.log-sev').textContent(), /error/i);
+    assert.match(await logRow.locator('.wf-log-fields').textContent(), /order_id=1001/);
+    assert.ok(await logRow.evaluate((el) => el.classList.contains('error')), 'an error line is not marked as one');
+    // Directly under its span's row, above the next span's.
+    const tops = await page.evaluate(() => {
+      const charge = [...document.querySelectorAll('.wf-row')].find((r) => r.textContent.includes('charge'));
+      const line = document.querySelector('.wf-log-row');
+      return {charge: charge.offsetTop, line: line.offsetTop, below: [...document.querySelectorAll('.wf-row')].filter((r) => r.offsetTop === line.offsetTop).length};
+    });
+    assert.equal(tops.line, tops.charge + 26, 'the log row is not right under its span');
+    assert.equal(tops.below, 0, 'a span row is drawn over the log row');
+    await shot('trace-log-rows');
+    await page.locator('.wf-row', {hasText: 'charge'}).locator('button.log-mark').click();
+    await logRow.waitFor({state: 'detached'});
     await page.getByRole('tab', {name: /^Logs \(1\)$/}).click();
     await page.locator('.trace-other .log-line', {hasText: 'card declined for order 1001'}).waitFor();
     assert.match(page.url(), /view=logs/);

@@ -231,7 +231,31 @@ export async function render(ctx) {
   const indent = Math.max(4, Math.min(14, 240 / Math.max(1, maxDepth)));
   const sum = data.summary;
   const collapsed = new Set();
+  // Spans whose log lines are open under them: each line a row of the
+  // waterfall after its span's (lines is what is drawn, rows the spans the
+  // keyboard walks).
+  const logsOpen = new Set();
   let rows = visibleRows(tree.roots, collapsed);
+  let lines = withLogLines(rows);
+  function withLogLines(spans) {
+    if (logsOpen.size === 0) return spans;
+    const out = [];
+    for (const n of spans) {
+      out.push(n);
+      if (logsOpen.has(n.span.spanID)) for (const l of logsBySpan.get(n.span.spanID) || []) out.push({log: l, node: n});
+    }
+    return out;
+  }
+  function relayout() {
+    rows = visibleRows(tree.roots, collapsed);
+    lines = withLogLines(rows);
+  }
+  function toggleLogs(n) {
+    if (logsOpen.has(n.span.spanID)) logsOpen.delete(n.span.spanID);
+    else logsOpen.add(n.span.spanID);
+    lines = withLogLines(rows);
+    draw(true);
+  }
   let selected = params.get('span') && tree.nodes.get(params.get('span')) || null;
   let matches = new Set();
 
@@ -249,7 +273,7 @@ export async function render(ctx) {
     if (n.children.length === 0) return;
     if (collapsed.has(n.span.spanID)) collapsed.delete(n.span.spanID);
     else collapsed.add(n.span.spanID);
-    rows = visibleRows(tree.roots, collapsed);
+    relayout();
     draw(true);
   }
 
@@ -279,13 +303,34 @@ export async function render(ctx) {
       n.error ? h('span', {class: 'err-mark', title: sp.statusMessage || 'error'}, '!') : null,
       !open && hasKids && n.errorBelow ? h('span', {class: 'err-mark faint', title: 'an error below'}, '!') : null,
       !open && hasKids ? h('span', {class: 'hidden-count'}, `+${countBelow(n)}`) : null,
-      mine.length ? h('span', {class: 'log-mark', title: `${mine.length} log line${mine.length === 1 ? '' : 's'} from this span`}, `≡ ${mine.length}`) : null),
+      mine.length ? h('button', {type: 'button', class: 'log-mark', tabindex: '-1', 'aria-expanded': String(logsOpen.has(sp.spanID)),
+        title: `${mine.length} log line${mine.length === 1 ? '' : 's'} from this span: ${logsOpen.has(sp.spanID) ? 'hide' : 'show'} them here`,
+        onclick: (ev) => { ev.stopPropagation(); toggleLogs(n); }}, `≡ ${mine.length}`) : null),
     h('div', {class: 'wf-time'},
       mine.slice(0, 50).map((l) => h('span', {class: ['wf-log-tick', (l.severityNumber || 0) >= 17 && 'error'], title: l.body,
         style: {left: Math.min(100, Math.max(0, ((toMs(l.time) - tree.t0) / total) * 100)) + '%'}})),
       h('div', {class: ['wf-bar', n.critical && 'critical'], title: n.critical ? 'on the critical path' : undefined, style: {left: left + '%', width: width + '%', background: n.error ? 'var(--err)' : color}}),
       h('span', {class: ['wf-dur', inside && 'inside'], style: inside ? {right: (100 - left - width) + '%', paddingRight: '6px'}
         : labelLeft ? {right: (100 - left) + '%', paddingRight: '4px'} : {left: left + width + '%', paddingLeft: '4px'}}, durText)));
+  }
+
+  // logRowEl is one log line under its span: time, severity, message and
+  // fields on one row (all of it in the tooltip), a tick at its time.
+  function logRowEl(e, i) {
+    const l = e.log;
+    const sev = (l.severityNumber || 0) >= 17 ? 'error' : (l.severityNumber || 0) >= 13 ? 'warning' : '';
+    const fields = Object.entries(l.attributes || {}).filter(([k]) => k !== 'trace_id' && k !== 'span_id');
+    const text = [fmtTime(l.time), l.severity, l.body, ...fields.map(([k, v]) => `${k}=${v}`)].filter(Boolean).join('  ');
+    const at = Math.min(100, Math.max(0, ((toMs(l.time) - tree.t0) / total) * 100));
+    return h('div', {class: ['wf-log-row', sev], role: 'none', title: text, dataset: {spanId: e.node.span.spanID}, style: {top: i * ROW + 'px'},
+      onclick: () => select(e.node)},
+    h('div', {class: 'wf-name', style: {paddingLeft: 6 + (e.node.depth + 1) * indent + 'px'}},
+      h('time', {class: 'mono muted', datetime: l.time}, fmtTime(l.time).slice(11)),
+      l.severity ? h('strong', {class: 'log-sev'}, l.severity) : null,
+      h('span', {class: 'log-body'}, l.body)),
+    h('div', {class: 'wf-time'},
+      h('span', {class: ['wf-log-tick', sev === 'error' && 'error'], style: {left: at + '%'}}),
+      h('span', {class: 'wf-log-fields mono'}, fields.map(([k, v]) => h('span', {}, h('span', {class: 'muted'}, k + '='), v)))));
   }
 
   function countBelow(n) {
@@ -301,14 +346,14 @@ export async function render(ctx) {
 
   let lastFrom = -1, lastTo = -1;
   function draw(force) {
-    inner.style.height = rows.length * ROW + 'px';
+    inner.style.height = lines.length * ROW + 'px';
     const from = Math.max(0, Math.floor(body.scrollTop / ROW) - OVERSCAN);
-    const to = Math.min(rows.length, Math.ceil((body.scrollTop + body.clientHeight) / ROW) + OVERSCAN);
+    const to = Math.min(lines.length, Math.ceil((body.scrollTop + body.clientHeight) / ROW) + OVERSCAN);
     if (!force && from === lastFrom && to === lastTo) return;
     lastFrom = from;
     lastTo = to;
     const els = [];
-    for (let i = from; i < to; i++) els.push(rowEl(rows[i], i));
+    for (let i = from; i < to; i++) els.push(lines[i].log ? logRowEl(lines[i], i) : rowEl(lines[i], i));
     inner.replaceChildren(...els);
     body.setAttribute('aria-activedescendant', selected && rows.includes(selected) ? 'span-' + selected.span.spanID : '');
   }
@@ -323,8 +368,8 @@ export async function render(ctx) {
   function reveal(n) {
     let changed = false;
     for (let p = n.parent; p; p = p.parent) if (collapsed.delete(p.span.spanID)) changed = true;
-    if (changed) rows = visibleRows(tree.roots, collapsed);
-    const i = rows.indexOf(n);
+    if (changed) relayout();
+    const i = lines.indexOf(n);
     if (i < 0) return;
     const top = i * ROW;
     if (top < body.scrollTop) body.scrollTop = top;
@@ -365,6 +410,10 @@ export async function render(ctx) {
       if (selected && selected.children.length && !collapsed.has(selected.span.spanID)) toggle(selected);
       else if (selected && selected.parent) next = selected.parent;
       break;
+    case 'l':
+      // The selected span's log lines, shown or hidden under it.
+      if (selected && logsBySpan.has(selected.span.spanID)) toggleLogs(selected);
+      break;
     case 'Enter': case ' ': if (selected) toggle(selected); break;
     case 'Escape': if (selected) select(null); break;
     default: return;
@@ -400,10 +449,10 @@ export async function render(ctx) {
     select(matchOrder[(at + 1) % matchOrder.length]);
   });
 
-  const expandAll = h('button', {type: 'button', class: 'small', onclick: () => { collapsed.clear(); rows = visibleRows(tree.roots, collapsed); draw(true); }}, 'Expand all');
+  const expandAll = h('button', {type: 'button', class: 'small', onclick: () => { collapsed.clear(); relayout(); draw(true); }}, 'Expand all');
   const collapseAll = h('button', {type: 'button', class: 'small', onclick: () => {
     for (const n of tree.nodes.values()) if (n.children.length && n.depth >= 1) collapsed.add(n.span.spanID);
-    rows = visibleRows(tree.roots, collapsed);
+    relayout();
     if (selected && !rows.includes(selected)) selected = null;
     draw(true);
   }}, 'Collapse all');
