@@ -53,9 +53,8 @@ type Config struct {
 	// Timeout bounds one forward to a peer (default 5 s); a peer slower
 	// than that has its spans rerouted.
 	Timeout time.Duration
-	// Token, when set, is sent to peers as a bearer token (their OTLP
-	// ingest token); otherwise a forward carries the client's own
-	// authorization header, if any.
+	// Token, when set, is sent to peers as a bearer token: their OTLP
+	// ingest token (the server requires it when ingest tokens are set).
 	Token string
 	// Ruler makes this node the one that evaluates alarm rules; RulerURL,
 	// on the others, is the ruler's query API, which their alerts API
@@ -427,8 +426,6 @@ func (r *Router) forward(ctx context.Context, v *view, p *peer, td ptrace.Traces
 	md := metadata.Pairs(ForwardedHeader, self)
 	if r.cfg.Token != "" {
 		md.Set("authorization", "Bearer "+r.cfg.Token)
-	} else if in, ok := metadata.FromIncomingContext(ctx); ok && len(in.Get("authorization")) > 0 {
-		md.Set("authorization", in.Get("authorization")...)
 	}
 	ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, md), r.cfg.Timeout)
 	defer cancel()
