@@ -287,16 +287,6 @@ func (r *Router) closePeers() {
 	}
 }
 
-// Members is the current membership and this node's entry in it ("" when
-// not listed), for status pages and tests.
-func (r *Router) Members() (members []string, self string) {
-	v := r.view.Load()
-	if v.self >= 0 {
-		self = v.hrw.members[v.self]
-	}
-	return slices.Clone(v.hrw.members), self
-}
-
 // Owner is the member that owns traceID now (down peers skipped).
 func (r *Router) Owner(traceID pcommon.TraceID) string {
 	v := r.view.Load()

@@ -235,6 +235,21 @@ func TestClusterRoutesWholeTraces(t *testing.T) {
 	if c.nodes[1].Alerting != nil || c.nodes[0].Alerting == nil {
 		t.Error("alarm rules must be evaluated on the ruler only")
 	}
+
+	// With --ruler-url, a node forwards the alerts API to the ruler. (The
+	// go2sky reporter's stream to node 2 would hold a graceful stop open:
+	// it is cut after a second, as an operator's stop timeout would.)
+	stopCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = c.nodes[2].Shutdown(stopCtx)
+	c.configure = func(i int, cfg *server.Config) { cfg.Cluster.RulerURL = c.api(0) }
+	c.start(2)
+	var viaPeer struct {
+		Groups []struct{ Name string }
+	}
+	if code := servertest.GetJSON(t, c.api(2)+"/api/v1/rules", &viaPeer); code != http.StatusOK || len(viaPeer.Groups) == 0 || len(viaPeer.Groups) != len(rules.Groups) {
+		t.Errorf("rules through --ruler-url: HTTP %d, %d groups, the ruler has %d", code, len(viaPeer.Groups), len(rules.Groups))
+	}
 }
 
 // go2skyCall records gateway -> stock -> mysql with go2sky, the gateway
