@@ -53,9 +53,8 @@ type Config struct {
 	// Timeout bounds one forward to a peer (default 5 s); a peer slower
 	// than that has its spans rerouted.
 	Timeout time.Duration
-	// Token, when set, is sent to peers as a bearer token (their OTLP
-	// ingest token); otherwise a forward carries the client's own
-	// authorization header, if any.
+	// Token, when set, is sent to peers as a bearer token: their OTLP
+	// ingest token (the server requires it when ingest tokens are set).
 	Token string
 	// Ruler makes this node the one that evaluates alarm rules; RulerURL,
 	// on the others, is the ruler's query API, which their alerts API
@@ -288,16 +287,6 @@ func (r *Router) closePeers() {
 	}
 }
 
-// Members is the current membership and this node's entry in it ("" when
-// not listed), for status pages and tests.
-func (r *Router) Members() (members []string, self string) {
-	v := r.view.Load()
-	if v.self >= 0 {
-		self = v.hrw.members[v.self]
-	}
-	return slices.Clone(v.hrw.members), self
-}
-
 // Owner is the member that owns traceID now (down peers skipped).
 func (r *Router) Owner(traceID pcommon.TraceID) string {
 	v := r.view.Load()
@@ -427,8 +416,6 @@ func (r *Router) forward(ctx context.Context, v *view, p *peer, td ptrace.Traces
 	md := metadata.Pairs(ForwardedHeader, self)
 	if r.cfg.Token != "" {
 		md.Set("authorization", "Bearer "+r.cfg.Token)
-	} else if in, ok := metadata.FromIncomingContext(ctx); ok && len(in.Get("authorization")) > 0 {
-		md.Set("authorization", in.Get("authorization")...)
 	}
 	ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, md), r.cfg.Timeout)
 	defer cancel()

@@ -27,6 +27,7 @@ import (
 	"github.com/skytrail/skytrail/internal/server"
 	"github.com/skytrail/skytrail/internal/servertest"
 	"github.com/skytrail/skytrail/internal/testutil/poll"
+	"github.com/skytrail/skytrail/internal/testutil/victorialogs"
 )
 
 // testCluster is three SkyTrail nodes on 127.0.0.1 with --peers naming
@@ -234,6 +235,21 @@ func TestClusterRoutesWholeTraces(t *testing.T) {
 	if c.nodes[1].Alerting != nil || c.nodes[0].Alerting == nil {
 		t.Error("alarm rules must be evaluated on the ruler only")
 	}
+
+	// With --ruler-url, a node forwards the alerts API to the ruler. (The
+	// go2sky reporter's stream to node 2 would hold a graceful stop open:
+	// it is cut after a second, as an operator's stop timeout would.)
+	stopCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = c.nodes[2].Shutdown(stopCtx)
+	c.configure = func(i int, cfg *server.Config) { cfg.Cluster.RulerURL = c.api(0) }
+	c.start(2)
+	var viaPeer struct {
+		Groups []struct{ Name string }
+	}
+	if code := servertest.GetJSON(t, c.api(2)+"/api/v1/rules", &viaPeer); code != http.StatusOK || len(viaPeer.Groups) == 0 || len(viaPeer.Groups) != len(rules.Groups) {
+		t.Errorf("rules through --ruler-url: HTTP %d, %d groups, the ruler has %d", code, len(viaPeer.Groups), len(rules.Groups))
+	}
 }
 
 // go2skyCall records gateway -> stock -> mysql with go2sky, the gateway
@@ -428,4 +444,60 @@ func mustTraceID(t *testing.T, hexID string) pcommon.TraceID {
 		t.Fatal(err)
 	}
 	return pcommon.TraceID(id)
+}
+
+// Three nodes over one real VictoriaLogs (--spans-url): spans still go to
+// the node owning their trace, so its analysis sees the trace whole, and
+// every node answers every trace whole, once, from the shared store.
+func TestClusterOverVictoriaLogs(t *testing.T) {
+	t.Parallel()
+	vl := victorialogs.Start(t)
+	c := startCluster(t, 3, func(_ int, cfg *server.Config) {
+		cfg.Spans = server.RemoteSpans{URL: vl.URL, Timeout: 5 * time.Second}
+	})
+	frontend := provider(t, exporterTo(t, c.addrs[0]), "frontend")
+	payment := provider(t, exporterTo(t, c.addrs[1]), "payment")
+	want := map[string]int{}
+	for i := range 6 {
+		want[checkoutTrace(t, frontend, payment, 7000+i).String()] = 3
+	}
+	gateway, stock := servertest.Go2sky(t, c.nodes[1], "gateway"), servertest.Go2sky(t, c.nodes[2], "stock")
+	for i := range 3 {
+		want[go2skyCall(t, gateway, stock, i)] = 4
+	}
+	for id, n := range want {
+		poll.Until(t, waitTimeout, "trace "+id+" whole on every node", func() bool {
+			for _, k := range c.where(id) {
+				if k != n {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	forwarded := 0.0
+	for i := range c.nodes {
+		forwarded += sumMetric(t, c.api(i), "skytrail_cluster_forwarded_spans_total")
+	}
+	if forwarded == 0 {
+		t.Error("no span was forwarded: every node stored what it received")
+	}
+	edges := map[string]bool{}
+	end := time.Now().Truncate(time.Minute).Add(2 * time.Minute)
+	topology := fmt.Sprintf("/api/v1/topology?start=%s&end=%s", url.QueryEscape(end.Add(-time.Hour).Format(time.RFC3339)), url.QueryEscape(end.Format(time.RFC3339)))
+	for i := range c.nodes {
+		if err := c.nodes[i].Analyser.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		var topo struct {
+			Edges []struct{ Client, Server string }
+		}
+		servertest.GetJSON(t, c.api(i)+topology, &topo)
+		for _, e := range topo.Edges {
+			edges[e.Client+"->"+e.Server] = true
+		}
+	}
+	if !edges["frontend->payment"] || !edges["gateway->stock"] {
+		t.Errorf("service map edges over the nodes: %v", edges)
+	}
 }

@@ -249,6 +249,10 @@ func Start(cfg Config) (*Server, error) {
 			_ = s.Shutdown(context.Background())
 			return nil, errors.New("--peers with --tls-cert is not supported yet: nodes forward spans to each other over plaintext gRPC (docs/cluster.md)")
 		}
+		if (len(cfg.Security.IngestTokens) > 0 || cfg.Security.IngestTokensFile != "") && cfg.Cluster.Token == "" {
+			_ = s.Shutdown(context.Background())
+			return nil, errors.New("--peers with ingest tokens needs --peer-token (one of the tokens), sent with the spans forwarded to peers")
+		}
 		cc := cfg.Cluster
 		cc.ListenAddr, cc.Registerer, cc.Logger = cfg.OTLPGRPCAddr, reg, log
 		if s.Cluster, err = cluster.New(cc, traces); err != nil {
