@@ -125,6 +125,16 @@ func BenchmarkFirstDrawAPIs(b *testing.B) {
 			}
 		}
 	})
+	b.Run("OneServiceFigures", func(b *testing.B) {
+		one := "frontend" // loadgen's first service
+		b.ReportAllocs()
+		defer cpuPerOp(b)()
+		for b.Loop() {
+			if f, err := a.OneServiceFigures(ctx, one, start, end); err != nil || f == nil {
+				b.Fatalf("%s's figures: %v, %v", one, f, err)
+			}
+		}
+	})
 	b.Run("Topology", func(b *testing.B) {
 		b.ReportAllocs()
 		defer cpuPerOp(b)()

@@ -186,6 +186,16 @@ func (a *Analyser) ServiceFigures(ctx context.Context, start, end time.Time) (ma
 	return out, nil
 }
 
+// OneServiceFigures is ServiceFigures for one service (the service page's),
+// reading only its series; nil when it had no calls in [start, end].
+func (a *Analyser) OneServiceFigures(ctx context.Context, service string, start, end time.Time) (*Figures, error) {
+	m, err := a.figures(ctx, "skytrail_service_", []string{"service"}, "service="+quote(service), true, start, end)
+	if err != nil {
+		return nil, err
+	}
+	return m[service], nil
+}
+
 // Dependency is one edge of the service map in Jaeger's shape.
 type Dependency struct {
 	Parent    string `json:"parent"`

@@ -31,6 +31,7 @@ import (
 // and the service map, over a time range.
 type Analysis interface {
 	ServiceFigures(ctx context.Context, start, end time.Time) (map[string]analysis.Figures, error)
+	OneServiceFigures(ctx context.Context, service string, start, end time.Time) (*analysis.Figures, error)
 	Topology(ctx context.Context, start, end time.Time) (*analysis.Topology, error)
 	Instances(ctx context.Context, service string, start, end time.Time) (*analysis.Instances, error)
 	AllInstances(ctx context.Context, start, end time.Time) (*analysis.Instances, error)
@@ -147,7 +148,8 @@ type ServiceInfo struct {
 // services lists every service with stored spans, with its figures over
 // start..end (default: the last 15 minutes; lookback= sets another window).
 // figures=false leaves the figures out: a page that needs only the names
-// (a service picker) does not pay for computing them.
+// (a service picker) does not pay for computing them. service= lists that
+// one service (if it has spans stored), computing its figures alone.
 func (a *API) services(w http.ResponseWriter, r *http.Request) {
 	start, end, err := timeRange(r.URL.Query(), 15*time.Minute)
 	if err != nil {
@@ -166,8 +168,23 @@ func (a *API) services(w http.ResponseWriter, r *http.Request) {
 		writeStoreError(w, err)
 		return
 	}
+	one := r.URL.Query().Get("service")
+	if one != "" {
+		names = slices.DeleteFunc(names, func(n string) bool { return n != one })
+	}
 	var figures map[string]analysis.Figures
-	if a.analysis != nil && withFigures {
+	switch {
+	case a.analysis == nil || !withFigures || (one != "" && len(names) == 0):
+	case one != "":
+		f, err := a.analysis.OneServiceFigures(r.Context(), one, start, end)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err)
+			return
+		}
+		if f != nil {
+			figures = map[string]analysis.Figures{one: *f}
+		}
+	default:
 		if figures, err = a.analysis.ServiceFigures(r.Context(), start, end); err != nil {
 			writeError(w, http.StatusInternalServerError, err)
 			return

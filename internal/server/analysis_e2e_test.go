@@ -67,6 +67,15 @@ func TestAnalysisThroughTheServer(t *testing.T) {
 	if len(svcs.Services) != 2 || svcs.Services[0].Figures != nil || svcs.Services[1].Figures != nil {
 		t.Errorf("services?figures=false = %+v, want the two names without figures", svcs)
 	}
+	// The service page asks for its own service's figures alone.
+	servertest.GetJSON(t, api+"/api/v1/services?lookback=1h&service=payment", &svcs)
+	if len(svcs.Services) != 1 || svcs.Services[0].Name != "payment" || svcs.Services[0].Figures == nil || svcs.Services[0].Figures.Calls != 5 {
+		t.Errorf("services?service=payment = %+v, want payment with its 5 calls", svcs)
+	}
+	servertest.GetJSON(t, api+"/api/v1/services?lookback=1h&service=paymnt", &svcs)
+	if len(svcs.Services) != 0 {
+		t.Errorf("services?service=paymnt = %+v, want none", svcs)
+	}
 	if code := servertest.GetJSON(t, api+"/api/v1/services?figures=some", nil); code != http.StatusBadRequest {
 		t.Errorf("services?figures=some: HTTP %d, want 400", code)
 	}

@@ -60,6 +60,8 @@ const seg = encodeURIComponent;
 
 export const api = {
   services: (r, signal) => getJSON('/api/v1/services' + qs({start: r.start, end: r.end}), signal),
+  // One service with its figures (a list of it alone, or of none).
+  service: (service, r, signal) => getJSON('/api/v1/services' + qs({start: r.start, end: r.end, service}), signal),
   // The services' names alone (for a picker): the server skips their figures.
   serviceNames: (r, signal) => getJSON('/api/v1/services' + qs({start: r.start, end: r.end, figures: 'false'}), signal),
   operations: (service, signal) => getJSON(`/api/v1/services/${seg(service)}/operations`, signal),

@@ -120,7 +120,7 @@ export async function render(ctx) {
   const sr = searchRange(r);
   const firingP = firingByService(signal);
   const [all, chartBox, instances, endpoints, slow, errors, diagnostics, errorLogs] = await Promise.all([
-    api.services(r, signal),
+    api.service(service, r, signal),
     charts(service, r, signal).catch((e) => message('error', 'Could not draw the charts: ' + e.message)),
     api.instances(service, r, signal).catch((e) => e),
     api.endpoints(service, r, signal).catch((e) => e),
