@@ -493,7 +493,7 @@ export async function render(ctx) {
     h('div', {class: 'chips'}, services.map((name) => serviceChip(name, colors.get(name))),
       h('span', {class: 'legend muted small'}, h('span', {class: 'crit-key'}), ' critical path')),
     h('div', {class: 'wf-tools'}, find, findCount, expandAll, collapseAll,
-      h('span', {class: 'muted small'}, 'Keys: ↑ ↓ move, ← → collapse/expand, Enter toggle, Esc close')));
+      h('span', {class: 'muted small'}, `Keys: ↑ ↓ move, ← → collapse/expand, Enter toggle,${logsBySpan.size ? ' l log lines,' : ''} Esc close`)));
 
   layout.append(h('div', {class: 'wf'}, ruler, body), detail);
   // The other views of the same spans: a sortable table of every span, and
