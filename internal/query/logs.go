@@ -283,15 +283,11 @@ func (a *API) logsQL(w http.ResponseWriter, r *http.Request) {
 		line = append(line, '}', '\n')
 		rows = append(rows, append([]byte(nil), line...))
 	})
-	switch {
-	case errors.Is(err, spanstore.ErrBadQuery):
-		writeError(w, http.StatusBadRequest, err)
-		return
-	case errors.Is(err, context.DeadlineExceeded):
-		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("the query took longer than %s: narrow its time range or filters", logsQLTimeout))
-		return
-	case err != nil:
-		writeError(w, http.StatusInternalServerError, err)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("%w: the query took longer than %s: narrow its time range or filters", err, logsQLTimeout)
+	}
+	if err != nil {
+		writeStoreError(w, err) // 400 bad query, 503 + Retry-After for a store that did not answer
 		return
 	}
 	w.Header().Set("Content-Type", "application/stream+json")

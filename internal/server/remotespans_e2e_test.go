@@ -109,6 +109,16 @@ func TestRemoteSpanStore(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(msg), vl.URL) {
 		t.Errorf("trace lookup with VictoriaLogs down: HTTP %d (Retry-After %q) %s; want 503 with Retry-After naming %s", resp.StatusCode, resp.Header.Get("Retry-After"), msg, vl.URL)
 	}
+	// Grafana's LogsQL endpoint the same way: retryable, not a 500.
+	resp, err = http.PostForm(api+"/select/logsql/query", url.Values{"query": {"*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("/select/logsql/query with VictoriaLogs down: HTTP %d (Retry-After %q) %s; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), msg)
+	}
 
 	// Back up: the same request is taken, and is searchable.
 	vl.Restart(t)
