@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -18,26 +17,25 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP exporters may gzip their requests
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/skytrail/skytrail/internal/alerting"
+	"github.com/skytrail/skytrail/internal/auth"
 	"github.com/skytrail/skytrail/internal/analysis"
 	"github.com/skytrail/skytrail/internal/analysis/integrity"
 	"github.com/skytrail/skytrail/internal/pipeline"
 	"github.com/skytrail/skytrail/internal/query"
 	"github.com/skytrail/skytrail/internal/query/jaeger"
-	"github.com/skytrail/skytrail/internal/query/promapi"
 	"github.com/skytrail/skytrail/internal/receiver/logship"
 	"github.com/skytrail/skytrail/internal/receiver/otlp"
 	"github.com/skytrail/skytrail/internal/receiver/skywalking"
 	"github.com/skytrail/skytrail/internal/storage/diskspace"
 	"github.com/skytrail/skytrail/internal/storage/metricstore"
 	"github.com/skytrail/skytrail/internal/storage/spanstore"
-	"github.com/skytrail/skytrail/internal/ui"
+	"github.com/skytrail/skytrail/internal/tenant"
 )
 
 // Config is everything `skytrail server` takes. An empty address turns
@@ -85,6 +83,10 @@ type Config struct {
 	// or how often to fsync while acknowledging once the record is written
 	// to the operating system (survives a kill, not a power loss).
 	WALSync time.Duration
+	// Tenants are kept apart beside the default tenant (docs/security.md):
+	// each with its own stores in DataDir/tenants/NAME, figures and query
+	// handlers. None: one tenant, the data directory as before tenants.
+	Tenants []string
 }
 
 // Defaults are the documented defaults (docs/configuration.md).
@@ -123,8 +125,10 @@ type Server struct {
 	Registry *prometheus.Registry
 	// Alerting evaluates the rules and sends notifications.
 	Alerting *alerting.Alerting
-	// journal is the write-ahead log, nil without --wal.
-	journal *journal
+	// tenants are the configured tenants; cores holds each one's stores,
+	// analysis and handlers (the fields above are the default tenant's).
+	tenants *tenant.Set
+	cores   map[string]*core
 
 	sec         *security
 	grpcServers []*grpc.Server
@@ -165,114 +169,53 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 
-	store, err := openSpans(cfg, log, reg)
+	tenants, err := tenant.NewSet(cfg.Tenants)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, Spans: store, Registry: reg, Addrs: map[string]string{}, sec: sec}
-
-	metricsDir := filepath.Join(cfg.DataDir, "metrics")
+	if err := sec.checkTenants(tenants); err != nil {
+		return nil, err
+	}
+	if tenants.Multi() && cfg.Spans.enabled() {
+		return nil, errors.New("--tenants with --spans-url is not supported yet: every tenant would share the VictoriaLogs account (docs/security.md)")
+	}
 	if cfg.MetricsRetention <= 0 {
 		cfg.MetricsRetention = Defaults().MetricsRetention
 	}
-	s.Metrics, err = metricstore.Open(metricstore.Config{Dir: metricsDir, Retention: cfg.MetricsRetention,
-		MinFreeDiskBytes: cfg.MinFreeDisk, Logger: log, Registerer: reg})
-	if err != nil {
-		_ = store.Close()
-		return nil, err
+	if cfg.Alerting.ExternalURL == "" {
+		cfg.Alerting.ExternalURL = externalURL(cfg.HTTPAddr)
 	}
-	abs, _ := filepath.Abs(metricsDir)
-	log.Info("metric storage open", "dir", abs, "retention", cfg.MetricsRetention.String())
-	if cfg.Analysis.RegistryFile == "" {
-		cfg.Analysis.RegistryFile = filepath.Join(cfg.DataDir, "instances.json")
-	}
-	cfg.Analysis.Registerer, cfg.Analysis.Logger = reg, log
-	// With the write-ahead log, the running totals are written at its
-	// checkpoints only, so a replay counts every span once.
-	cfg.Analysis.CheckpointedTotals = cfg.WAL
-	s.Analyser = analysis.New(cfg.Analysis, s.Metrics)
-	if err := s.Analyser.Start(context.Background()); err != nil {
-		_ = s.Metrics.Close()
-		_ = store.Close()
-		return nil, fmt.Errorf("start analysis: %w", err)
-	}
+	s := &Server{cfg: cfg, log: log, Registry: reg, Addrs: map[string]string{}, sec: sec, tenants: tenants, cores: map[string]*core{}}
 
-	cfg.Integrity.Registry, cfg.Integrity.Registerer = s.Analyser.Registry(), reg
-	s.Integrity = integrity.New(cfg.Integrity)
-	_ = s.Integrity.Start(context.Background()) // starts a goroutine, cannot fail
-
-	ac := cfg.Alerting
-	ac.Dir, ac.Registerer, ac.Gatherer, ac.Traces, ac.Findings, ac.Logger = alerting.Dir(cfg.DataDir), reg, reg, store, s.Integrity, log
-	if ac.ExternalURL == "" {
-		ac.ExternalURL = externalURL(cfg.HTTPAddr)
-	}
-	if s.Alerting, err = alerting.New(ac, s.Metrics); err != nil {
-		_ = s.Shutdown(context.Background())
-		return nil, err
-	}
-
-	var journal pipeline.Journal
-	if !cfg.WAL {
-		warnUnreplayed(log, filepath.Join(cfg.DataDir, "wal"))
-	}
-	if cfg.WAL {
-		if s.journal, err = s.openJournal(cfg); err != nil {
-			_ = s.Shutdown(context.Background())
-			return nil, err
-		}
-		journal = s.journal.log
-		abs, _ = filepath.Abs(filepath.Join(cfg.DataDir, "wal"))
-		sync := "always"
-		if cfg.WALSync > 0 {
-			sync = cfg.WALSync.String()
-		}
-		log.Info("write-ahead log open", "dir", abs, "sync", sync)
-	}
-
-	// The write-ahead log, then storage: a request is acknowledged once its
-	// batch is durable in the log and its spans are stored; analysis only
-	// aggregates in memory and cannot fail a request.
-	s.Pipeline = pipeline.New(pipeline.Config{
-		MaxInFlightBytes: cfg.MaxInFlight,
-		Limits:           cfg.Limits,
-		Storage:          store.Limits(),
-		Registerer:       reg,
-		Journal:          journal,
-	}, pipeline.Consumers{
-		Traces:     []pipeline.TracesConsumer{store, s.Analyser, s.Integrity},
-		Logs:       []pipeline.LogsConsumer{store},
-		Metrics:    []pipeline.MetricsConsumer{s.Metrics},
-		Heartbeats: []pipeline.HeartbeatConsumer{s.Analyser},
-	})
-	s.Pipeline.Subscribe(s.Integrity.Rejected)
-	if s.journal != nil {
-		// Before any listener opens: what was acknowledged comes first.
-		if err := s.journal.replay(s.Pipeline); err != nil {
-			_ = s.Shutdown(context.Background())
-			return nil, err
-		}
-		s.journal.run()
-	}
-	otlpRecv := otlp.New(s.Pipeline, otlp.Config{MaxRequestBytes: cfg.MaxRequest, Tokens: sec.ingest})
-	swOpts := skywalking.Options{Token: cfg.SWToken, MaxRecvMsgSize: cfg.MaxRequest, Logger: log, GRPCServerOptions: sec.grpcOptions()}
-
-	mux := http.NewServeMux()
 	// The listeners are known once they are bound, after the routes: the
 	// status API reads a copy taken then.
 	var listening atomic.Pointer[query.Status]
 	startedAt := time.Now().UTC()
-	query.NewAPI(store, store, s.Analyser, s.Integrity).WithStatus(func() query.Status {
+	status := func() query.Status {
 		if st := listening.Load(); st != nil {
 			return *st
 		}
 		return query.Status{Listeners: map[string]string{}, StartedAt: startedAt}
-	}).Routes(mux)
-	query.NewAlertsAPI(s.Alerting).Routes(mux) // /api/v1/{alerts,rules,silences}, /prometheus/api/v1/{rules,alerts}, /-/reload
-	mux.Handle("/jaeger/", http.StripPrefix("/jaeger", jaeger.NewHandler(store, dependencies{s.Analyser})))
-	mux.Handle("/prometheus/", http.StripPrefix("/prometheus", promapi.NewHandler(s.Metrics)))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	}
+	if err := s.openCores(status); err != nil {
+		_ = s.Shutdown(context.Background())
+		return nil, err
+	}
+	def := s.cores[tenant.Default]
+	s.Spans, s.Metrics, s.Analyser, s.Integrity, s.Alerting, s.Pipeline = def.Spans, def.Metrics, def.Analyser, def.Integrity, def.Alerting, def.Pipeline
+	// Without --tenants, every request goes to the default tenant and
+	// X-Scope-OrgID is ignored, as before tenants existed.
+	var route func(*auth.Identity, string) (*pipeline.Pipeline, error)
+	if tenants.Multi() {
+		route = s.route
+	}
+	otlpRecv := otlp.New(s.Pipeline, otlp.Config{MaxRequestBytes: cfg.MaxRequest, Tokens: sec.ingest, Route: route})
+	swOpts := skywalking.Options{Token: cfg.SWToken, MaxRecvMsgSize: cfg.MaxRequest, Logger: log, GRPCServerOptions: sec.grpcOptions()}
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metricsHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.Handle("/", ui.Handler())
+	mux.Handle("/", s.tenantAPI()) // the UI and every query API, the request's tenant's
 
 	start := func() error {
 		if err := s.serveHTTP("query API", cfg.HTTPAddr, sec.protect(mux)); err != nil {
@@ -294,7 +237,7 @@ func Start(cfg Config) (*Server, error) {
 		// every deployment opens, with the same ingest tokens.
 		ingestMux := http.NewServeMux()
 		ingestMux.Handle("/", otlpRecv.HTTPHandler())
-		logship.New(s.Pipeline, logship.Config{MaxRequestBytes: cfg.MaxRequest, Tokens: sec.ingest}).Register(ingestMux)
+		logship.New(s.Pipeline, logship.Config{MaxRequestBytes: cfg.MaxRequest, Tokens: sec.ingest, Route: route}).Register(ingestMux)
 		if err := s.serveHTTP("OTLP HTTP", cfg.OTLPHTTPAddr, ingestMux); err != nil {
 			return err
 		}
@@ -404,29 +347,27 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 	wg.Wait()
 	s.wg.Wait()
-	if s.journal != nil {
-		s.journal.stopCheckpoints()
+	// Each tenant's write-ahead log stops checkpointing before any store
+	// closes; then the tenants close side by side.
+	for _, c := range s.cores {
+		c.stopCheckpoints()
 	}
-	var errs []error
-	if s.Alerting != nil {
-		errs = append(errs, s.Alerting.Shutdown(ctx))
+	errs := make([]error, 0, len(s.cores))
+	var mu sync.Mutex
+	for _, c := range s.cores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := c.close(ctx)
+			if err != nil && s.tenants.Multi() {
+				err = fmt.Errorf("tenant %s: %w", c.name, err)
+			}
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		}()
 	}
-	if s.Integrity != nil {
-		errs = append(errs, s.Integrity.Shutdown(ctx))
-	}
-	if s.Analyser != nil {
-		errs = append(errs, s.Analyser.Shutdown(ctx))
-	}
-	if s.Metrics != nil {
-		errs = append(errs, s.Metrics.Close())
-	}
-	if s.Spans != nil {
-		errs = append(errs, s.Spans.Close())
-	}
-	if s.journal != nil {
-		// Only once the stores hold everything is the log emptied.
-		errs = append(errs, s.journal.close(errors.Join(errs...) == nil && s.Spans != nil && s.Metrics != nil))
-	}
+	wg.Wait()
 	s.log.Info("storage flushed and closed")
 	return errors.Join(errs...)
 }
