@@ -211,6 +211,9 @@ func Start(cfg Config) (*Server, error) {
 	}
 	otlpRecv := otlp.New(s.Pipeline, otlp.Config{MaxRequestBytes: cfg.MaxRequest, Tokens: sec.ingest, Route: route})
 	swOpts := skywalking.Options{Token: cfg.SWToken, MaxRecvMsgSize: cfg.MaxRequest, Logger: log, GRPCServerOptions: sec.grpcOptions()}
+	if tenants.Multi() {
+		swOpts.Tenants = s.agentTenant
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metricsHandler())

@@ -66,6 +66,18 @@ func (s *Server) route(id *auth.Identity, orgID string) (*pipeline.Pipeline, err
 	return s.cores[name].Pipeline, nil
 }
 
+// agentTenant is the pipeline of a SkyWalking agent authenticating with an
+// ingest token given a tenant: agents cannot send X-Scope-OrgID, so the
+// token's own tenant (its first) is theirs. Other agents are checked
+// against --sw-token and feed the default tenant.
+func (s *Server) agentTenant(token string) (*pipeline.Pipeline, bool) {
+	tok, ok := s.sec.ingest.Match(token)
+	if !ok || len(tok.Tenants) == 0 || tok.Tenants[0] == auth.AnyTenant {
+		return nil, false
+	}
+	return s.cores[tok.Tenants[0]].Pipeline, true
+}
+
 // tenantAPI serves the UI and the query APIs from the request's tenant's
 // handlers: the tenant of the authenticated identity, or the one its
 // X-Scope-OrgID names when the identity may use it. A tenant it may not use

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/SkyAPM/go2sky/reporter"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
@@ -124,8 +126,8 @@ func sendTeam(t *testing.T, s *server.Server, token string, d *teamData) {
 	var rec log.Record
 	rec.SetTimestamp(time.Now())
 	rec.SetSeverity(log.SeverityError)
-	rec.SetBody(log.StringValue(d.logBody))
-	rec.AddAttributes(log.String("team", d.tenant))
+	rec.SetBody(attribute.StringValue(d.logBody))
+	rec.AddAttributes(attribute.String("team", d.tenant))
 	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: first, SpanID: trace.SpanID{1, 2, 3, 4, 5, 6, 7, 8}, TraceFlags: trace.FlagsSampled})
 	lp.Logger("shop").Emit(trace.ContextWithSpanContext(ctx, sc), rec)
 
@@ -231,9 +233,16 @@ func TestTenantsIsolatedThroughEveryAPI(t *testing.T) {
 	for _, tm := range teams {
 		d := tm.d
 		for _, id := range []string{d.traceID, d.gatewayTraceID} {
+			var last string
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("last answer for tenant %s's trace %s: %.500s", d.tenant, id, last)
+				}
+			})
 			poll.Until(t, waitTimeout, "tenant "+d.tenant+"'s trace "+id, func() bool {
 				code, body := ask(t, base, tm.read, "/api/v1/traces/"+id)
-				return code == http.StatusOK && strings.Count(body, `"spanId"`) == 3
+				last = fmt.Sprint(code, " ", body)
+				return code == http.StatusOK && spansIn(body) == 3
 			})
 		}
 		poll.Until(t, waitTimeout, "tenant "+d.tenant+"'s log record", func() bool {
@@ -312,6 +321,25 @@ func TestTenantsIsolatedThroughEveryAPI(t *testing.T) {
 	}
 	check("running")
 
+	// A SkyWalking agent authenticating with tenant a's ingest token writes
+	// to tenant a: agents cannot send X-Scope-OrgID.
+	tracer := servertest.Go2sky(t, s, "agent-alpha", reporter.WithAuthentication(ingestA))
+	span, _, err := tracer.CreateLocalSpan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	span.SetOperationName("nightly job")
+	span.End()
+	poll.Until(t, waitTimeout, "the go2sky agent's service in tenant a", func() bool {
+		_, body := ask(t, base, readA, "/api/v1/services")
+		return strings.Contains(body, "agent-alpha")
+	})
+	for _, tok := range []string{readB, readOther} {
+		if _, body := ask(t, base, tok, "/api/v1/services"); strings.Contains(body, "agent-alpha") {
+			t.Errorf("tenant a's SkyWalking agent shows to another tenant: %s", body)
+		}
+	}
+
 	// Refusals: a tenant nobody configured, or one the token may not
 	// write to, on both OTLP transports; and on the query API.
 	unknown := 0
@@ -381,7 +409,7 @@ func TestTenantsIsolatedThroughEveryAPI(t *testing.T) {
 	for _, tm := range teams {
 		poll.Until(t, waitTimeout, "tenant "+tm.d.tenant+"'s trace after the restart", func() bool {
 			code, body := ask(t, base, tm.read, "/api/v1/traces/"+tm.d.traceID)
-			return code == http.StatusOK && strings.Count(body, `"spanId"`) == 3
+			return code == http.StatusOK && spansIn(body) == 3
 		})
 		poll.Until(t, waitTimeout, "tenant "+tm.d.tenant+"'s counter after the restart", func() bool {
 			_, body := ask(t, base, tm.read, "/prometheus/api/v1/query?query="+url.QueryEscape(`agent_orders_placed_total`))
@@ -392,3 +420,12 @@ func TestTenantsIsolatedThroughEveryAPI(t *testing.T) {
 	check("after a restart")
 }
 
+
+// spansIn is how many spans a native trace answer holds.
+func spansIn(body string) int {
+	var tr nativeTrace
+	if json.Unmarshal([]byte(body), &tr) != nil {
+		return 0
+	}
+	return len(tr.Spans)
+}
