@@ -258,14 +258,14 @@ func TestTenantsIsolatedThroughEveryAPI(t *testing.T) {
 	// What each tenant's own answers must hold: its services, trace, log,
 	// metric and alert, wherever the API shows that kind of data.
 	own := map[string]func(d teamData) []string{
-		"/api/v1/services":                      func(d teamData) []string { return []string{d.frontend, d.payment} },
-		"/api/v1/traces/" + a.traceID:           func(d teamData) []string { return []string{d.frontend} },
-		"/api/v1/traces/" + b.traceID:           func(d teamData) []string { return []string{d.frontend} },
-		"/api/v1/logs?lookback=1h":              func(d teamData) []string { return []string{d.logBody} },
-		"/jaeger/api/services":                  func(d teamData) []string { return []string{d.frontend, d.payment} },
+		"/api/v1/services":                        func(d teamData) []string { return []string{d.frontend, d.payment} },
+		"/api/v1/traces/" + a.traceID:             func(d teamData) []string { return []string{d.frontend} },
+		"/api/v1/traces/" + b.traceID:             func(d teamData) []string { return []string{d.frontend} },
+		"/api/v1/logs?lookback=1h":                func(d teamData) []string { return []string{d.logBody} },
+		"/jaeger/api/services":                    func(d teamData) []string { return []string{d.frontend, d.payment} },
 		"/prometheus/api/v1/label/service/values": func(d teamData) []string { return []string{d.frontend, d.metricService} },
-		"/api/v1/alerts":                        func(d teamData) []string { return []string{d.payment} },
-		"/api/v1/topology?lookback=1h":          func(d teamData) []string { return []string{d.frontend, d.payment} },
+		"/api/v1/alerts":                          func(d teamData) []string { return []string{d.payment} },
+		"/api/v1/topology?lookback=1h":            func(d teamData) []string { return []string{d.frontend, d.payment} },
 	}
 	check := func(phase string) {
 		for _, tm := range teams {
@@ -419,7 +419,6 @@ func TestTenantsIsolatedThroughEveryAPI(t *testing.T) {
 	delete(own, "/api/v1/alerts") // the restarted rules have not fired again yet
 	check("after a restart")
 }
-
 
 // spansIn is how many spans a native trace answer holds.
 func spansIn(body string) int {
