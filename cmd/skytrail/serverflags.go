@@ -43,6 +43,7 @@ func serverFlags(fs *flag.FlagSet, cfg *server.Config) (configFile *string, logL
 	fs.Var((*byteSize)(&cfg.MinFreeDisk), "min-free-disk", "free space kept on the data directory's disk, such as 256MiB; below it new data is refused with a retryable error (0: none)")
 	fs.BoolVar(&cfg.WAL, "wal", cfg.WAL, "write-ahead log in <data>/wal: a request is acknowledged only once it is durable there, and replayed after a crash (false: up to about a second of acknowledged data is lost to a kill or power loss)")
 	fs.Var((*walSync)(&cfg.WALSync), "wal-sync", "always: fsync the write-ahead log before every acknowledgement (concurrent requests share one); or an interval such as 100ms: acknowledge once written, fsync that often (a kill loses nothing, a power loss up to the interval)")
+	fs.Var((*stringList)(&cfg.Tenants), "tenants", "tenants kept apart beside the default one, each with its own stores in <data>/tenants/NAME, figures and queries; a request's tenant comes from its token or user (tenant=NAME in the tokens or users file) or its X-Scope-OrgID header (comma-separated or repeated; docs/security.md)")
 	alertingFlags(fs, &cfg.Alerting)
 	clusterFlags(fs, &cfg.Cluster)
 	securityFlags(fs, &cfg.Security)

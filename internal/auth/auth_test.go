@@ -216,3 +216,54 @@ func TestGuardOpenWhenNothingConfigured(t *testing.T) {
 		t.Fatalf("open server answered %d", w.Code)
 	}
 }
+
+// Tenants ride on tokens and users: tenant=a,b after the token or after the
+// user's hash, kept in order (the first is the identity's own).
+func TestTenantsOnTokensAndUsers(t *testing.T) {
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(tokens, []byte("tok-a-0123456789abcdef name=a tenant=a\ntok-g-0123456789abcdef tenant=*\ntok-d-0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := auth.ParseTokens("ingest token", nil, tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := ts.CheckBearer([]string{"Bearer tok-a-0123456789abcdef"})
+	if err != nil || len(id.Tenants) != 1 || id.Tenants[0] != "a" {
+		t.Errorf("token a: %+v, %v", id, err)
+	}
+	if id, _ := ts.CheckBearer([]string{"Bearer tok-d-0123456789abcdef"}); id == nil || id.Tenants != nil {
+		t.Errorf("token without tenant=: %+v", id)
+	}
+	if got := ts.TenantsNamed(); len(got) != 2 || got["ingest token 2"][0] != auth.AnyTenant {
+		t.Errorf("tenants named: %v", got)
+	}
+	if err := os.WriteFile(tokens, []byte("tok-a-0123456789abcdef tenant=\n"), 0o600); err == nil {
+		if _, err := auth.ParseTokens("ingest token", nil, tokens); err == nil {
+			t.Error("an empty tenant= was accepted")
+		}
+	}
+
+	line, err := auth.HashPassword("alice", "secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := filepath.Join(dir, "users")
+	if err := os.WriteFile(users, []byte(line+" tenant=b,a\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u, err := auth.LoadUsers(users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !u.Check("alice", "secret") || strings.Join(u.Tenants("alice"), ",") != "b,a" {
+		t.Errorf("alice: check %v, tenants %v", u.Check("alice", "secret"), u.Tenants("alice"))
+	}
+	if err := os.WriteFile(users, []byte(line+" team=b\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auth.LoadUsers(users); err == nil {
+		t.Error("a users line ending in team=b was accepted")
+	}
+}

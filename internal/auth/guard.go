@@ -110,6 +110,18 @@ func (g *Guard) Enabled() bool {
 	return g.users != nil || g.header != "" || g.tokens.Len() > 0 || g.oidc != nil
 }
 
+// TenantsNamed maps each API token and user given tenants to them, for
+// the server to check against the tenants it keeps.
+func (g *Guard) TenantsNamed() map[string][]string {
+	out := g.tokens.TenantsNamed()
+	if g.users != nil {
+		for user, ts := range g.users.tenants {
+			out["user "+user] = ts
+		}
+	}
+	return out
+}
+
 // Describe says what authenticates, for the start-up log.
 func (g *Guard) Describe() string {
 	var parts []string
@@ -140,13 +152,13 @@ func (g *Guard) Authenticate(r *http.Request) *Identity {
 	if authz := r.Header.Get("Authorization"); authz != "" {
 		if secret, ok := Bearer(authz); ok {
 			if tok, ok := g.tokens.Match(secret); ok {
-				return &Identity{Name: tok.Name, Method: "token", ReadOnly: true}
+				return &Identity{Name: tok.Name, Method: "token", ReadOnly: true, Tenants: tok.Tenants}
 			}
 			return nil
 		}
 		if user, pass, ok := r.BasicAuth(); ok && g.users != nil {
 			if g.users.Check(user, pass) {
-				return &Identity{Name: user, Method: "basic"}
+				return &Identity{Name: user, Method: "basic", Tenants: g.users.Tenants(user)}
 			}
 			return nil
 		}
@@ -158,7 +170,10 @@ func (g *Guard) Authenticate(r *http.Request) *Identity {
 	}
 	if g.header != "" {
 		if user := strings.TrimSpace(r.Header.Get(g.header)); user != "" && len(user) <= 256 && g.fromProxy(r) {
-			return &Identity{Name: user, Method: "proxy"}
+			// The proxy vouches for the user and names the tenant, as
+			// in front of Mimir, Loki or Tempo: it must set (or strip)
+			// X-Scope-OrgID on every request it forwards.
+			return &Identity{Name: user, Method: "proxy", Tenants: []string{AnyTenant}}
 		}
 	}
 	return nil
@@ -259,6 +274,13 @@ func (g *Guard) howTo() string {
 		ways = append(ways, "a session from "+LoginPath)
 	}
 	return "send " + strings.Join(ways, ", or ")
+}
+
+// Refuse answers a request that may not go on with status and a JSON
+// error, counted in skytrail_http_auth_refused_total by reason: for the
+// checks made past Wrap (a tenant the identity may not read).
+func (g *Guard) Refuse(w http.ResponseWriter, status int, reason, msg string) {
+	g.refuse(w, status, reason, msg)
 }
 
 func (g *Guard) refuse(w http.ResponseWriter, status int, reason, msg string) {

@@ -2,7 +2,7 @@
 // tokens (ingest tokens for the receivers, read-only API tokens for
 // Grafana), users with bcrypt passwords (basic auth), and a user named by a
 // trusted reverse proxy. Every request it lets through carries an Identity
-// in its context, the place a tenant will be attached later.
+// in its context, with the tenants it may use (package tenant).
 package auth
 
 import (
@@ -24,6 +24,26 @@ type Identity struct {
 	Method string
 	// ReadOnly identities may read every API but change nothing.
 	ReadOnly bool
+	// Tenants are the tenants this identity may write to or read, the
+	// first its own (used when a request names none); AnyTenant allows
+	// every configured tenant. Empty: the default tenant only.
+	Tenants []string
+}
+
+// AnyTenant, as a token's or user's tenant, allows every configured tenant:
+// for a gateway (a collector, a reverse proxy) that names the tenant of
+// each request in X-Scope-OrgID.
+const AnyTenant = "*"
+
+// parseTenants adds the tenants of a "tenant=a,b" value to list.
+func parseTenants(list []string, v string) ([]string, error) {
+	for _, t := range strings.Split(v, ",") {
+		if t = strings.TrimSpace(t); t == "" {
+			return nil, fmt.Errorf("tenant=%s names an empty tenant", v)
+		}
+		list = append(list, t)
+	}
+	return list, nil
 }
 
 type identityKey struct{}
@@ -44,10 +64,12 @@ func FromContext(ctx context.Context) *Identity {
 // hex string are 64 bits, beyond guessing over the network.
 const MinTokenLength = 16
 
-// Token is one bearer token and the name it is known by.
+// Token is one bearer token, the name it is known by and the tenants it
+// may use (Identity.Tenants).
 type Token struct {
-	Secret string
-	Name   string
+	Secret  string
+	Name    string
+	Tenants []string
 }
 
 // Tokens is a set of bearer tokens. The zero value (or nil) holds none.
@@ -58,7 +80,8 @@ type Tokens struct {
 // ParseTokens collects the tokens given as flag values (each may hold
 // several, comma-separated) and those in file (one a line: the token, then
 // optionally name=NAME; # starts a comment). what names them in errors and
-// default names ("ingest token").
+// default names ("ingest token"). A line may also give the token's tenants:
+// tenant=NAME[,NAME...] (the first is the token's own; * allows any).
 func ParseTokens(what string, values []string, file string) (*Tokens, error) {
 	t := &Tokens{}
 	seen := map[string]bool{}
@@ -69,8 +92,13 @@ func ParseTokens(what string, values []string, file string) (*Tokens, error) {
 			switch {
 			case ok && k == "name" && v != "":
 				tok.Name = v
+			case ok && k == "tenant" && v != "":
+				var err error
+				if tok.Tenants, err = parseTenants(tok.Tenants, v); err != nil {
+					return fmt.Errorf("%s: %w", where, err)
+				}
 			default:
-				return fmt.Errorf("%s: %q is not name=NAME (the line is a token, then optionally name=NAME)", where, f)
+				return fmt.Errorf("%s: %q is not name=NAME or tenant=NAME (the line is a token, then optionally name=NAME and tenant=NAME[,NAME...])", where, f)
 			}
 		}
 		if len(tok.Secret) < MinTokenLength {
@@ -133,6 +161,21 @@ func (t *Tokens) Len() int {
 	return len(t.list)
 }
 
+// TenantsNamed maps the name of each token given tenants to them, for the
+// server to check against the tenants it keeps.
+func (t *Tokens) TenantsNamed() map[string][]string {
+	out := map[string][]string{}
+	if t == nil {
+		return out
+	}
+	for _, tok := range t.list {
+		if len(tok.Tenants) > 0 {
+			out[tok.Name] = tok.Tenants
+		}
+	}
+	return out
+}
+
 // First is the first token given, for SkyTrail's own clients (the demo).
 func (t *Tokens) First() (Token, bool) {
 	if t.Len() == 0 {
@@ -185,7 +228,7 @@ func (t *Tokens) CheckBearer(values []string) (*Identity, error) {
 			continue
 		}
 		if tok, ok := t.Match(secret); ok {
-			return &Identity{Name: tok.Name, Method: "token"}, nil
+			return &Identity{Name: tok.Name, Method: "token", Tenants: tok.Tenants}, nil
 		}
 		err = ErrWrongToken
 	}

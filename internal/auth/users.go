@@ -18,6 +18,8 @@ import (
 // `skytrail passwd alice` writes a line.
 type Users struct {
 	hashes map[string][]byte
+	// tenants are the tenants each user may read (Identity.Tenants).
+	tenants map[string][]string
 	// dummy is compared against for unknown users, so a wrong name takes
 	// as long as a wrong password and names cannot be probed.
 	dummy []byte
@@ -36,23 +38,39 @@ type Users struct {
 const maxRemembered = 4096
 
 // LoadUsers reads an htpasswd file: lines user:hash, hashes bcrypt ($2a$,
-// $2b$ or $2y$); # starts a comment line.
+// $2b$ or $2y$), each optionally followed by the user's tenants as
+// tenant=NAME[,NAME...] after a space (htpasswd keeps such lines as they
+// are); # starts a comment line.
 func LoadUsers(file string) (*Users, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, fmt.Errorf("read users file: %w", err)
 	}
 	defer f.Close()
-	u := &Users{hashes: map[string][]byte{}, good: map[[32]byte]bool{}}
+	u := &Users{hashes: map[string][]byte{}, tenants: map[string][]string{}, good: map[[32]byte]bool{}}
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		name, hash, ok := strings.Cut(line, ":")
+		name, rest, ok := strings.Cut(line, ":")
 		if !ok || name == "" {
 			return nil, fmt.Errorf("users file %s line %d: want user:bcrypt-hash", file, n)
+		}
+		fields := strings.Fields(rest)
+		hash := ""
+		if len(fields) > 0 {
+			hash = fields[0]
+		}
+		for _, f := range fields[min(1, len(fields)):] {
+			v, ok := strings.CutPrefix(f, "tenant=")
+			if !ok || v == "" {
+				return nil, fmt.Errorf("users file %s line %d (%s): %q is not tenant=NAME[,NAME...]", file, n, name, f)
+			}
+			if u.tenants[name], err = parseTenants(u.tenants[name], v); err != nil {
+				return nil, fmt.Errorf("users file %s line %d (%s): %w", file, n, name, err)
+			}
 		}
 		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
 			return nil, fmt.Errorf("users file %s line %d (%s): not a bcrypt hash (%v); make one with htpasswd -nB %s or skytrail passwd %s", file, n, name, err, name, name)
@@ -78,6 +96,9 @@ func LoadUsers(file string) (*Users, error) {
 
 // Len is how many users there are.
 func (u *Users) Len() int { return len(u.hashes) }
+
+// Tenants are the tenants user may read (empty: the default tenant only).
+func (u *Users) Tenants(user string) []string { return u.tenants[user] }
 
 // Check tells whether password is user's.
 func (u *Users) Check(user, password string) bool {

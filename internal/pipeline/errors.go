@@ -21,6 +21,9 @@ const (
 	TooLarge Reason = "too_large"
 	// Unauthenticated: a missing or wrong token.
 	Unauthenticated Reason = "unauthenticated"
+	// Forbidden: a tenant that is not configured, or that the request's
+	// token may not write to.
+	Forbidden Reason = "forbidden"
 	// Overloaded: the in-flight budget is spent; retry after RetryAfter.
 	Overloaded Reason = "overloaded"
 	// Unavailable: a consumer (storage) failed or cannot take data now;

@@ -25,9 +25,11 @@ type RemoteMetrics struct {
 	Timeout time.Duration
 }
 
+func (r RemoteMetrics) enabled() bool { return r.WriteURL != "" || r.QueryURL != "" }
+
 // openMetrics opens the embedded TSDB, or the remote store when configured.
 func openMetrics(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*metricstore.Store, error) {
-	if r := cfg.RemoteMetrics; r.WriteURL != "" || r.QueryURL != "" {
+	if r := cfg.RemoteMetrics; r.enabled() {
 		node := r.Node
 		if node == "" {
 			node, _ = os.Hostname()

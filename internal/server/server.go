@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP exporters may gzip their requests
 	"google.golang.org/grpc/health"
@@ -27,18 +25,18 @@ import (
 	"github.com/skytrail/skytrail/internal/alerting"
 	"github.com/skytrail/skytrail/internal/analysis"
 	"github.com/skytrail/skytrail/internal/analysis/integrity"
+	"github.com/skytrail/skytrail/internal/auth"
 	"github.com/skytrail/skytrail/internal/cluster"
 	"github.com/skytrail/skytrail/internal/pipeline"
 	"github.com/skytrail/skytrail/internal/query"
 	"github.com/skytrail/skytrail/internal/query/jaeger"
-	"github.com/skytrail/skytrail/internal/query/promapi"
 	"github.com/skytrail/skytrail/internal/receiver/logship"
 	"github.com/skytrail/skytrail/internal/receiver/otlp"
 	"github.com/skytrail/skytrail/internal/receiver/skywalking"
 	"github.com/skytrail/skytrail/internal/storage/diskspace"
 	"github.com/skytrail/skytrail/internal/storage/metricstore"
 	"github.com/skytrail/skytrail/internal/storage/spanstore"
-	"github.com/skytrail/skytrail/internal/ui"
+	"github.com/skytrail/skytrail/internal/tenant"
 )
 
 // Config is everything `skytrail server` takes. An empty address turns
@@ -92,6 +90,10 @@ type Config struct {
 	// Cluster is --peers and --ruler: spans routed between nodes by trace
 	// ID, and alarm rules evaluated on one node (docs/cluster.md).
 	Cluster cluster.Config
+	// Tenants are kept apart beside the default tenant (docs/security.md):
+	// each with its own stores in DataDir/tenants/NAME, figures and query
+	// handlers. None: one tenant, the data directory as before tenants.
+	Tenants []string
 }
 
 // Defaults are the documented defaults (docs/configuration.md).
@@ -133,8 +135,10 @@ type Server struct {
 	// Cluster routes spans to the peers owning their traces; nil without
 	// --peers.
 	Cluster *cluster.Router
-	// journal is the write-ahead log, nil without --wal.
-	journal *journal
+	// tenants are the configured tenants; cores holds each one's stores,
+	// analysis and handlers (the fields above are the default tenant's).
+	tenants *tenant.Set
+	cores   map[string]*core
 
 	sec         *security
 	grpcServers []*grpc.Server
@@ -175,138 +179,71 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 
-	store, err := openSpans(cfg, log, reg)
+	tenants, err := tenant.NewSet(cfg.Tenants)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, Spans: store, Registry: reg, Addrs: map[string]string{}, sec: sec}
-
-	if cfg.MetricsRetention <= 0 {
-		cfg.MetricsRetention = Defaults().MetricsRetention
-	}
-	if s.Metrics, err = openMetrics(cfg, log, reg); err != nil {
-		_ = store.Close()
+	if err := sec.checkTenants(tenants); err != nil {
 		return nil, err
 	}
-	if cfg.Analysis.RegistryFile == "" {
-		cfg.Analysis.RegistryFile = filepath.Join(cfg.DataDir, "instances.json")
+	if tenants.Multi() && cfg.Spans.enabled() {
+		return nil, errors.New("--tenants with --spans-url is not supported yet: every tenant would share the VictoriaLogs account (docs/security.md)")
 	}
-	cfg.Analysis.Registerer, cfg.Analysis.Logger = reg, log
-	// With the write-ahead log, the running totals are written at its
-	// checkpoints only, so a replay counts every span once.
-	cfg.Analysis.CheckpointedTotals = cfg.WAL
-	s.Analyser = analysis.New(cfg.Analysis, s.Metrics)
-	if err := s.Analyser.Start(context.Background()); err != nil {
-		_ = s.Metrics.Close()
-		_ = store.Close()
-		return nil, fmt.Errorf("start analysis: %w", err)
+	if tenants.Multi() && cfg.RemoteMetrics.enabled() {
+		return nil, errors.New("--tenants with --metrics-write-url is not supported yet: every tenant would write the same series to the remote store (docs/security.md)")
 	}
-
-	cfg.Integrity.Registry, cfg.Integrity.Registerer = s.Analyser.Registry(), reg
-	s.Integrity = integrity.New(cfg.Integrity)
-	_ = s.Integrity.Start(context.Background()) // starts a goroutine, cannot fail
-
-	// With peers, only the ruler evaluates alarm rules, so an alarm is
-	// notified once, not once per node.
-	ruler := !cfg.Cluster.Enabled() || cfg.Cluster.Ruler
-	ac := cfg.Alerting
-	ac.Dir, ac.Registerer, ac.Gatherer, ac.Traces, ac.Findings, ac.Logger = alerting.Dir(cfg.DataDir), reg, reg, store, s.Integrity, log
-	if ac.ExternalURL == "" {
-		ac.ExternalURL = externalURL(cfg.HTTPAddr)
+	if tenants.Multi() && cfg.Cluster.Enabled() {
+		return nil, errors.New("--tenants with --peers is not supported yet: spans forwarded to a peer do not carry their tenant (docs/cluster.md)")
 	}
-	if !ruler {
-		log.Info("alarm rules are not evaluated on this node: another node of --peers runs with --ruler")
-	} else if s.Alerting, err = alerting.New(ac, s.Metrics); err != nil {
-		_ = s.Shutdown(context.Background())
-		return nil, err
-	}
-
-	var journal pipeline.Journal
-	if !cfg.WAL {
-		warnUnreplayed(log, filepath.Join(cfg.DataDir, "wal"))
-	}
-	if cfg.WAL {
-		if s.journal, err = s.openJournal(cfg); err != nil {
-			_ = s.Shutdown(context.Background())
-			return nil, err
-		}
-		journal = s.journal.log
-		abs, _ := filepath.Abs(filepath.Join(cfg.DataDir, "wal"))
-		sync := "always"
-		if cfg.WALSync > 0 {
-			sync = cfg.WALSync.String()
-		}
-		log.Info("write-ahead log open", "dir", abs, "sync", sync)
-	}
-
-	// The write-ahead log, then storage: a request is acknowledged once its
-	// batch is durable in the log and its spans are stored; analysis only
-	// aggregates in memory and cannot fail a request. With peers, the
-	// router hands these consumers only the spans this node owns.
-	traces := []pipeline.TracesConsumer{store, s.Analyser, s.Integrity}
 	if cfg.Cluster.Enabled() {
 		if cfg.Security.TLS.Enabled() {
-			_ = s.Shutdown(context.Background())
 			return nil, errors.New("--peers with --tls-cert is not supported yet: nodes forward spans to each other over plaintext gRPC (docs/cluster.md)")
 		}
 		if (len(cfg.Security.IngestTokens) > 0 || cfg.Security.IngestTokensFile != "") && cfg.Cluster.Token == "" {
-			_ = s.Shutdown(context.Background())
 			return nil, errors.New("--peers with ingest tokens needs --peer-token (one of the tokens), sent with the spans forwarded to peers")
 		}
-		cc := cfg.Cluster
-		cc.ListenAddr, cc.Registerer, cc.Logger = cfg.OTLPGRPCAddr, reg, log
-		if s.Cluster, err = cluster.New(cc, traces); err != nil {
-			_ = s.Shutdown(context.Background())
-			return nil, err
-		}
-		traces = []pipeline.TracesConsumer{s.Cluster}
 	}
-	s.Pipeline = pipeline.New(pipeline.Config{
-		MaxInFlightBytes: cfg.MaxInFlight,
-		Limits:           cfg.Limits,
-		Storage:          store.Limits(),
-		Registerer:       reg,
-		Journal:          journal,
-	}, pipeline.Consumers{
-		Traces:     traces,
-		Logs:       []pipeline.LogsConsumer{store},
-		Metrics:    []pipeline.MetricsConsumer{s.Metrics},
-		Heartbeats: []pipeline.HeartbeatConsumer{s.Analyser},
-	})
-	s.Pipeline.Subscribe(s.Integrity.Rejected)
-	if s.journal != nil {
-		// Before any listener opens: what was acknowledged comes first.
-		if err := s.journal.replay(s.Pipeline); err != nil {
-			_ = s.Shutdown(context.Background())
-			return nil, err
-		}
-		s.journal.run()
+	if cfg.MetricsRetention <= 0 {
+		cfg.MetricsRetention = Defaults().MetricsRetention
 	}
-	otlpRecv := otlp.New(s.Pipeline, otlp.Config{MaxRequestBytes: cfg.MaxRequest, Tokens: sec.ingest})
-	swOpts := skywalking.Options{Token: cfg.SWToken, MaxRecvMsgSize: cfg.MaxRequest, Logger: log, GRPCServerOptions: sec.grpcOptions()}
+	if cfg.Alerting.ExternalURL == "" {
+		cfg.Alerting.ExternalURL = externalURL(cfg.HTTPAddr)
+	}
+	s := &Server{cfg: cfg, log: log, Registry: reg, Addrs: map[string]string{}, sec: sec, tenants: tenants, cores: map[string]*core{}}
 
-	mux := http.NewServeMux()
 	// The listeners are known once they are bound, after the routes: the
 	// status API reads a copy taken then.
 	var listening atomic.Pointer[query.Status]
 	startedAt := time.Now().UTC()
-	query.NewAPI(store, store, s.Analyser, s.Integrity).WithStatus(func() query.Status {
+	status := func() query.Status {
 		if st := listening.Load(); st != nil {
 			return *st
 		}
 		return query.Status{Listeners: map[string]string{}, StartedAt: startedAt}
-	}).Routes(mux)
-	if s.Alerting != nil {
-		query.NewAlertsAPI(s.Alerting).Routes(mux) // /api/v1/{alerts,rules,silences}, /prometheus/api/v1/{rules,alerts}, /-/reload
-	} else if err := s.Cluster.AlertsElsewhere(mux); err != nil {
+	}
+	if err := s.openCores(status); err != nil {
 		_ = s.Shutdown(context.Background())
 		return nil, err
 	}
-	mux.Handle("/jaeger/", http.StripPrefix("/jaeger", jaeger.NewHandler(store, dependencies{s.Analyser})))
-	mux.Handle("/prometheus/", http.StripPrefix("/prometheus", promapi.NewHandler(s.Metrics)))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	def := s.cores[tenant.Default]
+	s.Spans, s.Metrics, s.Analyser, s.Integrity, s.Alerting, s.Pipeline = def.Spans, def.Metrics, def.Analyser, def.Integrity, def.Alerting, def.Pipeline
+	s.Cluster = def.Cluster // --peers runs with one tenant only
+	// Without --tenants, every request goes to the default tenant and
+	// X-Scope-OrgID is ignored, as before tenants existed.
+	var route func(*auth.Identity, string) (*pipeline.Pipeline, error)
+	if tenants.Multi() {
+		route = s.route
+	}
+	otlpRecv := otlp.New(s.Pipeline, otlp.Config{MaxRequestBytes: cfg.MaxRequest, Tokens: sec.ingest, Route: route})
+	swOpts := skywalking.Options{Token: cfg.SWToken, MaxRecvMsgSize: cfg.MaxRequest, Logger: log, GRPCServerOptions: sec.grpcOptions()}
+	if tenants.Multi() {
+		swOpts.Tenants = s.agentTenant
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metricsHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.Handle("/", ui.Handler())
+	mux.Handle("/", s.tenantAPI()) // the UI and every query API, the request's tenant's
 
 	start := func() error {
 		if err := s.serveHTTP("query API", cfg.HTTPAddr, sec.protect(mux)); err != nil {
@@ -318,8 +255,8 @@ func Start(cfg Config) (*Server, error) {
 		}
 		if cfg.OTLPGRPCAddr != "" {
 			gs := otlpRecv.NewGRPCServer(sec.grpcOptions()...)
-			hs := health.NewServer() // for `skytrail doctor`, load balancers and peers
-			if ruler && s.Cluster != nil {
+			hs := health.NewServer()                   // for `skytrail doctor`, load balancers and peers
+			if s.Cluster != nil && s.Alerting != nil { // this node is the ruler
 				hs.SetServingStatus(cluster.RulerHealthService, healthpb.HealthCheckResponse_SERVING)
 			}
 			healthpb.RegisterHealthServer(gs, hs)
@@ -332,7 +269,7 @@ func Start(cfg Config) (*Server, error) {
 		// every deployment opens, with the same ingest tokens.
 		ingestMux := http.NewServeMux()
 		ingestMux.Handle("/", otlpRecv.HTTPHandler())
-		logship.New(s.Pipeline, logship.Config{MaxRequestBytes: cfg.MaxRequest, Tokens: sec.ingest}).Register(ingestMux)
+		logship.New(s.Pipeline, logship.Config{MaxRequestBytes: cfg.MaxRequest, Tokens: sec.ingest, Route: route}).Register(ingestMux)
 		if err := s.serveHTTP("OTLP HTTP", cfg.OTLPHTTPAddr, ingestMux); err != nil {
 			return err
 		}
@@ -442,32 +379,27 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 	wg.Wait()
 	s.wg.Wait()
-	if s.Cluster != nil {
-		_ = s.Cluster.Close() // no request is being routed any more
+	// Each tenant's write-ahead log stops checkpointing before any store
+	// closes; then the tenants close side by side.
+	for _, c := range s.cores {
+		c.stopCheckpoints()
 	}
-	if s.journal != nil {
-		s.journal.stopCheckpoints()
+	errs := make([]error, 0, len(s.cores))
+	var mu sync.Mutex
+	for _, c := range s.cores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := c.close(ctx)
+			if err != nil && s.tenants.Multi() {
+				err = fmt.Errorf("tenant %s: %w", c.name, err)
+			}
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		}()
 	}
-	var errs []error
-	if s.Alerting != nil {
-		errs = append(errs, s.Alerting.Shutdown(ctx))
-	}
-	if s.Integrity != nil {
-		errs = append(errs, s.Integrity.Shutdown(ctx))
-	}
-	if s.Analyser != nil {
-		errs = append(errs, s.Analyser.Shutdown(ctx))
-	}
-	if s.Metrics != nil {
-		errs = append(errs, s.Metrics.Close())
-	}
-	if s.Spans != nil {
-		errs = append(errs, s.Spans.Close())
-	}
-	if s.journal != nil {
-		// Only once the stores hold everything is the log emptied.
-		errs = append(errs, s.journal.close(errors.Join(errs...) == nil && s.Spans != nil && s.Metrics != nil))
-	}
+	wg.Wait()
 	s.log.Info("storage flushed and closed")
 	return errors.Join(errs...)
 }

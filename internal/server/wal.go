@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/skytrail/skytrail/internal/analysis"
 	"github.com/skytrail/skytrail/internal/pipeline"
 	"github.com/skytrail/skytrail/internal/storage/diskspace"
@@ -35,17 +37,17 @@ type journal struct {
 	stop, done chan struct{}
 }
 
-// openJournal opens the write-ahead log in the data directory.
-func (s *Server) openJournal(cfg Config) (*journal, error) {
+// openJournal opens the write-ahead log in the tenant's data directory.
+func (c *core) openJournal(cfg Config, reg prometheus.Registerer) (*journal, error) {
 	dir := filepath.Join(cfg.DataDir, "wal")
-	disk := diskspace.NewGuard("wal", cfg.DataDir, cfg.MinFreeDisk, s.log, s.Registry)
-	l, err := wal.Open(wal.Config{Dir: dir, SyncInterval: cfg.WALSync, Disk: disk, Logger: s.log, Registerer: s.Registry})
+	disk := diskspace.NewGuard("wal", cfg.DataDir, cfg.MinFreeDisk, c.log, reg)
+	l, err := wal.Open(wal.Config{Dir: dir, SyncInterval: cfg.WALSync, Disk: disk, Logger: c.log, Registerer: reg})
 	if err != nil {
 		disk.Close()
 		return nil, err
 	}
-	return &journal{log: l, disk: disk, spans: s.Spans, metrics: s.Metrics, analyser: s.Analyser, logger: s.log,
-		every: s.Analyser.CounterInterval()}, nil
+	return &journal{log: l, disk: disk, spans: c.Spans, metrics: c.Metrics, analyser: c.Analyser, logger: c.log,
+		every: c.Analyser.CounterInterval()}, nil
 }
 
 // replay hands every record after the last checkpoint to the pipeline's

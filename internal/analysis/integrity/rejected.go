@@ -126,6 +126,8 @@ func rejectedRemedy(reason string) string {
 	switch pipeline.Reason(reason) {
 	case pipeline.Unauthenticated:
 		return "A SkyWalking agent sends no token or the wrong one: set SW_AGENT_AUTHENTICATION (go2sky: reporter.WithAuthentication) to the server's --sw-token."
+	case pipeline.Forbidden:
+		return "Requests named a tenant (X-Scope-OrgID) that is not configured, or that their ingest token may not write to: check the exporter's headers against --tenants and the token's tenant= in the tokens file."
 	case pipeline.Invalid:
 		return "Spans break a limit (all-zero IDs, a start older than the retention or more than a day ahead, too many or too large attributes): the client got the reason in its response and its SDK logs it. Check the client's clock."
 	case pipeline.Malformed:

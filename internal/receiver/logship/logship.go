@@ -27,6 +27,7 @@ import (
 	"github.com/skytrail/skytrail/internal/auth"
 	"github.com/skytrail/skytrail/internal/pipeline"
 	"github.com/skytrail/skytrail/internal/receiver/wire"
+	"github.com/skytrail/skytrail/internal/tenant"
 )
 
 // Receiver names, as the front door counts them.
@@ -44,6 +45,9 @@ type Config struct {
 	// Tokens, when it holds any, are the bearer tokens every request must
 	// carry (Authorization: Bearer <token>), as for OTLP.
 	Tokens *auth.Tokens
+	// Route, when set, picks the pipeline (the tenant) of each request,
+	// as otlp.Config.Route does.
+	Route func(id *auth.Identity, orgID string) (*pipeline.Pipeline, error)
 }
 
 // Receiver serves the log shippers' APIs.
@@ -78,8 +82,10 @@ type errorWriter func(w http.ResponseWriter, status int, err error)
 // the request.
 func (r *Receiver) begin(w http.ResponseWriter, req *http.Request, receiver string, fail errorWriter) (*pipeline.Request, []byte, func(), bool) {
 	src := wire.HTTPSource(req, receiver)
+	var id *auth.Identity
 	if r.cfg.Tokens.Len() > 0 {
-		if _, err := r.cfg.Tokens.CheckBearer(req.Header.Values("Authorization")); err != nil {
+		var err error
+		if id, err = r.cfg.Tokens.CheckBearer(req.Header.Values("Authorization")); err != nil {
 			refused := r.p.Refuse(src, pipeline.SignalLogs, pipeline.Unauthenticated,
 				fmt.Errorf("%w (send the ingest token as the header Authorization: Bearer <token>)", err))
 			w.Header().Set("WWW-Authenticate", `Bearer realm="SkyTrail logs"`)
@@ -87,7 +93,16 @@ func (r *Receiver) begin(w http.ResponseWriter, req *http.Request, receiver stri
 			return nil, nil, nil, false
 		}
 	}
-	admitted := r.p.Begin(src, pipeline.SignalLogs)
+	p := r.p
+	if r.cfg.Route != nil {
+		var err error
+		if p, err = r.cfg.Route(id, req.Header.Get(tenant.Header)); err != nil {
+			refused := r.p.Refuse(src, pipeline.SignalLogs, pipeline.ReasonOf(err), err)
+			fail(w, wire.HTTPCode(refused.Reason), refused)
+			return nil, nil, nil, false
+		}
+	}
+	admitted := p.Begin(src, pipeline.SignalLogs)
 	buf := wire.Buffer()
 	done := func() {
 		wire.PutBuffer(buf)

@@ -8,11 +8,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/tap"
 
 	"github.com/skytrail/skytrail/internal/auth"
 	"github.com/skytrail/skytrail/internal/pipeline"
 	"github.com/skytrail/skytrail/internal/receiver/wire"
+	"github.com/skytrail/skytrail/internal/tenant"
 )
 
 // NewGRPCServer returns a gRPC server with OTLP's trace, metrics and logs
@@ -83,7 +85,16 @@ func (r *Receiver) tap(ctx context.Context, info *tap.Info) (context.Context, er
 
 func (r *Receiver) exportGRPC(ctx context.Context, sig *signal, in *rawMessage) (*rawMessage, error) {
 	body := in.b
-	req := r.pipeline.Begin(wire.GRPCSource(ctx, GRPCReceiver), sig.kind)
+	src := wire.GRPCSource(ctx, GRPCReceiver)
+	var orgID string
+	if v := metadata.ValueFromIncomingContext(ctx, tenant.MetadataKey); len(v) > 0 {
+		orgID = v[0]
+	}
+	p, err := r.route(src, sig.kind, auth.FromContext(ctx), orgID)
+	if err != nil {
+		return nil, wire.GRPCError(err)
+	}
+	req := p.Begin(src, sig.kind)
 	defer req.Release()
 	if err := req.Grow(wire.DecodedSize(body, sig.request)); err != nil {
 		return nil, wire.GRPCError(err)

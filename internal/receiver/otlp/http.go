@@ -14,6 +14,7 @@ import (
 	"github.com/skytrail/skytrail/internal/auth"
 	"github.com/skytrail/skytrail/internal/pipeline"
 	"github.com/skytrail/skytrail/internal/receiver/wire"
+	"github.com/skytrail/skytrail/internal/tenant"
 )
 
 const (
@@ -65,10 +66,15 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request, sig *sign
 	fail := func(err error) {
 		writeHTTPError(w, mediaType, wire.HTTPStatus(w.Header(), err), wire.GRPCCode(pipeline.ReasonOf(err)), err.Error())
 	}
+	p, err := r.route(src, sig.kind, auth.FromContext(req.Context()), req.Header.Get(tenant.Header))
+	if err != nil {
+		fail(err)
+		return
+	}
 
 	// The body is charged to the in-flight budget as it arrives, and its
 	// decoding at what it will take before it is decoded.
-	admitted := r.pipeline.Begin(src, sig.kind)
+	admitted := p.Begin(src, sig.kind)
 	defer admitted.Release()
 	buf := wire.Buffer()
 	defer wire.PutBuffer(buf)

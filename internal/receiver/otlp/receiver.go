@@ -29,10 +29,18 @@ type Config struct {
 	// carry (Authorization: Bearer <token>, as OTEL_EXPORTER_OTLP_HEADERS
 	// sends it); others are refused Unauthenticated / 401 unread.
 	Tokens *auth.Tokens
+	// Route, when set, picks the pipeline (the tenant) of each request
+	// from the identity its token established (nil without tokens) and
+	// the tenant it names in X-Scope-OrgID ("" when none); its error, a
+	// *pipeline.Error, refuses the request. Nil: every request goes to
+	// the receiver's own pipeline.
+	Route func(id *auth.Identity, orgID string) (*pipeline.Pipeline, error)
 }
 
 // Receiver is the OTLP receiver, for both transports and every signal.
 type Receiver struct {
+	// pipeline takes every request Route does not send elsewhere, and
+	// counts the refusals of requests no tenant takes.
 	pipeline *pipeline.Pipeline
 	cfg      Config
 }
@@ -43,4 +51,17 @@ func New(p *pipeline.Pipeline, cfg Config) *Receiver {
 		cfg.MaxRequestBytes = 16 << 20
 	}
 	return &Receiver{pipeline: p, cfg: cfg}
+}
+
+// route is the pipeline of a request from id naming orgID, or its refusal,
+// counted.
+func (r *Receiver) route(src pipeline.Source, kind pipeline.Signal, id *auth.Identity, orgID string) (*pipeline.Pipeline, error) {
+	if r.cfg.Route == nil {
+		return r.pipeline, nil
+	}
+	p, err := r.cfg.Route(id, orgID)
+	if err != nil {
+		return nil, r.pipeline.Refuse(src, kind, pipeline.ReasonOf(err), err)
+	}
+	return p, nil
 }

@@ -50,7 +50,7 @@ const authMetadataKey = "authentication"
 // accepted and discarded, so no agent logs Unimplemented.
 func NewGRPCServer(p *pipeline.Pipeline, opts Options) *grpc.Server {
 	in := newIngester(p, opts, GRPCReceiver)
-	a := authenticator{token: opts.Token, p: p}
+	a := authenticator{token: opts.Token, tenants: opts.Tenants, p: p}
 	s := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(opts.maxRecvMsgSize()),
 		// A message whose decoding alone would take more than the in-flight
@@ -90,15 +90,26 @@ func NewGRPCServer(p *pipeline.Pipeline, opts Options) *grpc.Server {
 
 // authenticator refuses calls without the configured token.
 type authenticator struct {
-	token string
-	p     *pipeline.Pipeline
+	token   string
+	tenants func(token string) (*pipeline.Pipeline, bool)
+	p       *pipeline.Pipeline
 }
 
 // tap checks a call's token as its headers arrive. The standard gRPC health
 // service needs none: load balancers and Kubernetes probes call it without
 // an agent's token, and it tells nothing but whether the server is up.
 func (a authenticator) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
-	if a.token == "" || strings.HasPrefix(info.FullMethodName, "/grpc.health.v1.Health/") {
+	if strings.HasPrefix(info.FullMethodName, "/grpc.health.v1.Health/") {
+		return ctx, nil
+	}
+	if a.tenants != nil {
+		for _, got := range info.Header.Get(authMetadataKey) {
+			if p, ok := a.tenants(got); ok {
+				return context.WithValue(ctx, pipelineKey{}, p), nil
+			}
+		}
+	}
+	if a.token == "" {
 		return ctx, nil
 	}
 	for _, got := range info.Header.Get(authMetadataKey) {
@@ -153,7 +164,7 @@ func collect[T any](in *ingester, s clientStream[T], signal pipeline.Signal, wha
 			return in.recvError(src, signal, err)
 		}
 		bad.total++
-		req := in.p.Begin(src, signal)
+		req := in.pipelineOf(ctx).Begin(src, signal)
 		err = handle(ctx, req, msg)
 		req.Release()
 		if err != nil {
@@ -198,7 +209,7 @@ func discard[T any](s clientStream[T]) error {
 
 // unary runs one unary call's handling and puts its error on the wire.
 func (in *ingester) unary(ctx context.Context, signal pipeline.Signal, handle func(context.Context, *pipeline.Request) error) (*commonv3.Commands, error) {
-	req := in.p.Begin(wire.GRPCSource(ctx, GRPCReceiver), signal)
+	req := in.pipelineOf(ctx).Begin(wire.GRPCSource(ctx, GRPCReceiver), signal)
 	defer req.Release()
 	if err := handle(ctx, req); err != nil {
 		return nil, wire.GRPCError(err)

@@ -42,7 +42,7 @@ const authHeader = "Authentication"
 // string), optionally gzip-compressed (Content-Encoding: gzip). A success
 // answers 200 with an empty Commands object, {}.
 func NewHTTPHandler(p *pipeline.Pipeline, opts Options) http.Handler {
-	h := &httpHandler{p: p, in: newIngester(p, opts, HTTPReceiver), token: opts.Token, maxBody: int64(opts.maxRecvMsgSize())}
+	h := &httpHandler{p: p, in: newIngester(p, opts, HTTPReceiver), token: opts.Token, tenants: opts.Tenants, maxBody: int64(opts.maxRecvMsgSize())}
 	mux := http.NewServeMux()
 	mux.Handle("POST /v3/segment", h.route(pipeline.SignalSpans, func(ctx context.Context, req *pipeline.Request, body []byte) error {
 		seg := &agentv3.SegmentObject{}
@@ -93,6 +93,7 @@ type httpHandler struct {
 	p       *pipeline.Pipeline
 	in      *ingester
 	token   string
+	tenants func(token string) (*pipeline.Pipeline, bool)
 	maxBody int64
 }
 
@@ -103,12 +104,13 @@ type httpHandler struct {
 func (h *httpHandler) route(signal pipeline.Signal, handle func(ctx context.Context, req *pipeline.Request, body []byte) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		src := wire.HTTPSource(r, HTTPReceiver)
-		if !h.authenticated(r) {
+		p, ok := h.tenant(r)
+		if !ok && !h.authenticated(r) {
 			writeHTTPError(w, h.p.Refuse(src, signal, pipeline.Unauthenticated,
 				errors.New("missing or wrong Authentication header (set the agent's authentication to the server's token)")))
 			return
 		}
-		req := h.p.Begin(src, signal)
+		req := p.Begin(src, signal)
 		defer req.Release()
 		buf := wire.Buffer()
 		defer wire.PutBuffer(buf)
@@ -129,6 +131,19 @@ func (h *httpHandler) route(signal pipeline.Signal, handle func(ctx context.Cont
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, "{}")
 	})
+}
+
+// tenant is the pipeline of the tenant whose token r carries, or the
+// handler's own and false.
+func (h *httpHandler) tenant(r *http.Request) (*pipeline.Pipeline, bool) {
+	if h.tenants != nil {
+		for _, got := range r.Header.Values(authHeader) {
+			if p, ok := h.tenants(got); ok {
+				return p, true
+			}
+		}
+	}
+	return h.p, false
 }
 
 func (h *httpHandler) authenticated(r *http.Request) bool {

@@ -38,7 +38,7 @@ var (
 		Methods: []grpc.MethodDesc{{MethodName: "collect", Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 			in := srv.(*ingester)
 			return unaryRaw(ctx, dec, interceptor, "/skywalking.v3.GolangMetricReportService/collect", func(ctx context.Context, raw []byte) error {
-				req := in.p.Begin(wire.GRPCSource(ctx, GRPCReceiver), pipeline.SignalMetrics)
+				req := in.pipelineOf(ctx).Begin(wire.GRPCSource(ctx, GRPCReceiver), pipeline.SignalMetrics)
 				defer req.Release()
 				return in.golangMetrics(ctx, req, raw)
 			})

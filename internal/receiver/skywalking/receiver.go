@@ -38,6 +38,10 @@ type Options struct {
 	// Token, when set, must arrive in the Authentication gRPC metadata / HTTP
 	// header of every request (SW_AGENT_AUTHENTICATION on the agents).
 	Token string
+	// Tenants, when set, sends the data of an agent whose Authentication
+	// it knows to that token's pipeline (its tenant's); any other agent is
+	// checked against Token and feeds the receiver's own pipeline.
+	Tenants func(token string) (*pipeline.Pipeline, bool)
 	// MaxRecvMsgSize bounds one gRPC message or HTTP body, in bytes;
 	// 0 means DefaultMaxRecvMsgSize.
 	MaxRecvMsgSize int
@@ -72,6 +76,19 @@ type ingester struct {
 	receiver string
 	// lastWarn is when (UnixNano) a rejection was last logged.
 	lastWarn atomic.Int64
+}
+
+// pipelineKey carries, in a call's context, the pipeline of the tenant
+// its token named.
+type pipelineKey struct{}
+
+// pipelineOf is the pipeline a call's data goes to: its tenant's, or the
+// receiver's own.
+func (in *ingester) pipelineOf(ctx context.Context) *pipeline.Pipeline {
+	if p, ok := ctx.Value(pipelineKey{}).(*pipeline.Pipeline); ok {
+		return p
+	}
+	return in.p
 }
 
 func newIngester(p *pipeline.Pipeline, opts Options, receiver string) *ingester {

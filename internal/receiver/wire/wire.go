@@ -34,6 +34,8 @@ func GRPCCode(reason pipeline.Reason) codes.Code {
 		return codes.InvalidArgument
 	case pipeline.Unauthenticated:
 		return codes.Unauthenticated
+	case pipeline.Forbidden:
+		return codes.PermissionDenied
 	case pipeline.Overloaded:
 		return codes.ResourceExhausted
 	}
@@ -49,6 +51,8 @@ func HTTPCode(reason pipeline.Reason) int {
 		return http.StatusRequestEntityTooLarge
 	case pipeline.Unauthenticated:
 		return http.StatusUnauthorized
+	case pipeline.Forbidden:
+		return http.StatusForbidden
 	case pipeline.Overloaded:
 		return http.StatusTooManyRequests
 	}
