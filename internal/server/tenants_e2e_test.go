@@ -434,3 +434,33 @@ func spansIn(body string) int {
 	}
 	return len(tr.Spans)
 }
+
+// Tenants and cluster mode do not combine yet: a server asked for both
+// refuses to start and says which pair, rather than mixing tenants' data.
+func TestTenantsRefusedWithClusterMode(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		set  func(*server.Config)
+		want string
+	}{
+		{"remote spans", func(c *server.Config) { c.Spans.URL = "http://127.0.0.1:1" }, "--spans-url"},
+		{"remote metrics", func(c *server.Config) {
+			c.RemoteMetrics.WriteURL, c.RemoteMetrics.QueryURL = "http://127.0.0.1:1/api/v1/write", "http://127.0.0.1:1"
+		}, "--metrics-write-url"},
+		{"peers", func(c *server.Config) { c.Cluster.Peers = "127.0.0.1:1,127.0.0.1:2" }, "--peers"},
+	} {
+		cfg := servertest.Config(t.TempDir())
+		cfg.Tenants = []string{"a", "b"}
+		tc.set(&cfg)
+		s, err := server.Start(cfg)
+		if err == nil {
+			_ = s.Shutdown(context.Background())
+			t.Errorf("%s: the server started with --tenants", tc.name)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "--tenants") {
+			t.Errorf("%s: %v, want it to name --tenants and %s", tc.name, err, tc.want)
+		}
+	}
+}
