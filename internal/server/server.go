@@ -346,7 +346,8 @@ func (s *Server) serveGRPC(name, addr string, gs *grpc.Server) error {
 }
 
 // Shutdown stops accepting requests, lets in-flight ones finish (until ctx
-// ends), then flushes and closes storage: what was acknowledged is on disk.
+// ends), then flushes and closes storage, however long the wait took: what
+// was acknowledged is on disk.
 // Calling it again returns the first call's result.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() { s.stopErr = s.shutdown(ctx) })
@@ -379,6 +380,11 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 	wg.Wait()
 	s.wg.Wait()
+	// ctx bounded the wait for in-flight requests; the flush comes after it
+	// whatever that wait took. A ctx spent on an agent's stream that never
+	// ended (gRPC's graceful stop waits for it) must not skip the analysis'
+	// last minutes or leave the write-ahead log unemptied.
+	ctx = context.WithoutCancel(ctx)
 	// Each tenant's write-ahead log stops checkpointing before any store
 	// closes; then the tenants close side by side.
 	for _, c := range s.cores {
