@@ -103,7 +103,7 @@ func runServer(ctx context.Context, args []string) error {
 	for done := false; !done; {
 		select {
 		case <-hup:
-			_ = srv.Alerting.Reload()
+			srv.ReloadAlerting()
 		case <-ctx.Done():
 			done = true
 		}

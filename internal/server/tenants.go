@@ -171,3 +171,15 @@ func (s *security) checkTenants(ts *tenant.Set) error {
 	}
 	return nil
 }
+
+// ReloadAlerting reads every tenant's rule files and notification
+// configuration again (SIGHUP); a node of --peers without --ruler has none
+// to read. A failing reload keeps the rules in force and is logged by
+// alerting itself.
+func (s *Server) ReloadAlerting() {
+	for _, c := range s.cores {
+		if c.Alerting != nil {
+			_ = c.Alerting.Reload()
+		}
+	}
+}
