@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -83,6 +84,43 @@ func (d *denseHist) addFloat(fh *histogram.FloatHistogram) error {
 		}
 	}
 	return nil
+}
+
+// add adds o's figures to s.
+func (s *minuteSums) add(o *minuteSums) {
+	s.calls += o.calls
+	s.errors += o.errors
+	s.satisfied += o.satisfied
+	s.tolerating += o.tolerating
+	s.hasCalls = s.hasCalls || o.hasCalls
+	s.hist.add(&o.hist)
+}
+
+// sumsOf is a minute's figures held in memory, as the samples they are
+// written as would read.
+func sumsOf(s *red.Stats) minuteSums {
+	out := minuteSums{calls: float64(s.Calls), errors: float64(s.Errors), satisfied: float64(s.Satisfied),
+		tolerating: float64(s.Tolerating), hasCalls: true}
+	h := &s.Latency
+	out.hist = denseHist{count: float64(h.Count), sum: h.Sum, zero: float64(h.Zero), offset: h.Offset, present: true}
+	if len(h.Counts) > 0 {
+		out.hist.buckets = make([]float64, len(h.Counts))
+		for i, c := range h.Counts {
+			out.hist.buckets[i] = float64(c)
+		}
+	}
+	return out
+}
+
+// kvLabels are the labels of a series with label pairs kv, the name left
+// out, sorted as the store's are.
+func kvLabels(kv []string) labels.Labels {
+	b := labels.NewScratchBuilder(len(kv) / 2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		b.Add(kv[i], kv[i+1])
+	}
+	b.Sort()
+	return b.Labels()
 }
 
 func (d *denseHist) add(o *denseHist) {
@@ -237,15 +275,18 @@ const minuteMs = int64(time.Minute / time.Millisecond)
 type rawSeries struct {
 	lbls labels.Labels
 	sums minuteSums
+	// stamps are the samples' timestamps: the live windows' samples on
+	// them were written already (the store keeps the first of a stamp).
+	stamps []int64
 }
 
 // readMinutes reads the per-minute samples of family f stamped in the
-// minutes ending in (fromMs, toMs] that want accepts, from the store and
-// the analysis' memory merged (what PromQL reads), by minute end and
-// series. A minute written early has its samples inside it, not at its
-// end: they add up into it.
-func (a *Analyser) readMinutes(ctx context.Context, f *red.Family, fromMs, toMs int64, want func(end int64) bool) (map[int64]map[string]*rawSeries, error) {
-	q, err := a.store.Queryable().Querier(fromMs+1, toMs)
+// minutes ending in (fromMs, toMs] that want accepts, by minute end and
+// series (keyed by their labels' bytes, the name left out). A minute
+// written early has its samples inside it, not at its end: they add up
+// into it.
+func readMinutes(ctx context.Context, from storage.Queryable, f *red.Family, fromMs, toMs int64, want func(end int64) bool) (map[int64]map[string]*rawSeries, error) {
+	q, err := from.Querier(fromMs+1, toMs)
 	if err != nil {
 		return nil, fmt.Errorf("reading the figures of %s: %w", f.Prefix, err)
 	}
@@ -283,6 +324,7 @@ func (a *Analyser) readMinutes(ctx context.Context, f *red.Family, fromMs, toMs 
 					case red.FieldCalls:
 						r.sums.calls += v
 						r.sums.hasCalls = true
+						r.stamps = append(r.stamps, t)
 					case red.FieldErrors:
 						r.sums.errors += v
 					case red.FieldSatisfied:
@@ -340,19 +382,35 @@ func (a *Analyser) cachedFigures(ctx context.Context, prefix string, by []string
 	from, to := minutesOf(start, end)
 	fromMs, toMs := from.UnixMilli(), to.UnixMilli()
 
-	// Which minutes are final: see the figureCache's comment.
+	// Which minutes are final (see the figureCache's comment), and a copy
+	// of the others' figures held in memory, taken before the store is
+	// read: a minute written meanwhile is then in both, and counted once,
+	// rather than in neither.
+	type liveRow struct {
+		end, stamp int64
+		kv         []string
+		sums       minuteSums
+	}
+	var live []liveRow
 	a.mu.Lock()
 	now := a.now()
 	nowMs := now.UnixMilli()
 	current := (nowMs/minuteMs + 1) * minuteMs
 	finalThrough := max(a.minutes.FlushedThrough(), current-red.MaxLate-minuteMs)
-	held := map[int64]bool{}
-	a.minutes.Open(func(w *red.Window) { held[w.End] = true })
-	for _, w := range a.writing {
+	var windows []*red.Window
+	a.minutes.Open(func(w *red.Window) { windows = append(windows, w) })
+	windows = append(append(windows, a.writing...), a.unwritten...)
+	held := make(map[int64]bool, len(windows))
+	for _, w := range windows {
 		held[w.End] = true
-	}
-	for _, w := range a.unwritten {
-		held[w.End] = true
+		if w.End <= fromMs || w.End > toMs {
+			continue
+		}
+		w.EachOf(f, func(_ *red.Family, kv []string, s *red.Stats) {
+			if kvMatch(kv, ms) {
+				live = append(live, liveRow{end: w.End, stamp: w.Stamp(), kv: append([]string(nil), kv...), sums: sumsOf(s)})
+			}
+		})
 	}
 	a.mu.Unlock()
 	final := func(end int64) bool { return end <= finalThrough && !held[end] }
@@ -370,6 +428,7 @@ func (a *Analyser) cachedFigures(ctx context.Context, prefix string, by []string
 	}
 	c.mu.Unlock()
 
+	written := a.store.Written()
 	read := func(ends []int64) (map[int64]map[string]*rawSeries, error) {
 		if len(ends) == 0 {
 			return nil, nil
@@ -378,7 +437,7 @@ func (a *Analyser) cachedFigures(ctx context.Context, prefix string, by []string
 		for _, e := range ends {
 			set[e] = true
 		}
-		return a.readMinutes(ctx, f, ends[0]-minuteMs, ends[len(ends)-1], func(e int64) bool { return set[e] })
+		return readMinutes(ctx, written, f, ends[0]-minuteMs, ends[len(ends)-1], func(e int64) bool { return set[e] })
 	}
 	missed, err := read(missing)
 	if err != nil {
@@ -387,6 +446,31 @@ func (a *Analyser) cachedFigures(ctx context.Context, prefix string, by []string
 	fresh, err := read(recent)
 	if err != nil {
 		return nil, false, err
+	}
+	// The memory's samples join the store's of the recent minutes, but
+	// where the store has the series' sample of that stamp (the store keeps
+	// the first written, as the merged view PromQL reads does).
+	if fresh == nil && len(live) > 0 {
+		fresh = map[int64]map[string]*rawSeries{}
+	}
+	for i := range live {
+		l := &live[i]
+		lbls := kvLabels(l.kv)
+		k := string(lbls.Bytes(nil))
+		m := fresh[l.end]
+		if m == nil {
+			m = map[string]*rawSeries{}
+			fresh[l.end] = m
+		}
+		r := m[k]
+		if r == nil {
+			r = &rawSeries{lbls: lbls}
+			m[k] = r
+		} else if slices.Contains(r.stamps, l.stamp) {
+			continue
+		}
+		r.sums.add(&l.sums)
+		r.stamps = append(r.stamps, l.stamp)
 	}
 
 	c.mu.Lock()
