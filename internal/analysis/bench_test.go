@@ -153,6 +153,12 @@ func BenchmarkFirstDrawAPIs(b *testing.B) {
 			}
 		}
 	})
+	// What the figure cache holds after those calls (every family they
+	// read, the minutes of the hour that are finished).
+	bytes, rows := a.cache.stats()
+	if rows > 0 {
+		b.Logf("figure cache: %d bytes for %d series-minutes, %.0f B/series-minute", bytes, rows, float64(bytes)/float64(rows))
+	}
 }
 
 // cpuPerOp reports the process' CPU time (user and system) per operation as

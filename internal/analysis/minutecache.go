@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -192,6 +193,7 @@ type figureCache struct {
 	ids     map[string]int32
 	series  []cachedSeries
 	free    []int32
+	bytes   int // of the cached rows (rowsBytes)
 }
 
 type cachedSeries struct {
@@ -234,9 +236,11 @@ func (c *figureCache) release(rows []seriesMinute) {
 }
 
 // put caches a finished minute of a family, and lets go of the family's
-// minutes older than cachedMinutes before the newest. The caller holds mu.
-// It returns the minute's rows and whether the cache keeps them (a minute
-// too old is not kept: the caller releases it when done).
+// minutes older than cachedMinutes before the newest, and of the oldest
+// minutes of any family while the cache would outgrow maxCacheBytes. It
+// returns the minute's rows and whether the cache keeps them (a minute too
+// old, or too large, is not kept: the caller releases it when done). The
+// caller holds mu.
 func (c *figureCache) put(prefix string, end int64, raw map[string]*rawSeries) (_ []seriesMinute, kept bool) {
 	if rows, ok := c.minutes[familyMinute{prefix, end}]; ok {
 		return rows, true // cached meanwhile by another request
@@ -245,17 +249,63 @@ func (c *figureCache) put(prefix string, end int64, raw map[string]*rawSeries) (
 	newest := max(c.newest[prefix], end)
 	c.newest[prefix] = newest
 	cutoff := newest - cachedMinutes*minuteMs
-	if end <= cutoff {
+	for k, old := range c.minutes {
+		if k.prefix == prefix && k.end <= cutoff {
+			c.drop(k, old)
+		}
+	}
+	size := rowsBytes(rows)
+	for c.bytes+size > maxCacheBytes && len(c.minutes) > 0 {
+		var oldest familyMinute
+		for k := range c.minutes {
+			if oldest.prefix == "" || k.end < oldest.end {
+				oldest = k
+			}
+		}
+		if oldest.end >= end {
+			break // the minute asked for is the oldest: keep the newer
+		}
+		c.drop(oldest, c.minutes[oldest])
+	}
+	if end <= cutoff || c.bytes+size > maxCacheBytes {
 		return rows, false
 	}
 	c.minutes[familyMinute{prefix, end}] = rows
-	for k, old := range c.minutes {
-		if k.prefix == prefix && k.end <= cutoff {
-			c.release(old)
-			delete(c.minutes, k)
-		}
-	}
+	c.bytes += size
 	return rows, true
+}
+
+func (c *figureCache) drop(k familyMinute, rows []seriesMinute) {
+	c.release(rows)
+	c.bytes -= rowsBytes(rows)
+	delete(c.minutes, k)
+}
+
+// maxCacheBytes bounds what the cache holds, the label sets (shared with
+// the TSDB's head) left out. A series-minute takes about 520 bytes (the
+// struct and the minute's histogram buckets laid out densely), so 64 MiB
+// holds some 129,000: 70 minutes of about 1,800 series. 500 services of
+// loadgen traffic have some 1,250 (services, instances and both sides of
+// the edges); BenchmarkFirstDrawAPIs logs the figure.
+const maxCacheBytes = 64 << 20
+
+// rowsBytes is what a cached minute's rows take.
+func rowsBytes(rows []seriesMinute) int {
+	n := cap(rows) * int(unsafe.Sizeof(seriesMinute{}))
+	for i := range rows {
+		n += 8 * cap(rows[i].sums.hist.buckets)
+	}
+	return n
+}
+
+// stats are the cache's size: bytes and series-minutes held.
+func (c *figureCache) stats() (bytes, seriesMinutes int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, rows := range c.minutes {
+		seriesMinutes += len(rows)
+	}
+	return c.bytes, seriesMinutes
 }
 
 func (c *figureCache) rows(raw map[string]*rawSeries) []seriesMinute {
@@ -355,6 +405,10 @@ func readMinutes(ctx context.Context, from storage.Queryable, f *red.Family, fro
 	return out, nil
 }
 
+// familyOf is the family with prefix. The endpoint family is not cached:
+// only a service's own page asks for its endpoints, which PromQL reads
+// from that service's series alone, while a cached minute would hold every
+// service's (up to MaxEndpointsPerService each).
 func familyOf(prefix string) *red.Family {
 	for _, f := range red.Families {
 		if f.Prefix == prefix {
@@ -369,7 +423,7 @@ func familyOf(prefix string) *red.Family {
 // store, an unknown family), and the caller asks PromQL.
 func (a *Analyser) cachedFigures(ctx context.Context, prefix string, by []string, sel string, apdex bool, start, end time.Time) (_ map[string]*Figures, ok bool, _ error) {
 	f := familyOf(prefix)
-	if a.cache == nil || a.store.Remote() || f == nil {
+	if a.cache == nil || a.store.Remote() || f == nil || f == red.EndpointFamily {
 		return nil, false, nil
 	}
 	var ms []*labels.Matcher

@@ -30,7 +30,6 @@ var figureQueries = []figureQuery{
 	{"virtual nodes", "skytrail_edge_client_", []string{"server", "server_type"}, `server_type!="service"`, false},
 	{"every instance", "skytrail_instance_", []string{"service", "instance"}, `service!=""`, true},
 	{"one service's instances", "skytrail_instance_", []string{"instance"}, `service="frontend"`, true},
-	{"one service's endpoints", "skytrail_endpoint_", []string{"endpoint"}, `service="frontend"`, true},
 }
 
 // sameFigures compares the cache's figures with PromQL's: counts, rates
