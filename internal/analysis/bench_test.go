@@ -159,6 +159,18 @@ func BenchmarkFirstDrawAPIs(b *testing.B) {
 	if rows > 0 {
 		b.Logf("figure cache: %d bytes for %d series-minutes, %.0f B/series-minute", bytes, rows, float64(bytes)/float64(rows))
 	}
+	// The map's first call after a restart: the figure cache starts
+	// empty and reads the hour's finished minutes from the TSDB.
+	b.Run("TopologyColdCache", func(b *testing.B) {
+		b.ReportAllocs()
+		defer cpuPerOp(b)()
+		for b.Loop() {
+			a.cache = newFigureCache()
+			if _, err := a.Topology(ctx, start, end); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // cpuPerOp reports the process' CPU time (user and system) per operation as
