@@ -33,6 +33,8 @@ type Analyser struct {
 	log      *slog.Logger
 	now      func() time.Time
 	metrics  *metrics
+	// cache holds finished minutes' figures (minutecache.go); nil: none.
+	cache *figureCache
 
 	// tickMu makes ticks (the background one, Flush) take turns: each
 	// writes the minutes and totals it took, in order.
@@ -97,6 +99,7 @@ func New(cfg Config, store *metricstore.Store) *Analyser {
 		minutes:  red.NewMinutes(red.NewTotals(cfg.MaxEdges)),
 		joiner:   servicemap.NewJoiner(cfg.MaxWaitingSpans),
 		services: map[string]*service{},
+		cache:    newFigureCache(),
 	}
 	if store != nil {
 		store.AddSource(live{a})

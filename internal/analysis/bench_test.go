@@ -153,6 +153,24 @@ func BenchmarkFirstDrawAPIs(b *testing.B) {
 			}
 		}
 	})
+	// What the figure cache holds after those calls (every family they
+	// read, the minutes of the hour that are finished).
+	bytes, rows := a.cache.stats()
+	if rows > 0 {
+		b.Logf("figure cache: %d bytes for %d series-minutes, %.0f B/series-minute", bytes, rows, float64(bytes)/float64(rows))
+	}
+	// The map's first call after a restart: the figure cache starts
+	// empty and reads the hour's finished minutes from the TSDB.
+	b.Run("TopologyColdCache", func(b *testing.B) {
+		b.ReportAllocs()
+		defer cpuPerOp(b)()
+		for b.Loop() {
+			a.cache = newFigureCache()
+			if _, err := a.Topology(ctx, start, end); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // cpuPerOp reports the process' CPU time (user and system) per operation as

@@ -67,7 +67,18 @@ const minRunningPart = 10 * time.Second
 // "skytrail_service_") over the minutes overlapping [start, end], grouped by
 // the labels in by, restricted by the PromQL matchers in sel ("" for all).
 // The result is keyed by the values of by joined with "\x00".
+//
+// They come from the figure cache (minutecache.go) where it applies, from
+// PromQL over the per-minute series otherwise: the same figures.
 func (a *Analyser) figures(ctx context.Context, prefix string, by []string, sel string, apdex bool, start, end time.Time) (map[string]*Figures, error) {
+	if out, ok, err := a.cachedFigures(ctx, prefix, by, sel, apdex, start, end); ok || err != nil {
+		return out, err
+	}
+	return a.promqlFigures(ctx, prefix, by, sel, apdex, start, end)
+}
+
+// promqlFigures is figures read with PromQL.
+func (a *Analyser) promqlFigures(ctx context.Context, prefix string, by []string, sel string, apdex bool, start, end time.Time) (map[string]*Figures, error) {
 	from, to := minutesOf(start, end)
 	rng := model.Duration(to.Sub(from)).String()
 	group := strings.Join(by, ",")

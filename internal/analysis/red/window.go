@@ -382,6 +382,11 @@ func (m *Minutes) AssumeWritten(throughMs int64) {
 	m.flushedThrough = max(m.flushedThrough, throughMs/minuteMs*minuteMs)
 }
 
+// FlushedThrough is the end of the newest minute handed out for writing (or
+// taken as written before a restart): no window is opened again for it or
+// any earlier minute, so once written such a minute never changes.
+func (m *Minutes) FlushedThrough() int64 { return m.flushedThrough }
+
 // Len is the number of open windows.
 func (m *Minutes) Len() int { return len(m.open) }
 

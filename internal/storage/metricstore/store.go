@@ -237,6 +237,16 @@ func (s *Store) ServeClassic(names ...string) {
 	s.classic = classic
 }
 
+// Written is what was written to the embedded TSDB alone, without what
+// the sources hold in memory or the classic view; nil with a remote store.
+// The analysis' figure cache reads the minutes it keeps from it.
+func (s *Store) Written() storage.Queryable {
+	if s.remote != nil {
+		return nil
+	}
+	return s.db
+}
+
 // Queryable is the store's data for the PromQL engine and for series and
 // label look-ups: the TSDB, what the sources hold in memory, and the
 // classic view of the histograms ServeClassic names.
