@@ -32,8 +32,10 @@ import (
 // is opened again for such a minute (red.Minutes.For), so what the store
 // holds for it never changes, and reading it once is reading it for good.
 // The newer minutes (normally the running one and the one before, being
-// written) are read on every request, through the same merged view of the
-// store and the analysis' memory that PromQL reads.
+// written) are read on every request: the windows held in memory, copied
+// first, and what the TSDB has of those minutes (an early-written part),
+// a sample the TSDB has on the same series and stamp counting once, as in
+// the merged view PromQL reads.
 //
 // With a remote metric store the cache is not used: other nodes write the
 // same series (with their own node label) whenever their minutes are due,

@@ -2,10 +2,13 @@ package analysis
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/skytrail/skytrail/internal/loadgen"
 	"github.com/skytrail/skytrail/internal/pipeline"
@@ -254,3 +257,48 @@ type stillClock struct{ at atomic.Int64 }
 
 func (c *stillClock) Now() time.Time          { return time.Unix(0, c.at.Load()) }
 func (c *stillClock) Advance(d time.Duration) { c.at.Add(int64(d)) }
+
+// TestFigureCacheIsBounded: the cache keeps cachedMinutes a family and at
+// most maxCacheBytes, dropping the oldest minutes, and lets go of the label
+// sets of the series no kept minute holds.
+func TestFigureCacheIsBounded(t *testing.T) {
+	c := newFigureCache()
+	// Minutes of 3,000 series with 40 buckets each, about 1.3 MB apiece:
+	// 70 of them would outgrow the byte cap.
+	minute := func(end int64, tag string) map[string]*rawSeries {
+		raw := map[string]*rawSeries{}
+		for i := range 3000 {
+			l := labels.FromStrings("service", fmt.Sprintf("%s-%d", tag, i))
+			r := &rawSeries{lbls: l, sums: minuteSums{calls: 1, hasCalls: true}}
+			r.sums.hist.addBucket(0, 1)
+			r.sums.hist.addBucket(39, 1)
+			raw[string(l.Bytes(nil))] = r
+		}
+		return raw
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for m := range int64(200) {
+		// A new set of series every minute (instances coming and going).
+		rows, kept := c.put("skytrail_service_", m*minuteMs, minute(m*minuteMs, fmt.Sprint(m)))
+		if !kept {
+			c.release(rows)
+		}
+		if c.bytes > maxCacheBytes {
+			t.Fatalf("minute %d: %d bytes cached, over the cap of %d", m, c.bytes, maxCacheBytes)
+		}
+	}
+	if n := len(c.minutes); n == 0 || n >= cachedMinutes {
+		t.Fatalf("%d minutes cached; want some, fewer than %d (the byte cap binding first)", n, cachedMinutes)
+	}
+	held := 0
+	for k, rows := range c.minutes {
+		if k.end < 199*minuteMs-(cachedMinutes-1)*minuteMs {
+			t.Errorf("minute ending %d kept, older than the newest %d", k.end, cachedMinutes)
+		}
+		held += len(rows)
+	}
+	if len(c.ids) != held {
+		t.Errorf("%d label sets held for %d cached series-minutes (each minute has its own series)", len(c.ids), held)
+	}
+}
