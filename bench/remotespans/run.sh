@@ -38,3 +38,40 @@ measure() { # name skytrail-pid engine-pid otlp api
 }
 measure "embedded" "$epid" 0 127.0.0.1:14327 http://127.0.0.1:18081
 measure "remote (--spans-url, single-node victoria-logs)" "$rpid" "$vlpid" 127.0.0.1:14317 http://127.0.0.1:18080
+
+# Cluster mode against embedded, in the same run: a VictoriaLogs cluster
+# (two storage nodes, one insert/select node), a victoria-metrics
+# (VM=path) and two SkyTrail nodes with --peers, --spans-url and
+# --metrics-write-url; loadgen sends to node A only, so about half the
+# spans are forwarded to node B. Spans per CPU second count the CPU of
+# both SkyTrail nodes (every span costs its receiving node and, when
+# forwarded, its owner); the engines' CPU is read from /proc beside it.
+VM=${VM:-$HOME/.cache/skytrail/victoria-metrics-v1.151.0/victoria-metrics}
+if [ -x "$VM" ] && [ "${CLUSTER:-1}" = 1 ]; then
+  for p in 1 2; do
+    "$VL" -httpListenAddr=127.0.0.1:1949$p -storageDataPath="$DIR/vls$p" -loggerLevel=WARN >"$DIR/vls$p.log" 2>&1 & pids+=($!); eval "vls$p=\$!"
+  done
+  "$VL" -httpListenAddr=127.0.0.1:19438 -storageDataPath="$DIR/vlfront" -storageNode=127.0.0.1:19491,127.0.0.1:19492 -loggerLevel=WARN >"$DIR/vlf.log" 2>&1 & pids+=($!); vlf=$!
+  "$VM" -httpListenAddr=127.0.0.1:18428 -storageDataPath="$DIR/vm" -loggerLevel=WARN -search.latencyOffset=0s >"$DIR/vm.log" 2>&1 & pids+=($!); vmpid=$!
+  sleep 2
+  peers=127.0.0.1:14337,127.0.0.1:14347
+  for n in a b; do
+    port=$([ $n = a ] && echo 14337 || echo 14347); http=$([ $n = a ] && echo 18090 || echo 18091)
+    "$BIN" server --data "$DIR/node-$n" --spans-url http://127.0.0.1:19438 --metrics-write-url http://127.0.0.1:18428/api/v1/write \
+      --metrics-query-url http://127.0.0.1:18428 --node-name node-$n --peers $peers $([ $n = a ] && echo --ruler) \
+      --http 127.0.0.1:$http --otlp-grpc 127.0.0.1:$port --otlp-http= --sw-grpc= --sw-http= 2>"$DIR/node-$n.log" & pids+=($!); eval "node$n=\$!"
+  done
+  sleep 3
+  rss() { awk '/VmRSS/ {printf "%.0f MiB", $2/1024}' "/proc/$1/status"; }
+  for mode in embedded cluster; do
+    if [ $mode = embedded ]; then st=("$epid"); eng=(); ep=127.0.0.1:14327; else st=("$nodea" "$nodeb"); eng=("$vls1" "$vls2" "$vlf" "$vmpid"); ep=127.0.0.1:14337; fi
+    s0=0; for p in "${st[@]}"; do s0=$((s0 + $(cpu "$p"))); done
+    e0=0; for p in "${eng[@]}"; do e0=$((e0 + $(cpu "$p"))); done
+    spans=$("$BIN" loadgen -endpoint $ep -duration 10s -quiet -json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["spans"])')
+    s1=0; for p in "${st[@]}"; do s1=$((s1 + $(cpu "$p"))); done
+    e1=0; for p in "${eng[@]}"; do e1=$((e1 + $(cpu "$p"))); done
+    r=""; for p in "${st[@]}"; do r="$r $(rss "$p")"; done
+    echo "$mode (load average $(cut -d' ' -f1 /proc/loadavg)): $spans spans in 10 s; SkyTrail CPU $(echo "scale=2; ($s1-$s0)/$tck" | bc) s," \
+      "$(echo "scale=0; $spans*$tck/($s1-$s0)" | bc) spans per SkyTrail CPU-s; engines CPU $(echo "scale=2; ($e1-$e0)/$tck" | bc) s; SkyTrail RSS$r"
+  done
+fi
