@@ -218,8 +218,12 @@ func build(bs []bucketSample, sum, count float64) *histogram.FloatHistogram {
 			fh.Schema, schemaSet = b.k.schema, true
 		}
 	}
+	// With no bucket but the zero bucket (every observation 0, as a node's
+	// figures of 0 ms calls are), the schema is the finest: summing it with
+	// another node's histogram then keeps that one's schema, where 0 would
+	// coarsen the sum's buckets and move its percentiles.
 	if !schemaSet {
-		fh.Schema = 0
+		fh.Schema = histogram.ExponentialSchemaMax
 	}
 	fh.PositiveSpans, fh.PositiveBuckets = spansOf(pos, fh.Schema)
 	fh.NegativeSpans, fh.NegativeBuckets = spansOf(neg, fh.Schema)
