@@ -86,9 +86,6 @@ func (s *Set) Names() []string { return s.names }
 // without tenants ignores X-Scope-OrgID, as it did before tenants existed.
 func (s *Set) Multi() bool { return len(s.names) > 1 }
 
-// Known tells whether name is a configured tenant.
-func (s *Set) Known(name string) bool { return s.known[name] }
-
 // Check says which tenants of an identity's list are not configured: a
 // token or user given a tenant the server does not keep is a mistake to
 // report at start, not a request refused later.
