@@ -142,17 +142,7 @@ func (d *denseHist) add(o *denseHist) {
 }
 
 func (d *denseHist) addBucket(idx int32, v float64) {
-	switch {
-	case len(d.buckets) == 0:
-		d.offset = idx
-		d.buckets = append(d.buckets, 0)
-	case idx < d.offset:
-		grown := make([]float64, int(d.offset-idx)+len(d.buckets))
-		copy(grown[d.offset-idx:], d.buckets)
-		d.buckets, d.offset = grown, idx
-	case int(idx-d.offset) >= len(d.buckets):
-		d.buckets = append(d.buckets, make([]float64, int(idx-d.offset)-len(d.buckets)+1)...)
-	}
+	d.buckets, d.offset = red.GrowBuckets(d.buckets, d.offset, idx)
 	d.buckets[idx-d.offset] += v
 }
 

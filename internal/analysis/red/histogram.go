@@ -67,18 +67,25 @@ func (h *Histogram) put(v float64, zero bool, idx int32) {
 		h.Zero++
 		return
 	}
-	switch {
-	case len(h.Counts) == 0:
-		h.Offset = idx
-		h.Counts = append(h.Counts, 0)
-	case idx < h.Offset:
-		grown := make([]uint64, int(h.Offset-idx)+len(h.Counts))
-		copy(grown[h.Offset-idx:], h.Counts)
-		h.Counts, h.Offset = grown, idx
-	case int(idx-h.Offset) >= len(h.Counts):
-		h.Counts = append(h.Counts, make([]uint64, int(idx-h.Offset)-len(h.Counts)+1)...)
-	}
+	h.Counts, h.Offset = GrowBuckets(h.Counts, h.Offset, idx)
 	h.Counts[idx-h.Offset]++
+}
+
+// GrowBuckets makes room for bucket idx in dense buckets whose first index
+// is offset, growing them at either end; it returns the buckets and their
+// first index.
+func GrowBuckets[T uint64 | float64](buckets []T, offset, idx int32) ([]T, int32) {
+	switch {
+	case len(buckets) == 0:
+		return append(buckets, 0), idx
+	case idx < offset:
+		grown := make([]T, int(offset-idx)+len(buckets))
+		copy(grown[offset-idx:], buckets)
+		return grown, idx
+	case int(idx-offset) >= len(buckets):
+		return append(buckets, make([]T, int(idx-offset)-len(buckets)+1)...), offset
+	}
+	return buckets, offset
 }
 
 // Float is the histogram as a Prometheus gauge histogram: it describes one
