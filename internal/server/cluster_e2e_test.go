@@ -89,6 +89,29 @@ func (c *testCluster) where(traceID string) []int {
 	return out
 }
 
+// wholeOnEvery waits until every node answers traceID with all want
+// spans: nodes sharing one span store.
+func (c *testCluster) wholeOnEvery(traceID string, want int) {
+	c.t.Helper()
+	poll.Until(c.t, waitTimeout, "trace "+traceID+" whole on every node", func() bool {
+		for _, n := range c.where(traceID) {
+			if n != want {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// forwarded is how many spans the nodes forwarded to their peers.
+func (c *testCluster) forwarded() float64 {
+	sum := 0.0
+	for i := range c.nodes {
+		sum += sumMetric(c.t, c.api(i), "skytrail_cluster_forwarded_spans_total")
+	}
+	return sum
+}
+
 // wholeOnOne waits until one node holds all want spans of traceID and
 // fails if any other node holds any of them; it returns that node.
 func (c *testCluster) wholeOnOne(traceID string, want int) int {
@@ -414,7 +437,7 @@ func TestClusterNodeDownLosesNothing(t *testing.T) {
 
 // sumMetric is the sum of a metric's samples on /metrics, whatever their
 // labels.
-func sumMetric(t *testing.T, api, name string) float64 {
+func sumMetric(t testing.TB, api, name string) float64 {
 	t.Helper()
 	resp, err := http.Get(api + "/metrics")
 	if err != nil {
@@ -466,20 +489,9 @@ func TestClusterOverVictoriaLogs(t *testing.T) {
 		want[go2skyCall(t, gateway, stock, i)] = 4
 	}
 	for id, n := range want {
-		poll.Until(t, waitTimeout, "trace "+id+" whole on every node", func() bool {
-			for _, k := range c.where(id) {
-				if k != n {
-					return false
-				}
-			}
-			return true
-		})
+		c.wholeOnEvery(id, n)
 	}
-	forwarded := 0.0
-	for i := range c.nodes {
-		forwarded += sumMetric(t, c.api(i), "skytrail_cluster_forwarded_spans_total")
-	}
-	if forwarded == 0 {
+	if c.forwarded() == 0 {
 		t.Error("no span was forwarded: every node stored what it received")
 	}
 	edges := map[string]bool{}

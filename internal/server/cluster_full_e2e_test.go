@@ -150,24 +150,13 @@ func TestClusterWholeSystem(t *testing.T) {
 
 	// Every trace whole by ID from every node, and on the embedded server.
 	for id, n := range want {
-		poll.Until(t, waitTimeout, "trace "+id+" whole on every node", func() bool {
+		poll.Until(t, waitTimeout, "trace "+id+" whole on the embedded server", func() bool {
 			var tr nativeTrace
-			if servertest.GetJSON(t, embAPI+"/api/v1/traces/"+url.PathEscape(id), &tr) != http.StatusOK || len(tr.Spans) != n {
-				return false
-			}
-			for _, k := range c.where(id) {
-				if k != n {
-					return false
-				}
-			}
-			return true
+			return servertest.GetJSON(t, embAPI+"/api/v1/traces/"+url.PathEscape(id), &tr) == http.StatusOK && len(tr.Spans) == n
 		})
+		c.wholeOnEvery(id, n)
 	}
-	forwarded := 0.0
-	for i := range c.nodes {
-		forwarded += sumMetric(t, c.api(i), "skytrail_cluster_forwarded_spans_total")
-	}
-	if forwarded == 0 {
+	if c.forwarded() == 0 {
 		t.Error("no span was forwarded between nodes: the traces did not cross nodes")
 	}
 
@@ -312,14 +301,7 @@ func nodeDownLosesNothing(t *testing.T, c *testCluster) {
 		t.Error("no span was rerouted while node 1 was down")
 	}
 	for _, id := range acked {
-		poll.Until(t, waitTimeout, "acknowledged trace "+id+" whole on every node", func() bool {
-			for _, k := range c.where(id) {
-				if k != 2 {
-					return false
-				}
-			}
-			return true
-		})
+		c.wholeOnEvery(id, 2)
 	}
 	t.Logf("SkyTrail node 1 down and back: %d traces acknowledged, all whole from every node; %.0f spans rerouted", len(acked), rerouted)
 }
@@ -374,14 +356,7 @@ func storageNodeDown(t *testing.T, c *testCluster, node *victorialogs.Server) {
 		after = append(after, ids...)
 	}
 	for _, id := range slices.Concat(before, during, after) {
-		poll.Until(t, waitTimeout, "trace "+id+" whole on every node", func() bool {
-			for _, k := range c.where(id) {
-				if k != 2 {
-					return false
-				}
-			}
-			return true
-		})
+		c.wholeOnEvery(id, 2)
 	}
 	t.Logf("storage node down: %d traces acknowledged meanwhile, %d requests refused retryably; all whole once it was back", len(during), refused)
 }
