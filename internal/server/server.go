@@ -130,7 +130,8 @@ type Server struct {
 	Pipeline *pipeline.Pipeline
 	// Registry holds the server's own metrics, served on /metrics.
 	Registry *prometheus.Registry
-	// Alerting evaluates the rules and sends notifications.
+	// Alerting evaluates the rules and sends notifications; nil on a node
+	// of --peers without --ruler.
 	Alerting *alerting.Alerting
 	// Cluster routes spans to the peers owning their traces; nil without
 	// --peers.
