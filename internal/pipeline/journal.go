@@ -9,16 +9,19 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/skytrail/skytrail/internal/wal"
 )
 
-// Journal makes a batch durable before any consumer sees it: the
-// write-ahead log (internal/wal). Append returns once the record is
-// durable, with done, which the front door calls once every consumer took
-// the batch; an error refuses the request as retryable and nothing reaches
-// a consumer. At start the server replays what the journal holds through
+// Journal is the write-ahead log (internal/wal): the front door writes
+// every batch to it before any consumer sees it, so nothing a consumer
+// took is missing from it if the process dies, and acknowledges the
+// request only once the record is fsynced (Appended.Durable). Append's
+// error refuses the request as retryable and nothing reaches a consumer.
+// At start the server replays what the journal holds through
 // Pipeline.Replay, before any listener opens.
 type Journal interface {
-	Append(ctx context.Context, record []byte) (done func(), err error)
+	Append(ctx context.Context, record []byte) (*wal.Appended, error)
 }
 
 // TracesReplayer is a traces consumer that may already hold part of a

@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
+
+	"github.com/skytrail/skytrail/internal/wal"
 )
 
 // Config sets up the front door.
@@ -24,8 +26,9 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Journal, when set, makes every batch durable before any consumer
-	// sees it (the write-ahead log); nil hands batches straight over.
+	// Journal, when set, is the write-ahead log every batch is written to
+	// before any consumer sees it and fsynced before it is acknowledged;
+	// nil hands batches straight over.
 	Journal Journal
 }
 
@@ -215,10 +218,13 @@ func (p *Pipeline) Ingest(ctx context.Context, src Source, b Batch) (Outcome, er
 // whole), works out its resources, and hands what is left to every consumer
 // of its kind in turn. A request begun without a size is charged b's
 // estimated size first, or refused as Overloaded. With a journal, what is
-// left is appended to it, and synced, before any consumer sees it. It fails
-// with an *Error: Invalid when nothing was left, or the retryable
-// Unavailable when the journal or a consumer failed. On success the journal
-// and every consumer have the batch, and Outcome says what was removed.
+// left is written to it before any consumer sees it, and its fsync runs
+// while the consumers take it. It fails with an *Error: Invalid when nothing
+// was left, or the retryable Unavailable when the journal or a consumer
+// failed (a failed fsync leaves the batch with the consumers: the client's
+// retry may store it twice, never not at all). On success the journal has
+// the batch durably and every consumer has it, and Outcome says what was
+// removed.
 func (r *Request) Ingest(ctx context.Context, b Batch) (Outcome, error) {
 	p, signal := r.p, b.signal()
 	r.signal = signal
@@ -252,16 +258,19 @@ func (r *Request) Ingest(ctx context.Context, b Batch) (Outcome, error) {
 		p.refuse(r.src, signal, Abandoned, v.Accepted, e)
 		return Outcome{}, e
 	}
+	var journaled *wal.Appended
 	if p.journal != nil {
-		done, err := p.write(ctx, b, v.Accepted, signal)
-		if err != nil {
+		var err error
+		if journaled, err = p.write(ctx, b, v.Accepted, signal); err != nil {
 			p.refuse(r.src, signal, ReasonOf(err), v.Accepted, err)
 			return Outcome{}, err
 		}
-		// Once every consumer took the batch (or failed to): a checkpoint
-		// waits for it.
-		defer done()
+		// Once every consumer took the batch (or failed to) and its fsync
+		// is over: a checkpoint waits for it.
+		defer journaled.Done()
 	}
+	// The consumers take the batch while the journal's fsync runs: the
+	// request waits for the longer of the two, not both.
 	if err := b.consume(ctx, p.consumers); err != nil {
 		reason := ReasonOf(err)
 		if !reason.Retryable() {
@@ -271,6 +280,13 @@ func (r *Request) Ingest(ctx context.Context, b Batch) (Outcome, error) {
 		p.refuse(r.src, signal, reason, v.Accepted, e)
 		return Outcome{}, e
 	}
+	if journaled != nil {
+		if err := journaled.Durable(); err != nil {
+			e := &Error{Reason: Unavailable, Msg: fmt.Sprintf("syncing %d %s to the write-ahead log failed, retry later: %v", v.Accepted, signal.noun(), err), err: err}
+			p.refuse(r.src, signal, Unavailable, v.Accepted, e)
+			return Outcome{}, e
+		}
+	}
 	p.counters.accepted(r.src.Receiver, signal, v.Accepted)
 	out := Outcome{Accepted: v.Accepted, Rejected: v.Rejected}
 	if v.Rejected > 0 {
@@ -279,15 +295,16 @@ func (r *Request) Ingest(ctx context.Context, b Batch) (Outcome, error) {
 	return out, nil
 }
 
-// write appends b to the journal: the request is acknowledged only once
-// its batch is durable there. A failure is retryable (a full disk, a write
-// or fsync that failed), and nothing reaches a consumer.
-func (p *Pipeline) write(ctx context.Context, b Batch, items int, signal Signal) (func(), error) {
+// write appends b to the journal, which has it once this returns: a kill
+// can no longer lose it, and the request is acknowledged once the record's
+// fsync (Appended.Durable) is over too. A failure is retryable (a full
+// disk, a write that failed), and nothing reaches a consumer.
+func (p *Pipeline) write(ctx context.Context, b Batch, items int, signal Signal) (*wal.Appended, error) {
 	rec, err := EncodeRecord(b)
 	if err == nil {
-		var done func()
-		if done, err = p.journal.Append(ctx, rec); err == nil {
-			return done, nil
+		var a *wal.Appended
+		if a, err = p.journal.Append(ctx, rec); err == nil {
+			return a, nil
 		}
 	}
 	return nil, &Error{Reason: Unavailable, Msg: fmt.Sprintf("writing %d %s to the write-ahead log failed, retry later: %v", items, signal.noun(), err), err: err}

@@ -369,11 +369,14 @@ func TestReplayOnAFullDiskKeepsTheRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done, err := log.Append(context.Background(), rec)
+	appended, err := log.Append(context.Background(), rec)
+	if err == nil {
+		err = appended.Durable()
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	done()
+	appended.Done()
 	_ = log.Close()
 
 	unfill := disktest.Fill(t, disk, minFree/2)
@@ -405,11 +408,11 @@ func TestWALOffWarnsOfAnUnreplayedLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done, err := log.Append(context.Background(), []byte{1, 9})
+	appended, err := log.Append(context.Background(), []byte{1, 9})
 	if err != nil {
 		t.Fatal(err)
 	}
-	done()
+	appended.Done()
 	_ = log.Close()
 	var logs lockedBuffer
 	servertest.StartIn(t, dir, func(c *server.Config) {

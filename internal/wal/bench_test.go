@@ -35,13 +35,16 @@ func BenchmarkAppend(b *testing.B) {
 				var mine []time.Duration
 				for pb.Next() {
 					start := time.Now()
-					done, err := l.Append(context.Background(), rec)
+					a, err := l.Append(context.Background(), rec)
+					if err == nil {
+						err = a.Durable()
+					}
 					if err != nil {
 						b.Error(err)
 						return
 					}
 					mine = append(mine, time.Since(start))
-					done()
+					a.Done()
 				}
 				mu.Lock()
 				waits = append(waits, mine...)

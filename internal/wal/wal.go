@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,37 +70,78 @@ type Log struct {
 	w   *wlog.WL
 
 	// gate is held shared by each append from before it is queued until
-	// its batch reached every consumer (the func Append returns), and
-	// exclusively by a checkpoint while it starts a new segment: so at that
-	// moment every record in the segments before has reached every
-	// consumer.
+	// its batch reached every consumer (Appended.Done), and exclusively by
+	// a checkpoint while it starts a new segment: so at that moment every
+	// record in the segments before has reached every consumer.
 	gate sync.RWMutex
 
-	mu      sync.Mutex // guards the queue below
-	queue   []*pending
+	mu      sync.Mutex // guards the two queues below and closing
+	queue   []*Appended
 	wake    chan struct{}
 	closing bool
+	// unsynced are the written groups waiting for the syncer's next fsync.
+	unsynced []*fsync
+	syncWake chan struct{}
 
-	// Only the committer goroutine (and Close, after it ended, and a
-	// checkpoint holding gate exclusively) touches these.
-	wmu     sync.Mutex
-	segment int  // segment the last record went to
-	synced  bool // everything written is fsynced
+	// wmu is held by the writer (the committer goroutine, and Close after
+	// it ended) and by a checkpoint while it starts a segment.
+	wmu sync.Mutex
+	// written counts the groups written; smu's holder compares it with
+	// syncedUpTo to skip an fsync that would sync nothing.
+	written atomic.Uint64
+
+	// smu guards the syncer's state: the segment the last fsync covered
+	// and how far it went. The syncer goroutine, the interval's ticker,
+	// Close and a checkpoint take it.
+	smu        sync.Mutex
+	segment    int
+	syncedUpTo uint64
 
 	// checkpoint is the first segment whose records the consumers may not
 	// have made durable: Replay reads from it.
 	checkpoint int
 	opened     openReport
 
-	done chan struct{}
-	m    *metrics
+	done, syncDone chan struct{}
+	m              *metrics
 }
 
-type pending struct {
+// Appended is a record the log took: once Append returns it is written to
+// the operating system, which outlives the process (a kill -9 cannot lose
+// it); Durable waits for the fsync that makes it survive a power loss too.
+// The caller hands the batch to its consumers meanwhile, so the fsync and
+// the consumers' work overlap, and calls Done once they have it.
+type Appended struct {
+	l    *Log
 	rec  []byte
+	err  error         // the write's
+	sync *fsync        // the fsync covering it; nil with an interval
+	wrot chan struct{} // closed once written (or failed)
+	once sync.Once
+}
+
+// fsync is one fsync shared by every group written before it started.
+type fsync struct {
 	err  error
 	done chan struct{}
 }
+
+// Durable waits until the record is fsynced and returns the fsync's error
+// (a failure is retryable: the batch may then reach the stores twice, once
+// now and once from the client's retry, but is never lost). With
+// Config.SyncInterval it returns at once: the interval's fsync covers the
+// record later.
+func (a *Appended) Durable() error {
+	if a.sync == nil {
+		return nil
+	}
+	<-a.sync.done
+	return a.sync.err
+}
+
+// Done says the record's batch reached every consumer (or failed to): a
+// checkpoint waits for it. Calling it again does nothing.
+func (a *Appended) Done() { a.once.Do(a.l.gate.RUnlock) }
 
 // openReport is what Open found, for Replay and the log line.
 type openReport struct {
@@ -131,7 +173,8 @@ func Open(cfg Config) (*Log, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open the write-ahead log: %w", err)
 	}
-	l := &Log{cfg: cfg, log: cfg.Logger.With("component", "wal"), wake: make(chan struct{}, 1), done: make(chan struct{}), synced: true}
+	l := &Log{cfg: cfg, log: cfg.Logger.With("component", "wal"), wake: make(chan struct{}, 1), syncWake: make(chan struct{}, 1),
+		done: make(chan struct{}), syncDone: make(chan struct{})}
 	cp, err := readCheckpoint(cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("open the write-ahead log: %w", err)
@@ -176,6 +219,7 @@ func Open(cfg Config) (*Log, error) {
 			"records_kept", rep.records, "cause", rep.cutErr.Error())
 	}
 	go l.commit()
+	go l.syncer()
 	if cfg.SyncInterval > 0 {
 		go l.syncEvery(cfg.SyncInterval)
 	}
@@ -256,19 +300,21 @@ func (l *Log) Replay(fn func(data []byte) error) (int, error) {
 	return n, err
 }
 
-// Append writes data as one record and returns once it is durable as
-// Config.SyncInterval says, with done, to call once the record's batch
-// reached every consumer (a checkpoint waits for it). data must not change
-// until Append returns. It fails, writing nothing, while the disk guard
+// Append writes data as one record and returns once the operating system
+// has it, with the record to wait on for its fsync (Appended.Durable) and
+// to call Done on once its batch reached every consumer. Appends queued
+// while the last group was written share one write, and every group
+// written while an fsync ran shares the next one. data must not change
+// until Durable returns. It fails, writing nothing, while the disk guard
 // says the disk is full (an error wrapping diskspace.ErrFull), once the log
-// is closed, and when the write or the fsync failed. ctx ending does not
-// cancel a write already queued.
-func (l *Log) Append(ctx context.Context, data []byte) (done func(), err error) {
+// is closed, and when the write failed. ctx ending does not cancel a write
+// already queued.
+func (l *Log) Append(ctx context.Context, data []byte) (*Appended, error) {
 	if err := l.cfg.Disk.Err(); err != nil {
 		l.m.refused.Inc()
 		return nil, fmt.Errorf("appending to the write-ahead log: %w", err)
 	}
-	p := &pending{rec: data, done: make(chan struct{})}
+	a := &Appended{l: l, rec: data, wrot: make(chan struct{})}
 	l.gate.RLock()
 	l.mu.Lock()
 	if l.closing {
@@ -276,24 +322,29 @@ func (l *Log) Append(ctx context.Context, data []byte) (done func(), err error) 
 		l.gate.RUnlock()
 		return nil, ErrClosed
 	}
-	l.queue = append(l.queue, p)
+	l.queue = append(l.queue, a)
 	l.mu.Unlock()
+	signal(l.wake)
+	<-a.wrot
+	if a.err != nil {
+		l.gate.RUnlock()
+		return nil, a.err
+	}
+	return a, nil
+}
+
+// signal wakes the goroutine waiting on c, if it is not awake already.
+func signal(c chan struct{}) {
 	select {
-	case l.wake <- struct{}{}:
+	case c <- struct{}{}:
 	default:
 	}
-	<-p.done
-	if p.err != nil {
-		l.gate.RUnlock()
-		return nil, p.err
-	}
-	var once sync.Once
-	return func() { once.Do(l.gate.RUnlock) }, nil
 }
 
 // commit is the one goroutine that writes: it takes every append queued
-// while it wrote the last group, writes them with one write and syncs
-// them with one fsync.
+// while it wrote the last group and writes them with one write. Without an
+// interval it then hands the group to the syncer and goes on writing the
+// next group while the fsync runs.
 func (l *Log) commit() {
 	defer close(l.done)
 	for {
@@ -305,9 +356,17 @@ func (l *Log) commit() {
 		l.mu.Unlock()
 		if len(group) > 0 {
 			err := l.write(group)
-			for _, p := range group {
-				p.err = err
-				close(p.done)
+			var f *fsync
+			if err == nil && l.cfg.SyncInterval == 0 {
+				f = &fsync{done: make(chan struct{})}
+				l.mu.Lock()
+				l.unsynced = append(l.unsynced, f)
+				l.mu.Unlock()
+				signal(l.syncWake)
+			}
+			for _, a := range group {
+				a.err, a.sync = err, f
+				close(a.wrot)
 			}
 		}
 		if closing {
@@ -316,26 +375,49 @@ func (l *Log) commit() {
 	}
 }
 
-func (l *Log) write(group []*pending) error {
+// syncer is the goroutine that fsyncs without an interval: each fsync
+// covers every group written before it started.
+func (l *Log) syncer() {
+	defer close(l.syncDone)
+	for {
+		_, open := <-l.syncWake
+		l.mu.Lock()
+		waiting := l.unsynced
+		l.unsynced = nil
+		l.mu.Unlock()
+		if len(waiting) > 0 {
+			start := time.Now()
+			l.smu.Lock()
+			err := l.sync()
+			l.smu.Unlock()
+			l.m.syncs.Inc()
+			l.m.syncSeconds.Observe(time.Since(start).Seconds())
+			for _, f := range waiting {
+				f.err = err
+				close(f.done)
+			}
+		}
+		if !open {
+			return
+		}
+	}
+}
+
+func (l *Log) write(group []*Appended) error {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	start := time.Now()
 	recs := make([][]byte, len(group))
 	bytes := 0
-	for i, p := range group {
-		recs[i] = p.rec
-		bytes += len(p.rec)
+	for i, a := range group {
+		recs[i] = a.rec
+		bytes += len(a.rec)
 	}
 	if err := l.w.Log(recs...); err != nil {
 		l.m.failures.Inc()
 		return fmt.Errorf("writing %d records to the write-ahead log: %w", len(group), err)
 	}
-	l.synced = false
-	if l.cfg.SyncInterval == 0 {
-		if err := l.sync(); err != nil {
-			return err
-		}
-	}
+	l.written.Add(1)
 	l.m.groups.Inc()
 	l.m.records.Add(float64(len(group)))
 	l.m.bytes.Add(float64(bytes))
@@ -343,12 +425,15 @@ func (l *Log) write(group []*pending) error {
 	return nil
 }
 
-// sync fsyncs what was written. When the last write started a new segment,
-// the segments before it are fsynced too (wlog does it for them in the
-// background) and the directory, so the new file's name is durable. The
-// caller holds wmu.
+// sync fsyncs every group written before it started. When a write started
+// a new segment since the last fsync, the segments before it are fsynced
+// too (wlog does it for them in the background) and the directory, so the
+// new file's name is durable. It fsyncs the segment through a descriptor of
+// its own, not wlog's, so that a write (which holds wlog's lock) and an
+// fsync run at the same time. The caller holds smu.
 func (l *Log) sync() error {
-	if l.synced {
+	upTo := l.written.Load()
+	if upTo == l.syncedUpTo {
 		return nil
 	}
 	_, seg, err := wlog.Segments(l.cfg.Dir)
@@ -356,7 +441,7 @@ func (l *Log) sync() error {
 		l.m.failures.Inc()
 		return fmt.Errorf("syncing the write-ahead log: %w", err)
 	}
-	for i := l.segment; i < seg; i++ {
+	for i := l.segment; i <= seg; i++ {
 		if err := syncFile(wlog.SegmentName(l.cfg.Dir, i)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			l.m.failures.Inc()
 			return fmt.Errorf("syncing the write-ahead log: %w", err)
@@ -369,11 +454,7 @@ func (l *Log) sync() error {
 		}
 		l.segment = seg
 	}
-	if err := l.w.Sync(); err != nil {
-		l.m.failures.Inc()
-		return fmt.Errorf("syncing the write-ahead log: %w", err)
-	}
-	l.synced = true
+	l.syncedUpTo = upTo
 	return nil
 }
 
@@ -394,11 +475,15 @@ func (l *Log) syncEvery(d time.Duration) {
 		case <-l.done:
 			return
 		case <-t.C:
-			l.wmu.Lock()
-			if err := l.sync(); err != nil {
+			start := time.Now()
+			l.smu.Lock()
+			err := l.sync()
+			l.smu.Unlock()
+			l.m.syncs.Inc()
+			l.m.syncSeconds.Observe(time.Since(start).Seconds())
+			if err != nil {
 				l.log.Error("write-ahead log: periodic fsync failed", "err", err)
 			}
-			l.wmu.Unlock()
 		}
 	}
 }
@@ -415,6 +500,7 @@ func (l *Log) Checkpoint(quiesced func(), durable func() error) error {
 	start := time.Now()
 	l.gate.Lock()
 	l.wmu.Lock()
+	l.smu.Lock()
 	// Later records go to a new segment, so the ones before can go whole.
 	next, err := l.w.NextSegmentSync()
 	if err == nil {
@@ -423,6 +509,7 @@ func (l *Log) Checkpoint(quiesced func(), durable func() error) error {
 	if err == nil {
 		l.segment = next
 	}
+	l.smu.Unlock()
 	l.wmu.Unlock()
 	if err != nil {
 		l.gate.Unlock()
@@ -464,9 +551,13 @@ func (l *Log) Close() error {
 	default:
 	}
 	<-l.done
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
+	// Nothing is written any more: the syncer fsyncs what it was handed
+	// and ends.
+	close(l.syncWake)
+	<-l.syncDone
+	l.smu.Lock()
 	err := l.sync()
+	l.smu.Unlock()
 	return errors.Join(err, l.w.Close())
 }
 

@@ -35,11 +35,14 @@ func open(t *testing.T, cfg wal.Config) *wal.Log {
 func appendAll(t *testing.T, l *wal.Log, recs ...string) {
 	t.Helper()
 	for _, r := range recs {
-		done, err := l.Append(context.Background(), []byte(r))
+		a, err := l.Append(context.Background(), []byte(r))
+		if err == nil {
+			err = a.Durable()
+		}
 		if err != nil {
 			t.Fatalf("append %q: %v", r, err)
 		}
-		done()
+		a.Done()
 	}
 }
 
@@ -89,28 +92,66 @@ func TestConcurrentAppendsShareCommits(t *testing.T) {
 	for w := range writers {
 		wg.Go(func() {
 			for i := range each {
-				done, err := l.Append(context.Background(), fmt.Appendf(nil, "%d-%d", w, i))
+				a, err := l.Append(context.Background(), fmt.Appendf(nil, "%d-%d", w, i))
+				if err == nil {
+					err = a.Durable()
+				}
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				done()
+				a.Done()
 			}
 		})
 	}
 	wg.Wait()
 	records := metrictest.Value(t, reg, "skytrail_wal_records_total")
 	commits := metrictest.Value(t, reg, "skytrail_wal_commits_total")
+	fsyncs := metrictest.Value(t, reg, "skytrail_wal_fsyncs_total")
 	if records != writers*each {
 		t.Fatalf("records = %v, want %d", records, writers*each)
 	}
 	if commits >= records {
 		t.Errorf("%v commits for %v records: concurrent appends did not share a commit", commits, records)
 	}
+	if fsyncs < 1 || fsyncs >= records {
+		t.Errorf("%v fsyncs for %v records: want at least one, shared by concurrent appends", fsyncs, records)
+	}
 	_ = l.Close()
 	l = open(t, wal.Config{Dir: dir})
 	if got := replay(t, l); len(got) != writers*each {
 		t.Fatalf("replayed %d records, want %d", len(got), writers*each)
+	}
+}
+
+// TestAppendedIsWrittenBeforeItsFsync: once Append returns, the record is
+// in the segment files for any reader (the operating system has it, which a
+// kill -9 cannot take away), while its fsync may still be running; Durable
+// then reports the fsync, counted.
+func TestAppendedIsWrittenBeforeItsFsync(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	reg := prometheus.NewRegistry()
+	l := open(t, wal.Config{Dir: dir, Registerer: reg})
+	a, err := l.Append(context.Background(), []byte("taken"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs, err := wlog.NewSegmentsReader(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer segs.Close()
+	r := wlog.NewReader(segs)
+	if !r.Next() || string(r.Record()) != "taken" {
+		t.Fatalf("the record is not in the segments once Append returned (reader: %v)", r.Err())
+	}
+	if err := a.Durable(); err != nil {
+		t.Fatalf("Durable = %v", err)
+	}
+	a.Done()
+	if n := metrictest.Value(t, reg, "skytrail_wal_fsyncs_total"); n < 1 {
+		t.Fatalf("fsyncs = %v after Durable returned, want at least 1", n)
 	}
 }
 
@@ -292,7 +333,7 @@ func TestFailedCheckpointKeepsEverything(t *testing.T) {
 func TestCheckpointWaitsForConsumers(t *testing.T) {
 	t.Parallel()
 	l := open(t, wal.Config{Dir: t.TempDir()})
-	done, err := l.Append(context.Background(), []byte("in flight"))
+	a, err := l.Append(context.Background(), []byte("in flight"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +356,7 @@ func TestCheckpointWaitsForConsumers(t *testing.T) {
 	mu.Lock()
 	consumed = true
 	mu.Unlock()
-	done()
+	a.Done()
 	if !<-result {
 		t.Fatal("the checkpoint ran while a batch was between the log and its consumers")
 	}
@@ -385,11 +426,11 @@ func FuzzOpen(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		done, err := l.Append(context.Background(), []byte("kept"))
+		a, err := l.Append(context.Background(), []byte("kept"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		done()
+		a.Done()
 		_ = l.Close()
 		_, last, _ := wlog.Segments(dir)
 		if err := os.WriteFile(wlog.SegmentName(dir, last+1), tail, 0o644); err != nil {
