@@ -1,6 +1,7 @@
 // Package wal is SkyTrail's write-ahead log: every batch the front door
-// accepts is appended here, and synced, before any consumer sees it, so a
-// request is acknowledged only once it would survive the process dying. At
+// accepts is written here before any consumer sees it, and fsynced (while
+// the consumers take it) before the request is acknowledged, so an
+// acknowledged request survives the process dying and a power loss. At
 // start the records the stores had not made durable are replayed; a
 // checkpoint, once the stores say everything before it is durable, deletes
 // the segments before it.
@@ -10,7 +11,8 @@
 // reader that reports the segment and offset of the first bad record, and a
 // repair that cuts the log there. This package adds what a request path
 // needs on top: group commit (every append waiting at a moment shares one
-// write and one fsync), checkpoints that start a new segment at a moment
+// write, and every group written while an fsync ran shares the next
+// fsync, which runs beside the next write), checkpoints that start a new segment at a moment
 // every appended record reached its consumers (so a checkpoint is a
 // segment number, kept in a file), and the disk-space guard.
 package wal
