@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -200,78 +199,6 @@ func TestTraceLogsIndexAtTheRetentionsEdge(t *testing.T) {
 		got, err := s.TraceLogs(t.Context(), []pcommon.TraceID{id}, 10)
 		if err != nil || len(got) != 1 || got[0].Body != "line of "+id.String() {
 			t.Errorf("TraceLogs(%s) after a restart = %+v, %v; want its one line", id, got, err)
-		}
-	}
-}
-
-// TestLogsNewestOfMany: with far more matches than asked for, a search
-// still returns exactly the newest (or, ascending, the oldest) ones, in
-// order, wherever they lie: a burst in one millisecond, a sparse stretch
-// of hours, lines sharing a nanosecond, a range's edges.
-func TestLogsNewestOfMany(t *testing.T) {
-	t.Parallel()
-	s := openTestStore(t)
-	ctx := context.Background()
-	now := time.Now().Truncate(time.Second)
-	var times []time.Time
-	add := func(at time.Time, n int, step time.Duration) {
-		ld := plog.NewLogs()
-		rl := ld.ResourceLogs().AppendEmpty()
-		rl.Resource().Attributes().PutStr("service.name", "checkout")
-		recs := rl.ScopeLogs().AppendEmpty().LogRecords()
-		for i := range n {
-			ts := at.Add(time.Duration(i) * step)
-			rec := recs.AppendEmpty()
-			rec.SetTimestamp(pcommon.NewTimestampFromTime(ts))
-			rec.Body().SetStr(fmt.Sprintf("line at %d", ts.UnixNano()))
-			rec.Attributes().PutStr("kind", "many")
-			times = append(times, ts)
-		}
-		if err := s.ConsumeLogs(ctx, pipeline.LogsOf(ld)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	add(now.Add(-20*time.Hour), 40, 30*time.Minute)   // sparse: hours apart
-	add(now.Add(-3*time.Hour), 300, time.Microsecond) // a burst
-	add(now.Add(-2*time.Hour), 30, 0)                 // one nanosecond
-	add(now.Add(-time.Hour), 200, 7*time.Second)      // steady
-	add(now.Add(-time.Minute), 150, time.Millisecond) // another burst
-	s.Flush()
-	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
-
-	check := func(name string, q LogQuery) {
-		t.Helper()
-		got, err := s.Logs(ctx, q)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		var want []time.Time
-		for _, ts := range times {
-			if (q.Start.IsZero() || !ts.Before(q.Start)) && (q.End.IsZero() || !ts.After(q.End)) {
-				want = append(want, ts)
-			}
-		}
-		if !q.Ascending {
-			slices.Reverse(want)
-		}
-		want = want[:min(len(want), q.Limit)]
-		if len(got) != len(want) {
-			t.Fatalf("%s: %d lines, want %d", name, len(got), len(want))
-		}
-		for i := range got {
-			if !got[i].Time.Equal(want[i]) {
-				t.Fatalf("%s: line %d at %v, want %v", name, i, got[i].Time, want[i])
-			}
-		}
-	}
-	for _, limit := range []int{1, 10, 100, 400, 1000} {
-		for _, asc := range []bool{false, true} {
-			name := fmt.Sprintf("limit %d ascending %v", limit, asc)
-			check(name, LogQuery{Fields: []FieldFilter{{"kind", "many"}}, Limit: limit, Ascending: asc})
-			check(name+", a range", LogQuery{Service: "checkout", Limit: limit, Ascending: asc,
-				Start: now.Add(-150 * time.Minute), End: now.Add(-30 * time.Minute)})
-			check(name+", ending in the nanosecond", LogQuery{Limit: limit, Ascending: asc,
-				Start: now.Add(-20 * time.Hour), End: now.Add(-2 * time.Hour)})
 		}
 	}
 }
