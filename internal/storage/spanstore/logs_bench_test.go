@@ -2,6 +2,7 @@ package spanstore
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -43,6 +44,7 @@ func BenchmarkLogStore(b *testing.B) {
 	if s := os.Getenv("SKYTRAIL_LOG_BENCH_LINES"); s != "" {
 		n, _ = strconv.Atoi(s)
 	}
+	shippedFlags(b)
 	for range b.N {
 		dir, base, loaded := benchLogDir(b, n)
 		var orders []int64
@@ -144,6 +146,23 @@ func BenchmarkLogStore(b *testing.B) {
 		})
 		_ = s.Close()
 		b.ReportMetric(loadAverage(), "load1")
+	}
+}
+
+// shippedFlags sets the global flags the program sets for the engine
+// (GlobalFlags: part files read with pread, not mmap), so that the
+// searches cost what they cost in SkyTrail, and restores them at the end.
+func shippedFlags(b *testing.B) {
+	for name, value := range GlobalFlags {
+		f := flag.Lookup(name)
+		if f == nil {
+			b.Fatalf("no flag %q", name)
+		}
+		old := f.Value.String()
+		if err := flag.Set(name, value); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = flag.Set(name, old) })
 	}
 }
 
