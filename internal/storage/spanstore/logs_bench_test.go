@@ -25,10 +25,14 @@ import (
 // BenchmarkLogStore loads log lines (loadgen.LogLines: about 300 bytes of
 // JSON, 8 fields; SKYTRAIL_LOG_BENCH_LINES of them, default 1M) in
 // batches of 1,000, a millisecond apart, closes the store and weighs it
-// (bytes on disk a line), then reopens it and times searches: 200 of a
-// field value (order_id, as /api/v1/logs?field=order_id:N does over the
-// last day), then 200 of the lines of a trace (as
-// /api/v1/traces/{id}/logs does). Reported for each kind: p50 and p99,
+// (bytes on disk a line), then reopens it and times searches, one kind
+// after the other: 200 of a field value ("field": order_id, as
+// /api/v1/logs?field=order_id:N does over the last day), 20 of a
+// service's newest 100 lines ("service": what the Logs page opens with),
+// 200 of the lines of a trace ("trace": as /api/v1/traces/{id}/logs
+// does) and the same 200 in the log index alone ("trace-index"), with the
+// engine's flags as the program sets them (shippedFlags). Reported for
+// each kind: p50 and p99,
 // the process' CPU time (user+system) a search, and the blocks the engine
 // read a search; and the load average (1 minute) at the end, since this
 // machine is shared and wall-clock latencies wait for a core.
@@ -36,7 +40,7 @@ import (
 // SKYTRAIL_LOG_BENCH_DIR keeps the loaded store in that directory and, on
 // the next run with the same number of lines, searches it without loading
 // again (to iterate on the searches); SKYTRAIL_LOG_BENCH_CPUPROFILE=path
-// writes CPU profiles of the searches alone, path.field and path.trace.
+// writes CPU profiles of the searches alone, path.<kind>.
 // The searches begin once the engine has finished merging the parts that
 // closing and reopening the store left (waitMerges).
 func BenchmarkLogStore(b *testing.B) {
