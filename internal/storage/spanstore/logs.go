@@ -332,14 +332,6 @@ func (s *Store) Logs(ctx context.Context, lq LogQuery) ([]LogEntry, error) {
 		limit = 100
 	}
 	skip := max(lq.Skip, 0)
-	order := "desc"
-	if lq.Ascending {
-		order = "asc"
-	}
-	q, err := parse(fmt.Sprintf("%s | sort by (_time %s) limit %d", filter, order, limit+skip))
-	if err != nil {
-		return nil, err
-	}
 	end := lq.End
 	if end.IsZero() {
 		end = time.Now()
@@ -353,16 +345,7 @@ func (s *Store) Logs(ctx context.Context, lq LogQuery) ([]LogEntry, error) {
 	if !ok {
 		return nil, nil
 	}
-	q.AddTimeFilter(lo, hi-1)
-	var out []LogEntry
-	var ts []int64
-	err = s.run(ctx, tenantLogs, q, func(db *logstorage.DataBlock) {
-		ts, _ = db.GetTimestamps(ts[:0])
-		cols := db.GetColumns(false)
-		for row := 0; row < db.RowsCount(); row++ {
-			out = append(out, logEntry(cols, row, ts[row]))
-		}
-	})
+	out, err := s.edgeLogs(ctx, filter, lo, hi-1, limit+skip, lq.Ascending)
 	if err != nil {
 		return nil, fmt.Errorf("read logs: %w", err)
 	}
@@ -384,6 +367,91 @@ func (s *Store) Logs(ctx context.Context, lq LogQuery) ([]LogEntry, error) {
 		out = out[:limit]
 	}
 	return out, nil
+}
+
+// edgeLogs returns the n newest log records matching filter in [lo, hi]
+// (Unix nanoseconds, inclusive), or the n oldest when ascending, in no
+// particular order; fewer when fewer match. It is VictoriaLogs' own "last
+// N results" search (app/vlstorage/lastnoptimization.go, not importable
+// with the embedded engine): "sort by (_time desc) limit n" over the whole
+// range reads every column of every matching block before it keeps n rows
+// (6.6 s of CPU for a service's newest 100 of 10M lines), while "limit"
+// stops the search once it has its rows. So: take up to 2n matches from
+// anywhere in the range; fewer means they are all there are (a field value
+// as rare as an order ID: one pass). Otherwise halve the range towards its
+// newest end until it holds fewer than 2n matches, and move back from
+// there by widening windows until n are found.
+func (s *Store) edgeLogs(ctx context.Context, filter string, lo, hi int64, n int, ascending bool) ([]LogEntry, error) {
+	order := "desc"
+	if ascending {
+		order = "asc"
+	}
+	got, err := s.logRows(ctx, filter, lo, hi, 2*n, "")
+	if err != nil || len(got) < 2*n {
+		return got, err
+	}
+	var found []LogEntry
+	a, b := lo, hi
+	for need := n; ; {
+		if len(got) >= 2*need {
+			if b-a < int64(time.Second) {
+				// So narrow a range is cheaper to sort than to halve further.
+				got, err = s.logRows(ctx, filter, a, b, need, order)
+				return append(found, got...), err
+			}
+			// Too many here: the newest half alone has enough.
+			if mid := a + (b-a)/2; ascending {
+				b = mid
+			} else {
+				a = mid + 1
+			}
+		} else {
+			// All of [a, b]'s matches are in got, the rest lie beyond it:
+			// on to the next window, twice as wide, so that a sparse
+			// stretch takes a few steps rather than one a width.
+			found = append(found, got...)
+			need -= len(got)
+			w := 2 * (b - a + 1)
+			switch {
+			case need <= 0:
+				return found, nil
+			case ascending && b < hi:
+				a, b = b+1, b+min(w, hi-b)
+			case !ascending && a > lo:
+				a, b = a-min(w, a-lo), a-1
+			default:
+				return found, nil
+			}
+		}
+		if got, err = s.logRows(ctx, filter, a, b, 2*need, ""); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// logRows returns up to limit log records matching filter in [lo, hi]
+// (Unix nanoseconds, inclusive): any of them, or with order "desc" the
+// newest and with "asc" the oldest.
+func (s *Store) logRows(ctx context.Context, filter string, lo, hi int64, limit int, order string) ([]LogEntry, error) {
+	query := fmt.Sprintf("%s | limit %d", filter, limit)
+	if order != "" {
+		query = fmt.Sprintf("%s | sort by (_time %s) limit %d", filter, order, limit)
+	}
+	q, err := parse(query)
+	if err != nil {
+		return nil, err
+	}
+	q.AddTimeFilter(lo, hi)
+	var out []LogEntry
+	var ts []int64
+	err = s.run(ctx, tenantLogs, q, func(db *logstorage.DataBlock) {
+		ts, _ = db.GetTimestamps(ts[:0])
+		cols := db.GetColumns(false)
+		for row := 0; row < db.RowsCount(); row++ {
+			out = append(out, logEntry(cols, row, ts[row]))
+		}
+	})
+	return out, err
 }
 
 // TraceLogs returns the log records of a trace, oldest first: those stored

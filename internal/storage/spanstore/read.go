@@ -45,7 +45,8 @@ func (s *Store) run(ctx context.Context, tenant logstorage.TenantID, q *logstora
 			}
 		})
 	}
-	qctx := logstorage.NewQueryContext(ctx, &logstorage.QueryStats{}, []logstorage.TenantID{tenant}, q, false, nil)
+	qs := &logstorage.QueryStats{}
+	qctx := logstorage.NewQueryContext(ctx, qs, []logstorage.TenantID{tenant}, q, false, nil)
 	var mu sync.Mutex
 	err := s.storage.RunQuery(qctx, func(_ uint, db *logstorage.DataBlock) {
 		mu.Lock()
@@ -57,6 +58,9 @@ func (s *Store) run(ctx context.Context, tenant logstorage.TenantID, q *logstora
 		}
 		fn(db)
 	})
+	if s.queryStats != nil {
+		s.queryStats.UpdateAtomic(qs)
+	}
 	if err == nil {
 		err = ctx.Err()
 	}

@@ -89,6 +89,10 @@ type Store struct {
 	servicesAt time.Time
 
 	writeSeconds prometheus.Histogram
+
+	// queryStats, when set (by benchmarks), adds up what the embedded
+	// engine's searches read: blocks, rows, bytes of bloom filters.
+	queryStats *logstorage.QueryStats
 }
 
 // GlobalFlags are the settings of Go's global flag set that the

@@ -31,6 +31,7 @@ type Store interface {
 	pipeline.LogsConsumer
 	spanstore.Reader
 	TraceLogs(ctx context.Context, ids []pcommon.TraceID, limit int) ([]spanstore.LogEntry, error)
+	Logs(ctx context.Context, lq spanstore.LogQuery) ([]spanstore.LogEntry, error)
 	Flush()
 }
 
@@ -220,6 +221,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	})
 
 	t.Run("TraceLogs", func(t *testing.T) { traceLogs(t, s, now) })
+	t.Run("NewestLogsOfMany", func(t *testing.T) { newestLogsOfMany(t, s, now) })
 
 	t.Run("CancelledContext", func(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
@@ -437,4 +439,84 @@ func sameIDs(got, want []pcommon.TraceID) bool {
 	sort.Strings(g)
 	sort.Strings(w)
 	return slices.Equal(g, w)
+}
+
+// newestLogsOfMany: with far more matches than asked for, a search still
+// returns exactly the newest (or, ascending, the oldest) lines, in order,
+// wherever they lie: a burst in one millisecond, a sparse stretch of
+// hours, lines sharing a nanosecond, a range's edges.
+func newestLogsOfMany(t *testing.T, s Store, now time.Time) {
+	ctx := t.Context()
+	now = now.Truncate(time.Second)
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "ledger")
+	recs := rl.ScopeLogs().AppendEmpty().LogRecords()
+	var times []time.Time
+	add := func(at time.Time, n int, step time.Duration) {
+		for i := range n {
+			ts := at.Add(time.Duration(i) * step)
+			rec := recs.AppendEmpty()
+			rec.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+			rec.Body().SetStr(fmt.Sprintf("entry %d", ts.UnixNano()))
+			rec.Attributes().PutStr("kind", "many")
+			times = append(times, ts)
+		}
+	}
+	add(now.Add(-20*time.Hour), 40, 30*time.Minute)   // sparse: hours apart
+	add(now.Add(-3*time.Hour), 300, time.Microsecond) // a burst
+	add(now.Add(-2*time.Hour), 30, 0)                 // one nanosecond
+	add(now.Add(-time.Hour), 200, 7*time.Second)      // steady
+	add(now.Add(-time.Minute), 150, time.Millisecond) // another burst
+	if err := s.ConsumeLogs(ctx, pipeline.LogsOf(ld)); err != nil {
+		t.Fatalf("ConsumeLogs: %v", err)
+	}
+	s.Flush()
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	all := spanstore.LogQuery{Service: "ledger", Fields: []spanstore.FieldFilter{{Name: "kind", Value: "many"}}, Limit: spanstore.MaxLogLimit, Start: now.Add(-21 * time.Hour)}
+	poll.UntilNil(t, 30*time.Second, func() error {
+		got, err := s.Logs(ctx, all)
+		if err != nil || len(got) < min(len(times), spanstore.MaxLogLimit) {
+			return fmt.Errorf("%d of the lines searchable, %v", len(got), err)
+		}
+		return nil
+	})
+
+	check := func(name string, q spanstore.LogQuery) {
+		t.Helper()
+		got, err := s.Logs(ctx, q)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var want []time.Time
+		for _, ts := range times {
+			if !ts.Before(q.Start) && (q.End.IsZero() || !ts.After(q.End)) {
+				want = append(want, ts)
+			}
+		}
+		if !q.Ascending {
+			slices.Reverse(want)
+		}
+		want = want[:min(len(want), q.Limit)]
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d lines, want %d", name, len(got), len(want))
+		}
+		for i := range got {
+			if !got[i].Time.Equal(want[i]) {
+				t.Fatalf("%s: line %d at %v, want %v", name, i, got[i].Time, want[i])
+			}
+		}
+	}
+	for _, limit := range []int{1, 10, 100, 400, 1000} {
+		for _, asc := range []bool{false, true} {
+			name := fmt.Sprintf("limit %d ascending %v", limit, asc)
+			q := all
+			q.Limit, q.Ascending = limit, asc
+			check(name, q)
+			q.Start, q.End = now.Add(-150*time.Minute), now.Add(-30*time.Minute)
+			check(name+", a range", q)
+			q.Start, q.End = now.Add(-20*time.Hour), now.Add(-2*time.Hour)
+			check(name+", ending in the nanosecond", q)
+		}
+	}
 }
