@@ -66,13 +66,20 @@ func main() {
 	flag.Float64Var(&o.spanRate, "span-rate", 20000, "spans a second sent to SkyTrail, alone and beside the log load")
 	flag.BoolVar(&o.skipVL, "skip-vl", false, "do not measure VictoriaLogs")
 	flag.BoolVar(&o.skipSpans, "skip-spans", false, "do not measure spans beside logs")
-	flag.StringVar(&o.profiles, "profiles", "", "write a CPU profile of SkyTrail over each timed log run into this directory")
+	flag.StringVar(&o.profiles, "profiles", "", "write a CPU profile of each server over each timed log run into this directory")
+	flag.Func("server-flag", "a flag for every SkyTrail server, such as --wal-sync=100ms (repeatable)", func(f string) error {
+		serverFlags = append(serverFlags, f)
+		return nil
+	})
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "logingest:", err)
 		os.Exit(1)
 	}
 }
+
+// serverFlags are passed to every SkyTrail server started (--server-flag).
+var serverFlags []string
 
 // protocol is one way of sending the lines.
 type protocol struct {
@@ -125,7 +132,7 @@ func run(o options) error {
 
 	targets := []target{skytrailTarget(o.bin, o.profiles != "")}
 	if !o.skipVL {
-		targets = append(targets, vlTarget(o.vl))
+		targets = append(targets, vlTarget(o.vl, o.profiles != ""))
 	}
 	var results []result
 	for _, t := range targets {
@@ -448,6 +455,7 @@ func skytrailTarget(bin string, profile bool) target {
 			s.pprof = freeAddr()
 			s.cmd.Args = append(s.cmd.Args, "--pprof", s.pprof)
 		}
+		s.cmd.Args = append(s.cmd.Args, serverFlags...)
 		return s, s.run("http://" + httpAddr + "/healthz")
 	}}
 }
@@ -455,12 +463,15 @@ func skytrailTarget(bin string, profile bool) target {
 // vlTarget runs victoria-logs. The bulk requests name the fields the zap
 // lines use for the message and the time, and the service as the stream,
 // as a Filebeat user would configure it; SkyTrail finds them by itself.
-func vlTarget(bin string) target {
+func vlTarget(bin string, profile bool) target {
 	return target{name: "victorialogs", start: func(dir string) (*server, error) {
 		addr := freeAddr()
 		s := &server{otlpLogs: "http://" + addr + "/insert/opentelemetry/v1/logs",
 			bulk: "http://" + addr + "/insert/elasticsearch/_bulk?_msg_field=msg&_time_field=ts&_stream_fields=service.name"}
 		s.cmd = exec.Command(bin, "-httpListenAddr="+addr, "-storageDataPath="+dir, "-loggerLevel=WARN", "-retentionPeriod=30d")
+		if profile {
+			s.pprof = addr // victoria-logs serves /debug/pprof beside its API
+		}
 		return s, s.run("http://" + addr + "/health")
 	}}
 }
