@@ -64,7 +64,9 @@ func (l *Logs) estimatedBytes() int { return l.LogRecordCount() * bytesPerLogRec
 func (l *Logs) refused() Refused    { return l.Refused }
 
 func (l *Logs) prepare(lim Limits, now time.Time) Validation {
-	normalizeLogs(l.Logs)
+	if !l.Checked {
+		normalizeLogs(l.Logs)
+	}
 	v := validateLogs(l.Logs, lim)
 	rls := l.ResourceLogs()
 	var rewrote bool

@@ -91,7 +91,10 @@ type Logs struct {
 	Refused   Refused
 	Raw       []byte
 	RawRoom   []byte
-	rawOK     bool
+	// Checked says the receiver passed every record through
+	// Pipeline.CheckLog, which normalised it: Ingest does not again.
+	Checked bool
+	rawOK   bool
 }
 
 // Metrics is a batch of agent-reported metrics.

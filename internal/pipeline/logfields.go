@@ -27,7 +27,8 @@ func normalizeLogs(ld plog.Logs) {
 // it with a resource of resourceAttrs, "" when it would take it: for
 // receivers whose protocol answers item by item (Elasticsearch's bulk
 // API), which leave the refused items out of the batch (counting them in
-// Refused) and say why to the client.
+// Refused) and say why to the client. A receiver that checks every record
+// sets Logs.Checked, so that Ingest does not normalise them again.
 func (p *Pipeline) CheckLog(resourceAttrs pcommon.Map, rec plog.LogRecord) string {
 	logfields.Normalize(rec)
 	return firstOf(checkResource(resourceAttrs, serviceOf(resourceAttrs), p.limits), checkLogRecord(rec, p.limits))

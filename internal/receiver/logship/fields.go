@@ -62,10 +62,58 @@ type builder struct {
 	seq    int64
 	key    []byte
 	pairs  []logstorage.Field
+	isRes  []bool // isRes[i]: the line's field i goes to the resource
+
+	// text holds the copies of the request's strings that the batch keeps
+	// (the parsed fields view the request buffer, reused once it is
+	// answered), many to an allocation; names keeps field names, which
+	// repeat line after line, copied once.
+	text  []byte
+	names map[string]string
 }
 
 func newBuilder(p params) *builder {
-	return &builder{p: p, ld: plog.NewLogs(), groups: map[string]int{}, now: time.Now().UnixNano()}
+	return &builder{p: p, ld: plog.NewLogs(), groups: map[string]int{}, now: time.Now().UnixNano(), names: map[string]string{}}
+}
+
+// textChunk is the size of the allocations copies are made in: a request's
+// worth of short lines in a few of them, and a lone copy holding at most
+// this much beyond what it needs.
+const textChunk = 32 << 10
+
+// copyText is validUTF8 for a value the batch keeps: the copy shares an
+// allocation with others of the request instead of taking one of its own.
+func (b *builder) copyText(s string) string {
+	if s == "" {
+		return ""
+	}
+	if !utf8.ValidString(s) {
+		return strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if len(s) > cap(b.text)-len(b.text) {
+		// A new chunk: the strings already made keep the old one alive,
+		// and appending never moves what they point at.
+		b.text = make([]byte, 0, max(textChunk, len(s)))
+	}
+	start := len(b.text)
+	b.text = append(b.text, s...)
+	return unsafe.String(&b.text[start], len(s))
+}
+
+// maxNames bounds the field names remembered for a request: a request of
+// lines with ten thousand different fields copies the rest one by one.
+const maxNames = 1024
+
+// copyName is copyText for a field name, shared by every line using it.
+func (b *builder) copyName(s string) string {
+	if n, ok := b.names[s]; ok {
+		return n
+	}
+	n := validUTF8(s)
+	if len(b.names) < maxNames {
+		b.names[n] = n
+	}
+	return n
 }
 
 // serviceRank is the place of name in serviceFields, len(serviceFields)
@@ -124,7 +172,7 @@ func (b *builder) group(pairs []logstorage.Field) (plog.LogRecordSlice, pcommon.
 	rl := b.ld.ResourceLogs().AppendEmpty()
 	attrs := rl.Resource().Attributes()
 	for _, p := range pairs {
-		attrs.PutStr(p.Name, p.Value)
+		attrs.PutStr(b.copyName(p.Name), b.copyText(p.Value))
 	}
 	return rl.ScopeLogs().AppendEmpty().LogRecords(), attrs
 }
@@ -149,8 +197,10 @@ func (b *builder) record(fields []logstorage.Field, sender []logstorage.Field, s
 			break
 		}
 	}
+	// The group's key is made of these pairs and a new group copies them:
+	// they may view the request buffer until then.
 	if service != "" {
-		b.pairs = append(b.pairs, logstorage.Field{Name: "service.name", Value: validUTF8(service)})
+		b.pairs = append(b.pairs, logstorage.Field{Name: "service.name", Value: service})
 	}
 	for _, f := range sender {
 		if serviceRank(f.Name) < len(serviceFields) || f.Value == "" {
@@ -160,15 +210,16 @@ func (b *builder) record(fields []logstorage.Field, sender []logstorage.Field, s
 		if n == "" {
 			n = f.Name
 		}
-		b.pairs = append(b.pairs, logstorage.Field{Name: validUTF8(n), Value: validUTF8(f.Value)})
+		b.pairs = append(b.pairs, logstorage.Field{Name: n, Value: f.Value})
 	}
-	for _, f := range fields {
-		if serviceRank(f.Name) < len(serviceFields) || f.Value == "" {
+	b.isRes = slices.Grow(b.isRes[:0], len(fields))[:len(fields)]
+	for i, f := range fields {
+		n := b.resourceName(f.Name)
+		b.isRes[i] = n != ""
+		if n == "" || serviceRank(f.Name) < len(serviceFields) || f.Value == "" {
 			continue
 		}
-		if n := b.resourceName(f.Name); n != "" {
-			b.pairs = append(b.pairs, logstorage.Field{Name: n, Value: validUTF8(f.Value)})
-		}
+		b.pairs = append(b.pairs, logstorage.Field{Name: n, Value: f.Value})
 	}
 	recs, res := b.group(b.pairs)
 
@@ -183,15 +234,15 @@ func (b *builder) record(fields []logstorage.Field, sender []logstorage.Field, s
 	b.seq++
 	attrs := scratch.Attributes()
 	attrs.EnsureCapacity(len(fields))
-	for _, f := range fields {
+	for i, f := range fields {
 		if f.Value == "" || f.Name == "" {
 			continue
 		}
 		switch {
-		case b.resourceName(f.Name) != "":
+		case b.isRes[i]:
 			continue
 		case len(b.p.msgFields) > 0 && slices.Contains(b.p.msgFields, f.Name) && scratch.Body().Str() == "":
-			scratch.Body().SetStr(validUTF8(f.Value))
+			scratch.Body().SetStr(b.copyText(f.Value))
 			continue
 		case len(b.p.timeFields) > 0 && slices.Contains(b.p.timeFields, f.Name) && scratch.Timestamp() == 0:
 			if ts, ok := logfields.ParseTimeString(f.Value); ok {
@@ -199,7 +250,7 @@ func (b *builder) record(fields []logstorage.Field, sender []logstorage.Field, s
 				continue
 			}
 		}
-		attrs.PutStr(validUTF8(f.Name), validUTF8(f.Value))
+		attrs.PutStr(b.copyName(f.Name), b.copyText(f.Value))
 	}
 	return recs, res
 }

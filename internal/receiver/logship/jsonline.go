@@ -51,7 +51,7 @@ func (r *Receiver) serveJSONLine(w http.ResponseWriter, req *http.Request) {
 		}
 		scratch.MoveTo(recs.AppendEmpty())
 	}
-	if _, err := admitted.Ingest(req.Context(), &pipeline.Logs{Logs: b.ld}); err != nil {
+	if _, err := admitted.Ingest(req.Context(), &pipeline.Logs{Logs: b.ld, Checked: true}); err != nil {
 		textError(w, wire.HTTPStatus(w.Header(), err), err)
 		return
 	}

@@ -3,6 +3,8 @@ package logship
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -184,4 +186,95 @@ func FuzzJSONLine(f *testing.F) {
 	fuzzEndpoint(f, "/insert/jsonline", "application/x-ndjson",
 		[]byte("{\"msg\":\"a\",\"app\":\"x\",\"ts\":1764665400}\n{\"SW_CTX\":\"[a,b,c,d,1]\"}\n"),
 		[]byte("\n\n{\"traceparent\":\"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\"}"))
+}
+
+// keeper keeps the batches themselves, as a consumer that hands records on
+// later would: what a batch holds must not change once its request is
+// answered and the request buffer reused.
+type keeper struct {
+	mu      sync.Mutex
+	batches []plog.Logs
+}
+
+func (k *keeper) ConsumeLogs(_ context.Context, ld pipeline.Logs) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.batches = append(k.batches, ld.Logs)
+	return nil
+}
+
+func TestBulkLinesOutliveTheirRequest(t *testing.T) {
+	t.Parallel()
+	k := &keeper{}
+	p := pipeline.New(pipeline.Config{}, pipeline.Consumers{Logs: []pipeline.LogsConsumer{k}})
+	mux := http.NewServeMux()
+	New(p, Config{}).Register(mux)
+	line := func(i int) string {
+		return fmt.Sprintf(`{"msg":"line %d","service.name":"svc-%d","host.name":"h-%d","order_id":"o-%d","level":"info"}`, i, i%2, i, i)
+	}
+	const n = 50
+	for i := range n {
+		body := "{\"create\":{}}\n" + line(i) + "\n{\"create\":{}}\n" + line(i+1000) + "\n"
+		if w := do(mux, "/insert/elasticsearch/_bulk", "application/x-ndjson", []byte(body)); w.Code != http.StatusOK {
+			t.Fatalf("request %d: HTTP %d %s", i, w.Code, w.Body)
+		}
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.batches) != n {
+		t.Fatalf("%d batches stored, want %d", len(k.batches), n)
+	}
+	for i, ld := range k.batches {
+		got := map[string]bool{}
+		rls := ld.ResourceLogs()
+		for r := 0; r < rls.Len(); r++ {
+			res := rls.At(r).Resource().Attributes()
+			svc, _ := res.Get("service.name")
+			host, _ := res.Get("host.name")
+			recs := rls.At(r).ScopeLogs().At(0).LogRecords()
+			for j := 0; j < recs.Len(); j++ {
+				order, _ := recs.At(j).Attributes().Get("order_id")
+				got[fmt.Sprintf("%s %s %s %s", recs.At(j).Body().Str(), order.Str(), svc.Str(), host.Str())] = true
+			}
+		}
+		for _, want := range []int{i, i + 1000} {
+			if w := fmt.Sprintf("line %d o-%d svc-%d h-%d", want, want, want%2, want); !got[w] {
+				t.Errorf("batch %d: no %q after later requests; it holds %v", i, w, got)
+			}
+		}
+	}
+}
+
+func TestBulkAnswerIDs(t *testing.T) {
+	t.Parallel()
+	mux := newTestMux(&collector{})
+	body := "{\"create\":{\"_id\":\"mine\"}}\n{\"msg\":\"a\"}\n{\"create\":{}}\n{\"msg\":\"b\"}\n{\"delete\":{}}\n{\"index\":{}}\nnot json\n{\"create\":{}}\n{\"msg\":\"c\"}\n"
+	w := do(mux, "/insert/elasticsearch/_bulk", "application/x-ndjson", []byte(body))
+	var answer struct {
+		Errors bool
+		Items  []map[string]struct {
+			ID     string `json:"_id"`
+			Status int
+		}
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &answer); err != nil || w.Code != http.StatusOK {
+		t.Fatalf("HTTP %d %s: %v", w.Code, w.Body, err)
+	}
+	var ids []string
+	var statuses []int
+	for _, it := range answer.Items {
+		for _, v := range it {
+			ids = append(ids, v.ID)
+			statuses = append(statuses, v.Status)
+		}
+	}
+	if !answer.Errors || len(ids) != 5 || fmt.Sprint(statuses) != "[201 201 400 400 201]" {
+		t.Fatalf("answer %s", w.Body)
+	}
+	// Given IDs come back; a delete without one has none; the others get
+	// distinct IDs made of the request and their place in it.
+	if ids[0] != "mine" || ids[2] != "" || !strings.HasSuffix(ids[1], "-1") || !strings.HasSuffix(ids[3], "-3") ||
+		!strings.HasSuffix(ids[4], "-4") || strings.TrimSuffix(ids[1], "-1") != strings.TrimSuffix(ids[4], "-4") {
+		t.Errorf("IDs %q", ids)
+	}
 }

@@ -61,7 +61,7 @@ func (r *Receiver) serveLoki(w http.ResponseWriter, req *http.Request) {
 		textError(w, wire.HTTPStatus(w.Header(), err), err)
 		return
 	}
-	out, err := admitted.Ingest(req.Context(), &pipeline.Logs{Logs: d.b.ld, Refused: d.refused})
+	out, err := admitted.Ingest(req.Context(), &pipeline.Logs{Logs: d.b.ld, Refused: d.refused, Checked: true})
 	switch {
 	case err != nil:
 		textError(w, wire.HTTPStatus(w.Header(), err), err)

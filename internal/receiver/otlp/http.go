@@ -83,8 +83,13 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request, sig *sign
 		return
 	}
 	body := buf.Bytes()
-	decoded := wire.JSONDecodedSize(body)
-	if !json {
+	// One estimate, for the body's own encoding: scanning every protobuf
+	// body as JSON too took about 2% of the server's CPU under OTLP/HTTP
+	// logs.
+	var decoded int
+	if json {
+		decoded = wire.JSONDecodedSize(body)
+	} else {
 		decoded = wire.DecodedSize(body, sig.request)
 	}
 	if err := admitted.Grow(decoded); err != nil {

@@ -26,3 +26,8 @@ func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
 	return engine.StartIn(t, t.TempDir(), args...)
 }
+
+// Binary returns the path of the victoria-logs binary, building it from the
+// module proxy the first time (minutes), for programs that run it
+// themselves, such as bench/logingest.
+func Binary() (string, error) { return engine.Build() }

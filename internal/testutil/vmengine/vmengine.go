@@ -63,14 +63,20 @@ type Server struct {
 // fails it under CI=true.
 func (e *Engine) Binary(t testing.TB) string {
 	t.Helper()
-	e.buildOnce.Do(func() { e.binPath, e.buildErr = e.build() })
-	if e.buildErr != nil {
+	if _, err := e.Build(); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("%s %s is needed and could not be built: %v", e.App, e.Version, e.buildErr)
 		}
 		t.Skipf("%s %s could not be built (set CI=true to make this fail): %v", e.App, e.Version, e.buildErr)
 	}
 	return e.binPath
+}
+
+// Build returns the path of the engine's binary as Binary does, for
+// programs that are not tests (the benchmarks under bench/).
+func (e *Engine) Build() (string, error) {
+	e.buildOnce.Do(func() { e.binPath, e.buildErr = e.build() })
+	return e.binPath, e.buildErr
 }
 
 // build makes the binary in the cache, under a lock so that test processes
