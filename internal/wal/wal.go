@@ -388,12 +388,7 @@ func (l *Log) syncer() {
 		l.unsynced = nil
 		l.mu.Unlock()
 		if len(waiting) > 0 {
-			start := time.Now()
-			l.smu.Lock()
-			err := l.sync()
-			l.smu.Unlock()
-			l.m.syncs.Inc()
-			l.m.syncSeconds.Observe(time.Since(start).Seconds())
+			err := l.timedSync()
 			for _, f := range waiting {
 				f.err = err
 				close(f.done)
@@ -460,6 +455,17 @@ func (l *Log) sync() error {
 	return nil
 }
 
+// timedSync is sync under smu, counted and timed.
+func (l *Log) timedSync() error {
+	start := time.Now()
+	l.smu.Lock()
+	err := l.sync()
+	l.smu.Unlock()
+	l.m.syncs.Inc()
+	l.m.syncSeconds.Observe(time.Since(start).Seconds())
+	return err
+}
+
 func syncFile(name string) error {
 	f, err := os.Open(name)
 	if err != nil {
@@ -477,13 +483,7 @@ func (l *Log) syncEvery(d time.Duration) {
 		case <-l.done:
 			return
 		case <-t.C:
-			start := time.Now()
-			l.smu.Lock()
-			err := l.sync()
-			l.smu.Unlock()
-			l.m.syncs.Inc()
-			l.m.syncSeconds.Observe(time.Since(start).Seconds())
-			if err != nil {
+			if err := l.timedSync(); err != nil {
 				l.log.Error("write-ahead log: periodic fsync failed", "err", err)
 			}
 		}
