@@ -15,19 +15,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/skytrail/skytrail/bench/internal/proc"
 	"github.com/skytrail/skytrail/internal/loadgen"
 )
 
@@ -53,15 +50,6 @@ func main() {
 // serverFlags are passed to every server started (--server-flag).
 var serverFlags []string
 
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func run(bin string, spans int, rate float64, protocol loadgen.Protocol, concurrency, queries int, dataDir string) error {
 	if dataDir == "" {
 		dir, err := os.MkdirTemp("", "skytrail-bench-")
@@ -82,7 +70,7 @@ func run(bin string, spans int, rate float64, protocol loadgen.Protocol, concurr
 	if protocol == loadgen.ProtocolSkyWalking {
 		endpoint = srv.swAddr
 	}
-	cpuBefore := processCPU(srv.cmd.Process.Pid)
+	cpuBefore := proc.CPUSeconds(srv.cmd.Process.Pid)
 	ingestStart := time.Now()
 	res, err := loadgen.Run(context.Background(), loadgen.Config{
 		Endpoint: endpoint, Protocol: protocol, Spans: int64(spans), Rate: rate, Concurrency: concurrency,
@@ -91,13 +79,13 @@ func run(bin string, spans int, rate float64, protocol loadgen.Protocol, concurr
 	if err != nil {
 		return err
 	}
-	cpu := processCPU(srv.cmd.Process.Pid) - cpuBefore
+	cpu := proc.CPUSeconds(srv.cmd.Process.Pid) - cpuBefore
 	fmt.Printf("ingest (%s): %s\n", protocol, res.Summary())
 	fmt.Printf("server CPU during ingest: %.1f s, %.0f spans per CPU-second\n", cpu, float64(res.Spans)/cpu)
 
 	// Let the last flush and merges settle, then weigh the data directory.
 	time.Sleep(5 * time.Second)
-	size := dirSize(dataDir)
+	size := proc.DirSize(dataDir)
 	fmt.Printf("disk: %.1f MiB for %d spans = %.1f bytes/span (trace-ID index included)\n",
 		float64(size)/(1<<20), res.Spans, float64(size)/float64(res.Spans))
 
@@ -112,7 +100,7 @@ func run(bin string, spans int, rate float64, protocol loadgen.Protocol, concurr
 		return api + "/api/v1/traces?" + q.Encode()
 	})
 	fmt.Printf("attribute search order_id=... (%d searches, limit 20): p50 %s, p99 %s\n", queries, search[0], search[1])
-	fmt.Printf("server peak RSS: %.0f MiB\n", float64(peakRSS(srv.cmd.Process.Pid))/(1<<10))
+	fmt.Printf("server peak RSS: %.0f MiB\n", float64(proc.PeakRSSKiB(srv.cmd.Process.Pid))/(1<<10))
 
 	// After a restart nothing is in memory: every lookup goes through the
 	// trace-ID index on disk.
@@ -134,7 +122,7 @@ type server struct {
 }
 
 func startServer(bin, dataDir string) (*server, error) {
-	httpAddr, otlpAddr, swAddr := freeAddr(), freeAddr(), freeAddr()
+	httpAddr, otlpAddr, swAddr := proc.FreeAddr(), proc.FreeAddr(), proc.FreeAddr()
 	cmd := exec.Command(bin, "server", "--data", dataDir, "--http", httpAddr, "--otlp-grpc", otlpAddr,
 		"--otlp-http=", "--sw-grpc", swAddr, "--sw-http=", "--log-level", "warn")
 	cmd.Args = append(cmd.Args, serverFlags...)
@@ -239,46 +227,4 @@ func timeQueries(n int, url func(i int) string) [2]time.Duration {
 	}
 	slices.Sort(took)
 	return [2]time.Duration{took[len(took)/2].Round(10 * time.Microsecond), took[len(took)*99/100].Round(10 * time.Microsecond)}
-}
-
-func dirSize(dir string) int64 {
-	var n int64
-	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			if info, err := d.Info(); err == nil {
-				n += info.Size()
-			}
-		}
-		return nil
-	})
-	return n
-}
-
-// peakRSS reads VmHWM (KiB) from /proc.
-func peakRSS(pid int) int64 {
-	raw, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, line := range strings.Split(string(raw), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			var kb int64
-			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:")), "%d", &kb)
-			return kb
-		}
-	}
-	return 0
-}
-
-// processCPU reads user+system CPU seconds of pid from /proc.
-func processCPU(pid int) float64 {
-	raw, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	s := string(raw)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 {
-		f := strings.Fields(s[i+1:])
-		if len(f) > 12 {
-			var utime, stime float64
-			fmt.Sscan(f[11], &utime)
-			fmt.Sscan(f[12], &stime)
-			return (utime + stime) / 100 // USER_HZ
-		}
-	}
-	return 0
 }

@@ -24,8 +24,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -39,6 +37,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 
+	"github.com/skytrail/skytrail/bench/internal/proc"
 	"github.com/skytrail/skytrail/internal/loadgen"
 	"github.com/skytrail/skytrail/internal/testutil/victorialogs"
 )
@@ -201,7 +200,7 @@ func measureLogs(t target, p protocol, o options, dir string) (result, error) {
 		return r, err
 	}
 	srv.stop()
-	r.diskPerLine = float64(dirSize(dir)) / float64(once.lines)
+	r.diskPerLine = float64(proc.DirSize(dir)) / float64(once.lines)
 
 	if srv, err = t.start(dir); err != nil {
 		return r, err
@@ -214,7 +213,7 @@ func measureLogs(t target, p protocol, o options, dir string) (result, error) {
 			profiled <- saveProfile(srv.pprof, o.duration-time.Second, filepath.Join(o.profiles, t.name+"-"+p.name+".pprof"))
 		}()
 	}
-	cpu0, self0 := processCPU(srv.pid()), selfCPU()
+	cpu0, self0 := proc.CPUSeconds(srv.pid()), selfCPU()
 	d, err := drive(srv.logsURL(p.name), p, o.clients, o.batch, o.duration)
 	if err != nil {
 		return r, err
@@ -224,7 +223,7 @@ func measureLogs(t target, p protocol, o options, dir string) (result, error) {
 			return r, err
 		}
 	}
-	r.serverCPU, r.clientCPU = processCPU(srv.pid())-cpu0, selfCPU()-self0
+	r.serverCPU, r.clientCPU = proc.CPUSeconds(srv.pid())-cpu0, selfCPU()-self0
 	r.lines, r.wall, r.retries, r.errors = d.lines, d.wall, d.retries, d.errors
 	r.load = loadAvg()
 	return r, nil
@@ -349,7 +348,7 @@ func measureSpans(t target, logs protocol, o options, dir string) ([]spanResult,
 		if beside {
 			sr.name = "spans + logs"
 		}
-		cpu0 := processCPU(srv.pid())
+		cpu0 := proc.CPUSeconds(srv.pid())
 		var wg sync.WaitGroup
 		var d driven
 		var logErr error
@@ -370,7 +369,7 @@ func measureSpans(t target, logs protocol, o options, dir string) ([]spanResult,
 		if logErr != nil {
 			return nil, logErr
 		}
-		sr.res, sr.serverCPU, sr.load = res, processCPU(srv.pid())-cpu0, loadAvg()
+		sr.res, sr.serverCPU, sr.load = res, proc.CPUSeconds(srv.pid())-cpu0, loadAvg()
 		if beside {
 			sr.linesBeside = float64(d.lines) / d.wall.Seconds()
 		}
@@ -447,12 +446,12 @@ func (s *server) logsURL(protocol string) string {
 
 func skytrailTarget(bin string, profile bool) target {
 	return target{name: "skytrail", start: func(dir string) (*server, error) {
-		httpAddr, otlpGRPC, otlpHTTP := freeAddr(), freeAddr(), freeAddr()
+		httpAddr, otlpGRPC, otlpHTTP := proc.FreeAddr(), proc.FreeAddr(), proc.FreeAddr()
 		s := &server{otlpLogs: "http://" + otlpHTTP + "/v1/logs", bulk: "http://" + otlpHTTP + "/insert/elasticsearch/_bulk", otlpGRPC: otlpGRPC}
 		s.cmd = exec.Command(bin, "server", "--data", dir, "--http", httpAddr, "--otlp-grpc", otlpGRPC,
 			"--otlp-http", otlpHTTP, "--sw-grpc=", "--sw-http=", "--log-level", "warn")
 		if profile {
-			s.pprof = freeAddr()
+			s.pprof = proc.FreeAddr()
 			s.cmd.Args = append(s.cmd.Args, "--pprof", s.pprof)
 		}
 		s.cmd.Args = append(s.cmd.Args, serverFlags...)
@@ -465,7 +464,7 @@ func skytrailTarget(bin string, profile bool) target {
 // as a Filebeat user would configure it; SkyTrail finds them by itself.
 func vlTarget(bin string, profile bool) target {
 	return target{name: "victorialogs", start: func(dir string) (*server, error) {
-		addr := freeAddr()
+		addr := proc.FreeAddr()
 		s := &server{otlpLogs: "http://" + addr + "/insert/opentelemetry/v1/logs",
 			bulk: "http://" + addr + "/insert/elasticsearch/_bulk?_msg_field=msg&_time_field=ts&_stream_fields=service.name"}
 		s.cmd = exec.Command(bin, "-httpListenAddr="+addr, "-storageDataPath="+dir, "-loggerLevel=WARN", "-retentionPeriod=30d")
@@ -536,44 +535,6 @@ func saveProfile(addr string, d time.Duration, path string) error {
 		return fmt.Errorf("profile: %w", err)
 	}
 	return f.Close()
-}
-
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func dirSize(dir string) int64 {
-	var n int64
-	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			if info, err := d.Info(); err == nil {
-				n += info.Size()
-			}
-		}
-		return nil
-	})
-	return n
-}
-
-// processCPU reads user+system CPU seconds of pid from /proc.
-func processCPU(pid int) float64 {
-	raw, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	s := string(raw)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 {
-		f := strings.Fields(s[i+1:])
-		if len(f) > 12 {
-			var utime, stime float64
-			fmt.Sscan(f[11], &utime)
-			fmt.Sscan(f[12], &stime)
-			return (utime + stime) / 100 // USER_HZ
-		}
-	}
-	return 0
 }
 
 // selfCPU is this process' user+system CPU seconds: the clients' cost.
