@@ -1,7 +1,8 @@
 // Package ui serves SkyTrail's web UI: plain ES modules, hand-written CSS
-// and SVG, embedded in the binary. There is no build step, so what is in
-// static/ is exactly what the browser runs, and running SkyTrail needs no
-// Node.js.
+// and SVG, embedded in the binary. Running SkyTrail needs no Node.js: the
+// modules under static/js (and the vendored dagre they import) are bundled
+// into one file by esbuild's Go library when the server starts, in tens of
+// milliseconds, so what is in static/ is the source the browser runs.
 //
 // static/js/app.js is the shell: the router (History API; every view's
 // state is in its URL), the time range and auto-refresh every page shares,
@@ -18,15 +19,15 @@ package ui
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
-	"errors"
+	"fmt"
 	"io/fs"
 	"mime"
 	"net/http"
 	"path"
-	"slices"
 	"strings"
 	"time"
 )
@@ -37,29 +38,51 @@ var embedded embed.FS
 // assetExt are the extensions of files the UI loads.
 var assetExt = map[string]bool{".js": true, ".mjs": true, ".css": true, ".svg": true, ".png": true, ".ico": true, ".map": true, ".woff2": true, ".html": true, ".json": true, ".txt": true}
 
-// asset is one embedded file, read once at start.
+// asset is one file the handler serves, built once at start.
 type asset struct {
 	body        []byte
 	contentType string
 	etag        string
+	// immutable assets are named by their content's hash: a browser keeps
+	// them without asking again, and a new binary's UI has new names.
+	immutable bool
+	// sourceMap is the URL of the source map of a bundle.
+	sourceMap string
+	// gzipped is body compressed once at start, for browsers that take
+	// gzip (a third of the bundle's bytes over a slow link); nil for small
+	// files.
+	gzipped     []byte
+	gzippedETag string
 }
 
 // Handler serves the UI. Mount it at "/" below the API routes: a path
-// naming an embedded file serves that file; any other path without a file
-// extension (a client-side route such as /traces/{traceID}) serves
-// index.html, so every view's URL can be shared and reloaded. A missing
-// asset (a path ending in .js, .css, ...) is a 404, not index.html, so a
-// broken reference fails loudly; other dots are not assets (a SkyWalking
-// trace ID in /traces/{traceID} has several).
+// naming an asset serves it; any other path without a file extension (a
+// client-side route such as /traces/{traceID}) serves index.html, so every
+// view's URL can be shared and reloaded. A missing asset (a path ending in
+// .js, .css, ...) is a 404, not index.html, so a broken reference fails
+// loudly; other dots are not assets (a SkyWalking trace ID in
+// /traces/{traceID} has several).
+//
+// index.html is revalidated on every load (a cheap 304 by its ETag); what
+// it loads, the script bundle, the stylesheet and the icon, is named by its
+// hash and cached for good, so a page load is one request for index.html
+// and nothing else before the first API call.
 func Handler() http.Handler {
-	assets, err := load()
+	assets, err := build(embedded)
 	if err != nil {
-		// The files are compiled in; failing to read them is a build bug.
-		panic("ui: reading embedded assets: " + err.Error())
+		// The files are compiled in; failing to bundle them is a build bug,
+		// which TestBundleBuilds reports first.
+		panic("ui: " + err.Error())
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		// No inline script or style anywhere (the browser test fails on a CSP
+		// violation); never framed, so no clickjacking.
+		h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+		h.Set("X-Frame-Options", "DENY")
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
+			h.Set("Allow", "GET, HEAD")
 			http.Error(w, "the UI answers GET and HEAD only", http.StatusMethodNotAllowed)
 			return
 		}
@@ -72,74 +95,123 @@ func Handler() http.Handler {
 			}
 			a = assets["index.html"]
 		}
-		h := w.Header()
 		h.Set("Content-Type", a.contentType)
-		// Revalidate every time: the ETag makes that a cheap 304, and a new
-		// binary's UI is never mixed with the old one's cached modules.
-		h.Set("Cache-Control", "no-cache")
-		h.Set("ETag", a.etag)
-		h.Set("X-Content-Type-Options", "nosniff")
-		// No inline script or style anywhere (the browser test fails on a CSP
-		// violation); never framed, so no clickjacking.
-		h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-		h.Set("X-Frame-Options", "DENY")
-		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(a.body))
+		if a.immutable {
+			h.Set("Cache-Control", "public, max-age=31536000, immutable")
+		} else {
+			// Revalidate every time: the ETag makes that a cheap 304, and a
+			// new binary's index.html names its own assets.
+			h.Set("Cache-Control", "no-cache")
+		}
+		if a.sourceMap != "" {
+			h.Set("SourceMap", a.sourceMap)
+		}
+		body, etag := a.body, a.etag
+		if a.gzipped != nil {
+			h.Add("Vary", "Accept-Encoding")
+			if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+				h.Set("Content-Encoding", "gzip")
+				body, etag = a.gzipped, a.gzippedETag
+			}
+		}
+		h.Set("ETag", etag)
+		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(body))
 	})
 }
 
-func load() (map[string]asset, error) {
-	root, err := fs.Sub(embedded, "static")
+// build makes the assets the handler serves from the files under static/:
+// the modules bundled into js/app.HASH.js (with its source map), the
+// stylesheet and icon under hashed names too (and their plain names, for
+// what asks for them by those), and index.html loading the hashed ones.
+func build(files fs.FS) (map[string]asset, error) {
+	root, err := fs.Sub(files, "static")
+	if err != nil {
+		return nil, err
+	}
+	index, err := fs.ReadFile(root, "index.html")
 	if err != nil {
 		return nil, err
 	}
 	assets := map[string]asset{}
-	err = fs.WalkDir(root, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		body, err := fs.ReadFile(root, p)
-		if err != nil {
-			return err
-		}
-		sum := sha256.Sum256(body)
-		ct := mime.TypeByExtension(path.Ext(p))
-		if ct == "" {
-			ct = "application/octet-stream"
-		}
-		assets[p] = asset{body: body, contentType: ct, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
-		return nil
-	})
+	js, sourceMap, err := bundle(root, "js/app.js")
 	if err != nil {
+		return nil, fmt.Errorf("bundling static/js/app.js: %w", err)
+	}
+	jsName := hashedName("js/app.js", js)
+	assets[jsName+".map"] = newAsset(jsName+".map", sourceMap, false)
+	bundled := newAsset(jsName, js, true)
+	bundled.sourceMap = "/" + jsName + ".map"
+	assets[jsName] = bundled
+	if index, err = swap(index, "/js/app.js", "/"+jsName); err != nil {
 		return nil, err
 	}
-	return assets, preloadModules(assets)
-}
-
-// preloadModules lists every module under js/ in index.html as a
-// modulepreload link, where it says <!--modulepreload-->. Without them the
-// browser learns of a module only when it has parsed the one importing it:
-// app.js, then the pages, then what they import, three round trips of
-// revalidation before the first page can draw. With them all are fetched
-// at once, while index.html is still being read.
-func preloadModules(assets map[string]asset) error {
-	index, ok := assets["index.html"]
-	if !ok {
-		return errors.New("no index.html")
-	}
-	var links []string
-	for name := range assets {
-		if strings.HasPrefix(name, "js/") && path.Ext(name) == ".js" {
-			links = append(links, `<link rel="modulepreload" href="/`+name+`">`)
+	for _, name := range []string{"app.css", "favicon.svg"} {
+		body, err := fs.ReadFile(root, name)
+		if err != nil {
+			return nil, err
+		}
+		hashed := hashedName(name, body)
+		assets[name] = newAsset(name, body, false)
+		assets[hashed] = newAsset(hashed, body, true)
+		if index, err = swap(index, "/"+name, "/"+hashed); err != nil {
+			return nil, err
 		}
 	}
-	slices.Sort(links)
-	const mark = "<!--modulepreload-->"
-	if !bytes.Contains(index.body, []byte(mark)) {
-		return errors.New("index.html lacks " + mark)
+	assets["index.html"] = newAsset("index.html", index, false)
+	return assets, nil
+}
+
+// swap replaces index.html's one reference to url (in a src or href
+// attribute) with to.
+func swap(index []byte, url, to string) ([]byte, error) {
+	old := []byte(`"` + url + `"`)
+	if n := bytes.Count(index, old); n != 1 {
+		return nil, fmt.Errorf("index.html names %s %d times, want once", url, n)
 	}
-	index.body = bytes.Replace(index.body, []byte(mark), []byte(strings.Join(links, "\n")), 1)
-	sum := sha256.Sum256(index.body)
-	index.etag = `"` + hex.EncodeToString(sum[:8]) + `"`
-	assets["index.html"] = index
-	return nil
+	return bytes.Replace(index, old, []byte(`"`+to+`"`), 1), nil
+}
+
+func newAsset(name string, body []byte, immutable bool) asset {
+	ct := mime.TypeByExtension(path.Ext(name))
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	a := asset{body: body, contentType: ct, etag: `"` + contentHash(body) + `"`, immutable: immutable}
+	if len(body) >= minGzip {
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression) // a valid level: no error
+		zw.Write(body)                                           // a bytes.Buffer does not fail
+		zw.Close()
+		a.gzipped = buf.Bytes()
+		a.gzippedETag = `"` + contentHash(body) + `-gzip"`
+	}
+	return a
+}
+
+// minGzip is the size below which compressing saves less than a packet.
+const minGzip = 1400
+
+// acceptsGzip reports whether an Accept-Encoding header takes gzip (and
+// does not refuse it with q=0).
+func acceptsGzip(header string) bool {
+	for _, part := range strings.Split(header, ",") {
+		coding, params, _ := strings.Cut(part, ";")
+		if strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
+			return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+		}
+	}
+	return false
+}
+
+// hashedName puts the content's hash before the extension: app.css becomes
+// app.0123456789abcdef.css.
+func hashedName(name string, body []byte) string {
+	ext := path.Ext(name)
+	return strings.TrimSuffix(name, ext) + "." + contentHash(body) + ext
+}
+
+func contentHash(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:8])
 }

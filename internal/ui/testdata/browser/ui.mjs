@@ -122,10 +122,11 @@ async function firstDraw() {
     const at = (name) => performance.getEntriesByName(name)[0].startTime;
     const rendered = at('skytrail:rendered'), painted = at('skytrail:painted');
     const res = performance.getEntriesByType('resource');
-    const modules = Math.max(0, ...res.filter((e) => /\.js$/.test(e.name)).map((e) => e.responseEnd));
+    const scripts = res.filter((e) => /\.js$/.test(e.name));
+    const modules = Math.max(0, ...scripts.map((e) => e.responseEnd));
     const apis = res.filter((e) => /\/(api|prometheus)\//.test(e.name) && e.responseEnd <= rendered);
     const r = (v) => Math.round(v);
-    return {modules: r(modules), data: r(Math.max(0, ...apis.map((e) => e.responseEnd))),
+    return {scripts: scripts.map((e) => e.name), modules: r(modules), data: r(Math.max(0, ...apis.map((e) => e.responseEnd))),
       longestAPI: r(Math.max(0, ...apis.map((e) => e.responseEnd - e.startTime))), rendered: r(rendered), painted: r(painted)};
   });
 }
@@ -839,6 +840,8 @@ try {
       await page.locator(ready).first().waitFor();
       await page.waitForFunction(() => performance.getEntriesByName('skytrail:painted').length > 0);
       const t = await firstDraw();
+      // Every module is in one bundle: one script request, not one per module.
+      assert.equal(t.scripts.length, 1, `${path} loaded ${t.scripts.length} scripts: ${t.scripts.join(', ')}`);
       log(`${path}: modules ${t.modules} ms, data ${t.data} ms (the API's longest wait ${t.longestAPI} ms), built ${t.rendered} ms, painted ${t.painted} ms`);
       withinBudget(t.painted, 300, `${path} with 500 services, first draw`);
     }

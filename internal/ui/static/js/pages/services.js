@@ -46,6 +46,9 @@ export async function render(ctx) {
   const {root, range: r, signal, params} = ctx;
   ctx.title('Services');
   if (!ctx.refreshing) replace(root, h('h1', {}, 'Services'), loading());
+  // The firing alerts are asked for beside the list, not after it: the
+  // first draw waits for one round trip, not two.
+  const firingP = firingByService(signal);
   const {services: list} = await api.services(r, signal);
   if (list.length === 0) {
     replace(root, h('h1', {}, 'Services'), emptyState());
@@ -53,7 +56,6 @@ export async function render(ctx) {
   }
   const step = stepFor(r), cr = chartRange(r);
   const q = sparkQueries(step);
-  const firingP = firingByService(signal);
   // The sparklines' range queries over every service take longest: the
   // first draw shows the figures without them and they follow (a refresh
   // waits for them instead, so the lines do not blink).
