@@ -15,11 +15,17 @@ import (
 const embeddedNamespace = "skytrail-ui"
 
 // bundle joins the module entry and everything it imports, from files,
-// into one minified ES module and its source map. One file is one request:
+// into one minified ES module and its source map, ending with the licence
+// notices of the vendored code (vendor/*/*.LEGAL.txt, where its own build
+// moved them out of the code). One file is one request:
 // loaded module by module, the browser learned of each import only after
 // parsing its importer, and even with every module announced up front it
 // revalidated twenty-odd files before drawing anything.
 func bundle(files fs.FS, entry string) (js, sourceMap []byte, err error) {
+	legal, err := legalNotices(files)
+	if err != nil {
+		return nil, nil, err
+	}
 	result := api.Build(api.BuildOptions{
 		EntryPoints:       []string{entry},
 		Bundle:            true,
@@ -33,6 +39,7 @@ func bundle(files fs.FS, entry string) (js, sourceMap []byte, err error) {
 		// header) lets a browser's developer tools show the sources.
 		Sourcemap:     api.SourceMapExternal,
 		LegalComments: api.LegalCommentsEndOfFile,
+		Footer:        map[string]string{"js": legal},
 		Outfile:       "app.js",
 		Write:         false,
 		LogLevel:      api.LogLevelSilent,
@@ -54,6 +61,23 @@ func bundle(files fs.FS, entry string) (js, sourceMap []byte, err error) {
 		return nil, nil, fmt.Errorf("esbuild wrote %d files, not the bundle and its map", len(result.OutputFiles))
 	}
 	return js, sourceMap, nil
+}
+
+// legalNotices joins the vendored code's licence notices.
+func legalNotices(files fs.FS) (string, error) {
+	names, err := fs.Glob(files, "vendor/*/*.LEGAL.txt")
+	if err != nil {
+		return "", err
+	}
+	var notices []string
+	for _, name := range names {
+		b, err := fs.ReadFile(files, name)
+		if err != nil {
+			return "", err
+		}
+		notices = append(notices, strings.TrimSpace(string(b)))
+	}
+	return strings.Join(notices, "\n"), nil
 }
 
 // fromFS resolves and loads every module from files. Only relative imports

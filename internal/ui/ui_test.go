@@ -112,6 +112,10 @@ func TestIndexLoadsOneImmutableBundle(t *testing.T) {
 	if m := regexp.MustCompile(`(?:from|import)\s*["'][./]`).FindString(js); m != "" {
 		t.Errorf("the bundle still imports a file: %q", m)
 	}
+	// The vendored layout library's licence notice travels with it.
+	if !strings.Contains(js, "Copyright (c) 2012-2014 Chris Pettitt") {
+		t.Error("the bundle lacks dagre's licence notice")
+	}
 	// Its source map names every module, so a browser's developer tools
 	// show the sources.
 	resp := get(t, h, http.MethodGet, l.scripts[0], nil)
