@@ -94,6 +94,15 @@ export const api = {
       qs({query, start: start / 1000, end: r.end / 1000, step: step / 1000}), signal);
     return body && body.data.result;
   },
+  // promGauge is promRange for gauges: the points are a step apart back
+  // from r.end itself, so the last one sees the newest sample (aligned to
+  // whole steps, the last point could fall up to a step before it).
+  promGauge: async (query, r, step, signal) => {
+    const start = r.end - Math.floor((r.end - r.start) / step) * step;
+    const body = await optional('/prometheus/api/v1/query_range' +
+      qs({query, start: start / 1000, end: r.end / 1000, step: step / 1000}), signal);
+    return body && body.data.result;
+  },
 };
 
 // perMinute names a per-minute series (docs/metrics.md): what each minute

@@ -834,6 +834,11 @@ try {
       ['/traces/' + env.CROWD_TRACE_ID, '.wf-row'],
       ['/instances', 'table.instances'],
       ['/health', 'h1'],
+      ['/alerts', '.page-head'],
+      ['/logs', '#log-status'],
+      ['/instances/crowd-250/crowd-250-1', '.stats'],
+      // crowd-000's trace beside crowd-001's (their IDs differ in the last byte).
+      ['/compare?a=' + env.CROWD_TRACE_ID + '&b=' + env.CROWD_TRACE_ID.slice(0, -2) + '31', 'table.compare-table'],
     ];
     for (const [path, ready] of routes) {
       await page.goto(c + path);

@@ -76,12 +76,14 @@ export async function render(ctx) {
   const step = stepFor(r), cr = chartRange(r), w = promRangeLit(step), per = step / 60000;
   // Gauges are drawn up to now (their latest value is the point), finer
   // than the per-minute figures: about 120 points, at least 15 s apart.
+  // Their last point is now, so the stats show the newest sample (an
+  // instance that had just started showed no runtime figures before).
   const gr = {start: r.start, end: Math.min(r.end, Date.now())};
   const gstep = Math.max(15000, Math.ceil((gr.end - gr.start) / 120 / 1000) * 1000);
   const q = (m) => `sum(sum_over_time(${perMinute('instance', m)}{${sel}}[${w}]))`;
   // Each figure from each agent: both are asked, and the page shows what
   // answers (an instance sends one of them, rarely both).
-  const asks = RUNTIME.flatMap((x) => ['otel', 'sw'].map((agent) => (x[agent] ? api.promRange(x[agent](sel), gr, gstep, signal).catch(() => []) : [])));
+  const asks = RUNTIME.flatMap((x) => ['otel', 'sw'].map((agent) => (x[agent] ? api.promGauge(x[agent](sel), gr, gstep, signal).catch(() => []) : [])));
   const [reg, calls, errors, p50, p99, ...answers] = await Promise.all([
     api.instances(service, r, signal).catch(() => null),
     api.promRange(`${q('calls')} / ${per}`, cr, step, signal),
