@@ -173,6 +173,11 @@ async function updateHealthBadge() {
   else navLinks.health.removeAttribute('aria-label');
 }
 
+function updateBadges() {
+  updateHealthBadge();
+  updateAlertsBadge();
+}
+
 // updateAlertsBadge shows on the Alerts link how many alerts are firing.
 async function updateAlertsBadge() {
   const firing = await alerts.firingByService();
@@ -217,10 +222,9 @@ export async function render(refreshing) {
   current = {controller, page: route ? route.page : {}, busy: true};
   const me = current;
   updateNav(route ? route.nav : '');
-  updateHealthBadge();
-  updateAlertsBadge();
   schedule();
   if (!route) {
+    updateBadges();
     document.title = 'Not found · SkyTrail';
     replace(main, h('h1', {}, 'Page not found'), message('info', 'There is no page at ', h('code', {}, location.pathname), '. ', h('a', {href: link('/services')}, 'Go to the services.')));
     me.busy = false;
@@ -266,6 +270,11 @@ export async function render(refreshing) {
     replace(main, h('h1', {}, 'Something went wrong'), message('error', e.message));
   } finally {
     me.busy = false;
+    // The badges' questions wait for the page's first frame: asked beside
+    // the page's own, they took the server's time from them.
+    requestAnimationFrame(() => setTimeout(() => {
+      if (current === me) updateBadges();
+    }));
   }
 }
 

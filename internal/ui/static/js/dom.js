@@ -85,12 +85,23 @@ export function replace(root, ...children) {
   root.replaceChildren(frag);
 }
 
+// The formatters and the collator are made once: toLocaleString and
+// localeCompare build a new one on every call, tens of microseconds each,
+// which a list of 500 services sorted and formatted pays thousands of times
+// before its first frame.
+const integerFormat = new Intl.NumberFormat('en-US', {maximumFractionDigits: 0});
+const clockFormat = new Intl.DateTimeFormat('en-GB', {hour: '2-digit', minute: '2-digit'});
+const collator = new Intl.Collator();
+
+// compareText orders names as localeCompare does.
+export const compareText = collator.compare;
+
 export function fmtNumber(v, digits = 1) {
   if (v === undefined || v === null || Number.isNaN(v)) return '–';
   const a = Math.abs(v);
   if (a >= 1e6) return (v / 1e6).toFixed(digits) + 'M';
   if (a >= 1e4) return (v / 1e3).toFixed(digits) + 'k';
-  if (a >= 100 || Number.isInteger(v)) return Math.round(v).toLocaleString('en-US');
+  if (a >= 100 || Number.isInteger(v)) return integerFormat.format(Math.round(v));
   return v.toFixed(a < 1 ? 2 : digits);
 }
 
@@ -121,7 +132,7 @@ export function fmtTime(t) {
 
 export function fmtClock(t) {
   const d = new Date(t);
-  return d.toLocaleTimeString('en-GB', {hour: '2-digit', minute: '2-digit'});
+  return clockFormat.format(d);
 }
 
 export function fmtAgo(t, now = Date.now()) {

@@ -1,7 +1,7 @@
 // Span tables and statistics of a trace (the trace page's other views,
 // and trace compare): each span's time and self time, and per service and
 // operation where a trace's time goes.
-import {h, fmtMs, fmtNumber, sortHeader} from './dom.js';
+import {h, fmtMs, fmtNumber, sortHeader, compareText} from './dom.js';
 import {serviceChip} from './common.js';
 
 // opStats groups a trace's spans (buildTree's nodes) by service and
@@ -21,7 +21,7 @@ export function opStats(nodes) {
   }
   const out = [...by.values()];
   for (const s of out) s.mean = s.total / s.count;
-  return out.sort((a, b) => b.self - a.self || a.key.localeCompare(b.key));
+  return out.sort((a, b) => b.self - a.self || compareText(a.key, b.key));
 }
 
 // sortable draws rows as a table whose headers sort it; cols are
@@ -33,7 +33,7 @@ export function sortable(rows, cols, initial, cls) {
     const dir = state.dir === 'asc' ? 1 : -1;
     const sorted = [...rows].sort((a, b) => {
       const va = a[state.key], vb = b[state.key];
-      return dir * (typeof va === 'string' ? va.localeCompare(vb) : va - vb);
+      return dir * (typeof va === 'string' ? compareText(va, vb) : va - vb);
     });
     thead.replaceChildren(h('tr', {}, cols.map((c) => sortHeader(c.label, c.key, state, (k) => {
       if (state.key === k) state.dir = state.dir === 'asc' ? 'desc' : 'asc';

@@ -829,7 +829,8 @@ try {
       // The first screen's rows: the rest of a long table follows the first frame.
       ['/services', 'tr[data-service="crowd-000"]'],
       ['/services/crowd-250', '.slow-span'],
-      ['/map', 'g.node[data-node="crowd-499"]'],
+      // The map's first frame holds the nodes it shows; the rest follow.
+      ['/map', 'g.node[data-node="crowd-000"]'],
       ['/traces', '.trace-row'],
       ['/traces/' + env.CROWD_TRACE_ID, '.wf-row'],
       ['/instances', 'table.instances'],
@@ -856,6 +857,10 @@ try {
     await page.locator('tr[data-service="crowd-199"]').waitFor();
     await page.getByRole('button', {name: 'Show all 500'}).click();
     await page.locator('tr[data-service="crowd-499"]').waitFor();
+    // Every node of the map is drawn, the last just after the first frame.
+    await page.goto(c + '/map');
+    await page.locator('g.node[data-node="crowd-499"]').waitFor();
+    assert.equal(await page.locator('g.node.type-service').count(), 500, 'the map does not draw every service');
   });
 
   await check('one colour per service on every page', async () => {

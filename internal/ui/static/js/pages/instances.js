@@ -1,6 +1,6 @@
 // Instances: the registry with liveness, last seen, properties and
 // duplicate flags, for every service or one.
-import {h, replace, message, loading, fmtAgo, fmtTime, fmtNumber, fmtMs, serviceColor, appendRows} from '../dom.js';
+import {h, replace, message, loading, fmtAgo, fmtTime, fmtNumber, fmtMs, serviceColor, appendRows, compareText} from '../dom.js';
 import {api} from '../api.js';
 import {emptyState} from '../common.js';
 
@@ -12,7 +12,7 @@ function flags(inst) {
 }
 
 function properties(inst) {
-  const props = Object.entries(inst.properties || {}).sort((a, b) => a[0].localeCompare(b[0]));
+  const props = Object.entries(inst.properties || {}).sort((a, b) => compareText(a[0], b[0]));
   if (props.length === 0) return h('span', {class: 'muted'}, '–');
   return h('details', {}, h('summary', {}, `${props.length} propert${props.length === 1 ? 'y' : 'ies'}`),
     h('dl', {class: 'kv'}, props.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])));
@@ -24,7 +24,7 @@ const PAGE = 200;
 
 // instanceRows renders instances as a table; withService adds a service column.
 export function instanceRows(ctx, list, withService) {
-  const sorted = [...list].sort((a, b) => (b.alive - a.alive) || (a.service || '').localeCompare(b.service || '') || a.name.localeCompare(b.name));
+  const sorted = [...list].sort((a, b) => (b.alive - a.alive) || compareText(a.service || '', b.service || '') || compareText(a.name, b.name));
   const tbody = h('tbody');
   const more = h('p', {class: 'more-rows'});
   let drawn = 0;

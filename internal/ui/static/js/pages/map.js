@@ -6,7 +6,7 @@
 // page's lost_propagation) is drawn as the broken propagation it is. It
 // opens fitted to the canvas; a click on a node highlights its edges and
 // shows its figures, on an edge its figures, both leading to traces.
-import {h, s, replace, message, loading, fmtNumber, fmtPercent, fmtMs, serviceColor} from '../dom.js';
+import {h, s, replace, message, loading, fmtNumber, fmtPercent, fmtMs, serviceColor, compareText, afterPaint} from '../dom.js';
 import {api} from '../api.js';
 import {emptyState} from '../common.js';
 import dagre from '../../vendor/dagre/dagre.esm.js';
@@ -43,7 +43,7 @@ export function layout(nodes, edges, keepFromUser = new Set()) {
     joined.add(e.client);
     joined.add(e.server);
   }
-  const alone = nodes.filter((n) => !joined.has(n.name)).sort((a, b) => a.name.localeCompare(b.name));
+  const alone = nodes.filter((n) => !joined.has(n.name)).sort((a, b) => compareText(a.name, b.name));
   nodes = nodes.filter((n) => joined.has(n.name));
   const g = new dagre.graphlib.Graph({multigraph: false});
   g.setGraph({rankdir: 'LR', nodesep: 28, ranksep: 110, edgesep: 14, marginx: PAD / 2, marginy: PAD / 2});
@@ -302,7 +302,7 @@ export async function render(ctx) {
     els.set(key, g);
     edgeLayer.append(g);
   }
-  for (const n of nodes) {
+  const drawNode = (n) => {
     const p = pos.get(n.name);
     const key = 'n:' + n.name;
     const f = n.figures;
@@ -319,7 +319,29 @@ export async function render(ctx) {
     g.addEventListener('keydown', (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); act(); } });
     els.set(key, g);
     nodeLayer.append(g);
+  };
+  // What the first frame can show is built before it, the rest of a big map
+  // just after it, as long tables build their first screen first (a crowd
+  // of services called only from outside fills a grid under the graph, most
+  // of it beyond the canvas): first the nodes within the window's size at
+  // the smallest scale the map opens at, and the one the URL selects.
+  const inFirstView = (n) => {
+    const b = pos.get(n.name).box;
+    return b.x * MIN_READABLE < innerWidth && b.y * MIN_READABLE < innerHeight;
+  };
+  const later = [];
+  for (const n of nodes) {
+    if (ctx.refreshing || inFirstView(n) || n.name === params.get('node')) drawNode(n);
+    else later.push(n);
   }
+  const drawLater = (from) => {
+    if (!ctx.current() || from >= later.length) return;
+    later.slice(from, from + 100).forEach(drawNode);
+    setTimeout(() => drawLater(from + 100));
+  };
+  // One task later than afterPaint: the app marks the painted frame from a
+  // task queued at the same point (app.js), and the rest comes after it.
+  if (later.length) afterPaint(() => setTimeout(() => drawLater(0)));
   svg.append(edgeLayer, nodeLayer);
 
   const legend = h('div', {class: 'map-legend'}, ['service', 'database', 'cache', 'mq', 'external', 'user'].map((t) => {

@@ -1,6 +1,6 @@
 // Services: every service with calls/min, success rate, p99 and Apdex,
 // sparklines over the shared range, sortable.
-import {h, replace, loading, fmtNumber, fmtPercent, fmtMs, sortHeader, serviceColor, appendRows, afterPaint} from '../dom.js';
+import {h, replace, loading, fmtNumber, fmtPercent, fmtMs, sortHeader, serviceColor, appendRows, afterPaint, compareText} from '../dom.js';
 import {firingByService, alertBadge} from './alerts.js';
 import {api, stepFor, chartRange, matrixBy, promRangeLit, perMinute, zeroFill} from '../api.js';
 import {sparkline} from '../charts.js';
@@ -90,11 +90,11 @@ export async function render(ctx) {
     const dir = state.dir === 'asc' ? 1 : -1;
     const shown = rows.filter((x) => !needle || x.name.toLowerCase().includes(needle)).sort((a, b) => {
       const va = a[state.key], vb = b[state.key];
-      if (state.key === 'name') return dir * va.localeCompare(vb);
-      if (va === null && vb === null) return a.name.localeCompare(b.name);
+      if (state.key === 'name') return dir * compareText(va, vb);
+      if (va === null && vb === null) return compareText(a.name, b.name);
       if (va === null) return 1;
       if (vb === null) return -1;
-      return dir * (va - vb) || a.name.localeCompare(b.name);
+      return dir * (va - vb) || compareText(a.name, b.name);
     });
     replace(thead, h('tr', {}, COLUMNS.map((c) => sortHeader(c.label, c.key, state, onSort, c.num ? 'num' : ''))));
     const total = shown.length;

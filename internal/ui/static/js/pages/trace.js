@@ -2,7 +2,7 @@
 // colours and error marks, and the selected span's details. Only the rows
 // in view are in the DOM, so a trace of thousands of spans opens and
 // scrolls as fast as a small one.
-import {h, replace, message, loading, fmtMs, fmtTime, distinctColors, copyText} from '../dom.js';
+import {h, replace, message, loading, fmtMs, fmtTime, distinctColors, copyText, compareText} from '../dom.js';
 import {api, APIError} from '../api.js';
 import {serviceChip} from '../common.js';
 import {spanTable, statsTable} from '../spanstats.js';
@@ -151,7 +151,7 @@ function fmtValue(v) {
 }
 
 function kvTable(obj, empty = 'none') {
-  const entries = Object.entries(obj || {}).sort((a, b) => a[0].localeCompare(b[0]));
+  const entries = Object.entries(obj || {}).sort((a, b) => compareText(a[0], b[0]));
   if (entries.length === 0) return h('p', {class: 'muted small'}, empty);
   return h('table', {class: 'kvtable'}, h('tbody', {}, entries.map(([k, v]) => h('tr', {}, h('th', {}, k), h('td', {}, fmtValue(v))))));
 }
