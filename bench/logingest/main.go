@@ -171,15 +171,9 @@ func makeBodies(pool, batch int) ([]protocol, float64) {
 			panic(err)
 		}
 		otlp.bodies = append(otlp.bodies, body)
-		var b bytes.Buffer
-		for _, l := range lines {
-			j := l.JSON()
-			jsonBytes += len(j)
-			b.WriteString(`{"create":{}}` + "\n")
-			b.Write(j)
-			b.WriteByte('\n')
-		}
-		bulk.bodies = append(bulk.bodies, b.Bytes())
+		bulkBody, n := loadgen.BulkBody(lines)
+		jsonBytes += n
+		bulk.bodies = append(bulk.bodies, bulkBody)
 	}
 	return []protocol{otlp, bulk}, float64(jsonBytes) / float64(pool*batch)
 }

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -81,6 +82,21 @@ func (l LogLine) JSON() []byte {
 		"span_id": hex.EncodeToString(l.SpanID[:]), "http.route": l.Route, "duration_ms": l.DurationMs,
 	})
 	return b
+}
+
+// BulkBody returns lines as an Elasticsearch bulk request body, as Filebeat
+// sends it: a create action and the line's JSON for each, and the JSON's
+// bytes (without the actions).
+func BulkBody(lines []LogLine) (body []byte, jsonBytes int) {
+	var b bytes.Buffer
+	for _, l := range lines {
+		j := l.JSON()
+		jsonBytes += len(j)
+		b.WriteString(`{"create":{}}` + "\n")
+		b.Write(j)
+		b.WriteByte('\n')
+	}
+	return b.Bytes(), jsonBytes
 }
 
 // Logs returns lines as an OTLP batch, one resource a service, the way the

@@ -63,10 +63,6 @@ var roles = func() map[string]role {
 	return m
 }()
 
-// RoleOf reports whether key is a name Normalize reads (for decoders that
-// must keep such fields out of the resource).
-func RoleOf(key string) bool { return roles[key] != roleNone }
-
 // found is what one pass over a record's attributes saw: the first value of
 // each role, by its key.
 type found struct {

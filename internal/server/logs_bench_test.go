@@ -42,15 +42,9 @@ func BenchmarkLogIngest(b *testing.B) {
 			b.Fatal(err)
 		}
 		otlpBodies = append(otlpBodies, body)
-		var bulk bytes.Buffer
-		for _, l := range lines {
-			j := l.JSON()
-			jsonBytes += len(j)
-			bulk.WriteString(`{"create":{}}` + "\n")
-			bulk.Write(j)
-			bulk.WriteByte('\n')
-		}
-		bulkBodies = append(bulkBodies, bulk.Bytes())
+		bulk, n := loadgen.BulkBody(lines)
+		jsonBytes += n
+		bulkBodies = append(bulkBodies, bulk)
 	}
 	b.Logf("a line is %d bytes of JSON on average", jsonBytes/(batches*perBatch))
 	run := func(b *testing.B, url, contentType string, bodies [][]byte) {

@@ -84,9 +84,6 @@ func New(files Files, log *slog.Logger) (*Reloader, error) {
 // Mutual tells whether clients must present a certificate.
 func (r *Reloader) Mutual() bool { return r.files.ClientCA != "" }
 
-// Leaf is the certificate being served.
-func (r *Reloader) Leaf() *x509.Certificate { return r.cur.Load().cert.Leaf }
-
 // ServerConfig is a server configuration serving the current files, with
 // nextProtos offered for ALPN ("h2" for gRPC; "h2", "http/1.1" for HTTP).
 func (r *Reloader) ServerConfig(nextProtos ...string) *tls.Config {

@@ -80,10 +80,6 @@ func agentTimeOr(ms int64, observed time.Time) pcommon.Timestamp {
 // the stack: agents rarely put more spans in one segment.
 const smallSegment = 64
 
-// ComponentName returns the library name SkyWalking gives component id, or ""
-// for an ID its list does not know.
-func ComponentName(id int32) string { return componentNames[id] }
-
 // ComponentID maps a component name (sw.component) back to its number.
 // Where the list gives one name to several numbers, the lowest is returned.
 func ComponentID(name string) (int32, bool) {
