@@ -8,6 +8,7 @@ package red
 
 import (
 	"errors"
+	"slices"
 	"sort"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -115,7 +116,8 @@ func (w *Window) Stamp() int64 {
 // earlyStamp is the stamp of a minute ending at end written early at
 // nowMs: nowMs while the minute runs; after it ended (but before it was
 // due), as far before its end as nowMs is after it. Either way inside the
-// minute, and a flush a millisecond apart from another stamps apart too.
+// minute; flushes in the same millisecond get the same one, which Due
+// moves to one no other write of the minute used (unusedEarlyStamp).
 func earlyStamp(end, nowMs int64) int64 {
 	if nowMs < end {
 		return max(nowMs, end-minuteMs+1)
@@ -314,6 +316,12 @@ type Minutes struct {
 	flushedThrough int64
 	// Late counts spans that arrived after their minute was written.
 	Late uint64
+	// earlyStamps are the stamps given to each minute's early writes: two
+	// flushes in the same millisecond (or one at a minute's last millisecond
+	// and one at its end) would compute the same stamp, and the store
+	// refuses a second sample on a timestamp, losing the calls counted in
+	// between.
+	earlyStamps map[int64][]int64
 }
 
 // NewMinutes returns an empty set of windows counting into totals (nil:
@@ -360,7 +368,7 @@ func (m *Minutes) Due(nowMs, delayMs int64, all bool) []*Window {
 	for end, w := range m.open {
 		if all || end+delayMs <= nowMs {
 			if end+delayMs > nowMs {
-				w.Early, w.stamp = true, earlyStamp(end, nowMs)
+				w.Early, w.stamp = true, m.unusedEarlyStamp(end, earlyStamp(end, nowMs))
 			}
 			due = append(due, w)
 			delete(m.open, end)
@@ -371,7 +379,36 @@ func (m *Minutes) Due(nowMs, delayMs int64, all bool) []*Window {
 		}
 	}
 	sort.Slice(due, func(i, j int) bool { return due[i].End < due[j].End })
+	// A minute older than the latest any span can count into is never
+	// written again.
+	for end := range m.earlyStamps {
+		if end < current-MaxLate {
+			delete(m.earlyStamps, end)
+		}
+	}
 	return due
+}
+
+// unusedEarlyStamp returns stamp, or when an earlier early write of the
+// minute ending at end used it, the nearest stamp inside the minute none
+// used (earlier first), and records it.
+func (m *Minutes) unusedEarlyStamp(end, stamp int64) int64 {
+	used := m.earlyStamps[end]
+	for d := int64(0); d < minuteMs; d++ {
+		if c := stamp - d; c > end-minuteMs && !slices.Contains(used, c) {
+			stamp = c
+			break
+		}
+		if c := stamp + d; c < end && !slices.Contains(used, c) {
+			stamp = c
+			break
+		}
+	}
+	if m.earlyStamps == nil {
+		m.earlyStamps = map[int64][]int64{}
+	}
+	m.earlyStamps[end] = append(used, stamp)
+	return stamp
 }
 
 // AssumeWritten takes every minute ending at or before throughMs as

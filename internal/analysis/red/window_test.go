@@ -77,3 +77,34 @@ func TestEarlyStamp(t *testing.T) {
 		}
 	}
 }
+
+// TestEarlyWritesOfAMinuteNeverShareAStamp: flushes of the running minute
+// in the same millisecond, and at its last millisecond and its end, stamp
+// their windows apart, inside the minute: the store would refuse a second
+// sample on a timestamp, and the calls counted in between would be lost.
+func TestEarlyWritesOfAMinuteNeverShareAStamp(t *testing.T) {
+	m := NewMinutes(nil)
+	end := int64(101 * minuteMs)
+	seen := map[int64]bool{}
+	for _, now := range []int64{end - 30_000, end - 30_000, end - 30_000, end - 1, end} {
+		m.For(end-minuteMs+5, now).Service("a").Observe(0.1, false, 0.5)
+		due := m.Due(now, 30*1000, true)
+		var w *Window
+		for _, d := range due {
+			if d.End == end {
+				w = d
+			}
+		}
+		if w == nil || !w.Early {
+			t.Fatalf("flush at end%+d: the minute was not written early", now-end)
+		}
+		stamp := w.Stamp()
+		if stamp <= end-minuteMs || stamp >= end {
+			t.Errorf("flush at end%+d: stamp end%+d, outside the minute", now-end, stamp-end)
+		}
+		if seen[stamp] {
+			t.Errorf("flush at end%+d: stamp end%+d used before", now-end, stamp-end)
+		}
+		seen[stamp] = true
+	}
+}
