@@ -235,3 +235,35 @@ func loadAverage() float64 {
 	v, _ := strconv.ParseFloat(strings.Fields(string(b))[0], 64)
 	return v
 }
+
+// BenchmarkConsumeLogs stores batches of 1,000 log lines (loadgen.LogLines,
+// as an OTLP batch) into a store in a temporary directory: the storage
+// engine's share of a line's ingest cost, in CPU time (the engine's own
+// background work included, as a flat-out ingest pays it).
+func BenchmarkConsumeLogs(b *testing.B) {
+	s, err := Open(Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	base := time.Now()
+	var batches []pipeline.Logs
+	for i := range 32 {
+		batches = append(batches, pipeline.LogsOf(loadgen.Logs(loadgen.LogLines(1000, uint64(i+1), base))))
+	}
+	lines := 0
+	cpu := processCPU()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ld := batches[i%len(batches)]
+		if err := s.ConsumeLogs(context.Background(), ld); err != nil {
+			b.Fatal(err)
+		}
+		lines += ld.LogRecordCount()
+	}
+	s.storage.DebugFlush()
+	b.StopTimer()
+	b.ReportMetric(float64((processCPU()-cpu).Nanoseconds())/1e3/float64(lines), "cpu-us/line")
+	b.ReportMetric(float64(lines)/b.Elapsed().Seconds(), "lines/s")
+}
