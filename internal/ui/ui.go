@@ -28,7 +28,9 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -40,6 +42,7 @@ var assetExt = map[string]bool{".js": true, ".mjs": true, ".css": true, ".svg": 
 
 // asset is one file the handler serves, built once at start.
 type asset struct {
+	name        string // its path, without the leading slash
 	body        []byte
 	contentType string
 	etag        string
@@ -68,10 +71,10 @@ type asset struct {
 // hash and cached for good, so a page load is one request for index.html
 // and nothing else before the first API call.
 func Handler() http.Handler {
-	assets, err := build(embedded)
+	assets, err := embeddedAssets()
 	if err != nil {
 		// The files are compiled in; failing to bundle them is a build bug,
-		// which TestBundleBuilds reports first.
+		// which TestIndexLoadsOneImmutableBundle reports first.
 		panic("ui: " + err.Error())
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -119,10 +122,14 @@ func Handler() http.Handler {
 	})
 }
 
+// embeddedAssets are the assets built from the embedded files, once a
+// process: they cannot change, and every handler (a server's, each test
+// server's) serves the same.
+var embeddedAssets = sync.OnceValues(func() (map[string]asset, error) { return build(embedded) })
+
 // build makes the assets the handler serves from the files under static/:
 // the modules bundled into js/app.HASH.js (with its source map), the
-// stylesheet and icon under hashed names too (and their plain names, for
-// what asks for them by those), and index.html loading the hashed ones.
+// stylesheet and icon under hashed names, and index.html loading them.
 func build(files fs.FS) (map[string]asset, error) {
 	root, err := fs.Sub(files, "static")
 	if err != nil {
@@ -137,12 +144,14 @@ func build(files fs.FS) (map[string]asset, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bundling static/js/app.js: %w", err)
 	}
-	jsName := hashedName("js/app.js", js)
-	assets[jsName+".map"] = newAsset(jsName+".map", sourceMap, false)
-	bundled := newAsset(jsName, js, true)
-	bundled.sourceMap = "/" + jsName + ".map"
-	assets[jsName] = bundled
-	if index, err = swap(index, "/js/app.js", "/"+jsName); err != nil {
+	bundled := newAsset("js/app.js", js, true)
+	// Only a browser's developer tools ask for the source map: it is not
+	// compressed, which would cost every start more than the bundle does.
+	sourceMapName := bundled.name + ".map"
+	assets[sourceMapName] = asset{name: sourceMapName, body: sourceMap, contentType: "application/json", etag: `"` + contentHash(sourceMap) + `"`}
+	bundled.sourceMap = "/" + sourceMapName
+	assets[bundled.name] = bundled
+	if index, err = swap(index, "/js/app.js", "/"+bundled.name); err != nil {
 		return nil, err
 	}
 	for _, name := range []string{"app.css", "favicon.svg"} {
@@ -150,10 +159,9 @@ func build(files fs.FS) (map[string]asset, error) {
 		if err != nil {
 			return nil, err
 		}
-		hashed := hashedName(name, body)
-		assets[name] = newAsset(name, body, false)
-		assets[hashed] = newAsset(hashed, body, true)
-		if index, err = swap(index, "/"+name, "/"+hashed); err != nil {
+		a := newAsset(name, body, true)
+		assets[a.name] = a
+		if index, err = swap(index, "/"+name, "/"+a.name); err != nil {
 			return nil, err
 		}
 	}
@@ -171,19 +179,27 @@ func swap(index []byte, url, to string) ([]byte, error) {
 	return bytes.Replace(index, old, []byte(`"`+to+`"`), 1), nil
 }
 
+// newAsset serves body under name, or when immutable under name with its
+// content's hash before the extension (app.css becomes
+// app.0123456789abcdef.css), gzipped too when that saves a packet.
 func newAsset(name string, body []byte, immutable bool) asset {
-	ct := mime.TypeByExtension(path.Ext(name))
+	ext := path.Ext(name)
+	ct := mime.TypeByExtension(ext)
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
-	a := asset{body: body, contentType: ct, etag: `"` + contentHash(body) + `"`, immutable: immutable}
+	hash := contentHash(body)
+	if immutable {
+		name = strings.TrimSuffix(name, ext) + "." + hash + ext
+	}
+	a := asset{name: name, body: body, contentType: ct, etag: `"` + hash + `"`, immutable: immutable}
 	if len(body) >= minGzip {
 		var buf bytes.Buffer
 		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression) // a valid level: no error
 		zw.Write(body)                                           // a bytes.Buffer does not fail
 		zw.Close()
 		a.gzipped = buf.Bytes()
-		a.gzippedETag = `"` + contentHash(body) + `-gzip"`
+		a.gzippedETag = `"` + hash + `-gzip"`
 	}
 	return a
 }
@@ -196,19 +212,16 @@ const minGzip = 1400
 func acceptsGzip(header string) bool {
 	for _, part := range strings.Split(header, ",") {
 		coding, params, _ := strings.Cut(part, ";")
-		if strings.EqualFold(strings.TrimSpace(coding), "gzip") {
-			q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
-			return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+		if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			continue
 		}
+		if v, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
+			q, err := strconv.ParseFloat(v, 64)
+			return err == nil && q > 0
+		}
+		return true
 	}
 	return false
-}
-
-// hashedName puts the content's hash before the extension: app.css becomes
-// app.0123456789abcdef.css.
-func hashedName(name string, body []byte) string {
-	ext := path.Ext(name)
-	return strings.TrimSuffix(name, ext) + "." + contentHash(body) + ext
 }
 
 func contentHash(body []byte) string {

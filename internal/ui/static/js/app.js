@@ -130,7 +130,7 @@ function header() {
   }}, '◐');
   return h('header', {class: 'topbar'},
     h('a', {class: 'skip', href: '#main'}, 'Skip to content'),
-    h('a', {class: 'brand', href: '/services', dataset: {path: '/services'}}, h('img', {src: '/favicon.svg', alt: '', width: 22, height: 22}), 'SkyTrail'),
+    h('a', {class: 'brand', href: '/services', dataset: {path: '/services'}}, h('img', {src: document.querySelector('link[rel="icon"]').getAttribute('href'), alt: '', width: 22, height: 22}), 'SkyTrail'),
     nav,
     h('div', {class: 'controls'}, goto, rangeSelect, customBox, refreshSelect, refreshNow, theme));
 }
