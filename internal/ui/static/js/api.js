@@ -88,22 +88,18 @@ export const api = {
   expireSilence: (id) => send('DELETE', `/api/v1/silences/${seg(id)}`),
   // PromQL over the embedded metric store; null when it is not served.
   // Charts pass chartRange(r): one point a step, at its end.
-  promRange: async (query, r, step, signal) => {
-    const start = Math.ceil(r.start / step) * step;
-    const body = await optional('/prometheus/api/v1/query_range' +
-      qs({query, start: start / 1000, end: r.end / 1000, step: step / 1000}), signal);
-    return body && body.data.result;
-  },
+  promRange: (query, r, step, signal) => queryRange(query, Math.ceil(r.start / step) * step, r.end, step, signal),
   // promGauge is promRange for gauges: the points are a step apart back
   // from r.end itself, so the last one sees the newest sample (aligned to
   // whole steps, the last point could fall up to a step before it).
-  promGauge: async (query, r, step, signal) => {
-    const start = r.end - Math.floor((r.end - r.start) / step) * step;
-    const body = await optional('/prometheus/api/v1/query_range' +
-      qs({query, start: start / 1000, end: r.end / 1000, step: step / 1000}), signal);
-    return body && body.data.result;
-  },
+  promGauge: (query, r, step, signal) => queryRange(query, r.end - Math.floor((r.end - r.start) / step) * step, r.end, step, signal),
 };
+
+async function queryRange(query, start, end, step, signal) {
+  const body = await optional('/prometheus/api/v1/query_range' +
+    qs({query, start: start / 1000, end: end / 1000, step: step / 1000}), signal);
+  return body && body.data.result;
+}
 
 // perMinute names a per-minute series (docs/metrics.md): what each minute
 // added, stamped at its end, exact under sum_over_time. family is service,

@@ -60,21 +60,27 @@ export const FIRST_ROWS = 40;
 // where a shorter table would move the reader's scroll position) every
 // row is built at once.
 export function appendRows(parent, items, {all = false}, make) {
-  let stopped = false;
-  const add = (from, to) => parent.append(...items.slice(from, to).map(make));
   if (all) {
-    add(0, items.length);
+    parent.append(...items.map(make));
     return () => {};
   }
-  add(0, FIRST_ROWS);
+  parent.append(...items.slice(0, FIRST_ROWS).map(make));
+  return afterFirstFrame(items.slice(FIRST_ROWS), (chunk) => parent.append(...chunk.map(make)));
+}
+
+// afterFirstFrame hands items to each, 80 a task, once the first frame of
+// the view is painted: what a long view builds beyond its first screen.
+// It returns a function that stops what is still to come.
+export function afterFirstFrame(items, each) {
+  let stopped = false;
   const more = (from) => {
     if (stopped || from >= items.length) return;
-    add(from, from + 80);
+    each(items.slice(from, from + 80));
     setTimeout(() => more(from + 80));
   };
   // One task later than afterPaint: the app marks the painted frame from
   // a task queued at the same point (app.js), and the rest comes after it.
-  if (items.length > FIRST_ROWS) afterPaint(() => setTimeout(() => more(FIRST_ROWS)));
+  if (items.length) afterPaint(() => setTimeout(() => more(0)));
   return () => { stopped = true; };
 }
 

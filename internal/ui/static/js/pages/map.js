@@ -6,7 +6,7 @@
 // page's lost_propagation) is drawn as the broken propagation it is. It
 // opens fitted to the canvas; a click on a node highlights its edges and
 // shows its figures, on an edge its figures, both leading to traces.
-import {h, s, replace, message, loading, fmtNumber, fmtPercent, fmtMs, serviceColor, compareText, afterPaint} from '../dom.js';
+import {h, s, replace, message, loading, fmtNumber, fmtPercent, fmtMs, serviceColor, compareText, afterFirstFrame} from '../dom.js';
 import {api} from '../api.js';
 import {emptyState} from '../common.js';
 import dagre from '../../vendor/dagre/dagre.esm.js';
@@ -334,14 +334,9 @@ export async function render(ctx) {
     if (ctx.refreshing || inFirstView(n) || n.name === params.get('node')) drawNode(n);
     else later.push(n);
   }
-  const drawLater = (from) => {
-    if (!ctx.current() || from >= later.length) return;
-    later.slice(from, from + 100).forEach(drawNode);
-    setTimeout(() => drawLater(from + 100));
-  };
-  // One task later than afterPaint: the app marks the painted frame from a
-  // task queued at the same point (app.js), and the rest comes after it.
-  if (later.length) afterPaint(() => setTimeout(() => drawLater(0)));
+  afterFirstFrame(later, (chunk) => {
+    if (ctx.current()) chunk.forEach(drawNode);
+  });
   svg.append(edgeLayer, nodeLayer);
 
   const legend = h('div', {class: 'map-legend'}, ['service', 'database', 'cache', 'mq', 'external', 'user'].map((t) => {
