@@ -50,6 +50,7 @@ type options struct {
 	pool      int
 	spanRate  float64
 	skipVL    bool
+	skipST    bool
 	skipSpans bool
 	profiles  string
 }
@@ -64,6 +65,7 @@ func main() {
 	flag.IntVar(&o.pool, "pool", 100, "distinct requests generated and cycled through; each is sent once first for the disk figure")
 	flag.Float64Var(&o.spanRate, "span-rate", 20000, "spans a second sent to SkyTrail, alone and beside the log load")
 	flag.BoolVar(&o.skipVL, "skip-vl", false, "do not measure VictoriaLogs")
+	flag.BoolVar(&o.skipST, "skip-skytrail", false, "do not measure SkyTrail's log ingest (to run VictoriaLogs alone, say beside a SkyTrail-only run, so both meet the same machine)")
 	flag.BoolVar(&o.skipSpans, "skip-spans", false, "do not measure spans beside logs")
 	flag.StringVar(&o.profiles, "profiles", "", "write a CPU profile of each server over each timed log run into this directory")
 	flag.Func("server-flag", "a flag for every SkyTrail server, such as --wal-sync=100ms (repeatable)", func(f string) error {
@@ -96,6 +98,7 @@ type result struct {
 	clientCPU        float64 // seconds, this process
 	load             string
 	diskPerLine      float64
+	peakRSSMiB       float64 // the server's, over the timed run
 	retries, errors  int64
 }
 
@@ -129,7 +132,10 @@ func run(o options) error {
 		perLine, o.pool, o.batch)
 	fmt.Printf("machine: %d CPUs; load average at start %s\n", numCPU(), loadAvg())
 
-	targets := []target{skytrailTarget(o.bin, o.profiles != "")}
+	var targets []target
+	if !o.skipST {
+		targets = append(targets, skytrailTarget(o.bin, o.profiles != ""))
+	}
 	if !o.skipVL {
 		targets = append(targets, vlTarget(o.vl, o.profiles != ""))
 	}
@@ -141,8 +147,8 @@ func run(o options) error {
 				return fmt.Errorf("%s over %s: %w", t.name, p.name, err)
 			}
 			results = append(results, r)
-			fmt.Printf("%-13s %-9s %9.0f lines/s  %5.2f µs server CPU a line  %5.1f B on disk a line  (load %s; client CPU %.2f µs a line; retries %d, errors %d)\n",
-				r.target, r.protocol, r.linesPerSec(), r.cpuPerLine(), r.diskPerLine, r.load,
+			fmt.Printf("%-13s %-9s %9.0f lines/s  %5.2f µs server CPU a line  %5.1f B on disk a line  peak RSS %.0f MiB  (load %s; client CPU %.2f µs a line; retries %d, errors %d)\n",
+				r.target, r.protocol, r.linesPerSec(), r.cpuPerLine(), r.diskPerLine, r.peakRSSMiB, r.load,
 				r.clientCPU*1e6/float64(r.lines), r.retries, r.errors)
 		}
 	}
@@ -219,6 +225,7 @@ func measureLogs(t target, p protocol, o options, dir string) (result, error) {
 	}
 	r.serverCPU, r.clientCPU = proc.CPUSeconds(srv.pid())-cpu0, selfCPU()-self0
 	r.lines, r.wall, r.retries, r.errors = d.lines, d.wall, d.retries, d.errors
+	r.peakRSSMiB = float64(proc.PeakRSSKiB(srv.pid())) / 1024
 	r.load = loadAvg()
 	return r, nil
 }
@@ -376,11 +383,11 @@ func measureSpans(t target, logs protocol, o options, dir string) ([]spanResult,
 func printSummary(rs []result, spans []spanResult, o options) {
 	fmt.Printf("\nSummary (%d clients, %d lines a request, %s a rate; load average now %s, %d CPUs)\n", o.clients, o.batch, o.duration, loadAvg(), numCPU())
 	w := tabwriter.NewWriter(os.Stdout, 2, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "target\tprotocol\tlines/s\tserver CPU µs/line\tlines/s on 2 free cores (derived)\tB on disk/line\tload\t")
+	fmt.Fprintln(w, "target\tprotocol\tlines/s\tserver CPU µs/line\tlines/s on 2 free cores (derived)\tB on disk/line\tpeak RSS MiB\tload\t")
 	byKey := map[string]result{}
 	for _, r := range rs {
 		byKey[r.target+" "+r.protocol] = r
-		fmt.Fprintf(w, "%s\t%s\t%.0f\t%.2f\t%.0f\t%.1f\t%s\t\n", r.target, r.protocol, r.linesPerSec(), r.cpuPerLine(), 2e6/r.cpuPerLine(), r.diskPerLine, r.load)
+		fmt.Fprintf(w, "%s\t%s\t%.0f\t%.2f\t%.0f\t%.1f\t%.0f\t%s\t\n", r.target, r.protocol, r.linesPerSec(), r.cpuPerLine(), 2e6/r.cpuPerLine(), r.diskPerLine, r.peakRSSMiB, r.load)
 	}
 	w.Flush()
 	for _, p := range []string{"otlp-http", "es-bulk"} {

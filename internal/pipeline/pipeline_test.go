@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -317,4 +318,60 @@ func TestRowsStorageCannotHoldAreRefused(t *testing.T) {
 	if v, _ := got.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes().Get("blob.2"); len(v.Str()) != 500<<10 {
 		t.Errorf("blob.2 read back %d bytes", len(v.Str()))
 	}
+}
+
+type logsConsumerFunc func(pipeline.Logs) error
+
+func (f logsConsumerFunc) ConsumeLogs(_ context.Context, ld pipeline.Logs) error { return f(ld) }
+
+func oneLogLine(service string) *pipeline.Logs {
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", service)
+	rec := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+	rec.Body().SetStr("order 1001 failed")
+	rec.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+	return &pipeline.Logs{Logs: ld}
+}
+
+// Batches of log lines are stored at most half the cores at a time, so a
+// flood of them leaves the other half to spans: with every slot taken, the
+// next log batch waits while a batch of spans goes straight through.
+func TestLogFloodLeavesRoomForSpans(t *testing.T) {
+	t.Parallel()
+	slots := max(1, runtime.GOMAXPROCS(0)/2)
+	entered, release := make(chan struct{}, slots+1), make(chan struct{})
+	logs := logsConsumerFunc(func(pipeline.Logs) error {
+		entered <- struct{}{}
+		<-release
+		return nil
+	})
+	spansStored := make(chan struct{}, 1)
+	p := pipeline.New(pipeline.Config{}, pipeline.Consumers{
+		Logs:   []pipeline.LogsConsumer{logs},
+		Traces: []pipeline.TracesConsumer{consumerFunc(func(pipeline.Traces) error { spansStored <- struct{}{}; return nil })},
+	})
+	var wg sync.WaitGroup
+	for range slots + 1 {
+		wg.Go(func() {
+			if _, err := p.Ingest(context.Background(), src, oneLogLine("orders")); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	for range slots {
+		<-entered
+	}
+	if _, err := p.Ingest(context.Background(), src, &pipeline.Traces{Traces: spans("orders", 3, time.Now())}); err != nil {
+		t.Fatal(err)
+	}
+	<-spansStored
+	select {
+	case <-entered:
+		t.Fatalf("%d log batches stored at once, want at most %d", slots+1, slots)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	<-entered // the batch that waited goes on once a slot is free
+	wg.Wait()
 }
