@@ -62,7 +62,6 @@ type Config struct {
 	MaxRequest       int   // bytes per request, after decompression
 	MaxInFlight      int64 // bytes of requests being processed at once
 	Limits           pipeline.Limits
-	FlushInterval    time.Duration
 	// MemoryLimit is a soft limit on the process' memory, in bytes (0:
 	// none): the Go runtime collects harder near it. GOMEMLIMIT, when set,
 	// takes precedence.

@@ -46,7 +46,7 @@ func openSpans(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*spanst
 		return store, nil
 	}
 	dir := filepath.Join(cfg.DataDir, "spans")
-	store, err := spanstore.Open(spanstore.Config{Dir: dir, Retention: cfg.Retention, FlushInterval: cfg.FlushInterval,
+	store, err := spanstore.Open(spanstore.Config{Dir: dir, Retention: cfg.Retention,
 		MinFreeDiskBytes: cfg.MinFreeDisk, Logger: log, Registerer: reg})
 	if err != nil {
 		return nil, err

@@ -79,7 +79,7 @@ func browserPrereqs(t *testing.T) string {
 // else a front that serves Handler and passes the APIs through.
 func startSkyTrail(t *testing.T, configure ...func(*server.Config)) (*server.Server, string) {
 	t.Helper()
-	s := servertest.Start(t, append([]func(*server.Config){func(c *server.Config) { c.FlushInterval = 200 * time.Millisecond }}, configure...)...)
+	s := servertest.Start(t, configure...)
 	api := "http://" + s.Addrs["query API"]
 	resp, err := http.Get(api + "/traces/0af7651916cd43dd8448eb211c80319c")
 	if err != nil {
