@@ -334,44 +334,77 @@ func oneLogLine(service string) *pipeline.Logs {
 	return &pipeline.Logs{Logs: ld}
 }
 
-// Batches of log lines are stored at most half the cores at a time, so a
-// flood of them leaves the other half to spans: with every slot taken, the
-// next log batch waits while a batch of spans goes straight through.
+// await receives from ch, or fails the test after 10 s saying what it waited for.
+func await(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("waited 10 s for %s", what)
+	}
+}
+
+// While spans are being stored, batches of log lines are stored at most
+// half the cores at a time, so a flood of them leaves the other half to
+// spans; without spans they take every core.
 func TestLogFloodLeavesRoomForSpans(t *testing.T) {
 	t.Parallel()
 	slots := max(1, runtime.GOMAXPROCS(0)/2)
-	entered, release := make(chan struct{}, slots+1), make(chan struct{})
+	entered, releaseLogs := make(chan struct{}, slots+1), make(chan struct{})
 	logs := logsConsumerFunc(func(pipeline.Logs) error {
 		entered <- struct{}{}
-		<-release
+		<-releaseLogs
 		return nil
 	})
-	spansStored := make(chan struct{}, 1)
+	spansEntered, releaseSpans := make(chan struct{}, 1), make(chan struct{})
 	p := pipeline.New(pipeline.Config{}, pipeline.Consumers{
-		Logs:   []pipeline.LogsConsumer{logs},
-		Traces: []pipeline.TracesConsumer{consumerFunc(func(pipeline.Traces) error { spansStored <- struct{}{}; return nil })},
+		Logs: []pipeline.LogsConsumer{logs},
+		Traces: []pipeline.TracesConsumer{consumerFunc(func(pipeline.Traces) error {
+			spansEntered <- struct{}{}
+			<-releaseSpans
+			return nil
+		})},
 	})
 	var wg sync.WaitGroup
+	ingestLogs := func(n int) {
+		for range n {
+			wg.Go(func() {
+				if _, err := p.Ingest(context.Background(), src, oneLogLine("orders")); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	}
+
+	// Logs alone: every batch at once.
+	ingestLogs(slots + 1)
 	for range slots + 1 {
-		wg.Go(func() {
-			if _, err := p.Ingest(context.Background(), src, oneLogLine("orders")); err != nil {
-				t.Error(err)
-			}
-		})
+		await(t, entered, "log batches stored at once with no spans")
 	}
+	releaseLogs <- struct{}{} // one at a time, so the rest stay blocked
 	for range slots {
-		<-entered
+		releaseLogs <- struct{}{}
 	}
-	if _, err := p.Ingest(context.Background(), src, &pipeline.Traces{Traces: spans("orders", 3, time.Now())}); err != nil {
-		t.Fatal(err)
+	wg.Wait()
+
+	// With spans being stored: at most slots log batches at once.
+	wg.Go(func() {
+		if _, err := p.Ingest(context.Background(), src, &pipeline.Traces{Traces: spans("orders", 3, time.Now())}); err != nil {
+			t.Error(err)
+		}
+	})
+	await(t, spansEntered, "the span batch")
+	ingestLogs(slots + 1)
+	for range slots {
+		await(t, entered, "log batches beside spans")
 	}
-	<-spansStored
 	select {
 	case <-entered:
-		t.Fatalf("%d log batches stored at once, want at most %d", slots+1, slots)
+		t.Fatalf("%d log batches stored at once beside spans, want at most %d", slots+1, slots)
 	case <-time.After(100 * time.Millisecond):
 	}
-	close(release)
-	<-entered // the batch that waited goes on once a slot is free
+	close(releaseSpans)
+	close(releaseLogs)
+	await(t, entered, "the log batch that waited for a slot")
 	wg.Wait()
 }
