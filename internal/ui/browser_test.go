@@ -561,24 +561,30 @@ func steadyService(t *testing.T, addr string) (stop func()) {
 // findingOf judges the traces whose grace period has passed and answers
 // the finding of kind about service, if the server reports it.
 func findingOf(s *server.Server, api, kind, service string) bool {
+	return findingErr(s, api, kind, service) == nil
+}
+
+// findingErr is nil once the diagnostics hold a finding of kind about
+// service, else an error naming the findings they hold.
+func findingErr(s *server.Server, api, kind, service string) error {
 	s.Integrity.Judge(time.Now())
 	resp, err := http.Get(api + "/api/v1/diagnostics")
 	if err != nil {
-		return false
+		return err
 	}
 	defer resp.Body.Close()
 	var rep struct {
-		Findings []struct{ Kind, Service string } `json:"findings"`
+		Findings []struct{ Kind, Service, Peer string } `json:"findings"`
 	}
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&rep) != nil {
-		return false
+		return fmt.Errorf("diagnostics answered HTTP %d", resp.StatusCode)
 	}
 	for _, f := range rep.Findings {
 		if f.Kind == kind && f.Service == service {
-			return true
+			return nil
 		}
 	}
-	return false
+	return fmt.Errorf("no %s finding about %s; the findings: %+v", kind, service, rep.Findings)
 }
 
 // swInstance is inventory's instance, named as skywalking-go names one by
@@ -707,7 +713,7 @@ func TestBrowser(t *testing.T) {
 		servertest.GetJSON(t, api+"/api/v1/logs?field=order_id:1001", &ans)
 		return len(ans.Logs) == 1
 	})
-	poll.Until(t, waitTimeout, "the lost_propagation finding about invoices", func() bool { return findingOf(s, api, "lost_propagation", "invoices") })
+	poll.UntilNil(t, waitTimeout, func() error { return findingErr(s, api, "lost_propagation", "invoices") })
 	poll.Until(t, waitTimeout, "the fifty services' map", func() bool {
 		var topo struct{ Edges []json.RawMessage }
 		resp, err := http.Get(quietBase + "/api/v1/topology")
